@@ -1,0 +1,6 @@
+import { adapters } from "./adapters/mod.ts";
+import { main } from "./src/cli/mod.ts";
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args, { adapters }));
+}

@@ -1,0 +1,77 @@
+import type { Logger } from "./log.ts";
+import type { Reading } from "./reading.ts";
+import type { Schema } from "./config/schema.ts";
+
+/** What `emit` reports back: how many readings the buffer accepted and how many it refused. */
+export interface EmitResult {
+  accepted: number;
+  /** Refused by validation, filters or a full buffer in `reject-new` mode. */
+  rejected: number;
+  /** Sequence numbers of the accepted readings, in order. */
+  seqs: number[];
+}
+
+/** Hands readings to the pipeline; resolves once they are durable in the buffer. */
+export type Emit = (readings: Reading[]) => Promise<EmitResult>;
+
+/** Device availability reported by an adapter (Modbus unit stops answering, Zigbee offline). */
+export type DeviceState = "online" | "offline" | "unavailable";
+
+/** Everything an adapter gets when it starts. Stopping is aborting `signal`. */
+export interface AdapterContext<C> {
+  /** The adapter instance's name from the YAML (`name:`), unique per gateway. */
+  name: string;
+  /** The adapter's own validated config. */
+  config: C;
+  emit: Emit;
+  /** A logger already tagged with the adapter's name. */
+  log: Logger;
+  signal: AbortSignal;
+  /** Reports a device's availability; shown in status and metrics. */
+  setDeviceState(device: string, state: DeviceState, reason?: string): void;
+  /** Increments a named counter of this adapter (shown in status and metrics). */
+  count(counter: string, by?: number): void;
+  /** Registers this instance's write handler, used by local rules (e.g. a Modbus write). */
+  setWriter(writer: (request: WriteRequest) => Promise<void>): void;
+}
+
+/**
+ * A protocol adapter: a config schema and a `start` that runs until the signal aborts.
+ * `start` rejecting (or returning early) counts as a failure and is retried with backoff.
+ */
+export interface AdapterModule<C = unknown> {
+  /** The adapter's type: folder name, YAML `type:`, registry key and log tag. */
+  type: string;
+  /** Schema of the adapter's own keys (`type` and `name` are handled by the gateway). */
+  schema: Schema<C>;
+  start(ctx: AdapterContext<C>): Promise<void>;
+}
+
+/** A write a rule asks an adapter instance to perform on a device. */
+export interface WriteRequest {
+  device: string;
+  /** Adapter-specific address (register name, coil, topic…). */
+  point: string;
+  value: number | boolean | string;
+}
+
+/** Defines an adapter with its config type inferred from the schema. */
+export function defineAdapter<C>(adapter: AdapterModule<C>): AdapterModule<C> {
+  return adapter;
+}
+
+/** Resolves after `ms` or when `signal` aborts, whichever comes first; never rejects. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

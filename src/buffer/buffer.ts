@@ -1,0 +1,844 @@
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { statfsSync } from "node:fs";
+import type { Logger } from "../log.ts";
+import type { Reading, ReadingValue, StoredReading } from "../reading.ts";
+import type { BufferConfig } from "../config/gateway.ts";
+
+/** The buffer file could not be opened or used. */
+export class BufferError extends Error {
+  override name = "BufferError";
+}
+
+/** The readings were not accepted because the buffer is full and `overflow: reject-new`. */
+export class BufferFullError extends BufferError {
+  override name = "BufferFullError";
+}
+
+/** Result of one `append`. */
+export interface AppendResult {
+  /** Sequence numbers given to the accepted readings, in order. */
+  seqs: number[];
+  /** Readings refused because the buffer was full (`overflow: reject-new`). */
+  rejected: number;
+}
+
+/** Counters and gauges of the buffer, as shown in status and metrics. */
+export interface BufferStats {
+  file: string;
+  epoch: string;
+  rows: number;
+  pending: number;
+  bytes: number;
+  nextSeq: number;
+  ackFloor: number;
+  oldestPendingTs: number | null;
+  lastAppendTs: number | null;
+  /** Unforwarded readings deleted to make room (data loss), since the file was created. */
+  droppedUnforwarded: number;
+  /** Forwarded readings deleted early to make room (no data loss). */
+  evictedForwarded: number;
+  /** New readings refused in reject-new mode. */
+  rejectedFull: number;
+  /** Forwarded readings deleted at the end of the retention window. */
+  pruned: number;
+  /** Which cap is currently binding, if any. */
+  atCap: "rows" | "bytes" | "disk" | null;
+  /** Files moved aside because they were corrupt, this run. */
+  quarantined: string[];
+}
+
+/** A range of sequence numbers, inclusive. */
+export type SeqRange = [lo: number, hi: number];
+
+/** Options of {@linkcode Buffer.open}. */
+export interface BufferOptions {
+  log: Logger;
+  /** Clock, for tests. */
+  now?: () => number;
+  /** Free-space probe, for tests; returns free bytes of the filesystem holding `path`. */
+  freeDisk?: (path: string) => number;
+}
+
+/** What a query of stored readings selects. */
+export interface QueryOptions {
+  device?: string;
+  metric?: string;
+  /** Inclusive lower bound of the source timestamp, ms. */
+  from?: number;
+  /** Exclusive upper bound of the source timestamp, ms. */
+  to?: number;
+  /** Resume after this sequence number (paging). */
+  afterSeq?: number;
+  limit?: number;
+}
+
+interface Series {
+  device: string;
+  metric: string;
+  unit: string;
+  kind: number;
+}
+
+interface RawRow {
+  seq: number;
+  ts: number;
+  sid: number;
+  value: number | string;
+}
+
+interface Waiter {
+  readings: Reading[];
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+const KIND_NUMBER = 0;
+const KIND_BOOL = 1;
+const KIND_STRING = 2;
+const ROWS_PER_STATEMENT = 250;
+const COUNTERS = ["droppedUnforwarded", "evictedForwarded", "rejectedFull", "pruned"] as const;
+type Counter = typeof COUNTERS[number];
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) STRICT;
+CREATE TABLE IF NOT EXISTS series(
+  id INTEGER PRIMARY KEY, device TEXT NOT NULL, metric TEXT NOT NULL,
+  unit TEXT NOT NULL, kind INTEGER NOT NULL, UNIQUE(device, metric, unit, kind)) STRICT;
+CREATE TABLE IF NOT EXISTS readings(
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT;
+CREATE TABLE IF NOT EXISTS acked(lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS aside(
+  lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
+`;
+
+function isCorruption(e: unknown): boolean {
+  const msg = String((e as Error)?.message ?? e);
+  return /malformed|not a database|corrupt|SQLITE_CORRUPT|SQLITE_NOTADB|file is not a database/i
+    .test(msg);
+}
+
+function defaultFreeDisk(path: string): number {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  const st = statfsSync(dir);
+  return Number(st.bavail) * Number(st.bsize);
+}
+
+/**
+ * The durable store of readings: SQLite in WAL mode, grouped inserts, sequence numbers that
+ * survive restarts, acknowledged ranges, caps with exact drop counting and a retention window.
+ * A reading is accepted once the promise of {@linkcode Buffer.append} resolves.
+ */
+export class Buffer {
+  readonly #db: DatabaseSync;
+  readonly #path: string;
+  #config: BufferConfig;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #freeDisk: (path: string) => number;
+  readonly #quarantined: string[];
+
+  #epoch = "";
+  #nextSeq = 1;
+  #floor = 0;
+  #acked: SeqRange[] = [];
+  #ackDirty = false;
+  #rows = 0;
+  #pending = 0;
+  #counters: Record<Counter, number> = {
+    droppedUnforwarded: 0,
+    evictedForwarded: 0,
+    rejectedFull: 0,
+    pruned: 0,
+  };
+  #series: Series[] = [];
+  #seriesIds = new Map<string, number>();
+  #queue: Waiter[] = [];
+  #queued = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #lastAppendTs: number | null = null;
+  #atCap: BufferStats["atCap"] = null;
+  #episodeDropped = 0;
+  #diskCheckedAt = 0;
+  #diskLow = false;
+  #bytesCheckedAt = 0;
+  #usedBytes = 0;
+  #pageSize = 4096;
+  #listeners = new Set<() => void>();
+
+  #insertStmts = new Map<number, StatementSync>();
+  #insertSeries!: StatementSync;
+  #setMeta!: StatementSync;
+  #readRange!: StatementSync;
+
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    config: BufferConfig,
+    opts: BufferOptions,
+    quarantined: string[],
+  ) {
+    this.#db = db;
+    this.#path = path;
+    this.#config = config;
+    this.#log = opts.log;
+    this.#now = opts.now ?? Date.now;
+    this.#freeDisk = opts.freeDisk ?? defaultFreeDisk;
+    this.#quarantined = quarantined;
+  }
+
+  /**
+   * Opens (or creates) the buffer file. A file SQLite reports as corrupt is renamed to
+   * `<file>.corrupt-<time>` with a loud error, and a fresh buffer is started in its place.
+   */
+  static open(config: BufferConfig, opts: BufferOptions): Buffer {
+    const path = config.path;
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+    if (dir) Deno.mkdirSync(dir, { recursive: true });
+    const quarantined: string[] = [];
+    for (let attempt = 0;; attempt++) {
+      let db: DatabaseSync | undefined;
+      try {
+        db = new DatabaseSync(path);
+        const buf = new Buffer(db, path, config, opts, quarantined);
+        buf.#init();
+        return buf;
+      } catch (e) {
+        try {
+          db?.close();
+        } catch { /* already unusable */ }
+        if (!isCorruption(e) || attempt > 0) {
+          throw new BufferError(`Cannot open buffer "${path}": ${(e as Error).message}`, {
+            cause: e,
+          });
+        }
+        const aside = Buffer.#quarantine(path, opts.now?.() ?? Date.now());
+        quarantined.push(aside);
+        opts.log.error(
+          "BUFFER FILE IS CORRUPT: moved aside, starting a fresh buffer; readings not yet forwarded from it are NOT in the new buffer",
+          { file: path, movedTo: aside, reason: (e as Error).message },
+        );
+      }
+    }
+  }
+
+  static #quarantine(path: string, now: number): string {
+    const stamp = new Date(now).toISOString().replace(/[:.]/g, "-");
+    const aside = `${path}.corrupt-${stamp}`;
+    Deno.renameSync(path, aside);
+    for (const suffix of ["-wal", "-shm"]) {
+      try {
+        Deno.renameSync(path + suffix, aside + suffix);
+      } catch { /* absent */ }
+    }
+    return aside;
+  }
+
+  #init(): void {
+    const db = this.#db;
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    if (this.#config.integrityCheck) {
+      const row = db.prepare("PRAGMA quick_check(1)").get() as Record<string, unknown>;
+      const verdict = String(Object.values(row ?? {})[0]);
+      if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
+    }
+    db.exec(SCHEMA);
+    const meta = new Map<string, unknown>();
+    for (const r of db.prepare("SELECT key, value FROM meta").all()) {
+      meta.set(String(r.key), r.value);
+    }
+    this.#setMeta = db.prepare(
+      "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    );
+    if (!meta.has("epoch")) {
+      const bytes = crypto.getRandomValues(new Uint8Array(6));
+      this.#epoch = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+      this.#setMeta.run("epoch", this.#epoch);
+      this.#setMeta.run("created", this.#now());
+    } else this.#epoch = String(meta.get("epoch"));
+    const maxSeq = Number(
+      (db.prepare("SELECT max(seq) AS m FROM readings").get() as { m: number | null }).m ?? 0,
+    );
+    this.#nextSeq = Math.max(Number(meta.get("next_seq") ?? 1), maxSeq + 1);
+    this.#floor = Number(meta.get("ack_floor") ?? 0);
+    for (const c of COUNTERS) this.#counters[c] = Number(meta.get(c) ?? 0);
+    this.#acked = (db.prepare("SELECT lo, hi FROM acked ORDER BY lo").all() as {
+      lo: number;
+      hi: number;
+    }[]).map((r) => [r.lo, r.hi] as SeqRange).filter(([, hi]) => hi > this.#floor);
+    for (const r of db.prepare("SELECT id, device, metric, unit, kind FROM series").all()) {
+      const s = {
+        device: String(r.device),
+        metric: String(r.metric),
+        unit: String(r.unit),
+        kind: Number(r.kind),
+      };
+      this.#series[Number(r.id)] = s;
+      this.#seriesIds.set(
+        `${s.device}\u0000${s.metric}\u0000${s.unit}\u0000${s.kind}`,
+        Number(r.id),
+      );
+    }
+    this.#rows = Number(
+      (db.prepare("SELECT count(*) AS n FROM readings").get() as { n: number }).n,
+    );
+    this.#pending = this.#countPending();
+    this.#insertSeries = db.prepare(
+      "INSERT INTO series(id, device, metric, unit, kind) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.#readRange = db.prepare(
+      "SELECT seq, ts, sid, value FROM readings WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+    );
+    this.#pageSize = Number(
+      (db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size,
+    );
+    this.#refreshBytes(true);
+  }
+
+  #countPending(): number {
+    const count = this.#db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
+    let n = Number((count.get(this.#floor, Number.MAX_SAFE_INTEGER) as { n: number }).n);
+    for (const [lo, hi] of this.#acked) n -= Number((count.get(lo - 1, hi) as { n: number }).n);
+    return n;
+  }
+
+  /** The random id of this buffer file; with a sequence number it identifies a reading. */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** The file path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Applies a reloaded config; caps and timings change, the file stays open. */
+  reconfigure(config: BufferConfig): void {
+    if (config.path !== this.#path) {
+      this.#log.warn("buffer.path changed; the new path takes effect after a restart", {
+        current: this.#path,
+        configured: config.path,
+      });
+    }
+    this.#config = { ...config, path: this.#path };
+  }
+
+  /** Subscribes to "new readings committed"; returns the unsubscribe function. */
+  onAppend(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Queues readings for the next grouped commit. Resolves with their sequence numbers once the
+   * transaction holding them has committed; rejects if the buffer cannot write.
+   */
+  append(readings: Reading[]): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new BufferError("buffer is closed"));
+    if (readings.length === 0) return Promise.resolve({ seqs: [], rejected: 0 });
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ readings, resolve, reject });
+      this.#queued += readings.length;
+      if (this.#queued >= this.#config.commitRows) this.flush();
+      else if (this.#timer === undefined) {
+        this.#timer = setTimeout(() => this.flush(), this.#config.commitInterval);
+      }
+    });
+  }
+
+  /** Commits everything queued now, in one transaction. */
+  flush(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#queue.length === 0) {
+      if (this.#ackDirty) this.#persistAcks();
+      return;
+    }
+    const waiters = this.#queue;
+    const total = this.#queued;
+    this.#queue = [];
+    this.#queued = 0;
+    const seqs: number[][] = [];
+    let rejected: number[] = [];
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const room = this.#makeRoom(total);
+        rejected = waiters.map(() => 0);
+        let allowed = room;
+        let seq = this.#nextSeq;
+        const rowsOut: (number | string | null)[] = [];
+        let inserted = 0;
+        for (let w = 0; w < waiters.length; w++) {
+          const list = waiters[w].readings;
+          const mine: number[] = [];
+          for (let i = 0; i < list.length; i++) {
+            if (allowed <= 0) {
+              rejected[w] += list.length - i;
+              break;
+            }
+            allowed--;
+            const r = list[i];
+            const sid = this.#seriesId(r);
+            const v = r.value;
+            rowsOut.push(seq, r.ts, sid, typeof v === "boolean" ? (v ? 1 : 0) : v);
+            mine.push(seq++);
+            inserted++;
+            if (rowsOut.length === ROWS_PER_STATEMENT * 4) {
+              this.#insertRows(rowsOut, ROWS_PER_STATEMENT);
+              rowsOut.length = 0;
+            }
+          }
+          seqs.push(mine);
+        }
+        if (rowsOut.length) this.#insertRows(rowsOut, rowsOut.length / 4);
+        const rejectedTotal = rejected.reduce((a, b) => a + b, 0);
+        if (rejectedTotal) this.#counters.rejectedFull += rejectedTotal;
+        this.#nextSeq = seq;
+        this.#setMeta.run("next_seq", seq);
+        for (const c of COUNTERS) this.#setMeta.run(c, this.#counters[c]);
+        if (this.#ackDirty) this.#writeAcks();
+        this.#db.exec("COMMIT");
+        this.#rows += inserted;
+        this.#pending += inserted;
+        if (inserted) this.#lastAppendTs = this.#now();
+      } catch (e) {
+        try {
+          this.#db.exec("ROLLBACK");
+        } catch { /* transaction already gone */ }
+        throw e;
+      }
+    } catch (e) {
+      const err = new BufferError(
+        `Cannot write to buffer "${this.#path}": ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+      this.#log.error("buffer write failed; readings not accepted", { error: err.message });
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    for (let w = 0; w < waiters.length; w++) {
+      waiters[w].resolve({ seqs: seqs[w], rejected: rejected[w] });
+    }
+    for (const l of this.#listeners) l();
+  }
+
+  #insertRows(values: (number | string | null)[], n: number): void {
+    let stmt = this.#insertStmts.get(n);
+    if (!stmt) {
+      stmt = this.#db.prepare(
+        "INSERT INTO readings(seq, ts, sid, value) VALUES " + Array(n).fill("(?,?,?,?)").join(","),
+      );
+      this.#insertStmts.set(n, stmt);
+    }
+    stmt.run(...values);
+  }
+
+  #seriesId(r: Reading): number {
+    const kind = typeof r.value === "number"
+      ? KIND_NUMBER
+      : typeof r.value === "boolean"
+      ? KIND_BOOL
+      : KIND_STRING;
+    const unit = r.unit ?? "";
+    const key = `${r.device}\u0000${r.metric}\u0000${unit}\u0000${kind}`;
+    let id = this.#seriesIds.get(key);
+    if (id === undefined) {
+      id = this.#series.length || 1;
+      this.#insertSeries.run(id, r.device, r.metric, unit, kind);
+      this.#series[id] = { device: r.device, metric: r.metric, unit, kind };
+      this.#seriesIds.set(key, id);
+    }
+    return id;
+  }
+
+  #refreshBytes(force = false): void {
+    const now = this.#now();
+    if (!force && now - this.#bytesCheckedAt < 250) return;
+    this.#bytesCheckedAt = now;
+    const pc = Number(
+      (this.#db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count,
+    );
+    const fl = Number(
+      (this.#db.prepare("PRAGMA freelist_count").get() as { freelist_count: number })
+        .freelist_count,
+    );
+    this.#usedBytes = (pc - fl) * this.#pageSize;
+  }
+
+  #checkDisk(): void {
+    const now = this.#now();
+    if (now - this.#diskCheckedAt < 2000) return;
+    this.#diskCheckedAt = now;
+    try {
+      this.#diskLow = this.#freeDisk(this.#path) < this.#config.minFreeDisk;
+    } catch {
+      this.#diskLow = false;
+    }
+  }
+
+  /**
+   * Returns how many of `incoming` readings may be inserted, deleting rows first when a cap binds
+   * (drop-oldest) or limiting the count (reject-new).
+   */
+  #makeRoom(incoming: number): number {
+    this.#checkDisk();
+    this.#refreshBytes();
+    const cfg = this.#config;
+    const bytesPerRow = this.#rows > 0 ? Math.max(16, this.#usedBytes / this.#rows) : 64;
+    let excess = 0;
+    let cap: BufferStats["atCap"] = null;
+    const overRows = this.#rows + incoming - cfg.maxRows;
+    if (overRows > 0) {
+      excess = overRows;
+      cap = "rows";
+    }
+    const byteLimit = this.#diskLow ? Math.min(cfg.maxBytes, this.#usedBytes) : cfg.maxBytes;
+    const overBytes = this.#usedBytes + incoming * bytesPerRow - byteLimit;
+    if (overBytes > 0) {
+      const n = Math.ceil(overBytes / bytesPerRow);
+      if (n > excess) {
+        excess = n;
+        cap = this.#diskLow ? "disk" : "bytes";
+      }
+    }
+    if (excess <= 0) {
+      this.#endEpisode();
+      return incoming;
+    }
+    if (cfg.overflow === "reject-new") {
+      // Space freed by forwarded rows is reusable without losing anything.
+      const freed = this.#evictForwarded(excess);
+      const room = Math.max(0, incoming - (excess - freed));
+      this.#startEpisode(cap, incoming - room);
+      return room;
+    }
+    const freed = this.#evictForwarded(excess);
+    const dropped = excess > freed ? this.#dropOldestPending(excess - freed) : 0;
+    this.#startEpisode(cap, dropped);
+    return incoming;
+  }
+
+  #startEpisode(cap: BufferStats["atCap"], lost: number): void {
+    if (this.#atCap === null) {
+      const mode = this.#config.overflow;
+      this.#log.warn(
+        mode === "reject-new"
+          ? `buffer at its ${cap} cap: refusing new readings until the uplink drains it`
+          : `buffer at its ${cap} cap: deleting forwarded, then oldest unforwarded readings`,
+        { rows: this.#rows, bytes: this.#usedBytes, cap },
+      );
+    }
+    this.#atCap = cap;
+    this.#episodeDropped += lost;
+  }
+
+  #endEpisode(): void {
+    if (this.#atCap === null) return;
+    this.#log.warn("buffer below its caps again", {
+      cap: this.#atCap,
+      [this.#config.overflow === "reject-new" ? "refused" : "droppedUnforwarded"]:
+        this.#episodeDropped,
+    });
+    this.#atCap = null;
+    this.#episodeDropped = 0;
+  }
+
+  /** Deletes up to `n` forwarded rows, oldest first; returns how many went. */
+  #evictForwarded(n: number): number {
+    let freed = 0;
+    if (this.#floor > 0) {
+      const boundary = this.#db.prepare(
+        "SELECT seq FROM readings WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
+      ).get(this.#floor, n - 1) as { seq: number } | undefined;
+      const hi = boundary ? Number(boundary.seq) : this.#floor;
+      freed += Number(this.#db.prepare("DELETE FROM readings WHERE seq <= ?").run(hi).changes);
+    }
+    for (const [lo, hi] of this.#acked) {
+      if (freed >= n) break;
+      freed += Number(
+        this.#db.prepare("DELETE FROM readings WHERE seq BETWEEN ? AND ?").run(lo, hi).changes,
+      );
+    }
+    this.#rows -= freed;
+    this.#counters.evictedForwarded += freed;
+    return freed;
+  }
+
+  /** Deletes the `n` oldest unforwarded rows, counting each exactly; moves the floor past them. */
+  #dropOldestPending(n: number): number {
+    const boundary = this.#db.prepare(
+      "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+    ).get(this.#floor, n - 1) as { seq: number } | undefined;
+    const hi = boundary ? Number(boundary.seq) : this.#nextSeq - 1;
+    const del = this.#db.prepare("DELETE FROM readings WHERE seq > ? AND seq <= ?");
+    let dropped = 0;
+    let from = this.#floor;
+    for (const [lo, ahi] of this.#acked) {
+      if (lo > hi) break;
+      dropped += Number(del.run(from, Math.min(lo - 1, hi)).changes);
+      from = Math.max(from, ahi);
+    }
+    if (from < hi) dropped += Number(del.run(from, hi).changes);
+    // Acked rows inside the dropped range were deleted by #evictForwarded already.
+    this.#rows -= dropped;
+    this.#pending -= dropped;
+    this.#counters.droppedUnforwarded += dropped;
+    this.#setFloor(hi);
+    return dropped;
+  }
+
+  #setFloor(floor: number): void {
+    this.#floor = Math.max(this.#floor, floor);
+    while (this.#acked.length && this.#acked[0][0] <= this.#floor + 1) {
+      this.#floor = Math.max(this.#floor, this.#acked[0][1]);
+      this.#acked.shift();
+    }
+    this.#ackDirty = true;
+  }
+
+  /**
+   * Marks every reading with a sequence number in `[lo, hi]` as forwarded. Only call after the
+   * uplink confirmed delivery. Acknowledging a range twice is harmless.
+   */
+  ack(lo: number, hi: number): void {
+    if (hi < lo || hi <= this.#floor) return;
+    this.#pending -= this.#countUnacked(lo, hi);
+    if (lo <= this.#floor + 1) this.#setFloor(hi);
+    else {
+      // Insert keeping ranges sorted and merged.
+      const list = this.#acked;
+      let i = 0;
+      while (i < list.length && list[i][0] < lo) i++;
+      list.splice(i, 0, [lo, hi]);
+      const merged: SeqRange[] = [];
+      for (const r of list) {
+        const last = merged[merged.length - 1];
+        if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+        else merged.push([r[0], r[1]]);
+      }
+      this.#acked = merged;
+      this.#ackDirty = true;
+    }
+    if (this.#ackTimer === undefined && !this.#closed) {
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = undefined;
+        if (!this.#closed && this.#ackDirty) this.#persistAcks();
+      }, 100);
+    }
+  }
+
+  #writeAcks(): void {
+    this.#setMeta.run("ack_floor", this.#floor);
+    this.#db.exec("DELETE FROM acked");
+    if (this.#acked.length) {
+      const ins = this.#db.prepare("INSERT INTO acked(lo, hi) VALUES (?, ?)");
+      for (const [lo, hi] of this.#acked) ins.run(lo, hi);
+    }
+    this.#ackDirty = false;
+  }
+
+  #persistAcks(): void {
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      this.#writeAcks();
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch { /* gone */ }
+      this.#log.error("cannot persist acknowledgements; they will be resent", {
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  /** Highest sequence number given so far (0 when none). */
+  get lastSeq(): number {
+    return this.#nextSeq - 1;
+  }
+
+  /** All readings up to this sequence number are forwarded. */
+  get ackFloor(): number {
+    return this.#floor;
+  }
+
+  /**
+   * Reads up to `limit` pending readings with `after < seq ≤ upto`, in sequence order, skipping
+   * ranges already acknowledged. Returns them and `scannedTo`, the last sequence number examined,
+   * so a caller can continue from there and acknowledge the whole span it covered.
+   */
+  readPending(
+    after: number,
+    limit: number,
+    upto = Number.MAX_SAFE_INTEGER,
+  ): { readings: StoredReading[]; scannedTo: number } {
+    const out: StoredReading[] = [];
+    let cursor = Math.max(after, this.#floor);
+    const acked = this.#acked;
+    let i = 0;
+    while (out.length < limit && cursor < upto) {
+      while (i < acked.length && acked[i][1] <= cursor) i++;
+      if (i < acked.length && acked[i][0] <= cursor + 1) {
+        cursor = acked[i][1];
+        i++;
+        continue;
+      }
+      const stop = i < acked.length ? Math.min(upto, acked[i][0] - 1) : upto;
+      const want = limit - out.length;
+      const rows = this.#readRange.all(cursor, stop, want) as unknown as RawRow[];
+      for (const row of rows) out.push(this.#toReading(row));
+      cursor = rows.length === want ? Number(rows[rows.length - 1].seq) : stop;
+    }
+    return { readings: out, scannedTo: Math.min(cursor, this.lastSeq) };
+  }
+
+  /** Rows in `[lo, hi]` that are neither below the floor nor inside an acknowledged range. */
+  #countUnacked(lo: number, hi: number): number {
+    const count = this.#db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
+    let from = Math.max(lo - 1, this.#floor);
+    let n = 0;
+    for (const [alo, ahi] of this.#acked) {
+      if (ahi <= from) continue;
+      if (alo > hi) break;
+      if (alo - 1 > from) n += Number((count.get(from, alo - 1) as { n: number }).n);
+      from = Math.max(from, ahi);
+    }
+    if (hi > from) n += Number((count.get(from, hi) as { n: number }).n);
+    return n;
+  }
+
+  #toReading(row: RawRow): StoredReading {
+    const s = this.#series[Number(row.sid)];
+    let value: ReadingValue = row.value as ReadingValue;
+    if (s.kind === KIND_BOOL) value = row.value === 1;
+    else if (s.kind === KIND_NUMBER) value = Number(row.value);
+    const r: StoredReading = {
+      seq: Number(row.seq),
+      device: s.device,
+      metric: s.metric,
+      value,
+      ts: Number(row.ts),
+    };
+    if (s.unit) r.unit = s.unit;
+    return r;
+  }
+
+  /**
+   * Stored readings (forwarded or not) matching the filter, in sequence order, at most `limit`
+   * (default 10,000). Page with `afterSeq` set to the last sequence number returned.
+   */
+  query(q: QueryOptions = {}): StoredReading[] {
+    const limit = q.limit ?? 10_000;
+    const sids: number[] = [];
+    this.#series.forEach((s, id) => {
+      if (
+        s && (q.device === undefined || s.device === q.device) &&
+        (q.metric === undefined || s.metric === q.metric)
+      ) sids.push(id);
+    });
+    if (sids.length === 0) return [];
+    const where = ["seq > ?"];
+    const params: (number | string)[] = [q.afterSeq ?? 0];
+    if (q.device !== undefined || q.metric !== undefined) where.push(`sid IN (${sids.join(",")})`);
+    if (q.from !== undefined) {
+      where.push("ts >= ?");
+      params.push(q.from);
+    }
+    if (q.to !== undefined) {
+      where.push("ts < ?");
+      params.push(q.to);
+    }
+    params.push(limit);
+    const rows = this.#db.prepare(
+      `SELECT seq, ts, sid, value FROM readings WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+    ).all(...params) as unknown as RawRow[];
+    return rows.map((r) => this.#toReading(r));
+  }
+
+  /**
+   * Records that the uplink refused `[lo, hi]` for good (e.g. HTTP 400): the readings stay in the
+   * buffer for export, are listed in status, and no longer block the queue.
+   */
+  setAside(lo: number, hi: number, reason: string): void {
+    this.#db.prepare(
+      "INSERT INTO aside(lo, hi, reason, at) VALUES (?, ?, ?, ?) ON CONFLICT(lo) DO UPDATE SET hi = excluded.hi, reason = excluded.reason",
+    ).run(lo, hi, reason.slice(0, 500), this.#now());
+    this.ack(lo, hi);
+  }
+
+  /** Ranges the uplink refused for good, newest first. */
+  setAsideRanges(limit = 20): { lo: number; hi: number; reason: string; at: number }[] {
+    return this.#db.prepare("SELECT lo, hi, reason, at FROM aside ORDER BY lo DESC LIMIT ?")
+      .all(limit) as unknown as { lo: number; hi: number; reason: string; at: number }[];
+  }
+
+  /** Whether `seq` has been acknowledged by the uplink. */
+  isForwarded(seq: number): boolean {
+    if (seq <= this.#floor) return true;
+    return this.#acked.some(([lo, hi]) => seq >= lo && seq <= hi);
+  }
+
+  /** Deletes forwarded readings older than the retention window; returns how many. */
+  prune(): number {
+    const cutoff = this.#now() - this.#config.retention;
+    let total = 0;
+    const del = this.#db.prepare(
+      "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ? AND ts < ? ORDER BY seq LIMIT 5000)",
+    );
+    for (;;) {
+      const n = Number(del.run(this.#floor, cutoff).changes);
+      total += n;
+      if (n < 5000) break;
+    }
+    if (total) {
+      this.#rows -= total;
+      this.#counters.pruned += total;
+      this.#setMeta.run("pruned", this.#counters.pruned);
+    }
+    return total;
+  }
+
+  /** Oldest pending reading's source timestamp, or null when nothing is pending. */
+  oldestPendingTs(): number | null {
+    if (this.#pending <= 0) return null;
+    const first = this.readPending(this.#floor, 1).readings[0];
+    return first ? first.ts : null;
+  }
+
+  /** Current counters and gauges. */
+  stats(): BufferStats {
+    this.#refreshBytes();
+    return {
+      file: this.#path,
+      epoch: this.#epoch,
+      rows: this.#rows,
+      pending: this.#pending,
+      bytes: this.#usedBytes,
+      nextSeq: this.#nextSeq,
+      ackFloor: this.#floor,
+      oldestPendingTs: this.oldestPendingTs(),
+      lastAppendTs: this.#lastAppendTs,
+      ...this.#counters,
+      atCap: this.#atCap,
+      quarantined: [...this.#quarantined],
+    };
+  }
+
+  /** Commits what is queued, persists acknowledgements and closes the file. */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    if (this.#ackDirty) this.#persistAcks();
+    this.#closed = true;
+    clearTimeout(this.#ackTimer);
+    this.#db.close();
+  }
+}

@@ -1,0 +1,2 @@
+/** The durable buffer of readings. */
+export * from "./buffer.ts";

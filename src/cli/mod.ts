@@ -1,0 +1,413 @@
+import { parseArgs } from "node:util";
+import type { AdapterModule } from "../adapter.ts";
+import { ConfigError, formatProblem, loadConfigFile } from "../config/load.ts";
+import { type GatewayConfig, gatewaySchema } from "../config/gateway.ts";
+import { parseDuration } from "../config/schema.ts";
+import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
+import { Gateway, type GatewayStatus } from "../gateway.ts";
+import { startHttpServer } from "../http/server.ts";
+import { createLogger } from "../log.ts";
+import { VERSION } from "../version.ts";
+
+/** Exit status: success. */
+export const EXIT_OK = 0;
+/** Exit status: runtime failure. */
+export const EXIT_FAILURE = 1;
+/** Exit status: bad usage or bad config. */
+export const EXIT_USAGE = 2;
+
+/** What the CLI needs from the binary that embeds it. */
+export interface CliDeps {
+  // deno-lint-ignore no-explicit-any
+  adapters: Record<string, AdapterModule<any>>;
+}
+
+/** Bad command-line usage: printed with the command's help, exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const HELP: Record<string, string> = {
+  main: `outpost ${VERSION} — IoT edge gateway
+
+Usage: outpost <command> [options]
+
+Commands:
+  run            Run the gateway (--config FILE)
+  check-config   Validate a config file and exit
+  status         Show a running gateway's status
+  export         Export buffered readings as CSV or JSON lines
+  schema         Print the config JSON Schema
+  version        Print the version
+
+Run "outpost <command> --help" for a command's options.
+Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.`,
+  run: `Usage: outpost run --config FILE [--log-format text|json] [--log-level LEVEL]
+
+Runs the gateway until SIGTERM/SIGINT. SIGHUP reloads the config (validated first; the
+buffer is never wiped).`,
+  "check-config": `Usage: outpost check-config FILE
+
+Validates FILE; prints every problem as file:line:col key.path: message. Exit 2 when invalid.`,
+  status: `Usage: outpost status [--config FILE | --url URL] [--json]
+
+Reads /status of a running gateway (address from the config's http.listen, default
+127.0.0.1:8787) and prints it.`,
+  export: `Usage: outpost export (--config FILE | --db FILE) [--device ID] [--metric NAME]
+                      [--since DURATION | --from TIME] [--until TIME]
+                      [--format csv|jsonl] [--out FILE]
+
+Exports buffered readings (forwarded or not) in sequence order. TIME is ISO 8601 or ms since
+the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as CSV:
+  outpost export --config site.yaml --device pump-3 --since 30d --out pump-3.csv`,
+  schema: `Usage: outpost schema
+
+Prints the JSON Schema of the config file (config/schema.json), for editors.`,
+  version: `Usage: outpost version [--json]`,
+};
+
+function printErr(msg: string): void {
+  console.error(msg);
+}
+
+/** Loads and validates a config file with every registered adapter. */
+export function loadGatewayConfig(path: string, deps: CliDeps): GatewayConfig {
+  return loadConfigFile(path, gatewaySchema(deps.adapters));
+}
+
+/** Parsed flags: strings for string options, `true` for boolean ones that were given. */
+type Values = Record<string, string | undefined> & { help?: unknown };
+
+function parse(
+  cmd: string,
+  args: string[],
+  options: Record<string, { type: "string" | "boolean"; short?: string }>,
+  allowPositionals = false,
+): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals,
+      strict: true,
+    });
+    return { values: r.values as unknown as Values, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${HELP[cmd]}`);
+  }
+}
+
+/** Parses a time bound: ISO 8601, ms since epoch, or a duration back from now ("30d"). */
+export function parseTime(text: string, flag: string, now = Date.now()): number {
+  if (/^\d{12,}$/.test(text)) return Number(text);
+  const d = parseDuration(text);
+  if (d !== undefined) return now - d;
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) {
+    throw new UsageError(
+      `${flag}: expected ISO 8601 time, ms since epoch or a duration like 30d, got "${text}"`,
+    );
+  }
+  return t;
+}
+
+/** Runs the CLI with `args`; returns the exit status. */
+export async function main(args: string[], deps: CliDeps): Promise<number> {
+  const [cmd, ...rest] = args;
+  try {
+    switch (cmd) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(HELP.main);
+        return cmd === undefined ? EXIT_USAGE : EXIT_OK;
+      case "version":
+      case "--version": {
+        const { values } = parse("version", rest, { json: { type: "boolean" } });
+        if (values.help) return help("version");
+        console.log(
+          values.json
+            ? JSON.stringify({ version: VERSION, deno: Deno.version.deno, arch: Deno.build.arch })
+            : `outpost ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.target})`,
+        );
+        return EXIT_OK;
+      }
+      case "check-config":
+        return checkConfig(rest, deps);
+      case "run":
+        return await run(rest, deps);
+      case "status":
+        return await status(rest, deps);
+      case "export":
+        return await exportCmd(rest, deps);
+      case "schema": {
+        const { values } = parse("schema", rest, {});
+        if (values.help) return help("schema");
+        console.log(JSON.stringify(configJsonSchema(deps), null, 2));
+        return EXIT_OK;
+      }
+      default:
+        printErr(`outpost: unknown command "${cmd}"\n\n${HELP.main}`);
+        return EXIT_USAGE;
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      printErr(`outpost ${cmd}: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof ConfigError) {
+      printErr(e.problems.map(formatProblem).join("\n"));
+      return EXIT_USAGE;
+    }
+    printErr(`outpost ${cmd}: ${(e as Error).message}`);
+    return EXIT_FAILURE;
+  }
+}
+
+function help(cmd: string): number {
+  console.log(HELP[cmd]);
+  return EXIT_OK;
+}
+
+/** The JSON Schema of the config file. */
+export function configJsonSchema(deps: CliDeps): Record<string, unknown> {
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: "https://outpost.dev/schema/config.json",
+    title: "Outpost gateway config",
+    ...gatewaySchema(deps.adapters).toJsonSchema(),
+  };
+}
+
+function checkConfig(args: string[], deps: CliDeps): number {
+  const { values, positionals } = parse("check-config", args, {
+    config: { type: "string", short: "c" },
+  }, true);
+  if (values.help) return help("check-config");
+  const file = positionals[0] ?? values.config;
+  if (!file) throw new UsageError(`missing FILE\n\n${HELP["check-config"]}`);
+  const config = loadGatewayConfig(file, deps);
+  const enabled = config.adapters.filter((a) => a.enabled);
+  console.log(
+    `${file}: ok — gateway "${config.gateway.id}", ${enabled.length} adapter(s) (${
+      enabled.map((a) => `${a.name}:${a.type}`).join(", ") || "none"
+    }), uplink ${config.uplink ? (config.uplink as unknown as { type: string }).type : "none"}`,
+  );
+  return EXIT_OK;
+}
+
+async function run(args: string[], deps: CliDeps): Promise<number> {
+  const { values } = parse("run", args, {
+    config: { type: "string", short: "c" },
+    "log-format": { type: "string" },
+    "log-level": { type: "string" },
+  });
+  if (values.help) return help("run");
+  if (!values.config) throw new UsageError(`missing --config FILE\n\n${HELP.run}`);
+  const format = values["log-format"];
+  if (format !== undefined && format !== "text" && format !== "json") {
+    throw new UsageError(`--log-format: expected text or json, got "${format}"`);
+  }
+  const level = values["log-level"];
+  if (level !== undefined && !["debug", "info", "warn", "error"].includes(level)) {
+    throw new UsageError(`--log-level: expected debug, info, warn or error, got "${level}"`);
+  }
+  const configPath = values.config;
+  const config = loadGatewayConfig(configPath, deps);
+  const log = createLogger({
+    level: (level ?? config.log.level) as "info",
+    format: (format ?? config.log.format) as "text",
+  });
+  const gateway = Gateway.start({ config, adapters: deps.adapters, log, version: VERSION });
+  const http = config.http.enabled
+    ? await startHttpServer({ listen: config.http.listen, gateway, log: log.child("http") })
+    : undefined;
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onSignal = (sig: Deno.Signal) => () => stop(sig);
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+  ];
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  const reload = async () => {
+    try {
+      const next = loadGatewayConfig(configPath, deps);
+      await gateway.reload(next);
+    } catch (e) {
+      const msg = e instanceof ConfigError
+        ? e.problems.map(formatProblem).join("; ")
+        : (e as Error).message;
+      log.error("config reload refused; keeping the running config", { error: msg });
+    }
+  };
+  const onHup = () => void reload();
+  Deno.addSignalListener("SIGHUP", onHup);
+  const sig = await stopped;
+  log.info(`received ${sig}; shutting down`);
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  Deno.removeSignalListener("SIGHUP", onHup);
+  await http?.close();
+  await gateway.stop();
+  return EXIT_OK;
+}
+
+function formatAge(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return "-";
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)}h`;
+  return `${(s / 86400).toFixed(1)}d`;
+}
+
+/** Renders a status document for a terminal. */
+export function formatStatus(s: GatewayStatus): string {
+  const lines: string[] = [];
+  const u = s.uplink;
+  lines.push(
+    `gateway   ${s.gatewayId}${s.site ? ` (${s.site})` : ""}  version ${s.version}  up ${
+      formatAge(s.uptimeMs)
+    }  health ${s.health.ok ? "OK" : "FAILING"}`,
+  );
+  for (const [name, c] of Object.entries(s.health.checks)) {
+    lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${name.padEnd(9)} ${c.detail}`);
+  }
+  lines.push(
+    `uplink    ${
+      u
+        ? `${u.type} ${u.target}  ${u.connected ? "connected" : "DISCONNECTED"} for ${
+          formatAge(u.forSeconds * 1000)
+        }${u.lastError && !u.connected ? `  (${u.lastError})` : ""}`
+        : "none (buffer only)"
+    }`,
+  );
+  const b = s.buffer;
+  lines.push(
+    `buffer    ${b.pending} pending, oldest ${formatAge(b.oldestPendingAgeMs)}; ${b.rows} stored, ${
+      (b.bytes / 1048576).toFixed(1)
+    } MB${b.atCap ? `  AT ${b.atCap.toUpperCase()} CAP` : ""}`,
+  );
+  if (s.forwarder) {
+    lines.push(
+      `forwarded ${s.forwarder.forwardedReadings} readings in ${s.forwarder.forwardedMessages} messages, last ${
+        s.forwarder.lastForwardedAt
+          ? formatAge(Date.now() - s.forwarder.lastForwardedAt) + " ago"
+          : "never"
+      }`,
+    );
+  }
+  const d = s.drops;
+  lines.push(
+    `drops     invalid ${d.invalid}, dropped at cap ${d.droppedUnforwarded}, refused when full ${d.rejectedFull}, set aside ${d.setAside}`,
+  );
+  lines.push("adapters");
+  for (const a of s.adapters) {
+    const devices = Object.values(a.devices);
+    const down = devices.filter((x) => x.state !== "online").length;
+    lines.push(
+      `  ${a.name.padEnd(16)} ${a.type.padEnd(12)} ${a.state.padEnd(8)} restarts ${a.restarts}${
+        down ? `  ${down} device(s) down` : ""
+      }${a.lastError ? `  last error: ${a.lastError}` : ""}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function status(args: string[], deps: CliDeps): Promise<number> {
+  const { values } = parse("status", args, {
+    config: { type: "string", short: "c" },
+    url: { type: "string" },
+    json: { type: "boolean" },
+  });
+  if (values.help) return help("status");
+  let base = values.url;
+  if (!base) {
+    const listen = values.config
+      ? loadGatewayConfig(values.config, deps).http.listen
+      : "127.0.0.1:8787";
+    const host = listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^\[::\]:/, "[::1]:");
+    base = `http://${host}`;
+  }
+  let res: Response;
+  try {
+    res = await fetch(`${base.replace(/\/$/, "")}/status`, { signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    throw new Error(`Cannot reach the gateway at "${base}": ${(e as Error).message}`, { cause: e });
+  }
+  if (!res.ok) throw new Error(`${base}/status answered ${res.status}: ${await res.text()}`);
+  const body = await res.json() as GatewayStatus;
+  console.log(values.json ? JSON.stringify(body, null, 2) : formatStatus(body));
+  return body.health.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+async function exportCmd(args: string[], deps: CliDeps): Promise<number> {
+  const { values } = parse("export", args, {
+    config: { type: "string", short: "c" },
+    db: { type: "string" },
+    device: { type: "string" },
+    metric: { type: "string" },
+    since: { type: "string" },
+    from: { type: "string" },
+    until: { type: "string" },
+    format: { type: "string" },
+    out: { type: "string", short: "o" },
+  });
+  if (values.help) return help("export");
+  const db = values.db ??
+    (values.config ? loadGatewayConfig(values.config, deps).buffer.path : undefined);
+  if (!db) throw new UsageError(`missing --config FILE or --db FILE\n\n${HELP.export}`);
+  const format = values.format ?? "csv";
+  if (format !== "csv" && format !== "jsonl") {
+    throw new UsageError(`--format: expected csv or jsonl, got "${format}"`);
+  }
+  if (values.since && values.from) throw new UsageError("use either --since or --from, not both");
+  const now = Date.now();
+  const from = values.since
+    ? (() => {
+      const d = parseDuration(values.since!);
+      if (d === undefined) {
+        throw new UsageError(
+          `--since: expected a duration such as 30d or 12h, got "${values.since}"`,
+        );
+      }
+      return now - d;
+    })()
+    : values.from
+    ? parseTime(values.from, "--from", now)
+    : undefined;
+  const to = values.until ? parseTime(values.until, "--until", now) : undefined;
+  const file = values.out
+    ? await Deno.open(values.out, { write: true, create: true, truncate: true })
+    : undefined;
+  const enc = new TextEncoder();
+  let chunk = "";
+  let n = 0;
+  const write = async (force: boolean) => {
+    if (!force && chunk.length < 65536) return;
+    const bytes = enc.encode(chunk);
+    chunk = "";
+    if (file) {
+      let off = 0;
+      while (off < bytes.length) off += await file.write(bytes.subarray(off));
+    } else {
+      let off = 0;
+      while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
+    }
+  };
+  try {
+    if (format === "csv") chunk += CSV_HEADER + "\n";
+    for (
+      const r of exportReadings(db, { device: values.device, metric: values.metric, from, to })
+    ) {
+      chunk += (format === "csv" ? csvLine(r) : JSON.stringify(r)) + "\n";
+      n++;
+      await write(false);
+    }
+    await write(true);
+  } finally {
+    file?.close();
+  }
+  if (values.out) console.error(`exported ${n} readings to ${values.out}`);
+  return EXIT_OK;
+}

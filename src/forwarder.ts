@@ -1,0 +1,308 @@
+import type { Buffer } from "./buffer/buffer.ts";
+import type { Logger } from "./log.ts";
+import {
+  type OutMessage,
+  PermanentUplinkError,
+  type Uplink,
+  type UplinkError,
+} from "./uplink/uplink.ts";
+
+/** Pacing of the backlog after an outage. */
+export interface BackfillPacing {
+  messagesPerSecond?: number;
+  bytesPerSecond?: number;
+}
+
+/** Options of {@linkcode Forwarder}. */
+export interface ForwarderOptions {
+  buffer: Buffer;
+  uplink: Uplink;
+  log: Logger;
+  /** Readings read from the buffer per step. */
+  readRows?: number;
+  backfill?: BackfillPacing;
+}
+
+/** Forwarder counters, as shown in status. */
+export interface ForwarderStats {
+  forwardedReadings: number;
+  forwardedMessages: number;
+  forwardedBytes: number;
+  lastForwardedAt: number | null;
+  retries: number;
+  setAside: number;
+  /** Backlog still to send on the paced lane, when one is active. */
+  backlogLane: { from: number; to: number } | null;
+}
+
+interface Flight {
+  lo: number;
+  hi: number;
+  bytes: number;
+}
+
+/** A token bucket: `rate` per second, holding at most one second's worth (or one item). */
+class Bucket {
+  #tokens: number;
+  #at = Date.now();
+  constructor(readonly rate: number) {
+    this.#tokens = Math.max(1, rate);
+  }
+  /** ms to wait before `n` tokens are there (0 when they are). */
+  waitFor(n: number): number {
+    this.#refill();
+    return this.#tokens >= Math.min(n, Math.max(1, this.rate)) ? 0 : Math.ceil(
+      (Math.min(n, Math.max(1, this.rate)) - this.#tokens) / this.rate * 1000,
+    );
+  }
+  take(n: number): void {
+    this.#refill();
+    this.#tokens -= n;
+  }
+  #refill(): void {
+    const now = Date.now();
+    this.#tokens = Math.min(
+      Math.max(1, this.rate),
+      this.#tokens + (now - this.#at) / 1000 * this.rate,
+    );
+    this.#at = now;
+  }
+}
+
+/**
+ * Moves pending readings from the buffer to the uplink in sequence order, several messages in
+ * flight, acknowledging each range in the buffer only once the uplink confirmed it. After an
+ * outage with pacing configured, the backlog goes on a paced lane and new readings on a live lane,
+ * so fresh data is never starved behind days of backlog.
+ */
+export class Forwarder {
+  readonly #buffer: Buffer;
+  readonly #uplink: Uplink;
+  readonly #log: Logger;
+  readonly #readRows: number;
+  readonly #pacing: BackfillPacing | undefined;
+  readonly #inflight = new Set<Flight>();
+  #cursor = 0;
+  /** Paced backlog lane: (#backlogCursor, #backlogEnd]; live lane continues from #cursor. */
+  #backlogCursor = 0;
+  #backlogEnd = 0;
+  #msgBucket: Bucket | undefined;
+  #byteBucket: Bucket | undefined;
+  #rewind = false;
+  #holdUntil = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pumping = false;
+  #stopped = true;
+  #unsubscribe: (() => void)[] = [];
+  #stats: ForwarderStats = {
+    forwardedReadings: 0,
+    forwardedMessages: 0,
+    forwardedBytes: 0,
+    lastForwardedAt: null,
+    retries: 0,
+    setAside: 0,
+    backlogLane: null,
+  };
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(opts: ForwarderOptions) {
+    this.#buffer = opts.buffer;
+    this.#uplink = opts.uplink;
+    this.#log = opts.log;
+    this.#readRows = opts.readRows ?? 20_000;
+    const p = opts.backfill;
+    this.#pacing = p && (p.messagesPerSecond || p.bytesPerSecond) ? p : undefined;
+  }
+
+  /** Starts forwarding whenever the uplink is connected. */
+  start(): void {
+    this.#stopped = false;
+    this.#unsubscribe.push(
+      this.#buffer.onAppend(() => this.#kick()),
+      this.#uplink.onStateChange((up) => {
+        if (up) this.#onConnect();
+      }),
+    );
+    if (this.#uplink.connected) this.#onConnect();
+  }
+
+  /** Stops reading new work; in-flight messages settle on their own. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+  }
+
+  /** Current counters. */
+  stats(): ForwarderStats {
+    return {
+      ...this.#stats,
+      backlogLane: this.#backlogCursor < this.#backlogEnd
+        ? { from: this.#backlogCursor, to: this.#backlogEnd }
+        : null,
+    };
+  }
+
+  /** Resolves when nothing is pending and nothing is in flight (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  #isIdle(): boolean {
+    return this.#inflight.size === 0 && this.#buffer.stats().pending === 0;
+  }
+
+  #onConnect(): void {
+    this.#resetCursors();
+    this.#kick();
+  }
+
+  #resetCursors(): void {
+    const floor = this.#buffer.ackFloor;
+    const last = this.#buffer.lastSeq;
+    if (this.#pacing && last > floor) {
+      // Everything pending now is backlog; what arrives from here on is live.
+      this.#backlogCursor = floor;
+      this.#backlogEnd = Math.max(this.#backlogEnd, last);
+      this.#cursor = this.#backlogEnd;
+      this.#msgBucket = this.#pacing.messagesPerSecond
+        ? new Bucket(this.#pacing.messagesPerSecond)
+        : undefined;
+      this.#byteBucket = this.#pacing.bytesPerSecond
+        ? new Bucket(this.#pacing.bytesPerSecond)
+        : undefined;
+    } else {
+      this.#cursor = Math.min(
+        floor,
+        this.#backlogCursor < this.#backlogEnd ? this.#backlogCursor : floor,
+      );
+      this.#backlogCursor = this.#backlogEnd = 0;
+    }
+  }
+
+  #kick(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    queueMicrotask(() => this.#pump());
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, ms);
+  }
+
+  #pump(): void {
+    if (this.#pumping || this.#stopped) return;
+    this.#pumping = true;
+    try {
+      this.#fill();
+    } catch (e) {
+      this.#log.error("forwarder step failed; retrying", { error: (e as Error).message });
+      this.#schedule(1000);
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#isIdle()) {
+      const w = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  #fill(): void {
+    const up = this.#uplink;
+    if (!up.connected) return;
+    if (this.#rewind) {
+      if (this.#inflight.size > 0) return;
+      this.#rewind = false;
+      this.#resetCursors();
+    }
+    const hold = this.#holdUntil - Date.now();
+    if (hold > 0) return this.#schedule(hold);
+    while (this.#inflight.size < up.maxInflight && up.connected && !this.#rewind) {
+      // The live lane first: new readings are never starved behind the backlog.
+      if (this.#cursor < this.#buffer.lastSeq) {
+        if (!this.#sendFrom("live")) continue;
+        continue;
+      }
+      if (this.#backlogCursor < this.#backlogEnd) {
+        const wait = Math.max(this.#msgBucket?.waitFor(1) ?? 0, this.#byteBucket?.waitFor(1) ?? 0);
+        if (wait > 0) return this.#schedule(wait);
+        this.#sendFrom("backlog");
+        continue;
+      }
+      if (this.#backlogEnd) {
+        this.#log.info("backlog drained", { upTo: this.#backlogEnd });
+        this.#backlogCursor = this.#backlogEnd = 0;
+      }
+      return;
+    }
+  }
+
+  /** Reads and sends one step of a lane; returns false when the lane had nothing. */
+  #sendFrom(lane: "live" | "backlog"): boolean {
+    const from = lane === "live" ? this.#cursor : this.#backlogCursor;
+    const upto = lane === "live" ? Number.MAX_SAFE_INTEGER : this.#backlogEnd;
+    let rows = this.#readRows;
+    if (lane === "backlog" && this.#byteBucket) {
+      // Keep paced reads small so one read does not overshoot the byte budget by much.
+      rows = Math.max(100, Math.min(rows, Math.floor(this.#byteBucket.rate / 16)));
+    }
+    const { readings, scannedTo } = this.#buffer.readPending(from, rows, upto);
+    if (lane === "live") this.#cursor = Math.max(this.#cursor, scannedTo);
+    else this.#backlogCursor = Math.max(this.#backlogCursor, scannedTo);
+    if (readings.length === 0) return false;
+    const messages = this.#uplink.encode(readings);
+    let lo = from + 1;
+    messages.forEach((m, i) => {
+      const hi = i === messages.length - 1 ? scannedTo : m.last;
+      this.#send(m, lo, hi, lane);
+      lo = hi + 1;
+    });
+    return true;
+  }
+
+  #send(message: OutMessage, lo: number, hi: number, lane: "live" | "backlog"): void {
+    const bytes = message.payload.length;
+    if (lane === "backlog") {
+      this.#msgBucket?.take(1);
+      this.#byteBucket?.take(bytes);
+    }
+    const flight: Flight = { lo, hi, bytes };
+    this.#inflight.add(flight);
+    this.#uplink.send(message).then(() => {
+      this.#inflight.delete(flight);
+      this.#buffer.ack(lo, hi);
+      const s = this.#stats;
+      s.forwardedReadings += message.count;
+      s.forwardedMessages++;
+      s.forwardedBytes += bytes;
+      s.lastForwardedAt = Date.now();
+      this.#kick();
+    }, (err: Error) => {
+      this.#inflight.delete(flight);
+      if (err instanceof PermanentUplinkError) {
+        this.#buffer.setAside(lo, hi, err.message);
+        this.#stats.setAside += message.count;
+        this.#log.error("uplink refused a batch for good; set aside in the buffer", {
+          seq: `${lo}-${hi}`,
+          readings: message.count,
+          reason: err.message,
+        });
+        this.#kick();
+        return;
+      }
+      this.#stats.retries++;
+      const retryAfter = (err as UplinkError & { retryAfterMs?: number }).retryAfterMs;
+      if (retryAfter) this.#holdUntil = Math.max(this.#holdUntil, Date.now() + retryAfter);
+      // Resend everything not yet acknowledged, in order, once the in-flight messages settle.
+      this.#rewind = true;
+      if (this.#uplink.connected) this.#schedule(Math.max(200, retryAfter ?? 0));
+    });
+  }
+}

@@ -1,0 +1,318 @@
+import type { AdapterModule } from "./adapter.ts";
+import { Buffer, type BufferStats } from "./buffer/buffer.ts";
+import type { GatewayConfig } from "./config/gateway.ts";
+import { Forwarder, type ForwarderStats } from "./forwarder.ts";
+import type { Logger, RootLogger } from "./log.ts";
+import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
+import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
+import { createUplink, type UplinkConfig } from "./uplink/mod.ts";
+import type { StatusMessage, Uplink, UplinkState } from "./uplink/uplink.ts";
+
+/** Options of {@linkcode Gateway.start}. */
+export interface GatewayOptions {
+  config: GatewayConfig;
+  // deno-lint-ignore no-explicit-any
+  adapters: Record<string, AdapterModule<any>>;
+  log: RootLogger;
+  version: string;
+  /** How long after start an unconnected uplink still counts as healthy. */
+  uplinkGraceMs?: number;
+}
+
+/** Result of the health checks behind /healthz. */
+export interface Health {
+  ok: boolean;
+  checks: Record<string, { ok: boolean; detail: string }>;
+}
+
+/** Everything /status shows. */
+export interface GatewayStatus {
+  gatewayId: string;
+  site?: string;
+  version: string;
+  pid: number;
+  startedAt: number;
+  uptimeMs: number;
+  health: Health;
+  adapters: AdapterStatus[];
+  buffer: BufferStats & { oldestPendingAgeMs: number | null };
+  uplink: (UplinkState & { forSeconds: number }) | null;
+  forwarder: ForwarderStats | null;
+  pipeline: PipelineStats;
+  drops: {
+    invalid: number;
+    droppedUnforwarded: number;
+    rejectedFull: number;
+    setAside: number;
+  };
+  devices: Record<string, Record<string, LastValue>>;
+}
+
+/**
+ * One running gateway: buffer, pipeline, adapters, forwarder and uplink, wired together.
+ * `stop()` shuts down in the order that loses nothing: adapters first, then a final flush.
+ */
+export class Gateway {
+  readonly #log: Logger;
+  readonly #root: RootLogger;
+  readonly #version: string;
+  // deno-lint-ignore no-explicit-any
+  readonly #registry: Record<string, AdapterModule<any>>;
+  readonly #startedAt = Date.now();
+  readonly #graceMs: number;
+  #config: GatewayConfig;
+  #buffer!: Buffer;
+  #pipeline!: Pipeline;
+  #supervisors: AdapterSupervisor[] = [];
+  #uplink: Uplink | undefined;
+  #forwarder: Forwarder | undefined;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #statusTimer: ReturnType<typeof setInterval> | undefined;
+  #stopping = false;
+
+  private constructor(opts: GatewayOptions) {
+    this.#config = opts.config;
+    this.#root = opts.log;
+    this.#log = opts.log.child("gateway");
+    this.#version = opts.version;
+    this.#registry = opts.adapters;
+    this.#graceMs = opts.uplinkGraceMs ?? 60_000;
+  }
+
+  /** Opens the buffer, starts the uplink, forwarder and adapters. */
+  static start(opts: GatewayOptions): Gateway {
+    const gw = new Gateway(opts);
+    gw.#open();
+    return gw;
+  }
+
+  #open(): void {
+    const c = this.#config;
+    this.#log.info("starting", { gateway: c.gateway.id, version: this.#version, pid: Deno.pid });
+    this.#buffer = Buffer.open(c.buffer, { log: this.#root.child("buffer") });
+    this.#pipeline = new Pipeline({ buffer: this.#buffer, log: this.#root.child("pipeline") });
+    this.#startUplink();
+    this.#startAdapters();
+    this.#timers.push(setInterval(() => this.#prune(), 60_000));
+  }
+
+  #startUplink(): void {
+    const c = this.#config;
+    if (!c.uplink) {
+      this.#log.warn("no uplink configured: readings are buffered only");
+      return;
+    }
+    const uplink = createUplink(c.uplink as UplinkConfig, {
+      gatewayId: c.gateway.id,
+      epoch: this.#buffer.epoch,
+      version: this.#version,
+      log: this.#root.child(`uplink.${(c.uplink as UplinkConfig).type}`),
+    });
+    this.#uplink = uplink;
+    this.#forwarder = new Forwarder({
+      buffer: this.#buffer,
+      uplink,
+      log: this.#root.child("forwarder"),
+      backfill: (c.uplink as { backfill?: { messagesPerSecond?: number; bytesPerSecond?: number } })
+        .backfill,
+    });
+    uplink.onStateChange((up) => {
+      if (up) this.#publishStatus();
+    });
+    const interval = (c.uplink as { statusInterval?: number }).statusInterval ?? 30_000;
+    this.#statusTimer = setInterval(() => this.#publishStatus(), interval);
+    this.#forwarder.start();
+    uplink.start();
+  }
+
+  async #stopUplink(final: boolean): Promise<void> {
+    clearInterval(this.#statusTimer);
+    this.#forwarder?.stop();
+    const uplink = this.#uplink;
+    this.#uplink = undefined;
+    this.#forwarder = undefined;
+    if (uplink) {
+      await uplink.close(
+        final
+          ? this.#statusMessage("offline", "stopped")
+          : this.#statusMessage("offline", "reconfiguring"),
+      );
+    }
+  }
+
+  #startAdapters(): void {
+    for (const entry of this.#config.adapters) {
+      if (!entry.enabled) {
+        this.#log.info("adapter disabled in config", { adapter: entry.name });
+        continue;
+      }
+      const module = this.#registry[entry.type];
+      const sup = new AdapterSupervisor({
+        name: entry.name,
+        module,
+        config: entry.config,
+        emit: (readings) => this.#pipeline.emit(entry.name, readings),
+        log: this.#root.child(entry.name),
+      });
+      this.#supervisors.push(sup);
+      sup.start();
+    }
+  }
+
+  async #stopAdapters(): Promise<void> {
+    const sups = this.#supervisors;
+    this.#supervisors = [];
+    await Promise.all(sups.map((s) => s.stop()));
+  }
+
+  #prune(): void {
+    try {
+      const n = this.#buffer.prune();
+      if (n) this.#log.info("retention: deleted forwarded readings past the window", { rows: n });
+    } catch (e) {
+      this.#log.error("retention pruning failed", { error: (e as Error).message });
+    }
+  }
+
+  #statusMessage(state: "online" | "offline", reason?: string): StatusMessage {
+    const b = this.#buffer.stats();
+    return {
+      gatewayId: this.#config.gateway.id,
+      state,
+      version: this.#version,
+      ts: Date.now(),
+      backlog: b.pending,
+      oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
+      lastForwardedAt: this.#forwarder?.stats().lastForwardedAt ?? null,
+      startedAt: this.#startedAt,
+      droppedUnforwarded: b.droppedUnforwarded,
+      ...(reason ? { reason } : {}),
+    };
+  }
+
+  #publishStatus(): void {
+    const u = this.#uplink;
+    if (!u?.connected || !u.publishStatus) return;
+    u.publishStatus(this.#statusMessage("online")).catch((e) =>
+      this.#log.debug("status publish failed", { error: (e as Error).message })
+    );
+  }
+
+  /** The buffer (for export and queries within the process). */
+  get buffer(): Buffer {
+    return this.#buffer;
+  }
+
+  /** The uplink, when one is configured. */
+  get uplink(): Uplink | undefined {
+    return this.#uplink;
+  }
+
+  /** The forwarder, when an uplink is configured. */
+  get forwarder(): Forwarder | undefined {
+    return this.#forwarder;
+  }
+
+  /** The pipeline adapters emit into. */
+  get pipeline(): Pipeline {
+    return this.#pipeline;
+  }
+
+  /** Health as /healthz reports it: buffer writable, adapters running, uplink (after a grace). */
+  health(): Health {
+    const checks: Health["checks"] = {};
+    const b = this.#buffer.stats();
+    checks.buffer = { ok: true, detail: `${b.pending} pending of ${b.rows} stored` };
+    const sups = this.#supervisors.map((s) => s.status());
+    const failing = sups.filter((s) => s.state !== "running");
+    checks.adapters = {
+      ok: failing.length === 0 || failing.length < sups.length,
+      detail: failing.length
+        ? `not running: ${failing.map((s) => `${s.name} (${s.lastError ?? s.state})`).join(", ")}`
+        : `${sups.length} running`,
+    };
+    if (this.#uplink) {
+      const u = this.#uplink.state();
+      const inGrace = Date.now() - this.#startedAt < this.#graceMs;
+      checks.uplink = {
+        ok: u.connected || inGrace,
+        detail: u.connected
+          ? `connected to ${u.target}`
+          : `disconnected from ${u.target}${u.lastError ? `: ${u.lastError}` : ""}${
+            inGrace ? " (start-up grace)" : ""
+          }`,
+      };
+    }
+    return { ok: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  /** Everything /status shows. */
+  status(): GatewayStatus {
+    const b = this.#buffer.stats();
+    const p = this.#pipeline.stats();
+    const u = this.#uplink?.state();
+    const f = this.#forwarder?.stats() ?? null;
+    return {
+      gatewayId: this.#config.gateway.id,
+      site: this.#config.gateway.site,
+      version: this.#version,
+      pid: Deno.pid,
+      startedAt: this.#startedAt,
+      uptimeMs: Date.now() - this.#startedAt,
+      health: this.health(),
+      adapters: this.#supervisors.map((s) => s.status()),
+      buffer: {
+        ...b,
+        oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
+      },
+      uplink: u ? { ...u, forSeconds: Math.round((Date.now() - u.since) / 1000) } : null,
+      forwarder: f,
+      pipeline: p,
+      drops: {
+        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0),
+        droppedUnforwarded: b.droppedUnforwarded,
+        rejectedFull: b.rejectedFull,
+        setAside: f?.setAside ?? 0,
+      },
+      devices: this.#pipeline.lastValues(),
+    };
+  }
+
+  /**
+   * Applies a new, already validated config: adapters and uplink restart with it, the buffer
+   * stays open (its caps change; its path only after a restart) and keeps every reading.
+   */
+  async reload(config: GatewayConfig): Promise<void> {
+    this.#log.info("reloading config");
+    await this.#stopAdapters();
+    await this.#stopUplink(false);
+    this.#buffer.flush();
+    this.#config = config;
+    this.#buffer.reconfigure(config.buffer);
+    this.#startUplink();
+    this.#startAdapters();
+    this.#log.info("config reloaded", { adapters: config.adapters.length });
+  }
+
+  /**
+   * Stops in order: adapters, final buffer commit, a short wait for in-flight messages, offline
+   * status, uplink, buffer file.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.info("stopping");
+    for (const t of this.#timers) clearInterval(t);
+    await this.#stopAdapters();
+    this.#buffer.flush();
+    const f = this.#forwarder;
+    if (f && this.#uplink?.connected) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([f.idle(), new Promise((r) => timer = setTimeout(r, 3000))]);
+      clearTimeout(timer);
+    }
+    await this.#stopUplink(true);
+    this.#buffer.close();
+    this.#log.info("stopped");
+  }
+}

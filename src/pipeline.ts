@@ -1,0 +1,135 @@
+import type { EmitResult } from "./adapter.ts";
+import type { Buffer } from "./buffer/buffer.ts";
+import type { Logger } from "./log.ts";
+import { checkReading, type InvalidReason, type Reading, type ReadingValue } from "./reading.ts";
+
+/** A stage between validation and the buffer (filters, aggregation, rules). */
+export interface Stage {
+  /** Returns the readings to keep; may add readings (aggregates) or drop some (filters). */
+  process(readings: Reading[], source: string): Reading[];
+}
+
+/** Last value of one metric, for status pages. */
+export interface LastValue {
+  value: ReadingValue;
+  unit?: string;
+  ts: number;
+}
+
+/** Pipeline counters, as shown in status and metrics. */
+export interface PipelineStats {
+  received: number;
+  accepted: number;
+  invalid: Record<InvalidReason, number>;
+  rejectedFull: number;
+  bySource: Record<string, { received: number; accepted: number; invalid: number }>;
+}
+
+/** Options of {@linkcode Pipeline}. */
+export interface PipelineOptions {
+  buffer: Buffer;
+  log: Logger;
+  stages?: Stage[];
+  now?: () => number;
+}
+
+/**
+ * The path from adapters to the buffer: validation (finite numbers, sane timestamps, well-formed
+ * ids), then stages (filters, rules), then a grouped append. Invalid readings are counted by
+ * reason and logged at most once a minute per source.
+ */
+export class Pipeline {
+  readonly #buffer: Buffer;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #stages: Stage[];
+  readonly #last = new Map<string, Map<string, LastValue>>();
+  readonly #warnedAt = new Map<string, number>();
+  readonly #stats: PipelineStats = {
+    received: 0,
+    accepted: 0,
+    invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0 },
+    rejectedFull: 0,
+    bySource: {},
+  };
+
+  constructor(opts: PipelineOptions) {
+    this.#buffer = opts.buffer;
+    this.#log = opts.log;
+    this.#stages = opts.stages ?? [];
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Replaces the stages (config reload). */
+  setStages(stages: Stage[]): void {
+    this.#stages = stages;
+  }
+
+  /** Validates, processes and appends readings from `source`; resolves once they are durable. */
+  async emit(source: string, readings: Reading[]): Promise<EmitResult> {
+    const now = this.#now();
+    const src = this.#stats.bySource[source] ??= { received: 0, accepted: 0, invalid: 0 };
+    this.#stats.received += readings.length;
+    src.received += readings.length;
+    let valid: Reading[] = readings;
+    let invalid = 0;
+    for (let i = 0; i < readings.length; i++) {
+      const reason = checkReading(readings[i], now);
+      if (reason === undefined) continue;
+      if (invalid === 0) valid = readings.slice(0, i);
+      invalid++;
+      this.#stats.invalid[reason]++;
+      this.#warnInvalid(source, reason, readings[i]);
+    }
+    if (invalid > 0) {
+      valid = readings.filter((r) => checkReading(r, now) === undefined);
+      src.invalid += invalid;
+    }
+    for (const stage of this.#stages) valid = stage.process(valid, source);
+    if (valid.length === 0) return { accepted: 0, rejected: invalid, seqs: [] };
+    const res = await this.#buffer.append(valid);
+    const accepted = res.seqs.length;
+    this.#stats.accepted += accepted;
+    this.#stats.rejectedFull += res.rejected;
+    src.accepted += accepted;
+    for (let i = 0; i < accepted; i++) this.#remember(valid[i]);
+    return { accepted, rejected: invalid + (valid.length - accepted), seqs: res.seqs };
+  }
+
+  #remember(r: Reading): void {
+    let m = this.#last.get(r.device);
+    if (!m) this.#last.set(r.device, m = new Map());
+    const prev = m.get(r.metric);
+    if (prev && prev.ts > r.ts) return;
+    m.set(r.metric, { value: r.value, unit: r.unit, ts: r.ts });
+  }
+
+  #warnInvalid(source: string, reason: InvalidReason, r: Reading): void {
+    const key = `${source}:${reason}`;
+    const now = Date.now();
+    if ((this.#warnedAt.get(key) ?? 0) > now - 60_000) return;
+    this.#warnedAt.set(key, now);
+    this.#log.warn(
+      `invalid reading dropped (bad ${reason}); further ones counted silently for 1 min`,
+      {
+        source,
+        device: String(r?.device).slice(0, 64),
+        metric: String(r?.metric).slice(0, 64),
+        value: String(r?.value).slice(0, 64),
+        ts: r?.ts,
+      },
+    );
+  }
+
+  /** Last value of every metric of every device. */
+  lastValues(): Record<string, Record<string, LastValue>> {
+    const out: Record<string, Record<string, LastValue>> = {};
+    for (const [d, m] of this.#last) out[d] = Object.fromEntries(m);
+    return out;
+  }
+
+  /** Counters since start. */
+  stats(): PipelineStats {
+    return structuredClone(this.#stats);
+  }
+}

@@ -1,0 +1,26 @@
+import type { Logger } from "../log.ts";
+import { MqttUplink } from "./mqtt.ts";
+import type { MqttUplinkConfig } from "./mqtt_config.ts";
+import type { Uplink } from "./uplink.ts";
+
+export * from "./uplink.ts";
+
+/** Uplink config as validated by the gateway schema (tagged by `type`). */
+export type UplinkConfig = { type: "mqtt" } & MqttUplinkConfig;
+
+/** What every uplink is given. */
+export interface UplinkDeps {
+  gatewayId: string;
+  epoch: string;
+  version: string;
+  log: Logger;
+}
+
+/** Makes the uplink named by `config.type`. */
+export function createUplink(config: UplinkConfig, deps: UplinkDeps): Uplink {
+  switch (config.type) {
+    case "mqtt":
+      return new MqttUplink({ config, ...deps });
+  }
+  throw new Error(`unknown uplink type "${(config as { type: string }).type}"`);
+}

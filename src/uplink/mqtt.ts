@@ -1,0 +1,343 @@
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Logger } from "../log.ts";
+import type { StoredReading } from "../reading.ts";
+import type { MqttUplinkConfig } from "./mqtt_config.ts";
+import { encodeBatches, encodeReading, fillTopic } from "./encode.ts";
+import {
+  type OutMessage,
+  type StatusMessage,
+  type Uplink,
+  UplinkError,
+  type UplinkState,
+} from "./uplink.ts";
+
+/** Options of {@linkcode MqttUplink}. */
+export interface MqttUplinkOptions {
+  config: MqttUplinkConfig;
+  gatewayId: string;
+  /** Buffer epoch stamped on messages. */
+  epoch: string;
+  version: string;
+  log: Logger;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Turns a connection error into words an operator can act on. */
+export function describeMqttError(e: unknown): string {
+  const err = e as { code?: string | number; message?: string };
+  const msg = String(err?.message ?? e);
+  const code = err?.code !== undefined ? String(err.code) : "";
+  const m = msg.toLowerCase();
+  if (/unknown ?ca|unknownissuer|unable to get local issuer|self.signed|self signed/.test(m)) {
+    return `server certificate not trusted (${msg})`;
+  }
+  if (/certificate ?required|certificaterequired|alert.*116/.test(m)) {
+    return `broker requires a client certificate (${msg})`;
+  }
+  if (/bad ?certificate|badcertificate|unknown_ca|decrypt|alert/.test(m)) {
+    return `certificate rejected by the broker (${msg})`;
+  }
+  if (/hostname|altname|not valid for|notvalidforname/.test(m)) {
+    return `server certificate does not match the host name (${msg})`;
+  }
+  if (code === "ECONNREFUSED" || /connection refused/.test(m)) return "connection refused";
+  if (/not authorized|bad user name or password|connection refused: /.test(m)) {
+    return `broker refused the connection: ${msg}`;
+  }
+  if (/timeout|timed out/.test(m)) return `timed out (${msg})`;
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+/**
+ * The MQTT uplink: QoS 1 publishes with several in flight, PUBACK as the confirmation, a retained
+ * status and last-will, reconnect with exponential backoff and full jitter. A fresh client is
+ * made for each connection so nothing is resent behind the forwarder's back.
+ */
+export class MqttUplink implements Uplink {
+  readonly type = "mqtt";
+  readonly #cfg: MqttUplinkConfig;
+  readonly #gatewayId: string;
+  readonly #epoch: string;
+  readonly #version: string;
+  readonly #log: Logger;
+  readonly #listeners = new Set<(connected: boolean) => void>();
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #client: MqttClient | undefined;
+  #connected = false;
+  #since = Date.now();
+  #lastError: string | null = null;
+  #acked = 0;
+  #failed = 0;
+  #attempt = 0;
+  #closed = false;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #tls: { ca?: string; cert?: string; key?: string } = {};
+  #loggedError = "";
+
+  constructor(opts: MqttUplinkOptions) {
+    this.#cfg = opts.config;
+    this.#gatewayId = opts.gatewayId;
+    this.#epoch = opts.epoch;
+    this.#version = opts.version;
+    this.#log = opts.log;
+  }
+
+  /** Broker URL without credentials. */
+  get target(): string {
+    return this.#cfg.url;
+  }
+
+  get maxInflight(): number {
+    return this.#cfg.maxInflight;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Topic of retained status messages. */
+  get statusTopic(): string {
+    return fillTopic(this.#cfg.statusTopic, { gatewayId: this.#gatewayId });
+  }
+
+  encode(readings: StoredReading[]): OutMessage[] {
+    const id = { gatewayId: this.#gatewayId, epoch: this.#epoch };
+    if (this.#cfg.topicMode === "per-reading") {
+      return readings.map((r) => ({
+        topic: fillTopic(this.#cfg.readingTopic, {
+          gatewayId: this.#gatewayId,
+          deviceId: r.device,
+          metric: r.metric,
+        }),
+        payload: encodeReading(r, id),
+        first: r.seq,
+        last: r.seq,
+        count: 1,
+      }));
+    }
+    const topic = fillTopic(this.#cfg.topic, { gatewayId: this.#gatewayId });
+    return encodeBatches(readings, id, {
+      maxBytes: this.#cfg.maxMessageBytes,
+      targetBytes: this.#cfg.targetMessageBytes,
+    }).map((b) => ({ topic, ...b }));
+  }
+
+  send(message: OutMessage): Promise<void> {
+    return this.#publish(message.topic, message.payload, false);
+  }
+
+  sendAlarm(event: Record<string, unknown>): Promise<void> {
+    const topic = fillTopic(this.#cfg.alarmTopic, { gatewayId: this.#gatewayId });
+    return this.#publish(topic, JSON.stringify({ gw: this.#gatewayId, ...event }), false);
+  }
+
+  publishStatus(status: StatusMessage): Promise<void> {
+    return this.#publish(this.statusTopic, JSON.stringify(status), true);
+  }
+
+  #publish(topic: string, payload: string, retain: boolean): Promise<void> {
+    const client = this.#client;
+    if (!client || !this.#connected) {
+      return Promise.reject(new UplinkError(`not connected to broker "${this.#cfg.url}"`));
+    }
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        this.#failed++;
+        reject(
+          new UplinkError(`no PUBACK from "${this.#cfg.url}" within ${this.#cfg.ackTimeout}ms`),
+        );
+        // A connection that stops acknowledging is dead even if TCP has not noticed.
+        this.#dropConnection("acknowledgement timeout");
+      }, this.#cfg.ackTimeout);
+      this.#pending.set(id, { resolve, reject, timer });
+      client.publish(topic, payload, { qos: 1, retain }, (err) => {
+        const p = this.#pending.get(id);
+        if (!p) return;
+        this.#pending.delete(id);
+        clearTimeout(p.timer);
+        if (err) {
+          this.#failed++;
+          p.reject(new UplinkError(`publish to "${topic}" failed: ${err.message}`, { cause: err }));
+        } else {
+          this.#acked++;
+          p.resolve();
+        }
+      });
+    });
+  }
+
+  state(): UplinkState {
+    return {
+      type: "mqtt",
+      target: this.#cfg.url,
+      connected: this.#connected,
+      since: this.#since,
+      lastError: this.#lastError,
+      acked: this.#acked,
+      failed: this.#failed,
+      inflight: this.#pending.size,
+    };
+  }
+
+  onStateChange(listener: (connected: boolean) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #setConnected(connected: boolean): void {
+    if (this.#connected === connected) return;
+    this.#connected = connected;
+    this.#since = Date.now();
+    for (const l of this.#listeners) {
+      try {
+        l(connected);
+      } catch (e) {
+        this.#log.error("uplink state listener failed", { error: (e as Error).message });
+      }
+    }
+  }
+
+  #readTls(): boolean {
+    const t = this.#cfg.tls;
+    if (!t) return true;
+    try {
+      this.#tls = {
+        ca: t.ca ? Deno.readTextFileSync(t.ca) : undefined,
+        cert: t.cert ? Deno.readTextFileSync(t.cert) : undefined,
+        key: t.key ? Deno.readTextFileSync(t.key) : undefined,
+      };
+      return true;
+    } catch (e) {
+      this.#fail(`cannot read TLS file: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  #fail(reason: string): void {
+    this.#lastError = reason;
+    if (reason !== this.#loggedError) {
+      this.#loggedError = reason;
+      this.#log.error(`Cannot connect to broker "${this.#cfg.url}": ${reason}`);
+    }
+  }
+
+  start(): void {
+    this.#closed = false;
+    this.#connect();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    if (!this.#readTls()) return this.#scheduleReconnect();
+    const will: StatusMessage = {
+      gatewayId: this.#gatewayId,
+      state: "offline",
+      version: this.#version,
+      ts: Date.now(),
+      reason: "connection lost (last will)",
+    };
+    const opts: IClientOptions = {
+      clientId: this.#cfg.clientId ?? this.#gatewayId,
+      username: this.#cfg.username,
+      password: this.#cfg.password,
+      keepalive: Math.round(this.#cfg.keepalive / 1000),
+      connectTimeout: this.#cfg.connectTimeout,
+      reconnectPeriod: 0,
+      clean: true,
+      protocolVersion: 4,
+      queueQoSZero: false,
+      will: { topic: this.statusTopic, payload: JSON.stringify(will), qos: 1, retain: true },
+      ca: this.#tls.ca,
+      cert: this.#tls.cert,
+      key: this.#tls.key,
+      rejectUnauthorized: this.#cfg.tls?.rejectUnauthorized ?? true,
+      servername: this.#cfg.tls?.servername,
+    };
+    const client = mqtt.connect(this.#cfg.url, opts);
+    this.#client = client;
+    client.on("connect", () => {
+      if (this.#client !== client) return;
+      this.#attempt = 0;
+      this.#lastError = null;
+      if (this.#loggedError) this.#log.info(`connected to broker "${this.#cfg.url}"`);
+      else this.#log.info(`connected to broker "${this.#cfg.url}"`);
+      this.#loggedError = "";
+      this.#setConnected(true);
+    });
+    client.on("error", (err) => {
+      if (this.#client !== client) return;
+      this.#fail(describeMqttError(err));
+    });
+    client.on("close", () => {
+      if (this.#client !== client) return;
+      this.#dropConnection(this.#lastError ?? "connection closed");
+    });
+  }
+
+  #dropConnection(reason: string): void {
+    const client = this.#client;
+    if (!client) return;
+    this.#client = undefined;
+    const wasConnected = this.#connected;
+    this.#setConnected(false);
+    if (wasConnected) this.#log.warn(`disconnected from broker "${this.#cfg.url}"`, { reason });
+    const err = new UplinkError(`connection to "${this.#cfg.url}" lost: ${reason}`);
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      this.#failed++;
+      p.reject(err);
+    }
+    client.removeAllListeners();
+    client.on("error", () => {});
+    client.end(true);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    const { min, max } = this.#cfg.reconnect;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.#attempt, 30));
+    this.#attempt++;
+    // Full jitter: a fleet coming back after a broker outage must not reconnect in lockstep.
+    const delay = Math.max(min / 2, Math.random() * ceiling);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#connect();
+    }, delay);
+  }
+
+  async close(status?: StatusMessage): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    const client = this.#client;
+    if (!client) return;
+    if (status && this.#connected) {
+      await Promise.race([
+        this.publishStatus(status).catch(() => {}),
+        new Promise((r) => setTimeout(r, 2000)),
+      ]);
+    }
+    this.#client = undefined;
+    this.#setConnected(false);
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      p.reject(new UplinkError("uplink closed"));
+    }
+    await new Promise<void>((resolve) => {
+      client.end(false, {}, () => resolve());
+      setTimeout(resolve, 2000);
+    });
+    client.removeAllListeners();
+  }
+}
