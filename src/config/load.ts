@@ -103,7 +103,10 @@ function toPlain(
     const out: Record<string, unknown> = {};
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      if (Object.hasOwn(out, key)) ctx.fail([...path, key], `duplicate key "${key}"`, true);
+      if (Object.hasOwn(out, key)) {
+        const at = (pair.key as Node | null)?.range?.[0];
+        ctx.fail([...path, key], `duplicate key "${key}"`, true, at);
+      }
       out[key] = toPlain(pair.value as Node, [...path, key], ctx, opts);
     }
     return out;
@@ -172,10 +175,21 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
     readFile: options.readFile ?? ((p: string) => Deno.readTextFileSync(p)),
   };
   const plain = toPlain(doc.contents as Node, [], ctx, opts);
-  const value = ctx.issues.length === 0 ? schema.check(plain ?? {}, ctx, []) : INVALID;
+  const early = ctx.issues.map((i) => formatPath(i.path));
+  const value = schema.check(plain ?? {}, ctx, []);
   if (ctx.issues.length || value === INVALID) {
-    throw new ConfigError(ctx.issues.map((issue: Issue) => {
-      const pos = lc.linePos(locate(doc, issue.path, issue.atKey ?? false));
+    // A reference that failed to resolve was reported once; drop what the schema says about it.
+    const issues = ctx.issues.filter((issue, n) => {
+      if (n < early.length) return true;
+      const p = formatPath(issue.path);
+      return !early.some((e) =>
+        p === e || p.startsWith(e + ".") || p.startsWith(e + "[") ||
+        issue.message.startsWith("missing required key") &&
+          early.some((k) => k.endsWith(`.${issue.message.split('"')[1]}`) && k.startsWith(p))
+      );
+    });
+    const located = issues.map((issue: Issue) => {
+      const pos = lc.linePos(issue.offset ?? locate(doc, issue.path, issue.atKey ?? false));
       return {
         file,
         line: pos.line,
@@ -183,7 +197,9 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
         path: formatPath(issue.path),
         message: issue.message,
       };
-    }));
+    });
+    located.sort((a, b) => a.line - b.line || a.col - b.col);
+    throw new ConfigError(located);
   }
   return value as T;
 }

@@ -18,14 +18,16 @@ export interface Issue {
   path: Path;
   message: string;
   atKey?: boolean;
+  /** Character offset in the source, when known better than the path (duplicate keys). */
+  offset?: number;
 }
 
 /** Collects issues during one validation pass. */
 export class Ctx {
   readonly issues: Issue[] = [];
   /** Records a problem at `path`. */
-  fail(path: Path, message: string, atKey = false): typeof INVALID {
-    this.issues.push({ path, message, atKey });
+  fail(path: Path, message: string, atKey = false, offset?: number): typeof INVALID {
+    this.issues.push({ path, message, atKey, offset });
     return INVALID;
   }
 }
@@ -235,8 +237,11 @@ class DurationSchema extends Schema<number> {
   }
   check(v: unknown, ctx: Ctx, path: Path): number | Invalid {
     const fmt = (ms: number) => ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-    const range = this.o.min !== undefined || this.o.max !== undefined
-      ? ` between ${fmt(this.o.min ?? 0)} and ${this.o.max ? fmt(this.o.max) : "∞"}`
+    const lo = this.o.min ?? 0;
+    const range = this.o.max !== undefined
+      ? ` between ${fmt(lo)} and ${fmt(this.o.max)}`
+      : lo > 0
+      ? ` of at least ${fmt(lo)}`
       : "";
     const what = `a duration such as "500ms", "10s", "5m", "30d"${range}`;
     let ms: number | undefined;
@@ -273,12 +278,27 @@ export function parseBytes(text: string): number | undefined {
   return Math.round(Number(m[1]) * BYTE_UNITS[m[2].toLowerCase()]);
 }
 
+/** Formats a byte count with the largest binary unit that divides it ("128KB", "1.5GB"). */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [["GB", 1024 ** 3], ["MB", 1024 ** 2], ["KB", 1024]] as const) {
+    if (n >= size) return `${Number((n / size).toFixed(2))}${unit}`;
+  }
+  return `${n}B`;
+}
+
 class BytesSchema extends Schema<number> {
   constructor(readonly o: NumOpts = {}) {
     super();
   }
   check(v: unknown, ctx: Ctx, path: Path): number | Invalid {
-    const what = `a size such as "128KB", "500MB", "2GB"${rangeText(this.o)}`;
+    const range = this.o.min !== undefined && this.o.max !== undefined
+      ? ` between ${formatBytes(this.o.min)} and ${formatBytes(this.o.max)}`
+      : this.o.min
+      ? ` of at least ${formatBytes(this.o.min)}`
+      : this.o.max !== undefined
+      ? ` of at most ${formatBytes(this.o.max)}`
+      : "";
+    const what = `a size such as "128KB", "500MB", "2GB"${range}`;
     let n: number | undefined;
     if (typeof v === "number" && Number.isInteger(v) && v >= 0) n = v;
     else if (typeof v === "string") n = parseBytes(v);
@@ -286,7 +306,7 @@ class BytesSchema extends Schema<number> {
     if (
       (this.o.min !== undefined && n < this.o.min) || (this.o.max !== undefined && n > this.o.max)
     ) {
-      return ctx.fail(path, `expected ${what} bytes, got ${show(v)}`);
+      return ctx.fail(path, `expected ${what}, got ${show(v)}`);
     }
     return n;
   }
@@ -342,7 +362,7 @@ export type InferShape<S extends Shape> = Simplify<
   & { [K in OptionalKeys<S>]?: Infer<S[K]> }
 >;
 
-/** Edit distance, to suggest the key that was meant. */
+/** Edit distance with transpositions, to suggest the key that was meant. */
 function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
@@ -353,6 +373,9 @@ function distance(a: string, b: string): number {
         d[i][j - 1] + 1,
         d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
       );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
   }
   return d[a.length][b.length];

@@ -71,6 +71,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   let ms: number;
   if (/^\d+$/.test(text)) ms = Number(text) * 1000;
   else {
+    // An HTTP-date names a weekday and month; this keeps "-5" from parsing as a year.
+    if (!/^[A-Za-z]{3}, /.test(text)) return undefined;
     const at = Date.parse(text);
     if (Number.isNaN(at)) return undefined;
     ms = Math.max(0, at - now);
@@ -141,15 +143,26 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function readPem(what: string, path: string): string {
+const CERT_PEM = /-----BEGIN CERTIFICATE-----/;
+const KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+
+function readPem(what: string, path: string, kind: "certificate" | "private key"): string {
+  let text: string;
   try {
-    return Deno.readTextFileSync(path);
+    text = Deno.readTextFileSync(path);
   } catch (e) {
     throw new HttpsUplinkSetupError(
       `Cannot read ${what} "${path}": ${(e as Error).message}`,
       { cause: e },
     );
   }
+  // Deno's client ignores a CA file without certificates, which would only show as
+  // "certificate rejected" later; say what is wrong now.
+  const marker = kind === "certificate" ? CERT_PEM : KEY_PEM;
+  if (!marker.test(text)) {
+    throw new HttpsUplinkSetupError(`Cannot use ${what} "${path}": expected a PEM ${kind}`);
+  }
+  return text;
 }
 
 const RETRYABLE = new Set([408, 429]);
@@ -192,7 +205,8 @@ export class HttpsUplink implements Uplink {
   #client: Deno.HttpClient;
   #closing = new AbortController();
   #started = false;
-  #probing = false;
+  /** The running probe loop, if any; close() waits for it. */
+  #probing: Promise<void> | undefined;
   #inflight = new Set<Promise<unknown>>();
   #listeners = new Set<(connected: boolean) => void>();
   #connected = false;
@@ -225,10 +239,10 @@ export class HttpsUplink implements Uplink {
     };
     const tls = config.tls;
     const clientOptions: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-    if (tls?.ca) clientOptions.caCerts = [readPem("tls.ca file", tls.ca)];
+    if (tls?.ca) clientOptions.caCerts = [readPem("tls.ca file", tls.ca, "certificate")];
     if (tls?.cert && tls.key) {
-      clientOptions.cert = readPem("tls.cert file", tls.cert);
-      clientOptions.key = readPem("tls.key file", tls.key);
+      clientOptions.cert = readPem("tls.cert file", tls.cert, "certificate");
+      clientOptions.key = readPem("tls.key file", tls.key, "private key");
     }
     try {
       this.#client = Deno.createHttpClient(
@@ -314,7 +328,7 @@ export class HttpsUplink implements Uplink {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
-    await Promise.allSettled([...this.#inflight]);
+    await Promise.allSettled([...this.#inflight, this.#probing]);
     this.#client.close();
   }
 
@@ -341,6 +355,16 @@ export class HttpsUplink implements Uplink {
       }
     }
     if (!connected) this.#probe();
+  }
+
+  /** Starts the probe loop unless it runs already, the uplink is not started, or closed. */
+  #probe(): void {
+    if (!this.#started || this.#probing || this.#closing.signal.aborted) return;
+    this.#probing = this.#probeLoop().finally(() => {
+      this.#probing = undefined;
+      // A request may have failed between the loop's last check and now.
+      if (!this.#connected) this.#probe();
+    });
   }
 
   /**
@@ -395,6 +419,8 @@ export class HttpsUplink implements Uplink {
     }
     const hint = res.status >= 300 && res.status < 400
       ? ` (redirect to ${res.headers.get("location") ?? "nowhere"} not followed; set url to it)`
+      : res.status === 413
+      ? ` (${payload.length} bytes; lower maxMessageBytes)`
       : "";
     const err = new HttpsRejectedError(`${where}: ${status}${hint}${detail}`, {
       status: res.status,
@@ -440,31 +466,25 @@ export class HttpsUplink implements Uplink {
     return describeNetworkError(e);
   }
 
-  /** HEAD the endpoint with backoff until it answers or the uplink closes. */
-  async #probe(): Promise<void> {
-    if (!this.#started || this.#probing || this.#closing.signal.aborted) return;
-    this.#probing = true;
-    try {
-      for (let attempt = 0; !this.#connected && !this.#closing.signal.aborted; attempt++) {
-        if (attempt > 0) {
-          await sleep(backoff(this.#config.retry, attempt), this.#closing.signal);
-          if (this.#connected || this.#closing.signal.aborted) break;
-        }
-        try {
-          await this.#request(
-            this.#url,
-            { method: "HEAD", headers: this.#headers },
-            (res) => res.body?.cancel() ?? Promise.resolve(),
-          );
-          this.#setConnected(true);
-        } catch (e) {
-          if (this.#closing.signal.aborted) break;
-          this.#lastError = `Cannot reach "${this.#target}": ${this.#requestFailure(e)}`;
-          this.#log.debug("probe failed", { error: this.#lastError, attempt });
-        }
+  /** HEAD the endpoint with backoff until it answers or the uplink closes. Never rejects. */
+  async #probeLoop(): Promise<void> {
+    for (let attempt = 0; !this.#connected && !this.#closing.signal.aborted; attempt++) {
+      if (attempt > 0) {
+        await sleep(backoff(this.#config.retry, attempt), this.#closing.signal);
+        if (this.#connected || this.#closing.signal.aborted) break;
       }
-    } finally {
-      this.#probing = false;
+      try {
+        await this.#request(
+          this.#url,
+          { method: "HEAD", headers: this.#headers },
+          (res) => res.body?.cancel() ?? Promise.resolve(),
+        );
+        this.#setConnected(true);
+      } catch (e) {
+        if (this.#closing.signal.aborted) break;
+        this.#lastError = `Cannot reach "${this.#target}": ${this.#requestFailure(e)}`;
+        this.#log.debug("probe failed", { error: this.#lastError, attempt });
+      }
     }
   }
 }

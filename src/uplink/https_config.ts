@@ -103,6 +103,7 @@ export const httpsUplinkSchema = s.object({
 }, {
   passthrough: ["type"],
   refine: (c, ctx, path) => {
+    const before = ctx.issues.length;
     let base: URL | undefined;
     try {
       base = new URL(c.url);
@@ -110,7 +111,8 @@ export const httpsUplinkSchema = s.object({
     } catch {
       ctx.fail([...path, "url"], `expected an endpoint URL, got "${c.url}"`);
     }
-    if (base) {
+    // An alarm URL resolved from a bad url would only repeat its problem.
+    if (base && ctx.issues.length === before) {
       try {
         checkUrl("alarmPath", new URL(c.alarmPath, base), c.allowInsecure, ctx, path);
       } catch {

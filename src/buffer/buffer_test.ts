@@ -1,0 +1,254 @@
+import assert from "node:assert/strict";
+import { Buffer } from "./buffer.ts";
+import { exportReadings } from "./export.ts";
+import { Ctx, INVALID } from "../config/schema.ts";
+import { type BufferConfig, bufferSchema } from "../config/gateway.ts";
+import { createLogger, type LogRecord, silentLogger } from "../log.ts";
+import type { Reading } from "../reading.ts";
+
+const T0 = Date.UTC(2026, 10, 1);
+
+function config(dir: string, over: Partial<BufferConfig> = {}): BufferConfig {
+  const c = bufferSchema.check({ path: `${dir}/buffer.db` }, new Ctx(), []);
+  if (c === INVALID) throw new Error("bad test config");
+  return { ...c, ...over };
+}
+
+function readings(n: number, start = 0, device = (i: number) => `dev-${i % 3}`): Reading[] {
+  return Array.from({ length: n }, (_, k) => {
+    const i = start + k;
+    return { device: device(i), metric: "m", value: i, unit: "u", ts: T0 + i };
+  });
+}
+
+Deno.test("append() gives increasing sequence numbers that survive a restart", async () => {
+  const dir = await Deno.makeTempDir();
+  let b = Buffer.open(config(dir), { log: silentLogger() });
+  const first = await b.append(readings(5));
+  assert.deepEqual(first.seqs, [1, 2, 3, 4, 5]);
+  b.close();
+  b = Buffer.open(config(dir), { log: silentLogger() });
+  const second = await b.append(readings(2, 5));
+  assert.deepEqual(second.seqs, [6, 7]);
+  assert.deepEqual(b.stats().pending, 7);
+  b.close();
+});
+
+Deno.test("append() groups concurrent callers into one commit and keeps types", async () => {
+  const dir = await Deno.makeTempDir();
+  const b = Buffer.open(config(dir, { commitInterval: 50 }), { log: silentLogger() });
+  const [a, c] = await Promise.all([
+    b.append([{ device: "d", metric: "on", value: true, ts: T0 }]),
+    b.append([{ device: "d", metric: "label", value: "running", ts: T0 }, {
+      device: "d",
+      metric: "x",
+      value: -1.5e-7,
+      ts: T0,
+    }]),
+  ]);
+  assert.deepEqual(a.seqs, [1]);
+  assert.deepEqual(c.seqs, [2, 3]);
+  const got = b.readPending(0, 10).readings.map((r) => r.value);
+  assert.deepEqual(got, [true, "running", -1.5e-7]);
+  b.close();
+});
+
+Deno.test("ack() removes ranges from pending, out of order too, and persists", async () => {
+  const dir = await Deno.makeTempDir();
+  let b = Buffer.open(config(dir), { log: silentLogger() });
+  await b.append(readings(100));
+  b.ack(51, 80);
+  assert.deepEqual(b.stats().pending, 70);
+  assert.deepEqual(b.readPending(0, 1000).readings.length, 70);
+  b.ack(1, 50);
+  assert.deepEqual(b.ackFloor, 80);
+  assert.deepEqual(b.stats().pending, 20);
+  b.ack(1, 50); // twice is harmless
+  assert.deepEqual(b.stats().pending, 20);
+  b.ack(91, 95);
+  b.close();
+  b = Buffer.open(config(dir), { log: silentLogger() });
+  const left = b.readPending(0, 1000).readings.map((r) => r.seq);
+  assert.deepEqual(left, [81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 96, 97, 98, 99, 100]);
+  assert.deepEqual(b.stats().pending, 15);
+  b.close();
+});
+
+Deno.test("readPending() pages with scannedTo across acknowledged holes", async () => {
+  const dir = await Deno.makeTempDir();
+  const b = Buffer.open(config(dir), { log: silentLogger() });
+  await b.append(readings(30));
+  b.ack(5, 20);
+  const p1 = b.readPending(0, 3);
+  assert.deepEqual(p1.readings.map((r) => r.seq), [1, 2, 3]);
+  assert.deepEqual(p1.scannedTo, 3);
+  const p2 = b.readPending(p1.scannedTo, 3);
+  assert.deepEqual(p2.readings.map((r) => r.seq), [4, 21, 22]);
+  const p3 = b.readPending(22, 100, 25);
+  assert.deepEqual(p3.readings.map((r) => r.seq), [23, 24, 25]);
+  assert.deepEqual(p3.scannedTo, 25);
+  b.close();
+});
+
+Deno.test("row cap: forwarded rows go first, then the oldest unforwarded, counted exactly", async () => {
+  const dir = await Deno.makeTempDir();
+  const lines: LogRecord[] = [];
+  const log = createLogger({ sink: () => {}, ringSize: 100 });
+  const b = Buffer.open(config(dir, { maxRows: 1000, commitRows: 100 }), { log });
+  await b.append(readings(1000));
+  b.ack(1, 300);
+  // 300 forwarded rows make room for 300 more without losing anything.
+  await b.append(readings(300, 1000));
+  let s = b.stats();
+  assert.deepEqual(s.rows, 1000);
+  assert.deepEqual(s.evictedForwarded, 300);
+  assert.deepEqual(s.droppedUnforwarded, 0);
+  // Now only unforwarded rows remain: 250 more drop the 250 oldest.
+  await b.append(readings(250, 1300));
+  s = b.stats();
+  assert.deepEqual(s.rows, 1000);
+  assert.deepEqual(s.droppedUnforwarded, 250);
+  const seqs = b.readPending(0, 5000).readings.map((r) => r.seq);
+  assert.deepEqual(seqs.length, 1000);
+  assert.deepEqual(seqs[0], 551);
+  assert.deepEqual(seqs.at(-1), 1550);
+  assert.deepEqual(b.query({ afterSeq: 1540 }).map((r) => r.value), [
+    1540,
+    1541,
+    1542,
+    1543,
+    1544,
+    1545,
+    1546,
+    1547,
+    1548,
+    1549,
+  ]);
+  lines.push(...log.recent());
+  const warnings = lines.filter((l) => l.msg.includes("cap"));
+  assert.deepEqual(warnings.length, 1, "the episode is logged once");
+  b.close();
+});
+
+Deno.test("reject-new: readings beyond the cap are refused and counted; stored ones untouched", async () => {
+  const dir = await Deno.makeTempDir();
+  const b = Buffer.open(config(dir, { maxRows: 1000, overflow: "reject-new" }), {
+    log: silentLogger(),
+  });
+  await b.append(readings(990));
+  const r = await b.append(readings(25, 990));
+  assert.deepEqual(r.seqs.length, 10);
+  assert.deepEqual(r.rejected, 15);
+  const s = b.stats();
+  assert.deepEqual(s.rejectedFull, 15);
+  assert.deepEqual(s.rows, 1000);
+  assert.deepEqual(s.droppedUnforwarded, 0);
+  assert.deepEqual(b.readPending(0, 1)[`readings`][0].seq, 1);
+  b.close();
+});
+
+Deno.test("byte cap keeps the database under maxBytes by dropping the oldest", async () => {
+  const dir = await Deno.makeTempDir();
+  const maxBytes = 2 * 1024 * 1024;
+  const b = Buffer.open(config(dir, { maxBytes, commitRows: 5000 }), { log: silentLogger() });
+  for (let i = 0; i < 40; i++) await b.append(readings(5000, i * 5000));
+  const s = b.stats();
+  assert.ok(s.bytes <= maxBytes * 1.05, `bytes ${s.bytes} over cap ${maxBytes}`);
+  assert.ok(s.droppedUnforwarded > 0);
+  assert.deepEqual(
+    s.rows + s.droppedUnforwarded,
+    200_000,
+    "every reading is either stored or counted",
+  );
+  assert.deepEqual(b.lastSeq, 200_000);
+  b.close();
+});
+
+Deno.test("low disk space acts as a cap", async () => {
+  const dir = await Deno.makeTempDir();
+  let free = 10 * 1024 ** 3;
+  let now = T0;
+  const b = Buffer.open(config(dir, { minFreeDisk: 1024 ** 3 }), {
+    log: silentLogger(),
+    freeDisk: () => free,
+    now: () => now,
+  });
+  await b.append(readings(20_000));
+  free = 100 * 1024 ** 2;
+  now += 5000;
+  for (let i = 1; i <= 10; i++) await b.append(readings(20_000, i * 20_000));
+  const s = b.stats();
+  assert.deepEqual(s.atCap, "disk");
+  assert.ok(s.droppedUnforwarded > 0);
+  assert.deepEqual(s.rows + s.droppedUnforwarded, 220_000);
+  b.close();
+});
+
+Deno.test("a corrupt buffer file is moved aside and a fresh one starts", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/buffer.db`;
+  const b = Buffer.open(config(dir), { log: silentLogger() });
+  await b.append(readings(2000));
+  b.close();
+  // Overwrite pages in the middle of the file with garbage.
+  const f = await Deno.open(path, { write: true });
+  await f.seek(4096 * 2, Deno.SeekMode.Start);
+  await f.write(new Uint8Array(4096 * 3).fill(0xa5));
+  f.close();
+  const log = createLogger({ sink: () => {} });
+  const fresh = Buffer.open(config(dir), { log });
+  const s = fresh.stats();
+  assert.deepEqual(s.rows, 0);
+  assert.deepEqual(s.quarantined.length, 1);
+  assert.match(s.quarantined[0], /buffer\.db\.corrupt-/);
+  Deno.statSync(s.quarantined[0]);
+  assert.deepEqual((await fresh.append(readings(1))).seqs, [1]);
+  assert.ok(log.recent().some((l) => l.level === "error" && /CORRUPT/.test(l.msg)));
+  fresh.close();
+});
+
+Deno.test("a file that is not a database is moved aside too", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/buffer.db`, "this is not sqlite ".repeat(500));
+  const b = Buffer.open(config(dir), { log: silentLogger() });
+  assert.deepEqual(b.stats().quarantined.length, 1);
+  b.close();
+});
+
+Deno.test("prune() deletes forwarded readings past retention, never unforwarded ones", async () => {
+  const dir = await Deno.makeTempDir();
+  let now = T0 + 40 * 86_400_000;
+  const b = Buffer.open(config(dir, { retention: 30 * 86_400_000 }), {
+    log: silentLogger(),
+    now: () => now,
+  });
+  const old = readings(100).map((r, i) => ({ ...r, ts: T0 + i }));
+  const recent = readings(100, 100).map((r, i) => ({ ...r, ts: now - 1000 + i }));
+  await b.append(old);
+  await b.append(recent);
+  await b.append(readings(50, 200).map((r) => ({ ...r, ts: T0 })));
+  b.ack(1, 200);
+  assert.deepEqual(b.prune(), 100);
+  const s = b.stats();
+  assert.deepEqual(s.rows, 150);
+  assert.deepEqual(s.pending, 50, "old but unforwarded readings stay");
+  now += 1;
+  b.close();
+});
+
+Deno.test("query() and exportReadings() select by device and time range", async () => {
+  const dir = await Deno.makeTempDir();
+  const b = Buffer.open(config(dir), { log: silentLogger() });
+  await b.append(readings(300));
+  b.ack(1, 100); // seq 1..100 hold ts T0+0..T0+99
+  const q = b.query({ device: "dev-1", from: T0 + 10, to: T0 + 20 });
+  assert.deepEqual(q.map((r) => r.ts - T0), [10, 13, 16, 19]);
+  b.close();
+  const rows = [
+    ...exportReadings(`${dir}/buffer.db`, { device: "dev-1", from: T0 + 97, to: T0 + 104 }),
+  ];
+  assert.deepEqual(rows.map((r) => [r.ts - T0, r.forwarded]), [[97, true], [100, false], [
+    103,
+    false,
+  ]]);
+});

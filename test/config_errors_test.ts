@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const DIR = new URL("./testdata/broken/", import.meta.url).pathname;
+
+/** Each broken file and the first line `outpost check-config` must print for it. */
+const CASES: [file: string, expected: RegExp][] = [
+  [
+    "01-port-not-integer.yaml",
+    /:10:14 adapters\[1\]\.devices: expected an integer 1–100000, got "50x2"$/,
+  ],
+  ["02-unknown-key.yaml", /:6:3 uplink\.brokr: unknown key; expected one of url, /],
+  ["03-missing-gateway-id.yaml", /:2:3 gateway: missing required key "id"$/],
+  [
+    "04-unknown-adapter-type.yaml",
+    /:4:11 adapters\[0\]\.type: expected one of .*simulated.*, got "modbuss"/,
+  ],
+  [
+    "05-bad-url.yaml",
+    /:5:8 uplink\.url: expected a broker URL such as mqtts:\/\/.*, got "http:\/\/broker\.example\.com"$/,
+  ],
+  [
+    "06-env-missing.yaml",
+    /:6:13 uplink\.password: environment variable OUTPOST_TEST_UNSET_PASSWORD is not set/,
+  ],
+  [
+    "07-bad-duration.yaml",
+    /:4:14 buffer\.retention: expected a duration such as .*, got "30 days"$/,
+  ],
+  [
+    "08-bad-bytes.yaml",
+    /:4:13 buffer\.maxBytes: expected a size such as .* of at least 1MB, got "lots"$/,
+  ],
+  ["09-yaml-syntax.yaml", /:\d+:\d+ YAML syntax error: /],
+  [
+    "10-duplicate-adapter-name.yaml",
+    /:7:11 adapters\[1\]\.name: duplicate adapter name "sim" \(also adapters\[0\]\)$/,
+  ],
+  [
+    "11-bad-overflow.yaml",
+    /:4:13 buffer\.overflow: expected one of drop-oldest, reject-new, got "drop-newest"$/,
+  ],
+  [
+    "12-cert-without-key.yaml",
+    /:7:5 uplink\.tls: expected both cert and key for mutual TLS, got only one$/,
+  ],
+  ["13-adapters-not-list.yaml", /:4:3 adapters: expected a list, got a mapping$/],
+  [
+    "14-bad-gateway-id.yaml",
+    /:2:7 gateway\.id: expected a name of letters, digits and \._:-\/, got "site a\/#"$/,
+  ],
+  [
+    "15-min-above-max.yaml",
+    /:9:14 adapters\[0\]\.metrics\[0\]\.max: expected max ≥ min \(50\), got 10$/,
+  ],
+  ["16-missing-adapter-name.yaml", /:4:5 adapters\[0\]: missing required key "name"$/],
+  ["17-duplicate-key.yaml", /:3:1 gateway: duplicate key "gateway"$/],
+  [
+    "18-secret-file-missing.yaml",
+    /:6:13 uplink\.password: cannot read secret file "\/nonexistent\/outpost\/secret"/,
+  ],
+  [
+    "19-bad-listen.yaml",
+    /:4:11 http\.listen: expected host:port such as 127\.0\.0\.1:8787, got "8787"$/,
+  ],
+  [
+    "20-topic-mode.yaml",
+    /:6:14 uplink\.topicMode: expected one of batch, per-reading, got "per-device"$/,
+  ],
+];
+
+async function checkConfig(file: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "check-config", file],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr).trim() };
+}
+
+Deno.test("every broken config in testdata exits 2 naming file:line:col, key path and expectation", async () => {
+  const files = [...Deno.readDirSync(DIR)].map((e) => e.name).filter((n) => n.endsWith(".yaml"));
+  assert.ok(files.length >= 15);
+  assert.deepEqual(files.sort(), CASES.map(([f]) => f).sort(), "every file has an expectation");
+  const results = [];
+  // A few at a time: each is a Deno process.
+  for (let i = 0; i < CASES.length; i += 5) {
+    results.push(
+      ...await Promise.all(
+        CASES.slice(i, i + 5).map(async ([file, expected]) => ({
+          file,
+          expected,
+          ...(await checkConfig(DIR + file)),
+        })),
+      ),
+    );
+  }
+  for (const r of results) {
+    assert.equal(r.code, 2, `${r.file}: exit status (stderr: ${r.stderr})`);
+    const first = r.stderr.split("\n")[0];
+    assert.ok(first.startsWith(DIR + r.file + ":"), `${r.file}: names the file: ${first}`);
+    assert.match(first, r.expected, r.file);
+  }
+});
+
+Deno.test("check-config accepts the shipped example configs", async () => {
+  for (const file of ["config/example.yaml", "config/demo.yaml"]) {
+    const path = new URL(`../${file}`, import.meta.url).pathname;
+    const r = await checkConfig(path);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+  }
+});
