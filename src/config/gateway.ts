@@ -10,6 +10,7 @@ import {
   Schema,
 } from "./schema.ts";
 import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
+import { httpsUplinkSchema } from "../uplink/https_config.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -117,8 +118,11 @@ export function gatewaySchema(
       site: s.string().optional().describe("Free text: where this gateway is"),
     }),
     buffer: bufferSchema.default(defaultsOf(bufferSchema)),
-    uplink: s.tagged("type", {
-      mqtt: s.object(mqttUplinkSchema.shape, { passthrough: ["type"] }),
+    uplink: s.tagged<Record<string, unknown>>("type", {
+      mqtt: s.object(mqttUplinkSchema.shape, { passthrough: ["type"] }) as unknown as Schema<
+        Record<string, unknown>
+      >,
+      https: httpsUplinkSchema as unknown as Schema<Record<string, unknown>>,
       ...extraUplinks,
     }).optional().describe("Where readings go; without it the gateway only buffers"),
     http: httpSchema.default(defaultsOf(httpSchema)),

@@ -33,6 +33,13 @@ export function describeMqttError(e: unknown): string {
   const msg = String(err?.message ?? e);
   const code = err?.code !== undefined ? String(err.code) : "";
   const m = msg.toLowerCase();
+  // "received fatal alert" means the broker ended the handshake: it judged our side.
+  if (/received fatal alert/.test(m)) {
+    if (/certificaterequired|certificate required/.test(m)) {
+      return `broker requires a client certificate (${msg})`;
+    }
+    return `broker rejected the client certificate (${msg})`;
+  }
   if (/unknown ?ca|unknownissuer|unable to get local issuer|self.signed|self signed/.test(m)) {
     return `server certificate not trusted (${msg})`;
   }

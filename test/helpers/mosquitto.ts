@@ -21,6 +21,8 @@ export interface Broker {
 export interface BrokerOptions {
   tls?: boolean;
   port?: number;
+  /** Keep sessions and queued messages across stop()/start() (saved on SIGTERM). */
+  persistent?: boolean;
   /** Extra lines for mosquitto.conf. */
   extra?: string[];
 }
@@ -47,7 +49,9 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
   const lines = [
     "per_listener_settings false",
     "allow_anonymous true",
-    "persistence false",
+    ...(opts.persistent
+      ? ["persistence true", `persistence_location ${dir}/`, "autosave_interval 1"]
+      : ["persistence false"]),
     "log_dest none",
     "max_inflight_messages 0",
     "max_queued_messages 100000",

@@ -1,0 +1,85 @@
+import { freePort, waitFor } from "./ports.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A gateway process started by a test. */
+export interface GatewayProcess {
+  pid: number;
+  httpPort: number;
+  configPath: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** GET /status as JSON. */
+  status(): Promise<Record<string, unknown> & { buffer: { pending: number; rows: number } }>;
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM, then wait for the exit; returns the exit code. */
+  stop(): Promise<number>;
+  exited: Promise<Deno.CommandStatus>;
+}
+
+/** Writes a YAML config (with `http.listen` on a free port added) and starts `outpost run`. */
+export async function startGateway(
+  dir: string,
+  yaml: string,
+  opts: { waitHealthy?: boolean; env?: Record<string, string>; httpPort?: number } = {},
+): Promise<GatewayProcess> {
+  const httpPort = opts.httpPort ?? freePort();
+  const configPath = `${dir}/site.yaml`;
+  await Deno.writeTextFile(configPath, `${yaml}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-net", MAIN, "run", "--config", configPath],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    env: { NO_COLOR: "1", ...opts.env },
+  }).spawn();
+  let out = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s) out += dec.decode(chunk);
+  };
+  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const exited = child.status.then(async (s) => {
+    await pumped;
+    return s;
+  });
+  const base = `http://127.0.0.1:${httpPort}`;
+  const gw: GatewayProcess = {
+    pid: child.pid,
+    httpPort,
+    configPath,
+    output: () => out,
+    status: async () => {
+      const r = await fetch(`${base}/status`);
+      return await r.json();
+    },
+    kill: async () => {
+      try {
+        Deno.kill(child.pid, "SIGKILL");
+      } catch { /* already gone */ }
+      await exited;
+    },
+    stop: async () => {
+      try {
+        Deno.kill(child.pid, "SIGTERM");
+      } catch { /* already gone */ }
+      return (await exited).code;
+    },
+    exited,
+  };
+  let done = false;
+  exited.then(() => done = true);
+  await waitFor(
+    `gateway ${child.pid} to serve /status`,
+    async () => {
+      if (done) throw new Error(`gateway exited early:\n${out}`);
+      const r = await fetch(`${base}/healthz`);
+      await r.body?.cancel();
+      return opts.waitHealthy ? r.status === 200 : true;
+    },
+    30_000,
+    50,
+  );
+  return gw;
+}
