@@ -1,10 +1,16 @@
 import type { AdapterModule } from "../src/adapter.ts";
 import { simulated } from "./simulated/mod.ts";
+import { mqtt } from "./mqtt/mod.ts";
+import { zigbee2mqtt } from "./zigbee2mqtt/mod.ts";
+import { httpAdapter } from "./http/mod.ts";
+import { modbus } from "./modbus/mod.ts";
+import { exec } from "./exec/mod.ts";
 
 /**
  * Every built-in adapter, registered statically so `deno compile` embeds them. The key is the
- * YAML `type:`.
+ * YAML `type:`, the folder name and the log tag.
  */
-export const adapters: Record<string, AdapterModule<any>> = {
-  [simulated.type]: simulated,
-};
+// deno-lint-ignore no-explicit-any
+export const adapters: Record<string, AdapterModule<any>> = Object.fromEntries(
+  [simulated, modbus, exec, mqtt, zigbee2mqtt, httpAdapter].map((a) => [a.type, a]),
+);

@@ -109,7 +109,7 @@ export class Forwarder {
     this.#buffer = opts.buffer;
     this.#uplink = opts.uplink;
     this.#log = opts.log;
-    this.#readRows = opts.readRows ?? 20_000;
+    this.#readRows = opts.readRows ?? 5000;
     const p = opts.backfill;
     this.#pacing = p && (p.messagesPerSecond || p.bytesPerSecond) ? p : undefined;
   }

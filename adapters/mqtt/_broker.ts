@@ -1,0 +1,202 @@
+import mqtt from "mqtt";
+import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
+import { sleep } from "../../src/adapter.ts";
+import { type InferShape, s } from "../../src/config/schema.ts";
+import type { Logger } from "../../src/log.ts";
+import { tlsSchema } from "../../src/uplink/mqtt_config.ts";
+
+/** Config keys of a connection to an MQTT broker, shared by the `mqtt` and `zigbee2mqtt` adapters. */
+export const brokerShape = {
+  url: s.string({
+    pattern: /^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/,
+    patternName: "a broker URL such as mqtt://127.0.0.1:1883 or mqtts://broker.lan:8883",
+  }).describe("Broker URL: mqtt:// (plain) or mqtts:// (TLS)"),
+  username: s.string().optional().describe("Username; use ${ENV} or ${file:...}"),
+  password: s.string().optional().describe("Password; use ${ENV} or ${file:...}"),
+  clientId: s.string({ min: 1, max: 128 }).optional()
+    .describe("MQTT client id; defaults to outpost-<name>-<random>"),
+  cleanSession: s.boolean().default(true)
+    .describe("false (with a fixed clientId) lets the broker queue QoS 1 messages while away"),
+  tls: tlsSchema.optional().describe("TLS and mutual TLS settings (PEM files)"),
+  keepalive: s.duration({ min: 1000, max: 3_600_000 }).default(30_000)
+    .describe("MQTT keepalive interval"),
+  connectTimeout: s.duration({ min: 100 }).default(15_000)
+    .describe("Give up a connection attempt after this long"),
+  reconnect: s.object({
+    min: s.duration({ min: 10 }).default(1000).describe("First retry delay"),
+    max: s.duration({ min: 10 }).default(60_000).describe("Largest retry delay"),
+  }).default({ min: 1000, max: 60_000 })
+    .describe("Reconnect backoff: exponential with full jitter, reset after a connection"),
+  maxPending: s.integer({ min: 1, max: 10_000_000 }).default(10_000)
+    .describe("Readings waiting for the buffer before reading from the broker pauses"),
+};
+
+/** Validated broker connection settings. */
+export type BrokerConfig = InferShape<typeof brokerShape>;
+
+/** A broker connection could not be set up (unreadable TLS file, bad options). */
+export class BrokerSetupError extends Error {
+  override name = "BrokerSetupError";
+}
+
+/** Options of {@linkcode runSubscriber}. */
+export interface SubscriberOptions {
+  /** Instance name, used in the default client id. */
+  name: string;
+  /** Topic filters to subscribe to, each with its QoS. */
+  topics: Record<string, 0 | 1 | 2>;
+  /**
+   * Handles one message. Returning a promise pauses the connection until it settles, which
+   * pushes back on the broker (and delays the PUBACK of QoS 1 messages).
+   */
+  onMessage(topic: string, payload: Uint8Array): void | Promise<void>;
+  log: Logger;
+  count(counter: string, by?: number): void;
+  signal: AbortSignal;
+}
+
+async function readPem(path: string, key: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new BrokerSetupError(
+      `Cannot read TLS file "${path}" (tls.${key}): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+async function clientOptions(config: BrokerConfig, name: string): Promise<IClientOptions> {
+  const opts: IClientOptions = {
+    clientId: config.clientId ??
+      `outpost-${name}-${crypto.randomUUID().slice(0, 8)}`,
+    username: config.username,
+    password: config.password,
+    clean: config.cleanSession,
+    keepalive: Math.ceil(config.keepalive / 1000),
+    connectTimeout: config.connectTimeout,
+    // Reconnects are ours (backoff with jitter, tied to the signal), not mqtt.js's fixed period.
+    reconnectPeriod: 0,
+  };
+  const tls = config.tls;
+  if (tls) {
+    if (tls.ca) opts.ca = await readPem(tls.ca, "ca");
+    if (tls.cert) opts.cert = await readPem(tls.cert, "cert");
+    if (tls.key) opts.key = await readPem(tls.key, "key");
+    if (tls.servername) opts.servername = tls.servername;
+    opts.rejectUnauthorized = tls.rejectUnauthorized;
+  }
+  return opts;
+}
+
+/** Delay before reconnect attempt `attempt` (from 0): full jitter over an exponential window. */
+export function backoffDelay(attempt: number, min: number, max: number): number {
+  const window = Math.min(max, min * 2 ** Math.min(attempt, 30));
+  return Math.round(min + Math.random() * Math.max(0, window - min));
+}
+
+/** Shows a broker URL without credentials, for logs. */
+function target(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//");
+}
+
+/**
+ * Connects to the broker, subscribes, and hands every message to `onMessage` until the signal
+ * aborts; a lost or refused connection is retried with backoff. Resolves after the abort.
+ */
+export async function runSubscriber(
+  config: BrokerConfig,
+  options: SubscriberOptions,
+): Promise<void> {
+  const { log, signal } = options;
+  const opts = await clientOptions(config, options.name);
+  let attempt = 0;
+  let failures = 0;
+  while (!signal.aborted) {
+    const { connected, error } = await session(config.url, opts, options);
+    if (signal.aborted) break;
+    if (connected) {
+      attempt = 0;
+      failures = 0;
+      options.count("disconnects");
+      log.warn("lost the broker connection; reconnecting", {
+        broker: target(config.url),
+        error: error?.message,
+      });
+    } else {
+      // The first failure is news; the following ones while the broker stays away are noise.
+      (failures++ === 0 ? log.warn : log.debug)("cannot connect to the broker", {
+        broker: target(config.url),
+        error: error?.message ?? "connection closed",
+      });
+      options.count("connect_failures");
+    }
+    await sleep(backoffDelay(attempt++, config.reconnect.min, config.reconnect.max), signal);
+  }
+}
+
+interface SessionEnd {
+  connected: boolean;
+  error?: Error;
+}
+
+function session(url: string, opts: IClientOptions, o: SubscriberOptions): Promise<SessionEnd> {
+  return new Promise((resolve) => {
+    let connected = false;
+    let error: Error | undefined;
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(url, opts);
+    } catch (e) {
+      return resolve({ connected, error: e as Error });
+    }
+    const onAbort = () => client.end(true);
+    // mqtt.js sends the PUBACK of a QoS 1 message and reads the next packet only once this
+    // callback ran, so awaiting the handler here is our back-pressure.
+    client.handleMessage = (packet: IPublishPacket, done) => {
+      let pending: void | Promise<void> = undefined;
+      try {
+        pending = o.onMessage(packet.topic, packet.payload as Uint8Array);
+      } catch (e) {
+        o.log.error("message handler failed", { topic: packet.topic, error: e as Error });
+      }
+      if (pending) {
+        pending.then(() => done(), (e) => {
+          o.log.error("message handler failed", { topic: packet.topic, error: e as Error });
+          done();
+        });
+      } else done();
+    };
+    client.on("connect", () => {
+      connected = true;
+      o.count("connects");
+      o.log.info("connected to the broker", { broker: target(url) });
+      client.subscribe(
+        Object.fromEntries(Object.entries(o.topics).map(([t, qos]) => [t, { qos }])),
+        (err, granted) => {
+          if (err) {
+            o.log.error("subscribe failed", { error: err });
+            return;
+          }
+          for (const g of granted ?? []) {
+            if (g.qos === 128) o.log.error("broker refused subscription", { topic: g.topic });
+          }
+          o.count("subscribed");
+        },
+      );
+    });
+    client.on("error", (e) => {
+      error = e;
+    });
+    let ended = false;
+    client.on("close", () => {
+      if (ended) return;
+      ended = true;
+      o.signal.removeEventListener("abort", onAbort);
+      client.end(true);
+      resolve({ connected, error });
+    });
+    if (o.signal.aborted) onAbort();
+    else o.signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

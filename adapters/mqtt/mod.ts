@@ -1,0 +1,86 @@
+import { defineAdapter } from "../../src/adapter.ts";
+import { type MqttConfig, mqttSchema } from "./config.ts";
+import { runSubscriber } from "./_broker.ts";
+import { compileSubscription } from "./_parse.ts";
+import { ReadingQueue } from "./_queue.ts";
+
+export { type MqttConfig, mqttSchema, type SubscriptionConfig } from "./config.ts";
+export {
+  backoffDelay,
+  type BrokerConfig,
+  BrokerSetupError,
+  brokerShape,
+  runSubscriber,
+  type SubscriberOptions,
+} from "./_broker.ts";
+export { ReadingQueue, type ReadingQueueOptions } from "./_queue.ts";
+export {
+  type CompiledSubscription,
+  compileSubscription,
+  type Parsed,
+  type ParseResult,
+  parseTimestamp,
+} from "./_parse.ts";
+
+/**
+ * Local MQTT devices (ESP32s and the like): subscribes to topic filters and turns JSON, bare
+ * number or CSV payloads into readings, the device id (and metric) taken from topic levels.
+ *
+ * @example
+ * ```yaml
+ * - type: mqtt
+ *   name: esp
+ *   url: mqtt://127.0.0.1:1883
+ *   subscriptions:
+ *     - topic: sensors/{device}/{metric}
+ *       format: number
+ * ```
+ */
+export const mqtt = defineAdapter<MqttConfig>({
+  type: "mqtt",
+  schema: mqttSchema,
+  async start({ name, config, emit, log, signal, count }) {
+    const subs = config.subscriptions.map(compileSubscription);
+    const topics: Record<string, 0 | 1 | 2> = {};
+    for (const sub of subs) {
+      const qos = sub.config.qos as 0 | 1 | 2;
+      topics[sub.topic.filter] = Math.max(topics[sub.topic.filter] ?? 0, qos) as 0 | 1 | 2;
+    }
+    const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count });
+    const warned = new Set<number>();
+    log.info("subscribing", { topics: Object.keys(topics).join(" ") });
+    try {
+      await runSubscriber(config, {
+        name,
+        topics,
+        log,
+        count,
+        signal,
+        onMessage(topic, payload) {
+          count("messages");
+          for (let i = 0; i < subs.length; i++) {
+            const match = subs[i].match(topic);
+            if (!match) continue;
+            const r = subs[i].parse(match, payload, Date.now());
+            if ("error" in r) {
+              count("invalid_payloads");
+              // Warn once per subscription; a misbehaving device would otherwise flood the log.
+              (warned.has(i) ? log.debug : log.warn)("invalid payload skipped", {
+                topic,
+                error: r.error,
+              });
+              warned.add(i);
+              return;
+            }
+            if (r.skipped) count("skipped_fields", r.skipped);
+            count("readings", r.readings.length);
+            return queue.push(r.readings);
+          }
+          count("unmatched");
+        },
+      });
+    } finally {
+      await queue.flush();
+    }
+  },
+});

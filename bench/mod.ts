@@ -1,0 +1,227 @@
+/**
+ * `deno task bench [--json] [--quick]`: measures the spine against its targets and prints a table
+ * (or one JSON object per line with --json). Runs on loopback only.
+ */
+import { parseArgs } from "node:util";
+import { Buffer } from "../src/buffer/buffer.ts";
+import { bufferSchema } from "../src/config/gateway.ts";
+import { Ctx } from "../src/config/schema.ts";
+import { silentLogger } from "../src/log.ts";
+import { Pipeline } from "../src/pipeline.ts";
+import { encodeBatches } from "../src/uplink/encode.ts";
+import { startMosquitto } from "../test/helpers/mosquitto.ts";
+import { makeReadings } from "./_data.ts";
+import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
+import { benchModbus } from "../adapters/modbus/bench.ts";
+
+/** One measured value. */
+export interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  target: string;
+  ok: boolean;
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { json: { type: "boolean" }, quick: { type: "boolean" }, only: { type: "string" } },
+});
+const results: Result[] = [];
+const T0 = Date.now() - 86_400_000;
+const PENDING = values.quick ? 200_000 : 1_000_000;
+
+function report(r: Result): void {
+  results.push(r);
+  if (values.json) {
+    console.log(JSON.stringify({ name: r.name, value: r.value, unit: r.unit, target: r.target }));
+  } else {
+    console.error(`  measured ${r.name}: ${r.value} ${r.unit}`);
+  }
+}
+
+function openBuffer(path: string): Buffer {
+  return Buffer.open(
+    bufferSchema.check({ path, integrityCheck: false, commitRows: 1000 }, new Ctx(), []) as never,
+    { log: silentLogger() },
+  );
+}
+
+/** Ingest through the pipeline (validation + grouped commits), adapters emitting 100 at a time. */
+async function ingestRate(pipeline: Pipeline, n: number, start: number): Promise<number> {
+  const chunks = [];
+  for (let i = 0; i < n; i += 100) chunks.push(makeReadings(100, start + i, T0));
+  const t = performance.now();
+  const inflight: Promise<unknown>[] = [];
+  for (const c of chunks) {
+    inflight.push(pipeline.emit("bench", c));
+    if (inflight.length >= 50) await Promise.all(inflight.splice(0));
+  }
+  await Promise.all(inflight);
+  return Math.round(n / ((performance.now() - t) / 1000));
+}
+
+async function benchIngest(dir: string): Promise<string> {
+  const path = `${dir}/ingest.db`;
+  const buffer = openBuffer(path);
+  const pipeline = new Pipeline({ buffer, log: silentLogger() });
+  // Warm up the JIT on a throwaway buffer so "empty" measures the buffer, not compilation.
+  const warm = openBuffer(`${dir}/warmup.db`);
+  await ingestRate(new Pipeline({ buffer: warm, log: silentLogger() }), 200_000, 0);
+  warm.close();
+  const empty = await ingestRate(pipeline, 300_000, 0);
+  report({
+    name: "ingest_empty",
+    value: empty,
+    unit: "readings/s",
+    target: "≥ 300000",
+    ok: empty >= 300_000,
+  });
+  // Fill to the pending level, then measure the same ingest on top of it.
+  for (let i = 300_000; i < PENDING; i += 100_000) {
+    await pipeline.emit("fill", makeReadings(100_000, i, T0));
+  }
+  const full = await ingestRate(pipeline, 300_000, PENDING);
+  report({
+    name: `ingest_${PENDING / 1000}k_pending`,
+    value: full,
+    unit: "readings/s",
+    target: "≥ 300000, flat",
+    ok: full >= 300_000 && full >= empty * 0.8,
+  });
+  report({
+    name: "ingest_flatness",
+    value: Math.round(full / empty * 100),
+    unit: "% of empty",
+    target: "≥ 80",
+    ok: full >= empty * 0.8,
+  });
+  buffer.close();
+  return path;
+}
+
+async function benchDrain(dir: string): Promise<void> {
+  const path = `${dir}/drain.db`;
+  const buffer = openBuffer(path);
+  for (let i = 0; i < PENDING; i += 100_000) await buffer.append(makeReadings(100_000, i, T0));
+  buffer.close();
+  const broker = await startMosquitto({ tls: true });
+  try {
+    const c = broker.certs!;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=${GATEWAY_V8_FLAGS}`,
+        new URL("./drain_worker.ts", import.meta.url).pathname,
+        path,
+        broker.tlsUrl,
+        c.ca,
+        c.clientCert,
+        c.clientKey,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+    const rate = Math.round(r.readings / r.seconds);
+    report({
+      name: "drain_mtls",
+      value: rate,
+      unit: "readings/s",
+      target: "≥ 150000",
+      ok: rate >= 150_000,
+    });
+    const perReading = Math.round(r.bytes / r.readings * 10) / 10;
+    report({
+      name: "wire_bytes_per_reading",
+      value: perReading,
+      unit: "bytes",
+      target: "≤ 40",
+      ok: perReading <= 40,
+    });
+    const mb = Math.round(r.peakRss / 1048576);
+    report({ name: "drain_peak_rss", value: mb, unit: "MB", target: "≤ 120", ok: mb <= 120 });
+  } finally {
+    await broker.stop();
+  }
+}
+
+function benchBilling(): void {
+  const readings = makeReadings(100_000, 0, T0).map((r, i) => ({ ...r, seq: i + 1 }));
+  const id = { gatewayId: "plant3-gw1", epoch: "a1b2c3d4e5f6" };
+  for (
+    const [name, limits] of [
+      ["billable_5kb_per_1000_default", { maxBytes: 128 * 1024 }],
+      ["billable_5kb_per_1000_target5kb", { maxBytes: 128 * 1024, targetBytes: 5 * 1024 }],
+    ] as const
+  ) {
+    const batches = encodeBatches(readings, id, limits);
+    const units = batches.reduce(
+      (n, b) => n + Math.ceil(new TextEncoder().encode(b.payload).length / 5120),
+      0,
+    );
+    const per1000 = Math.round(units / (readings.length / 1000) * 10) / 10;
+    report({ name, value: per1000, unit: "messages", target: "≤ 20", ok: per1000 <= 20 });
+  }
+}
+
+/** 200 Modbus TCP devices × 40 registers polled every second for 30 s (issue 3). */
+async function benchModbusPolling(): Promise<void> {
+  const r = await benchModbus({ devices: 200, registers: 40, seconds: values.quick ? 10 : 30 });
+  const cpu = Math.round(r.cpuPercentOfOneCore * 10) / 10;
+  report({
+    name: "modbus_200x40_cpu",
+    value: cpu,
+    unit: "% of 1 core",
+    target: "< 25",
+    ok: cpu < 25,
+  });
+  report({
+    name: "modbus_200x40_missed_cycles",
+    value: r.missedCycles,
+    unit: `of ${r.cycles}`,
+    target: "0",
+    ok: r.missedCycles === 0,
+  });
+}
+
+const dir = await Deno.makeTempDir({ prefix: "outpost-bench-" });
+try {
+  const only = values.only;
+  if (!values.json) {
+    console.error(
+      `Outpost bench (${
+        PENDING.toLocaleString("en")
+      } pending; ${navigator.hardwareConcurrency} cores)`,
+    );
+  }
+  if (!only || only === "ingest") await benchIngest(dir);
+  if (!only || only === "drain") await benchDrain(dir);
+  if (!only || only === "billing") benchBilling();
+  if (!only || only === "modbus") await benchModbusPolling();
+  for (
+    const extra
+      of (globalThis as { outpostBenchExtras?: (() => Promise<Result[]>)[] }).outpostBenchExtras ??
+        []
+  ) {
+    for (const r of await extra()) report(r);
+  }
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
+if (!values.json) {
+  const w = Math.max(...results.map((r) => r.name.length));
+  console.log(
+    `${"metric".padEnd(w)}  ${"value".padStart(10)}  ${"unit".padEnd(12)}  ${
+      "target".padEnd(16)
+    }  ok`,
+  );
+  for (const r of results) {
+    console.log(
+      `${r.name.padEnd(w)}  ${String(r.value).padStart(10)}  ${r.unit.padEnd(12)}  ${
+        r.target.padEnd(16)
+      }  ${r.ok ? "yes" : "NO"}`,
+    );
+  }
+}

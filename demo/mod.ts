@@ -1,0 +1,174 @@
+/**
+ * `deno task demo`: runs the gateway with simulated sensors, forwarding through a local MQTT
+ * broker (Mosquitto when installed, else the embedded aedes broker) to a subscriber that plays
+ * the cloud, and prints what to look at. Ctrl-C stops everything.
+ *
+ * Options: `--duration 20s` stops by itself; `--broker embedded` forces aedes.
+ */
+import { parseArgs } from "node:util";
+import { createServer } from "node:net";
+import mqtt from "mqtt";
+import { decodeBatch } from "../src/uplink/encode.ts";
+import { parseDuration } from "../src/config/schema.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"];
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function findMosquitto(): string | undefined {
+  return MOSQUITTO.find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`broker did not listen on ${port}: ${e}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Starts a broker on `port`; returns its name and a stop function. */
+async function startBroker(
+  port: number,
+  prefer: string,
+): Promise<{ name: string; stop(): Promise<void> }> {
+  const bin = prefer === "embedded" ? undefined : findMosquitto();
+  if (bin) {
+    const dir = await Deno.makeTempDir({ prefix: "outpost-demo-" });
+    await Deno.chmod(dir, 0o755);
+    await Deno.writeTextFile(
+      `${dir}/mosquitto.conf`,
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n`,
+    );
+    const child = new Deno.Command(bin, {
+      args: ["-c", `${dir}/mosquitto.conf`],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitForPort(port);
+    return {
+      name: `Mosquitto (${bin}, pid ${child.pid})`,
+      stop: async () => {
+        child.kill("SIGTERM");
+        await child.status;
+      },
+    };
+  }
+  const { Aedes } = await import("aedes");
+  const broker = await Aedes.createBroker();
+  const server = createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  return {
+    name: prefer === "embedded"
+      ? "embedded aedes broker"
+      : "embedded aedes broker (Mosquitto not installed)",
+    stop: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+    },
+  };
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { duration: { type: "string" }, broker: { type: "string" } },
+});
+const duration = values.duration ? parseDuration(values.duration) : undefined;
+const brokerPort = freePort();
+const httpPort = freePort();
+const dataDir = `${ROOT}data/demo`;
+await Deno.mkdir(dataDir, { recursive: true });
+
+const broker = await startBroker(brokerPort, values.broker ?? "auto");
+const url = `mqtt://127.0.0.1:${brokerPort}`;
+const cloud = await mqtt.connectAsync(url, { clientId: "demo-cloud" });
+let received = 0;
+let lastPrint = 0;
+cloud.on("message", (topic, payload) => {
+  const text = payload.toString();
+  if (topic.endsWith("/status")) {
+    const s = JSON.parse(text);
+    console.log(`cloud ← ${topic}: ${s.state}, backlog ${s.backlog ?? "-"}, version ${s.version}`);
+    return;
+  }
+  const batch = decodeBatch(text);
+  received += batch.readings.length;
+  const now = Date.now();
+  if (now - lastPrint < 2000) return;
+  lastPrint = now;
+  const r = batch.readings.at(-1)!;
+  const first = batch.readings[0].seq;
+  console.log(
+    `cloud ← ${topic}: ${batch.readings.length} readings (seq ${first}–${r.seq}), ` +
+      `e.g. ${r.device} ${r.metric}=${r.value}${r.unit ?? ""}; ${received} received in total`,
+  );
+});
+await cloud.subscribeAsync("gateways/#", { qos: 1 });
+
+const gateway = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    "--unstable-net",
+    `${ROOT}main.ts`,
+    "run",
+    "--config",
+    `${ROOT}config/demo.yaml`,
+  ],
+  env: {
+    OUTPOST_DEMO_BROKER: url,
+    OUTPOST_DEMO_DIR: dataDir,
+    OUTPOST_DEMO_HTTP: `127.0.0.1:${httpPort}`,
+  },
+  stdout: "inherit",
+  stderr: "inherit",
+}).spawn();
+
+console.log(`
+Outpost demo
+  broker      ${broker.name} on ${url}
+  gateway     pid ${gateway.pid}, config config/demo.yaml, buffer ${dataDir}/buffer.db
+  look at     http://127.0.0.1:${httpPort}/status   (JSON)   and   /healthz
+              deno task start status --url http://127.0.0.1:${httpPort}
+              deno task start export --db ${dataDir}/buffer.db --device sim-1 --since 1h
+              mosquitto_sub -p ${brokerPort} -t 'gateways/#' -v     (if mosquitto-clients is installed)
+  stop        Ctrl-C
+`);
+
+const { promise: done, resolve } = Promise.withResolvers<void>();
+const onSig = () => resolve();
+Deno.addSignalListener("SIGINT", onSig);
+Deno.addSignalListener("SIGTERM", onSig);
+const timer = duration ? setTimeout(resolve, duration) : undefined;
+gateway.status.then(() => resolve());
+await done;
+clearTimeout(timer);
+Deno.removeSignalListener("SIGINT", onSig);
+Deno.removeSignalListener("SIGTERM", onSig);
+try {
+  gateway.kill("SIGTERM");
+} catch { /* already gone */ }
+const status = await gateway.status;
+await cloud.endAsync();
+await broker.stop();
+console.log(
+  `demo finished: the cloud received ${received} readings; gateway exit status ${status.code}`,
+);
+Deno.exit(status.code === 0 && received > 0 ? 0 : 1);

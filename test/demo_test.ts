@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+
+const DEMO = new URL("../demo/mod.ts", import.meta.url).pathname;
+
+for (const broker of ["auto", "embedded"]) {
+  Deno.test(`deno task demo runs the gateway end to end (${broker} broker)`, async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-net", DEMO, "--duration", "5s", "--broker", broker],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.match(
+      text,
+      broker === "embedded" ? /embedded aedes broker/ : /broker\s+(Mosquitto|embedded)/,
+    );
+    assert.match(text, /cloud ← gateways\/demo-gw\/telemetry: \d+ readings/);
+    assert.match(
+      text,
+      /demo finished: the cloud received [1-9]\d* readings; gateway exit status 0/,
+    );
+  });
+}
