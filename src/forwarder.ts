@@ -231,7 +231,7 @@ export class Forwarder {
         continue;
       }
       if (this.#backlogCursor < this.#backlogEnd) {
-        const wait = Math.max(this.#msgBucket?.waitFor(1) ?? 0, this.#byteBucket?.waitFor(1) ?? 0);
+        const wait = this.#paceWait(1);
         if (wait > 0) return this.#schedule(wait);
         this.#sendFrom("backlog");
         continue;
@@ -246,25 +246,34 @@ export class Forwarder {
 
   /** Reads and sends one step of a lane; returns false when the lane had nothing. */
   #sendFrom(lane: "live" | "backlog"): boolean {
-    const from = lane === "live" ? this.#cursor : this.#backlogCursor;
-    const upto = lane === "live" ? Number.MAX_SAFE_INTEGER : this.#backlogEnd;
-    let rows = this.#readRows;
-    if (lane === "backlog" && this.#byteBucket) {
-      // Keep paced reads small so one read does not overshoot the byte budget by much.
-      rows = Math.max(100, Math.min(rows, Math.floor(this.#byteBucket.rate / 16)));
-    }
+    const paced = lane === "backlog";
+    const from = paced ? this.#backlogCursor : this.#cursor;
+    const upto = paced ? this.#backlogEnd : Number.MAX_SAFE_INTEGER;
+    // Paced reads stay small: what the buckets do not allow now is read again later.
+    const rows = paced ? Math.min(this.#readRows, 1000) : this.#readRows;
     const { readings, scannedTo } = this.#buffer.readPending(from, rows, upto);
-    if (lane === "live") this.#cursor = Math.max(this.#cursor, scannedTo);
-    else this.#backlogCursor = Math.max(this.#backlogCursor, scannedTo);
-    if (readings.length === 0) return false;
+    if (readings.length === 0) {
+      if (paced) this.#backlogCursor = Math.max(this.#backlogCursor, scannedTo);
+      else this.#cursor = Math.max(this.#cursor, scannedTo);
+      return false;
+    }
     const messages = this.#uplink.encode(readings);
     let lo = from + 1;
-    messages.forEach((m, i) => {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i];
+      if (paced && i > 0 && this.#paceWait(m.payload.length) > 0) break;
       const hi = i === messages.length - 1 ? scannedTo : m.last;
       this.#send(m, lo, hi, lane);
       lo = hi + 1;
-    });
+    }
+    if (paced) this.#backlogCursor = Math.max(this.#backlogCursor, lo - 1);
+    else this.#cursor = Math.max(this.#cursor, lo - 1);
     return true;
+  }
+
+  /** ms until the backlog buckets allow a message of `bytes`. */
+  #paceWait(bytes: number): number {
+    return Math.max(this.#msgBucket?.waitFor(1) ?? 0, this.#byteBucket?.waitFor(bytes) ?? 0);
   }
 
   #send(message: OutMessage, lo: number, hi: number, lane: "live" | "backlog"): void {
