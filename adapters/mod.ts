@@ -5,6 +5,7 @@ import { zigbee2mqtt } from "./zigbee2mqtt/mod.ts";
 import { httpAdapter } from "./http/mod.ts";
 import { modbus } from "./modbus/mod.ts";
 import { exec } from "./exec/mod.ts";
+import { ble } from "./ble/mod.ts";
 
 /**
  * Every built-in adapter, registered statically so `deno compile` embeds them. The key is the
@@ -12,5 +13,5 @@ import { exec } from "./exec/mod.ts";
  */
 // deno-lint-ignore no-explicit-any
 export const adapters: Record<string, AdapterModule<any>> = Object.fromEntries(
-  [simulated, modbus, exec, mqtt, zigbee2mqtt, httpAdapter].map((a) => [a.type, a]),
+  [simulated, modbus, exec, mqtt, zigbee2mqtt, httpAdapter, ble].map((a) => [a.type, a]),
 );

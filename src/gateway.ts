@@ -2,6 +2,7 @@ import type { AdapterModule } from "./adapter.ts";
 import { Buffer, type BufferStats } from "./buffer/buffer.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
 import { Forwarder, type ForwarderStats } from "./forwarder.ts";
+import { Edge, type EdgeStatus } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
@@ -46,6 +47,8 @@ export interface GatewayStatus {
     setAside: number;
   };
   devices: Record<string, Record<string, LastValue>>;
+  /** Filters, aggregation and alarms. */
+  edge: EdgeStatus | null;
 }
 
 /**
@@ -66,6 +69,7 @@ export class Gateway {
   #supervisors: AdapterSupervisor[] = [];
   #uplink: Uplink | undefined;
   #forwarder: Forwarder | undefined;
+  #edge: Edge | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
@@ -92,6 +96,7 @@ export class Gateway {
     this.#buffer = Buffer.open(c.buffer, { log: this.#root.child("buffer") });
     this.#pipeline = new Pipeline({ buffer: this.#buffer, log: this.#root.child("pipeline") });
     this.#startUplink();
+    this.#startEdge();
     this.#startAdapters();
     this.#timers.push(setInterval(() => this.#prune(), 60_000));
   }
@@ -138,6 +143,35 @@ export class Gateway {
           : this.#statusMessage("offline", "reconfiguring"),
       );
     }
+  }
+
+  /** Filters, rules and aggregation; after the uplink, whose reconnects the alarm lane follows. */
+  #startEdge(): void {
+    const c = this.#config;
+    if (!c.filters.length && !c.aggregate.length && !c.rules.length) {
+      this.#pipeline.setStages([]);
+      return;
+    }
+    this.#edge = Edge.start({
+      config: c,
+      bufferPath: c.buffer.path,
+      emit: (source, readings) => this.#pipeline.emit(source, readings),
+      write: (adapter, request) => {
+        const sup = this.#supervisors.find((s) => s.status().name === adapter);
+        if (!sup) return Promise.reject(new Error(`adapter "${adapter}" is not running`));
+        return sup.write(request);
+      },
+      uplink: this.#uplink,
+      log: this.#root.child("edge"),
+    });
+    this.#pipeline.setStages(this.#edge.stages);
+  }
+
+  async #stopEdge(): Promise<void> {
+    const edge = this.#edge;
+    this.#edge = undefined;
+    this.#pipeline.setStages([]);
+    await edge?.stop();
   }
 
   #startAdapters(): void {
@@ -275,6 +309,7 @@ export class Gateway {
         setAside: f?.setAside ?? 0,
       },
       devices: this.#pipeline.lastValues(),
+      edge: this.#edge?.status() ?? null,
     };
   }
 
@@ -285,11 +320,13 @@ export class Gateway {
   async reload(config: GatewayConfig): Promise<void> {
     this.#log.info("reloading config");
     await this.#stopAdapters();
+    await this.#stopEdge();
     await this.#stopUplink(false);
     this.#buffer.flush();
     this.#config = config;
     this.#buffer.reconfigure(config.buffer);
     this.#startUplink();
+    this.#startEdge();
     this.#startAdapters();
     this.#log.info("config reloaded", { adapters: config.adapters.length });
   }
@@ -304,6 +341,7 @@ export class Gateway {
     this.#log.info("stopping");
     for (const t of this.#timers) clearInterval(t);
     await this.#stopAdapters();
+    await this.#stopEdge();
     this.#buffer.flush();
     const f = this.#forwarder;
     if (f && this.#uplink?.connected) {

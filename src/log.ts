@@ -27,7 +27,10 @@ export interface Logger {
 export interface LoggerOptions {
   level?: LogLevel;
   format?: "text" | "json";
-  /** Prefix lines with `<N>` syslog priorities, as journald expects. Defaults to on under systemd. */
+  /**
+   * Prefix lines (text and JSON) with `<N>` syslog priorities, which journald turns into the
+   * entry's priority. Defaults to on when stdout is the journal (`$JOURNAL_STREAM` set).
+   */
   syslogPrefix?: boolean;
   /** How many recent lines to keep for status pages and the `logs` command. */
   ringSize?: number;
@@ -84,23 +87,25 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
     ring.push(rec);
     if (ring.length > ringSize) ring.shift();
     let line: string;
+    // journald strips a leading "<N>" and files the line under that priority, in either format.
+    const prefix = syslog ? `<${SYSLOG[level]}>` : "";
     if (format === "json") {
-      const extra: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(fields ?? {})) {
-        extra[k] = v instanceof Error ? v.message : v;
-      }
-      line = JSON.stringify({
+      const obj: Record<string, unknown> = {
         ts: new Date(rec.ts).toISOString(),
         level,
         component,
         msg,
-        ...extra,
-      });
+      };
+      for (const [k, v] of Object.entries(fields ?? {})) {
+        // A field named like a core key must not overwrite it.
+        obj[k in obj ? `field_${k}` : k] = v instanceof Error ? v.message : v;
+      }
+      line = prefix + JSON.stringify(obj);
     } else {
-      const prefix = syslog ? `<${SYSLOG[level]}>` : `${new Date(rec.ts).toISOString()} `;
-      line = `${prefix}${level.toUpperCase().padEnd(5)} [${component}] ${msg}${
-        formatFields(fields)
-      }`;
+      // One event, one line: a line break inside a message would read as a second event.
+      line = `${prefix || `${new Date(rec.ts).toISOString()} `}${
+        level.toUpperCase().padEnd(5)
+      } [${component}] ${msg.replace(/\r?\n/g, "\\n")}${formatFields(fields)}`;
     }
     sink(line, level);
   }

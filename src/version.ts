@@ -1,2 +1,3 @@
-/** The gateway version; release builds stamp it (see build.ts). */
-export const VERSION = "0.1.0-dev";
+/** The version `deno task build` / `deno task bundle` stamped in, or the development version. */
+export const VERSION: string =
+  (globalThis as { __OUTPOST_VERSION__?: string }).__OUTPOST_VERSION__ ?? "0.1.0-dev";

@@ -490,7 +490,8 @@ export class Buffer {
    */
   #makeRoom(incoming: number): number {
     this.#checkDisk();
-    this.#refreshBytes();
+    // Two pragmas per commit: cheap, and a size estimate that lags lets a burst overshoot the cap.
+    this.#refreshBytes(true);
     const cfg = this.#config;
     const bytesPerRow = this.#rows > 0 ? Math.max(16, this.#usedBytes / this.#rows) : 64;
     let excess = 0;

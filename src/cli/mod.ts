@@ -7,6 +7,13 @@ import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
 import { Gateway, type GatewayStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
 import { createLogger } from "../log.ts";
+import {
+  BufferWriteProbe,
+  startWatchdog,
+  statusLine,
+  SystemdNotifier,
+  watchdogIntervalMs,
+} from "../systemd.ts";
 import { VERSION } from "../version.ts";
 
 /** Exit status: success. */
@@ -45,7 +52,8 @@ Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.`,
   run: `Usage: outpost run --config FILE [--log-format text|json] [--log-level LEVEL]
 
 Runs the gateway until SIGTERM/SIGINT. SIGHUP reloads the config (validated first; the
-buffer is never wiped).`,
+buffer is never wiped). Under systemd (Type=notify) it sends READY=1 once serving, WATCHDOG=1
+at half of WatchdogSec while healthy, STATUS= lines and STOPPING=1.`,
   "check-config": `Usage: outpost check-config FILE
 
 Validates FILE; prints every problem as file:line:col key.path: message. Exit 2 when invalid.`,
@@ -219,10 +227,35 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
     level: (level ?? config.log.level) as "info",
     format: (format ?? config.log.format) as "text",
   });
+  const sdLog = log.child("systemd");
+  // Read before anything spawns children, then unset so they do not inherit it.
+  const watchdogMs = watchdogIntervalMs();
+  const systemd = SystemdNotifier.fromEnv(sdLog, { unset: true });
   const gateway = Gateway.start({ config, adapters: deps.adapters, log, version: VERSION });
   const http = config.http.enabled
     ? await startHttpServer({ listen: config.http.listen, gateway, log: log.child("http") })
     : undefined;
+  const lifetime = new AbortController();
+  const probe = new BufferWriteProbe(config.buffer.path);
+  if (systemd) {
+    await systemd.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+    sdLog.info("notified systemd: ready", {
+      watchdog: watchdogMs ? `${watchdogMs}ms` : "off",
+    });
+    startWatchdog({
+      notifier: systemd,
+      intervalMs: watchdogMs ?? 10_000,
+      ping: watchdogMs !== undefined,
+      check: () => {
+        const buffer = gateway.health().checks.buffer;
+        if (!buffer?.ok) return `buffer: ${buffer?.detail ?? "no check"}`;
+        return probe.check();
+      },
+      status: () => statusLine(gateway.status()),
+      log: sdLog,
+      signal: lifetime.signal,
+    });
+  }
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const onSignal = (sig: Deno.Signal) => () => stop(sig);
   const handlers: [Deno.Signal, () => void][] = [
@@ -231,6 +264,7 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
   ];
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const reload = async () => {
+    await systemd?.notify("RELOADING=1\nSTATUS=reloading config");
     try {
       const next = loadGatewayConfig(configPath, deps);
       await gateway.reload(next);
@@ -240,15 +274,20 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
         : (e as Error).message;
       log.error("config reload refused; keeping the running config", { error: msg });
     }
+    await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
   };
   const onHup = () => void reload();
   Deno.addSignalListener("SIGHUP", onHup);
   const sig = await stopped;
   log.info(`received ${sig}; shutting down`);
+  await systemd?.notify(`STOPPING=1\nSTATUS=stopping (${sig})`);
+  lifetime.abort();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   Deno.removeSignalListener("SIGHUP", onHup);
   await http?.close();
   await gateway.stop();
+  probe.close();
+  systemd?.close();
   return EXIT_OK;
 }
 

@@ -11,6 +11,7 @@ import {
 } from "./schema.ts";
 import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
 import { httpsUplinkSchema } from "../uplink/https_config.ts";
+import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -129,6 +130,12 @@ export function gatewaySchema(
     log: log.default(defaultsOf(log)),
     adapters: s.array(s.tagged("type", adapterVariants)).default([])
       .describe("Protocol adapters to run"),
+    filters: s.array(filterSchema).default([])
+      .describe("Per device/metric filters applied before the buffer (range, deadband, ...)"),
+    aggregate: s.array(aggregateSchema).default([])
+      .describe("Tumbling windows (min/max/mean/last/count) emitted as readings"),
+    rules: s.array(ruleSchema).default([])
+      .describe("Local alarm rules and their actions; they run without the uplink"),
   }, {
     refine: (c, ctx) => {
       const seen = new Map<string, number>();
@@ -142,6 +149,7 @@ export function gatewaySchema(
         }
         seen.set(a.name, i);
       });
+      checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
     },
   });
 }

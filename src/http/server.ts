@@ -1,5 +1,6 @@
 import type { Gateway } from "../gateway.ts";
 import type { Logger } from "../log.ts";
+import { METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
 
 /** Options of {@linkcode startHttpServer}. */
 export interface HttpServerOptions {
@@ -30,7 +31,9 @@ function json(body: unknown, status = 200): Response {
   });
 }
 
-/** Serves `/healthz` and `/status` for the local operator and supervisors. */
+const PATHS = ["/healthz", "/status", "/metrics"];
+
+/** Serves `/healthz`, `/status` and `/metrics` for the local operator and supervisors. */
 export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { hostname, port } = parseListen(opts.listen);
   const ac = new AbortController();
@@ -45,7 +48,7 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
           const address = `${
             addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname
           }:${addr.port}`;
-          opts.log.info(`HTTP on http://${address} (/healthz, /status)`);
+          opts.log.info(`HTTP on http://${address} (${PATHS.join(", ")})`);
           resolve({
             address,
             close: async () => {
@@ -70,11 +73,13 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
           }
           case "/status":
             return json(opts.gateway.status());
-          default:
-            return json(
-              { error: `no such path ${url.pathname}`, paths: ["/healthz", "/status"] },
-              404,
+          case "/metrics":
+            return new Response(
+              renderMetrics(opts.gateway.status(), { process: processStats() }),
+              { headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" } },
             );
+          default:
+            return json({ error: `no such path ${url.pathname}`, paths: PATHS }, 404);
         }
       });
     } catch (e) {

@@ -1,0 +1,26 @@
+/** Test helper: a seeded pseudo-random generator (mulberry32), so fuzz runs repeat exactly. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random bytes of a length in [0, maxLength]. */
+export function randomBytes(random: () => number, maxLength: number): Uint8Array {
+  const out = new Uint8Array(Math.floor(random() * (maxLength + 1)));
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(random() * 256);
+  return out;
+}
+
+/** Parses a hex string ("0512FC…") into bytes. */
+export function fromHex(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16));
+}
+
+/** How many random inputs each fuzz test feeds its decoder. */
+export const FUZZ_RUNS = 10_000;

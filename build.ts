@@ -1,0 +1,129 @@
+/**
+ * `deno task build [--version X.Y.Z] [--target T]…`: compiles the gateway with `deno compile` for
+ * x86_64 and aarch64 Linux into dist/, with an explicit permission set, and writes SHA256SUMS.
+ * `deno task bundle [--version X.Y.Z]`: writes dist/outpost.js, one bundled JS file with a
+ * `#!/usr/bin/env -S deno run …` line, runnable wherever Deno is installed.
+ *
+ * `deno compile` needs its `denort` base binary; offline, point DENORT_BIN at one
+ * (e.g. from the `@deno/linux-arm64-glibc` npm package). `--v8-flags` given to `deno compile`
+ * also limit the compiler itself, so compiled binaries get theirs from `DENO_V8_FLAGS` (the
+ * systemd unit sets it to GATEWAY_V8_FLAGS).
+ */
+import { parseArgs } from "node:util";
+import { GATEWAY_V8_FLAGS } from "./src/runtime_flags.ts";
+
+const ROOT = new URL(".", import.meta.url).pathname;
+const DIST = `${ROOT}dist`;
+const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+// Serial ports live under /dev, which Deno only opens with --allow-all; keep the rest explicit
+// for builds without serial adapters by editing this list.
+const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-sys",
+  "--allow-run",
+  "--allow-ffi",
+  "--unstable-net",
+];
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    version: { type: "string" },
+    target: { type: "string", multiple: true },
+    bundle: { type: "boolean" },
+  },
+});
+const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+const version = values.version ?? Deno.env.get("OUTPOST_VERSION") ?? denoJson.version;
+if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
+  console.error(`build: --version: expected a semantic version such as 1.2.0, got "${version}"`);
+  Deno.exit(2);
+}
+await Deno.mkdir(DIST, { recursive: true });
+const entry = `${DIST}/.entry.ts`;
+await Deno.writeTextFile(
+  `${DIST}/.stamp.ts`,
+  `(globalThis as { __OUTPOST_VERSION__?: string }).__OUTPOST_VERSION__ = ${
+    JSON.stringify(version)
+  };\n`,
+);
+await Deno.writeTextFile(
+  entry,
+  `import "./.stamp.ts";\nimport { adapters } from "../adapters/mod.ts";\nimport { main } from "../src/cli/mod.ts";\nDeno.exit(await main(Deno.args, { adapters }));\n`,
+);
+
+async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "piped" })
+    .output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  return { ok: out.success, stderr };
+}
+
+async function sha256(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+if (values.bundle) {
+  const out = `${DIST}/outpost.js`;
+  const r = await run([
+    "bundle",
+    "--quiet",
+    "--platform",
+    "deno",
+    "--output",
+    `${DIST}/.bundle.js`,
+    entry,
+  ]);
+  if (!r.ok) {
+    console.error(`bundle: deno bundle failed:\n${r.stderr}`);
+    Deno.exit(1);
+  }
+  const js = await Deno.readTextFile(`${DIST}/.bundle.js`);
+  await Deno.writeTextFile(
+    out,
+    `#!/usr/bin/env -S deno run ${PERMISSIONS.join(" ")} --v8-flags=${GATEWAY_V8_FLAGS}\n${js}`,
+  );
+  await Deno.chmod(out, 0o755);
+  await Deno.remove(`${DIST}/.bundle.js`);
+  console.log(`dist/outpost.js  version ${version}  sha256 ${await sha256(out)}`);
+  Deno.exit(0);
+}
+
+const sums: string[] = [];
+for (const target of values.target ?? TARGETS) {
+  const arch = target.split("-")[0];
+  const out = `${DIST}/outpost-${version}-linux-${arch}`;
+  const r = await run([
+    "compile",
+    "--quiet",
+    "--target",
+    target,
+    ...PERMISSIONS,
+    "--output",
+    out,
+    entry,
+  ]);
+  if (!r.ok) {
+    const offline = /denort|download|dns|connect|network|error sending request/i.test(r.stderr);
+    console.error(`build: deno compile for ${target} failed:\n${r.stderr.trim()}`);
+    if (offline) {
+      console.error(
+        `\n"deno compile" needs the denort base binary for ${target}, which it downloads from the internet.\n` +
+          `On a machine without that access, provide it and point DENORT_BIN at it, e.g.:\n` +
+          `  # on a connected machine: deno compile --target ${target} once, then copy\n` +
+          `  #   $(deno info --json | jq -r .denoDir)/dl/release/v${Deno.version.deno}/denort-${target}.zip (unzipped)\n` +
+          `  # (the full deno binary from npm is not a denort and does not work)\n` +
+          `  DENORT_BIN=/path/to/denort deno task build --target ${target}`,
+      );
+    }
+    Deno.exit(1);
+  }
+  sums.push(`${await sha256(out)}  ${out.slice(DIST.length + 1)}`);
+  console.log(`dist/${out.slice(DIST.length + 1)}`);
+}
+await Deno.writeTextFile(`${DIST}/SHA256SUMS`, sums.join("\n") + "\n");
+console.log("dist/SHA256SUMS");

@@ -1,0 +1,11 @@
+import type { AlarmEvent } from "./alarm_store.ts";
+
+/** Fills `{rule}`, `{state}`, `{severity}`, `{device}`, `{metric}`, `{value}`, `{message}`, `{ts}`. */
+export function fill(template: string, e: AlarmEvent): string {
+  return template.replace(/\{(\w+)\}/g, (m, k: string) => {
+    const v = (e as unknown as Record<string, unknown>)[k];
+    return v === undefined ? (k in EMPTY ? "" : m) : String(v);
+  });
+}
+
+const EMPTY = { device: 1, metric: 1, value: 1 };
