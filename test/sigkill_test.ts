@@ -4,17 +4,7 @@ import { subscribe } from "./helpers/subscriber.ts";
 import { startGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/ports.ts";
 import { exportReadings } from "../src/buffer/export.ts";
-
-/** A seeded PRNG, so a failing run can be repeated with OUTPOST_TEST_SEED. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../src/rng.ts";
 
 function config(dir: string, url: string, ingest: boolean): string {
   return `

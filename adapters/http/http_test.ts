@@ -7,6 +7,7 @@ import { silentLogger } from "../../src/log.ts";
 import { checkReading, type Reading } from "../../src/reading.ts";
 import { freePort, waitFor, waitForPort } from "../../test/helpers/ports.ts";
 import { httpAdapter, type HttpIngestConfig, parseBody, RateLimiter } from "./mod.ts";
+import { mulberry32 as prng } from "../../src/rng.ts";
 
 const TOKEN_A = "token-a-0123456789abcdef";
 const TOKEN_B = "token-b-0123456789abcdef";
@@ -404,18 +405,6 @@ Deno.test("RateLimiter refills over time and takes all or nothing", () => {
     overBurst: true,
   });
 });
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("parseBody survives 10,000 random bodies and only returns valid readings", () => {
   const rnd = prng(0x5eed);

@@ -1,11 +1,10 @@
+import { type AdapterRun, runAdapter } from "../../test/helpers/adapter_run.ts";
 import assert from "node:assert/strict";
 import mqttjs from "mqtt";
-import type { AdapterContext, EmitResult } from "../../src/adapter.ts";
 import { Ctx, INVALID } from "../../src/config/schema.ts";
 import { gatewaySchema } from "../../src/config/gateway.ts";
 import { parseConfig } from "../../src/config/load.ts";
-import { silentLogger } from "../../src/log.ts";
-import { checkReading, type Reading } from "../../src/reading.ts";
+import { checkReading } from "../../src/reading.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
 import {
@@ -16,6 +15,7 @@ import {
   type SubscriptionConfig,
 } from "./mod.ts";
 import { compileTopic, matchTopic } from "./_topic.ts";
+import { mulberry32 as prng } from "../../src/rng.ts";
 
 function validate(raw: Record<string, unknown>): MqttConfig | string {
   const ctx = new Ctx();
@@ -30,39 +30,8 @@ function config(raw: Record<string, unknown>): MqttConfig {
   return r;
 }
 
-interface Run {
-  collected: Reading[];
-  counts: Map<string, number>;
-  stop(): Promise<void>;
-}
-
-function run(cfg: MqttConfig): Run {
-  const abort = new AbortController();
-  const r: Run = {
-    collected: [],
-    counts: new Map(),
-    async stop() {
-      abort.abort();
-      await running;
-    },
-  };
-  const ctx: AdapterContext<MqttConfig> = {
-    name: "esp",
-    config: cfg,
-    emit: (rs): Promise<EmitResult> => {
-      r.collected.push(...rs);
-      return Promise.resolve({ accepted: rs.length, rejected: 0, seqs: [] });
-    },
-    log: silentLogger(),
-    signal: abort.signal,
-    setDeviceState() {},
-    count(c, by = 1) {
-      r.counts.set(c, (r.counts.get(c) ?? 0) + by);
-    },
-    setWriter() {},
-  };
-  const running = mqtt.start(ctx);
-  return r;
+function run(cfg: MqttConfig): AdapterRun {
+  return runAdapter(mqtt, cfg, "esp");
 }
 
 const SUBSCRIPTIONS = [
@@ -256,18 +225,6 @@ Deno.test("mqtt adapter fails with BrokerSetupError when a TLS file is missing",
     return true;
   });
 });
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fuzz(
   seed: number,

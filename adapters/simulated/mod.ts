@@ -1,18 +1,7 @@
 import { defineAdapter, sleep } from "../../src/adapter.ts";
 import type { Reading } from "../../src/reading.ts";
 import { type SimulatedConfig, simulatedSchema } from "./config.ts";
-
-/** A small, seedable pseudo-random generator (mulberry32), so runs can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../../src/rng.ts";
 
 type MetricConfig = SimulatedConfig["metrics"][number];
 

@@ -1,13 +1,13 @@
+import { type AdapterRun, runAdapter } from "../../test/helpers/adapter_run.ts";
 import assert from "node:assert/strict";
 import mqttjs from "mqtt";
-import type { AdapterContext, DeviceState, EmitResult } from "../../src/adapter.ts";
 import { Ctx, INVALID } from "../../src/config/schema.ts";
 import { gatewaySchema } from "../../src/config/gateway.ts";
 import { parseConfig } from "../../src/config/load.ts";
-import { silentLogger } from "../../src/log.ts";
 import { checkReading, type Reading } from "../../src/reading.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { waitFor } from "../../test/helpers/ports.ts";
+import { mulberry32 as prng } from "../../src/rng.ts";
 import {
   type MapOptions,
   mapPayload,
@@ -24,43 +24,8 @@ function config(raw: Record<string, unknown>): Zigbee2mqttConfig {
   return r;
 }
 
-interface Run {
-  collected: Reading[];
-  counts: Map<string, number>;
-  states: Map<string, DeviceState>;
-  stop(): Promise<void>;
-}
-
-function run(cfg: Zigbee2mqttConfig): Run {
-  const abort = new AbortController();
-  const r: Run = {
-    collected: [],
-    counts: new Map(),
-    states: new Map(),
-    async stop() {
-      abort.abort();
-      await running;
-    },
-  };
-  const ctx: AdapterContext<Zigbee2mqttConfig> = {
-    name: "zigbee",
-    config: cfg,
-    emit: (rs): Promise<EmitResult> => {
-      r.collected.push(...rs);
-      return Promise.resolve({ accepted: rs.length, rejected: 0, seqs: [] });
-    },
-    log: silentLogger(),
-    signal: abort.signal,
-    setDeviceState(device, state) {
-      r.states.set(device, state);
-    },
-    count(c, by = 1) {
-      r.counts.set(c, (r.counts.get(c) ?? 0) + by);
-    },
-    setWriter() {},
-  };
-  const running = zigbee2mqtt.start(ctx);
-  return r;
+function run(cfg: Zigbee2mqttConfig): AdapterRun {
+  return runAdapter(zigbee2mqtt, cfg, "zigbee");
 }
 
 const byKey = (rs: Reading[], device: string) =>
@@ -243,18 +208,6 @@ Deno.test("availability and friendly names are read leniently", () => {
   assert.equal(sanitizeId("  ünïcode"), "n_code");
   assert.equal(sanitizeId("***"), undefined);
 });
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("zigbee2mqtt payload mapping survives 10,000 random payloads", () => {
   const rnd = prng(42);

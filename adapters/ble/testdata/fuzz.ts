@@ -1,14 +1,5 @@
 /** Test helper: a seeded pseudo-random generator (mulberry32), so fuzz runs repeat exactly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as prng } from "../../../src/rng.ts";
 
 /** Random bytes of a length in [0, maxLength]. */
 export function randomBytes(random: () => number, maxLength: number): Uint8Array {
