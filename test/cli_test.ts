@@ -124,3 +124,40 @@ adapters:
     await gw.kill();
   }
 });
+
+Deno.test("SIGHUP reloads a valid config without touching the buffer and refuses a broken one", async () => {
+  const dir = await Deno.makeTempDir();
+  const yaml = (devices: number) => `
+gateway: { id: reload-gw }
+buffer: { path: ${dir}/buffer.db }
+adapters:
+  - { type: simulated, name: sim, devices: ${devices}, interval: 20ms }
+`;
+  const gw = await startGateway(dir, yaml(2));
+  try {
+    const before = await waitFor("readings", async () => {
+      const s = await gw.status();
+      return s.buffer.rows >= 50 ? s : undefined;
+    });
+    const listen = (await Deno.readTextFile(gw.configPath)).match(/http:\n  listen: .*\n/)![0];
+    await Deno.writeTextFile(gw.configPath, yaml(5) + listen);
+    Deno.kill(gw.pid, "SIGHUP");
+    await waitFor("the reload", () => gw.output().includes("config reloaded"));
+    await waitFor("the new device", async () => {
+      const s = await gw.status() as unknown as { devices: Record<string, unknown> };
+      return "sim-5" in s.devices;
+    });
+    const after = await gw.status();
+    assert.ok(after.buffer.rows >= before.buffer.rows, "no reading lost across the reload");
+    await Deno.writeTextFile(gw.configPath, "gateway: { id: [broken\n" + listen);
+    Deno.kill(gw.pid, "SIGHUP");
+    await waitFor("the refusal", () => gw.output().includes("config reload refused"));
+    const rows = (await gw.status()).buffer.rows;
+    await waitFor(
+      "ingest to go on with the old config",
+      async () => (await gw.status()).buffer.rows > rows,
+    );
+  } finally {
+    await gw.kill();
+  }
+});
