@@ -13,6 +13,7 @@ import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
+import { benchRules } from "../src/edge/bench.ts";
 
 /** One measured value. */
 export interface Result {
@@ -186,6 +187,20 @@ async function benchModbusPolling(): Promise<void> {
   });
 }
 
+/** Reading → action dispatch latency at 10,000 readings/s with 100 rules, uplink down (issue 7). */
+async function benchRuleLatency(): Promise<void> {
+  const r = await benchRules({ rate: 10_000, rules: 100, seconds: values.quick ? 3 : 5 });
+  const round = (n: number) => Math.round(n * 100) / 100;
+  report({ name: "rules_dispatch_p50", value: round(r.p50Ms), unit: "ms", target: "-", ok: true });
+  report({
+    name: "rules_dispatch_p99",
+    value: round(r.p99Ms),
+    unit: "ms",
+    target: "≤ 5",
+    ok: r.p99Ms <= 5,
+  });
+}
+
 const dir = await Deno.makeTempDir({ prefix: "outpost-bench-" });
 try {
   const only = values.only;
@@ -200,6 +215,7 @@ try {
   if (!only || only === "drain") await benchDrain(dir);
   if (!only || only === "billing") benchBilling();
   if (!only || only === "modbus") await benchModbusPolling();
+  if (!only || only === "rules") await benchRuleLatency();
   for (
     const extra
       of (globalThis as { outpostBenchExtras?: (() => Promise<Result[]>)[] }).outpostBenchExtras ??

@@ -139,7 +139,7 @@ adapters:
       const s = await gw.status();
       return s.buffer.rows >= 50 ? s : undefined;
     });
-    const listen = (await Deno.readTextFile(gw.configPath)).match(/http:\n  listen: .*\n/)![0];
+    const listen = (await Deno.readTextFile(gw.configPath)).match(/http:\n {2}listen: .*\n/)![0];
     await Deno.writeTextFile(gw.configPath, yaml(5) + listen);
     Deno.kill(gw.pid, "SIGHUP");
     await waitFor("the reload", () => gw.output().includes("config reloaded"));

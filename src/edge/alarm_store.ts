@@ -41,6 +41,7 @@ export class AlarmStore {
     db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      PRAGMA wal_autocheckpoint = 0; -- checkpoint() runs on a timer, never inside a dispatch
       CREATE TABLE IF NOT EXISTS active (rule TEXT PRIMARY KEY, event TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
     `);
@@ -74,16 +75,24 @@ export class AlarmStore {
 
   /** Records a transition: updates the active set and queues the event for upstream, atomically. */
   record(event: AlarmEvent, queue: boolean): void {
-    const text = JSON.stringify(event);
+    this.recordAll([{ event, queue }]);
+  }
+
+  /** Records several transitions in one transaction, in order. */
+  recordAll(list: { event: AlarmEvent; queue: boolean }[]): void {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      if (event.state === "raised") this.#setActive.run(event.rule, text);
-      else this.#delActive.run(event.rule);
-      if (queue) this.#insertOut.run(text);
+      for (const { event, queue } of list) {
+        const text = JSON.stringify(event);
+        if (event.state === "raised") this.#setActive.run(event.rule, text);
+        else this.#delActive.run(event.rule);
+        if (queue) this.#insertOut.run(text);
+      }
       this.#db.exec("COMMIT");
     } catch (e) {
       this.#db.exec("ROLLBACK");
-      throw new AlarmStoreError(`Cannot record alarm "${event.rule}" ${event.state}`, { cause: e });
+      const names = list.map(({ event }) => `"${event.rule}" ${event.state}`).join(", ");
+      throw new AlarmStoreError(`Cannot record alarm transitions ${names}`, { cause: e });
     }
   }
 
@@ -105,8 +114,14 @@ export class AlarmStore {
     return (this.#count.get() as { n: number }).n;
   }
 
+  /** Folds the write-ahead log back into the file; called on a timer, off the dispatch path. */
+  checkpoint(): void {
+    this.#db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+  }
+
   /** Closes the file. */
   close(): void {
+    this.checkpoint();
     this.#db.close();
   }
 }

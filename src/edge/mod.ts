@@ -103,6 +103,7 @@ export class Edge {
       });
       this.stages.push(rules);
       every(rules.tickInterval, () => rules.tick(), signal, log);
+      every(5000, () => store.checkpoint(), signal, log);
       lane.wake();
     }
     if (c.aggregate.length) {

@@ -1,5 +1,5 @@
 import type { Stage } from "../pipeline.ts";
-import type { Reading, ReadingValue } from "../reading.ts";
+import type { Reading } from "../reading.ts";
 import type { AlarmEvent, AlarmStore } from "./alarm_store.ts";
 import { type LeafCondition, leavesOf, type RuleConfig } from "./config.ts";
 import { fill } from "./_template.ts";
@@ -14,8 +14,8 @@ interface LeafState {
   /** A value has been seen since start (staleness leaves are always known). */
   known: boolean;
   lastSeen: number;
-  lastTs: number;
-  lastValue: ReadingValue | undefined;
+  /** Latest reading of this leaf's metric (rate, event details). */
+  last: Reading | undefined;
 }
 
 interface RuleState {
@@ -52,6 +52,7 @@ export class RuleEngine implements Stage {
   readonly #rules: RuleState[] = [];
   readonly #byKey = new Map<string, LeafState[]>();
   readonly #timed: RuleState[];
+  #pending: { rule: RuleConfig | undefined; event: AlarmEvent }[] = [];
 
   constructor(rules: readonly RuleConfig[], opts: RuleEngineOptions) {
     this.#store = opts.store;
@@ -79,8 +80,7 @@ export class RuleEngine implements Stage {
           since: -Infinity,
           known: cond.stale !== undefined,
           lastSeen: now,
-          lastTs: 0,
-          lastValue: undefined,
+          last: undefined,
         };
         rule.leaves.push(leaf);
         rule.timed ||= cond.stale !== undefined || cond.for > 0;
@@ -100,6 +100,7 @@ export class RuleEngine implements Stage {
         ts: now,
       });
     }
+    this.#flush();
   }
 
   /** Observes readings; returns them unchanged. */
@@ -114,6 +115,7 @@ export class RuleEngine implements Stage {
         this.#evaluate(leaf.rule, now, r);
       }
     }
+    this.#flush();
     return readings;
   }
 
@@ -121,6 +123,7 @@ export class RuleEngine implements Stage {
   tick(): void {
     const now = this.#now();
     for (const rule of this.#timed) this.#evaluate(rule, now, undefined);
+    this.#flush();
   }
 
   /** How often {@linkcode tick} should run: a quarter of the shortest `for:`/`stale:`, 50 ms–1 s. */
@@ -164,6 +167,11 @@ export class RuleEngine implements Stage {
     rule.active = result;
     if (result) rule.raisedAt = now;
     const c = rule.config;
+    // A transition made by time (`for:`, `stale:`) reports the freshest reading of the rule.
+    cause ??= rule.leaves.reduce<Reading | undefined>(
+      (a, l) => l.last && (!a || l.last.ts > a.ts) ? l.last : a,
+      undefined,
+    );
     const event: AlarmEvent = {
       rule: c.name,
       state: result ? "raised" : "cleared",
@@ -178,8 +186,19 @@ export class RuleEngine implements Stage {
   }
 
   #transition(rule: RuleConfig | undefined, event: AlarmEvent): void {
-    this.#store.record(event, rule?.alarm ?? true);
-    if (rule) this.#notify(rule, event);
+    this.#pending.push({ rule, event });
+  }
+
+  /**
+   * Persists the transitions of one batch in one transaction, then dispatches them: one commit
+   * per batch rather than per alarm keeps dispatch latency flat when many rules flip together.
+   */
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#store.recordAll(batch.map(({ rule, event }) => ({ event, queue: rule?.alarm ?? true })));
+    for (const { rule, event } of batch) if (rule) this.#notify(rule, event);
   }
 }
 
@@ -201,6 +220,7 @@ function update(l: LeafState, r: Reading, now: number): void {
   const c = l.cond;
   const v = r.value;
   l.lastSeen = now;
+  if (!c.rate) l.last = r;
   if (c.stale !== undefined) return;
   let next = l.latched;
   if (c.equals !== undefined) next = v === c.equals;
@@ -210,18 +230,13 @@ function update(l: LeafState, r: Reading, now: number): void {
   } else if (c.below !== undefined) {
     next = l.latched && c.clearAbove !== undefined ? v <= c.clearAbove : v < c.below;
   } else if (c.rate) {
-    const prev = l.lastValue;
-    if (typeof prev === "number" && r.ts > l.lastTs) {
-      const rate = (v - prev) / (r.ts - l.lastTs) * c.rate.per;
-      next = (c.rate.above !== undefined && rate > c.rate.above) ||
-        (c.rate.below !== undefined && rate < c.rate.below);
-      l.known = true;
-    }
-    if (r.ts >= l.lastTs) {
-      l.lastValue = v;
-      l.lastTs = r.ts;
-    }
-    if (!l.known) return;
+    const prev = l.last;
+    if (prev && r.ts < prev.ts) return;
+    l.last = r;
+    if (!prev || typeof prev.value !== "number" || r.ts === prev.ts) return;
+    const rate = (v - prev.value) / (r.ts - prev.ts) * c.rate.per;
+    next = (c.rate.above !== undefined && rate > c.rate.above) ||
+      (c.rate.below !== undefined && rate < c.rate.below);
   }
   l.known = true;
   if (next && !l.latched) l.since = now;
