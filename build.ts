@@ -1,8 +1,12 @@
 /**
  * `deno task build [--version X.Y.Z] [--target T]…`: compiles the gateway with `deno compile` for
  * x86_64 and aarch64 Linux into dist/, with an explicit permission set, and writes SHA256SUMS.
- * `deno task bundle [--version X.Y.Z]`: writes dist/outpost.js, one bundled JS file with a
- * `#!/usr/bin/env -S deno run …` line, runnable wherever Deno is installed.
+ * `deno task bundle [--version X.Y.Z] [--out DIR]`: writes dist/outpost.js (or DIR/outpost.js), one
+ * bundled JS file with a `#!/usr/bin/env -S deno run …` line, runnable wherever Deno is installed.
+ * Parallel bundles need distinct `--out` directories (the stamp and entry files live there).
+ *
+ * TEST-ONLY: `--behaviour exit|unhealthy|hang` bakes a misbehaviour into the stamp so the update
+ * tests get real bad releases (see src/version.ts `TEST_BEHAVIOUR`). Never use it for a release.
  *
  * `deno compile` needs its `denort` base binary; offline, point DENORT_BIN at one
  * (e.g. from the `@deno/linux-arm64-glibc` npm package). `--v8-flags` given to `deno compile`
@@ -34,6 +38,8 @@ const { values } = parseArgs({
     version: { type: "string" },
     target: { type: "string", multiple: true },
     bundle: { type: "boolean" },
+    out: { type: "string" },
+    behaviour: { type: "string" },
   },
 });
 const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
@@ -42,17 +48,33 @@ if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
   console.error(`build: --version: expected a semantic version such as 1.2.0, got "${version}"`);
   Deno.exit(2);
 }
-await Deno.mkdir(DIST, { recursive: true });
-const entry = `${DIST}/.entry.ts`;
+const behaviour = values.behaviour;
+if (behaviour !== undefined && !["exit", "unhealthy", "hang"].includes(behaviour)) {
+  console.error(`build: --behaviour: expected exit, unhealthy or hang, got "${behaviour}"`);
+  Deno.exit(2);
+}
+const OUT = values.out ? await Deno.realPath(values.out).catch(() => values.out!) : DIST;
+await Deno.mkdir(OUT, { recursive: true });
+const entry = `${OUT}/.entry.ts`;
 await Deno.writeTextFile(
-  `${DIST}/.stamp.ts`,
+  `${OUT}/.stamp.ts`,
   `(globalThis as { __OUTPOST_VERSION__?: string }).__OUTPOST_VERSION__ = ${
     JSON.stringify(version)
-  };\n`,
+  };\n` +
+    (behaviour
+      ? `// TEST-ONLY misbehaviour for the update tests.\n(globalThis as { __OUTPOST_TEST_BEHAVIOUR__?: string }).__OUTPOST_TEST_BEHAVIOUR__ = ${
+        JSON.stringify(behaviour)
+      };\n`
+      : ""),
 );
+const src = (p: string) => JSON.stringify(new URL(p, `file://${ROOT}`).href);
 await Deno.writeTextFile(
   entry,
-  `import "./.stamp.ts";\nimport { adapters } from "../adapters/mod.ts";\nimport { main } from "../src/cli/mod.ts";\nDeno.exit(await main(Deno.args, { adapters }));\n`,
+  `import "./.stamp.ts";\nimport { adapters } from ${
+    src("adapters/mod.ts")
+  };\nimport { main } from ${src("src/cli/mod.ts")};\nimport { testBehaviourAtStart } from ${
+    src("src/version.ts")
+  };\nawait testBehaviourAtStart();\nDeno.exit(await main(Deno.args, { adapters }));\n`,
 );
 
 async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
@@ -68,28 +90,31 @@ async function sha256(path: string): Promise<string> {
 }
 
 if (values.bundle) {
-  const out = `${DIST}/outpost.js`;
+  const out = `${OUT}/outpost.js`;
   const r = await run([
     "bundle",
     "--quiet",
     "--platform",
     "deno",
+    // dbus-next requires "x11" only to find a session bus from an X display; never on a gateway.
+    "--external",
+    "x11",
     "--output",
-    `${DIST}/.bundle.js`,
+    `${OUT}/.bundle.js`,
     entry,
   ]);
   if (!r.ok) {
     console.error(`bundle: deno bundle failed:\n${r.stderr}`);
     Deno.exit(1);
   }
-  const js = await Deno.readTextFile(`${DIST}/.bundle.js`);
+  const js = await Deno.readTextFile(`${OUT}/.bundle.js`);
   await Deno.writeTextFile(
     out,
     `#!/usr/bin/env -S deno run ${PERMISSIONS.join(" ")} --v8-flags=${GATEWAY_V8_FLAGS}\n${js}`,
   );
   await Deno.chmod(out, 0o755);
-  await Deno.remove(`${DIST}/.bundle.js`);
-  console.log(`dist/outpost.js  version ${version}  sha256 ${await sha256(out)}`);
+  await Deno.remove(`${OUT}/.bundle.js`);
+  console.log(`${out}  version ${version}  sha256 ${await sha256(out)}`);
   Deno.exit(0);
 }
 

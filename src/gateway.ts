@@ -8,6 +8,21 @@ import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
 import { createUplink, type UplinkConfig } from "./uplink/mod.ts";
 import type { StatusMessage, Uplink, UplinkState } from "./uplink/uplink.ts";
+import { TEST_BEHAVIOUR } from "./version.ts";
+
+/** Extra sections of /status contributed by other parts of the process (self-update). */
+const statusProviders = new Map<string, () => unknown>();
+
+/**
+ * Adds a section `key` to every gateway's /status (e.g. `update` from the self-updater, which
+ * lives outside the gateway and outlives it across a trial). Returns a function that removes it.
+ */
+export function provideStatus(key: string, provider: () => unknown): () => void {
+  statusProviders.set(key, provider);
+  return () => {
+    if (statusProviders.get(key) === provider) statusProviders.delete(key);
+  };
+}
 
 /** Options of {@linkcode Gateway.start}. */
 export interface GatewayOptions {
@@ -49,6 +64,8 @@ export interface GatewayStatus {
   devices: Record<string, Record<string, LastValue>>;
   /** Filters, aggregation and alarms. */
   edge: EdgeStatus | null;
+  /** Self-update state, when the updater runs in this process. */
+  update?: unknown;
 }
 
 /**
@@ -277,6 +294,9 @@ export class Gateway {
           }`,
       };
     }
+    if (TEST_BEHAVIOUR === "unhealthy") {
+      checks.test = { ok: false, detail: "TEST-ONLY build: never healthy (--behaviour unhealthy)" };
+    }
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   }
 
@@ -310,6 +330,7 @@ export class Gateway {
       },
       devices: this.#pipeline.lastValues(),
       edge: this.#edge?.status() ?? null,
+      ...Object.fromEntries([...statusProviders].map(([k, f]) => [k, f()])),
     };
   }
 

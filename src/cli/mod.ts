@@ -4,7 +4,7 @@ import { ConfigError, formatProblem, loadConfigFile } from "../config/load.ts";
 import { type GatewayConfig, gatewaySchema } from "../config/gateway.ts";
 import { parseDuration } from "../config/schema.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
-import { Gateway, type GatewayStatus } from "../gateway.ts";
+import { Gateway, type GatewayStatus, provideStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
 import { createLogger } from "../log.ts";
 import {
@@ -15,6 +15,18 @@ import {
   watchdogIntervalMs,
 } from "../systemd.ts";
 import { VERSION } from "../version.ts";
+import {
+  keygen,
+  parseExpires,
+  publish,
+  readPublicKeys,
+  Slots,
+  UpdateAgent,
+  type UpdateConfig,
+  Updater,
+  UpdateRefused,
+  verifyChannel,
+} from "../update/mod.ts";
 
 /** Exit status: success. */
 export const EXIT_OK = 0;
@@ -45,6 +57,8 @@ Commands:
   status         Show a running gateway's status
   export         Export buffered readings as CSV or JSON lines
   schema         Print the config JSON Schema
+  update         Self-update: check, apply, init (device side)
+  release        Release tooling: keygen, publish, verify
   version        Print the version
 
 Run "outpost <command> --help" for a command's options.
@@ -72,6 +86,23 @@ the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as 
 
 Prints the JSON Schema of the config file (config/schema.json), for editors.`,
   version: `Usage: outpost version [--json]`,
+  release: `Usage: outpost release keygen --out DIR
+       outpost release publish --channel DIR --artifact FILE --version X --target T
+                               --key PRIV [--key PRIV2] [--expires 30d] [--rollout 100]
+                               [--counter N]
+       outpost release verify --channel DIR --pubkey FILE|ed25519:… [--pubkey …]
+
+keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.pub and prints
+the public key. publish copies the artifact into the channel and writes a signed manifest.json
+with the next counter; give two --key during a key rotation. verify checks the manifest as a
+device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`,
+  update: `Usage: outpost update check --config FILE
+       outpost update apply --config FILE
+       outpost update init --install-root DIR --artifact FILE --version X
+
+check fetches and verifies the channel's manifest and prints what the device would do (nothing
+changes). apply asks the running gateway (pid from its /status) to check and install now
+(SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json).`,
 };
 
 function printErr(msg: string): void {
@@ -144,7 +175,11 @@ export async function main(args: string[], deps: CliDeps): Promise<number> {
       case "check-config":
         return checkConfig(rest, deps);
       case "run":
-        return await run(rest, deps);
+        return await runWithUpdates(rest, deps);
+      case "release":
+        return await releaseCmd(rest);
+      case "update":
+        return await updateCmd(rest, deps);
       case "status":
         return await status(rest, deps);
       case "export":
@@ -449,4 +484,266 @@ async function exportCmd(args: string[], deps: CliDeps): Promise<number> {
   }
   if (values.out) console.error(`exported ${n} readings to ${values.out}`);
   return EXIT_OK;
+}
+
+function parseListenUrl(listen: string): string {
+  const host = listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^\[::\]:/, "[::1]:");
+  return `http://${host}`;
+}
+
+const SYSTEMD_ENV = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/**
+ * `run`, with the self-updater around it when the config has an `update:` section. A staged
+ * release stops the gateway the way systemd would (SIGTERM to itself), runs the new version on
+ * trial as a child, and either hands over to it (MAINPID= under systemd, then exits 0) or rolls
+ * back and runs the gateway again in this process.
+ */
+async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
+  const { values } = parse("run", args, {
+    config: { type: "string", short: "c" },
+    "log-format": { type: "string" },
+    "log-level": { type: "string" },
+  });
+  if (values.help || !values.config) return await run(args, deps);
+  const config = loadGatewayConfig(values.config, deps);
+  const uc = config.update as UpdateConfig | undefined;
+  if (!uc) return await run(args, deps);
+  const log = createLogger({
+    level: config.log.level as "info",
+    format: config.log.format as "text",
+  }).child("update");
+  // run() unsets these for its children; keep them for re-runs after a rollback and the handover.
+  const sdEnv = new Map(
+    SYSTEMD_ENV.flatMap((k) => Deno.env.get(k) !== undefined ? [[k, Deno.env.get(k)!]] : []),
+  );
+  const agent = new UpdateAgent({
+    config: uc,
+    configPath: values.config,
+    gatewayId: config.gateway.id,
+    healthUrl: parseListenUrl(config.http.listen),
+    version: VERSION,
+    log,
+  });
+  const isTrialChild = Deno.env.get("OUTPOST_TRIAL_CHILD") === "1";
+  Deno.env.delete("OUTPOST_TRIAL_CHILD");
+  let boot: "run" | "self-trial" | "exit" = "run";
+  if (!isTrialChild) boot = await agent.boot();
+  if (boot === "exit") return EXIT_FAILURE;
+  const unprovide = provideStatus("update", () => agent.status());
+  try {
+    for (;;) {
+      const lifetime = new AbortController();
+      let trialWanted = false;
+      let selfTrialFailed = false;
+      const stopSelf = () => Deno.kill(Deno.pid, "SIGTERM");
+      agent.schedule(lifetime.signal, () => {
+        trialWanted = true;
+        log.info("stopping this gateway to run the new version on trial");
+        stopSelf();
+      });
+      const onUsr2 = () => {
+        log.info("SIGUSR2: checking for an update now");
+        void agent.checkAndStage(lifetime.signal).then((staged) => {
+          if (staged && !lifetime.signal.aborted) {
+            trialWanted = true;
+            stopSelf();
+          }
+        });
+      };
+      Deno.addSignalListener("SIGUSR2", onUsr2);
+      if (boot === "self-trial") {
+        boot = "run";
+        void agent.selfTrial(lifetime.signal, () => {
+          selfTrialFailed = true;
+          stopSelf();
+        });
+      }
+      for (const [k, v] of sdEnv) Deno.env.set(k, v);
+      const code = await run(args, deps);
+      lifetime.abort();
+      Deno.removeSignalListener("SIGUSR2", onUsr2);
+      if (selfTrialFailed) return EXIT_FAILURE;
+      if (!trialWanted) return code;
+      const stop = new AbortController();
+      const onStop = () => stop.abort();
+      Deno.addSignalListener("SIGTERM", onStop);
+      Deno.addSignalListener("SIGINT", onStop);
+      const childEnv: Record<string, string> = {
+        ...Deno.env.toObject(),
+        ...Object.fromEntries(sdEnv),
+      };
+      const r = await agent.trial({ env: childEnv, signal: stop.signal });
+      Deno.removeSignalListener("SIGTERM", onStop);
+      Deno.removeSignalListener("SIGINT", onStop);
+      if (r.ok) {
+        const { notify } = await import("../systemd.ts");
+        const handed = await notify(`MAINPID=${r.child.pid}`, { env: sdEnv }).catch(() => false);
+        log.info("handing over to the new version", { pid: r.child.pid, systemd: handed });
+        return EXIT_OK;
+      }
+      if (stop.signal.aborted) return EXIT_OK;
+      log.warn("the previous version keeps running");
+    }
+  } finally {
+    unprovide();
+  }
+}
+
+async function releaseCmd(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "keygen": {
+      const { values } = parse("release", rest, { out: { type: "string" } });
+      if (values.help) return help("release");
+      if (!values.out) throw new UsageError(`keygen: missing --out DIR\n\n${HELP.release}`);
+      const k = await keygen(values.out);
+      console.log(`key id ${k.keyid}\nprivate key ${k.key} (mode 0600; keep it offline)`);
+      console.log(`public key ${k.pub}:\n${(await Deno.readTextFile(k.pub)).trim()}`);
+      return EXIT_OK;
+    }
+    case "publish": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          channel: { type: "string" },
+          artifact: { type: "string" },
+          version: { type: "string" },
+          target: { type: "string" },
+          key: { type: "string", multiple: true },
+          expires: { type: "string" },
+          rollout: { type: "string" },
+          counter: { type: "string" },
+          "channel-name": { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      const v = r.values;
+      if (v.help) return help("release");
+      for (const k of ["channel", "artifact", "version", "target"] as const) {
+        if (!v[k]) throw new UsageError(`publish: missing --${k}\n\n${HELP.release}`);
+      }
+      if (!v.key?.length) throw new UsageError(`publish: missing --key PRIV\n\n${HELP.release}`);
+      const rollout = v.rollout === undefined ? undefined : Number(v.rollout);
+      if (rollout !== undefined && !(rollout >= 0 && rollout <= 100)) {
+        throw new UsageError(`--rollout: expected a percentage 0–100, got "${v.rollout}"`);
+      }
+      const counter = v.counter === undefined ? undefined : Number(v.counter);
+      if (counter !== undefined && !Number.isSafeInteger(counter)) {
+        throw new UsageError(`--counter: expected an integer, got "${v.counter}"`);
+      }
+      const m = await publish({
+        channel: v.channel!,
+        artifact: v.artifact!,
+        version: v.version!,
+        target: v.target!,
+        keys: v.key,
+        expiresInMs: v.expires ? parseExpires(v.expires) : undefined,
+        rollout,
+        counter,
+        channelName: v["channel-name"],
+      });
+      console.log(
+        `published ${m.signed.version} for ${v.target} on ${v.channel}: counter ${m.signed.counter}, expires ${m.signed.expires}, signed by ${
+          m.signatures.map((s) => s.keyid).join(", ")
+        }`,
+      );
+      return EXIT_OK;
+    }
+    case "verify": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          channel: { type: "string" },
+          pubkey: { type: "string", multiple: true },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      if (r.values.help) return help("release");
+      if (!r.values.channel || !r.values.pubkey?.length) {
+        throw new UsageError(`verify: needs --channel DIR and --pubkey\n\n${HELP.release}`);
+      }
+      try {
+        const lines = await verifyChannel(
+          r.values.channel,
+          await readPublicKeys(r.values.pubkey),
+        );
+        console.log(lines.join("\n"));
+        return EXIT_OK;
+      } catch (e) {
+        if (e instanceof UpdateRefused) {
+          printErr(`release verify: REFUSED (${e.code}): ${e.message}`);
+          return EXIT_FAILURE;
+        }
+        throw e;
+      }
+    }
+    default:
+      throw new UsageError(
+        `release: expected keygen, publish or verify, got "${sub ?? ""}"\n\n${HELP.release}`,
+      );
+  }
+}
+
+async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parse("update", rest, {
+    config: { type: "string", short: "c" },
+    "install-root": { type: "string" },
+    artifact: { type: "string" },
+    version: { type: "string" },
+  });
+  if (values.help) return help("update");
+  if (sub === "init") {
+    if (!values["install-root"] || !values.artifact || !values.version) {
+      throw new UsageError(
+        `init: needs --install-root, --artifact and --version\n\n${HELP.update}`,
+      );
+    }
+    await new Slots(values["install-root"]).init(values.artifact, values.version);
+    console.log(`initialised ${values["install-root"]}: slot a = ${values.version}, committed`);
+    return EXIT_OK;
+  }
+  if (sub !== "check" && sub !== "apply") {
+    throw new UsageError(`update: expected check, apply or init, got "${sub ?? ""}"`);
+  }
+  if (!values.config) throw new UsageError(`${sub}: missing --config FILE\n\n${HELP.update}`);
+  const config = loadGatewayConfig(values.config, deps);
+  const uc = config.update as UpdateConfig | undefined;
+  if (!uc) throw new UsageError(`${values.config}: has no update: section`);
+  if (sub === "apply") {
+    const base = parseListenUrl(config.http.listen);
+    const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(5000) }).catch((e) => {
+      throw new Error(`Cannot reach the gateway at "${base}": ${e.message}`, { cause: e });
+    });
+    const pid = (await res.json()).pid as number;
+    Deno.kill(pid, "SIGUSR2");
+    console.log(`asked gateway pid ${pid} to check and apply now; watch ${base}/status (update)`);
+    return EXIT_OK;
+  }
+  const log = createLogger({ level: "warn", format: "text" }).child("update");
+  const updater = new Updater({ config: uc, gatewayId: config.gateway.id, log });
+  try {
+    const r = await updater.check();
+    if (r.kind === "none") {
+      console.log(
+        `${r.outcome.result}: ${r.outcome.version ?? ""}${
+          r.outcome.reason ? ` (${r.outcome.reason})` : ""
+        }`,
+      );
+    } else {
+      console.log(
+        `available: ${r.available.version} for ${r.available.target}, ${r.available.length} bytes from ${r.available.url}`,
+      );
+    }
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof UpdateRefused) {
+      printErr(`update check: REFUSED (${e.code}): ${e.message}`);
+      return EXIT_FAILURE;
+    }
+    throw e;
+  }
 }

@@ -12,6 +12,7 @@ import {
 import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
 import { httpsUplinkSchema } from "../uplink/https_config.ts";
 import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
+import { updateSchema } from "../update/config.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -136,6 +137,8 @@ export function gatewaySchema(
       .describe("Tumbling windows (min/max/mean/last/count) emitted as readings"),
     rules: s.array(ruleSchema).default([])
       .describe("Local alarm rules and their actions; they run without the uplink"),
+    update: updateSchema.optional()
+      .describe("Self-update from a signed release channel (A/B slots, trial, rollback)"),
   }, {
     refine: (c, ctx) => {
       const seen = new Map<string, number>();

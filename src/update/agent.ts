@@ -1,0 +1,357 @@
+import type { Logger } from "../log.ts";
+import type { UpdateConfig } from "./config.ts";
+import { UpdateRefused } from "./errors.ts";
+import {
+  type Slot,
+  type Slots,
+  type UpdateOutcome,
+  type UpdateState,
+  writeFileAtomic,
+} from "./slots.ts";
+import { recordOutcome } from "./slots.ts";
+import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
+import { Updater } from "./updater.ts";
+
+/** Options of {@linkcode UpdateAgent}. */
+export interface UpdateAgentOptions {
+  config: UpdateConfig;
+  configPath: string;
+  gatewayId: string;
+  /** Base URL of this gateway's local HTTP server, e.g. http://127.0.0.1:8787. */
+  healthUrl: string;
+  version: string;
+  log: Logger;
+}
+
+/** What /status shows under `update`. */
+export interface UpdateStatus {
+  version: string;
+  installRoot: string;
+  channel: string;
+  phase?: UpdateState["phase"];
+  committed?: UpdateState["committed"];
+  trial?: UpdateState["trial"];
+  lastCounter?: number;
+  lastCheck?: UpdateOutcome;
+  lastRollback?: UpdateState["lastRollback"];
+  staged?: { slot: Slot; version: string };
+  error?: string;
+}
+
+/**
+ * The device side of self-update in a running gateway: checks on a schedule, stages verified
+ * artifacts, supervises the trial of a new version and commits or rolls back. Also finishes a
+ * trial that a restart interrupted (boot counting through `trial-boots`, see outpost-guard.sh).
+ */
+export class UpdateAgent {
+  readonly updater: Updater;
+  readonly slots: Slots;
+  readonly #o: UpdateAgentOptions;
+  readonly #log: Logger;
+  #state: UpdateState | undefined;
+  #last: UpdateOutcome | undefined;
+  #staged: { slot: Slot; version: string } | undefined;
+  #requireUplink = false;
+  #busy = false;
+
+  constructor(opts: UpdateAgentOptions) {
+    this.#o = opts;
+    this.#log = opts.log;
+    this.updater = new Updater({ config: opts.config, gatewayId: opts.gatewayId, log: opts.log });
+    this.slots = this.updater.slots;
+  }
+
+  /** For /status. */
+  status(): UpdateStatus {
+    const s = this.#state;
+    return {
+      version: this.#o.version,
+      installRoot: this.slots.root,
+      channel: this.#o.config.channel,
+      phase: s?.phase,
+      committed: s?.committed,
+      trial: s?.trial,
+      lastCounter: s?.lastCounter,
+      lastCheck: this.#last ?? s?.lastCheck,
+      lastRollback: s?.lastRollback,
+      ...(this.#staged ? { staged: this.#staged } : {}),
+    };
+  }
+
+  async #reload(): Promise<UpdateState> {
+    this.#state = await this.slots.readState();
+    return this.#state;
+  }
+
+  async #save(state: UpdateState): Promise<void> {
+    await this.slots.writeState(state);
+    this.#state = state;
+  }
+
+  #record(outcome: UpdateOutcome): void {
+    this.#last = outcome;
+    const level = outcome.result === "refused"
+      ? "warn"
+      : outcome.result === "current" || outcome.result === "skipped"
+      ? "debug"
+      : "info";
+    this.#log[level](`update check: ${outcome.result}`, {
+      version: outcome.version,
+      code: outcome.code,
+      reason: outcome.reason,
+    });
+  }
+
+  get #trialEnv(): string {
+    return `${this.slots.root}/trial.env`;
+  }
+  get #bootsFile(): string {
+    return `${this.slots.root}/trial-boots`;
+  }
+
+  /** Starts of the version on trial so far: the supervised one plus each guard-counted boot. */
+  async trialAttempts(): Promise<number> {
+    try {
+      return 1 + (await Deno.stat(this.#bootsFile)).size;
+    } catch {
+      return 1;
+    }
+  }
+
+  /**
+   * At start-up, before the gateway runs: settles a trial a restart interrupted. Returns
+   * "self-trial" when this process is the version on trial (it must prove itself healthy),
+   * "exit" when it rolled back to the previous slot and should exit for the supervisor to restart
+   * it, "run" otherwise.
+   */
+  async boot(): Promise<"run" | "self-trial" | "exit"> {
+    let state: UpdateState;
+    try {
+      state = await this.#reload();
+    } catch (e) {
+      this.#log.error("update state unreadable; self-update disabled until fixed", {
+        error: (e as Error).message,
+      });
+      return "run";
+    }
+    if (state.phase !== "trial" || !state.trial) return "run";
+    const active = await this.slots.active();
+    const attempts = await this.trialAttempts();
+    state.trial.attempts = attempts;
+    if (active !== state.trial.slot) {
+      await this.#rolledBack(
+        state,
+        `trial of ${state.trial.version} interrupted; the previous slot was restored after ${attempts} start(s)`,
+      );
+      return "run";
+    }
+    if (attempts > this.#o.config.maxAttempts) {
+      await this.slots.switchTo(state.committed.slot);
+      await this.#rolledBack(
+        state,
+        `${state.trial.version} did not become healthy in ${attempts - 1} start(s)`,
+      );
+      return "exit";
+    }
+    await this.#save(state);
+    this.#log.warn("this version is on trial after a restart; it must become healthy", {
+      version: state.trial.version,
+      attempt: attempts,
+      deadlineMs: this.#o.config.healthDeadline,
+    });
+    return "self-trial";
+  }
+
+  /**
+   * The version on trial watches its own /healthz; healthy in time commits, otherwise the
+   * previous slot is restored and `onFail` is called (the process should exit).
+   */
+  async selfTrial(signal: AbortSignal, onFail: () => void): Promise<void> {
+    const deadline = Date.now() + this.#o.config.healthDeadline;
+    let last = "no answer";
+    while (!signal.aborted && Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.#o.healthUrl}/healthz`, {
+          signal: AbortSignal.timeout(1000),
+        });
+        const why = trialUnhealthy(await res.json(), false);
+        if (res.ok && !why) {
+          const state = await this.#reload();
+          if (state.phase === "trial" && state.trial) await this.#commit(state, state.trial.slot);
+          return;
+        }
+        last = why ?? `HTTP ${res.status}`;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      await sleep(250, signal);
+    }
+    if (signal.aborted) return;
+    const state = await this.#reload();
+    if (state.phase !== "trial" || !state.trial) return;
+    await this.slots.switchTo(state.committed.slot);
+    await this.#rolledBack(state, `not healthy within ${this.#o.config.healthDeadline}ms: ${last}`);
+    onFail();
+  }
+
+  /**
+   * Checks every `checkInterval` (first check after `firstDelayMs`) and calls `onStaged` once a
+   * verified artifact sits in the inactive slot. Stops with `signal`.
+   */
+  schedule(signal: AbortSignal, onStaged: () => void, firstDelayMs = 1000): void {
+    const tick = async () => {
+      if (signal.aborted) return;
+      const staged = await this.checkAndStage(signal);
+      if (staged && !signal.aborted) {
+        onStaged();
+        return;
+      }
+      timer = setTimeout(tick, this.#o.config.checkInterval);
+    };
+    let timer = setTimeout(tick, firstDelayMs);
+    signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  }
+
+  /** One check; stages an accepted artifact. Returns true when one is staged for a trial. */
+  async checkAndStage(signal?: AbortSignal): Promise<boolean> {
+    if (this.#busy) return false;
+    this.#busy = true;
+    try {
+      const state = await this.#reload();
+      if (state.phase === "trial") return false;
+      const r = await this.updater.check({ signal });
+      await this.#reload();
+      if (r.kind === "none") {
+        this.#record(r.outcome);
+        return false;
+      }
+      const slot = await this.updater.stage(r.available, { signal });
+      this.#staged = { slot, version: r.available.version };
+      this.#requireUplink = await this.#uplinkConnected();
+      this.#record({ at: Date.now(), result: "staged", version: r.available.version });
+      return true;
+    } catch (e) {
+      if (e instanceof UpdateRefused) {
+        this.#record({
+          at: Date.now(),
+          result: e.code === "clock-behind" ? "deferred" : "refused",
+          code: e.code,
+          reason: e.message,
+        });
+      } else {
+        this.#record({
+          at: Date.now(),
+          result: "refused",
+          code: "internal",
+          reason: (e as Error).message,
+        });
+      }
+      return false;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #uplinkConnected(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.#o.healthUrl}/healthz`, {
+        signal: AbortSignal.timeout(1000),
+      });
+      const h = await res.json();
+      return /^connected/.test(h.checks?.uplink?.detail ?? "");
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Runs the staged version on trial (the gateway in this process must already be stopped):
+   * state `trial`, switch `current`, start it, wait for health. Healthy: commit and return the
+   * child. Otherwise: stop it, restore the previous slot, record why.
+   */
+  async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
+    const staged = this.#staged;
+    if (!staged) return { ok: false, reason: "nothing staged" };
+    this.#staged = undefined;
+    const state = await this.#reload();
+    state.phase = "trial";
+    state.trial = {
+      slot: staged.slot,
+      version: staged.version,
+      attempts: 1,
+      startedAt: Date.now(),
+    };
+    await Deno.remove(this.#bootsFile).catch(() => {});
+    await writeFileAtomic(
+      this.#trialEnv,
+      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\n`,
+    );
+    await this.#save(state);
+    await this.slots.switchTo(staged.slot);
+    this.#log.info("starting new version on trial", {
+      version: staged.version,
+      slot: staged.slot,
+      deadlineMs: this.#o.config.healthDeadline,
+      requireUplink: this.#requireUplink,
+    });
+    const r = await runTrial({
+      binary: this.slots.binary(staged.slot),
+      configPath: this.#o.configPath,
+      healthUrl: this.#o.healthUrl,
+      deadlineMs: this.#o.config.healthDeadline,
+      requireUplink: this.#requireUplink,
+      env: { ...opts.env, OUTPOST_TRIAL_CHILD: "1" },
+      log: this.#log,
+      signal: opts.signal,
+    });
+    const now = await this.#reload();
+    if (r.ok) {
+      await this.#commit(now, staged.slot);
+    } else {
+      await this.slots.switchTo(now.committed.slot);
+      await this.#rolledBack(now, r.reason);
+    }
+    return r;
+  }
+
+  async #commit(state: UpdateState, slot: Slot): Promise<void> {
+    const version = state.trial?.version ?? "?";
+    state.phase = "committed";
+    state.committed = { slot, version };
+    delete state.trial;
+    const outcome: UpdateOutcome = { at: Date.now(), result: "installed", version };
+    recordOutcome(state, outcome);
+    await this.#save(state);
+    this.#last = outcome;
+    await this.#clearTrialFiles();
+    this.#log.info("new version healthy: committed", { version, slot });
+  }
+
+  async #rolledBack(state: UpdateState, reason: string): Promise<void> {
+    const version = state.trial?.version ?? "?";
+    state.phase = "committed";
+    delete state.trial;
+    state.lastRollback = { at: Date.now(), version, reason };
+    const outcome: UpdateOutcome = { at: Date.now(), result: "rolled-back", version, reason };
+    recordOutcome(state, outcome);
+    await this.#save(state);
+    this.#last = outcome;
+    await this.#clearTrialFiles();
+    this.#log.error(`ROLLED BACK ${version}: ${reason}`, { running: state.committed.version });
+  }
+
+  async #clearTrialFiles(): Promise<void> {
+    await Deno.remove(this.#trialEnv).catch(() => {});
+    await Deno.remove(this.#bootsFile).catch(() => {});
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((r) => {
+    const t = setTimeout(r, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      r();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,32 @@
+import { type Infer, s } from "../config/schema.ts";
+
+/** Config schema of the optional `update:` section. */
+export const updateSchema = s.object({
+  channel: s.string({
+    pattern: /^https?:\/\/\S+$/,
+    patternName: "an https:// URL of a release channel directory",
+  }).describe("Release channel: the directory URL that holds manifest.json"),
+  channelName: s.string({ min: 1 }).optional()
+    .describe("Expected `channel` in the manifest (e.g. stable); any when absent"),
+  checkInterval: s.duration({ min: 1000 }).default(6 * 3_600_000)
+    .describe("How often to look for a new release"),
+  installRoot: s.string({ min: 1 }).default("/opt/outpost")
+    .describe("Holds slots/a, slots/b, the `current` symlink and state.json"),
+  maxArtifactBytes: s.bytes({ min: 1024 }).default(256 * 1024 ** 2)
+    .describe("Refuse artifacts larger than this"),
+  healthDeadline: s.duration({ min: 1000, max: 3_600_000 }).default(60_000)
+    .describe("How long a new version has to report healthy before it is rolled back"),
+  maxAttempts: s.integer({ min: 1, max: 20 }).default(3)
+    .describe("Starts of a version on trial before the guard restores the previous slot"),
+  target: s.string({ min: 1 }).optional()
+    .describe("Manifest target to install; the running build's target when absent"),
+  allowInsecure: s.boolean().default(false)
+    .describe("Allow an http:// channel (tests only; the manifest is still signature-checked)"),
+  trustedKeys: s.array(
+    s.string({ pattern: /^ed25519:[A-Za-z0-9+/=]+$/, patternName: "ed25519:BASE64" }),
+  )
+    .default([]).describe("Public release keys trusted in addition to the built-in root keys"),
+});
+
+/** Validated `update:` config. */
+export type UpdateConfig = Infer<typeof updateSchema>;

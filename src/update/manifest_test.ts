@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { canonicalJson } from "./canonical.ts";
+import { UpdateRefused } from "./errors.ts";
+import { generateKey, importSigningKey, importTrustedKeys } from "./keys.ts";
+import { compareVersions, type SignedManifest, signManifest, verifyManifest } from "./manifest.ts";
+
+const NOW = Date.parse("2030-01-01T00:00:00Z");
+
+function signed(over: Partial<SignedManifest> = {}): SignedManifest {
+  return {
+    _type: "outpost-release",
+    channel: "stable",
+    version: "1.2.0",
+    counter: 5,
+    published: new Date(NOW - 1000).toISOString(),
+    expires: new Date(NOW + 86_400_000).toISOString(),
+    targets: { t: { path: "artifacts/1.2.0/t/outpost", sha256: "a".repeat(64), length: 10 } },
+    ...over,
+  };
+}
+
+async function keys() {
+  const oldFile = await generateKey();
+  const newFile = await generateKey();
+  return {
+    old: await importSigningKey(oldFile),
+    new: await importSigningKey(newFile),
+    trustOld: await importTrustedKeys([oldFile.public]),
+    trustNew: await importTrustedKeys([newFile.public]),
+  };
+}
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof UpdateRefused, `expected UpdateRefused, got ${e}`);
+    return e.code;
+  }
+  assert.fail("expected a refusal");
+}
+
+Deno.test("canonicalJson() sorts keys so reordering does not change the signed bytes", () => {
+  assert.equal(
+    canonicalJson({ b: 1, a: [true, { d: null, c: "x" }] }),
+    canonicalJson({
+      a: [true, { c: "x", d: null }],
+      b: 1,
+    }),
+  );
+});
+
+Deno.test("verifyManifest() accepts a manifest signed by a trusted key", async () => {
+  const k = await keys();
+  const m = await signManifest(signed(), [k.old]);
+  const ok = await verifyManifest(JSON.parse(JSON.stringify(m)), {
+    trustedKeys: k.trustOld,
+    lastCounter: 5,
+    now: NOW,
+  });
+  assert.equal(ok.signed.version, "1.2.0");
+});
+
+Deno.test("verifyManifest() refuses a tampered manifest as bad-signature", async () => {
+  const k = await keys();
+  const m = await signManifest(signed(), [k.old]);
+  m.signed.targets.t.sha256 = "b".repeat(64);
+  assert.equal(
+    await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
+    "bad-signature",
+  );
+  const m2 = await signManifest(signed(), [k.old]);
+  m2.signatures[0].sig = m2.signatures[0].sig.replace(/^./, (c) => c === "A" ? "B" : "A");
+  assert.equal(
+    await refusal(verifyManifest(m2, { trustedKeys: k.trustOld, now: NOW })),
+    "bad-signature",
+  );
+});
+
+Deno.test("verifyManifest() refuses a manifest signed only by an unknown key, or unsigned", async () => {
+  const k = await keys();
+  const m = await signManifest(signed(), [k.new]);
+  assert.equal(
+    await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
+    "unknown-key",
+  );
+  m.signatures = [];
+  assert.equal(
+    await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
+    "unknown-key",
+  );
+});
+
+Deno.test("verifyManifest() refuses a lower counter (replay), accepts an equal one", async () => {
+  const k = await keys();
+  const m = await signManifest(signed({ counter: 4 }), [k.old]);
+  assert.equal(
+    await refusal(verifyManifest(m, { trustedKeys: k.trustOld, lastCounter: 5, now: NOW })),
+    "counter-replayed",
+  );
+  const same = await signManifest(signed({ counter: 5 }), [k.old]);
+  await verifyManifest(same, { trustedKeys: k.trustOld, lastCounter: 5, now: NOW });
+});
+
+Deno.test("verifyManifest() refuses an expired manifest; a clock behind trusted time defers", async () => {
+  const k = await keys();
+  const m = await signManifest(signed({ expires: new Date(NOW - 1).toISOString() }), [k.old]);
+  assert.equal(
+    await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
+    "expired",
+  );
+  const fresh = await signManifest(signed(), [k.old]);
+  assert.equal(
+    await refusal(
+      verifyManifest(fresh, { trustedKeys: k.trustOld, trustedTime: NOW, now: NOW - 86_400_000 }),
+    ),
+    "clock-behind",
+  );
+});
+
+Deno.test("verifyManifest() accepts an overlap manifest (old + new key) with either key trusted", async () => {
+  const k = await keys();
+  const m = await signManifest(signed(), [k.old, k.new]);
+  await verifyManifest(m, { trustedKeys: k.trustOld, now: NOW });
+  await verifyManifest(m, { trustedKeys: k.trustNew, now: NOW });
+  // A bad signature by a trusted key is not rescued by a good one from an unknown key.
+  const bad = await signManifest(signed(), [k.old, k.new]);
+  bad.signatures[0].sig = bad.signatures[1].sig;
+  assert.equal(
+    await refusal(verifyManifest(bad, { trustedKeys: k.trustOld, now: NOW })),
+    "bad-signature",
+  );
+});
+
+Deno.test("verifyManifest() names the bad field of a malformed manifest", async () => {
+  const k = await keys();
+  const m = await signManifest(signed({ version: "latest" }), [k.old]);
+  await assert.rejects(
+    verifyManifest(m, { trustedKeys: k.trustOld, now: NOW }),
+    /manifest: version: expected a semantic version, got "latest"/,
+  );
+  const p = await signManifest(
+    signed({ targets: { t: { path: "../etc/passwd", sha256: "a".repeat(64), length: 1 } } }),
+    [k.old],
+  );
+  assert.equal(
+    await refusal(verifyManifest(p, { trustedKeys: k.trustOld, now: NOW })),
+    "manifest-malformed",
+  );
+});
+
+Deno.test("compareVersions() orders releases and pre-releases", () => {
+  assert.ok(compareVersions("1.2.0", "1.1.9") > 0);
+  assert.ok(compareVersions("1.10.0", "1.9.0") > 0);
+  assert.equal(compareVersions("1.2.0", "1.2.0"), 0);
+  assert.ok(compareVersions("1.2.0-rc.1", "1.2.0") < 0);
+});

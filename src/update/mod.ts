@@ -1,0 +1,30 @@
+/**
+ * Self-update: signed release channel (TUF-style manifest, Ed25519), A/B slots with an atomic
+ * `current` symlink, a supervised trial of each new version and automatic rollback.
+ * See UPDATE.md.
+ *
+ * @module
+ */
+export { UpdateAgent, type UpdateAgentOptions, type UpdateStatus } from "./agent.ts";
+export { canonicalJson } from "./canonical.ts";
+export { type UpdateConfig, updateSchema } from "./config.ts";
+export { type RefusalCode, ReleaseError, SlotError, UpdateRefused } from "./errors.ts";
+export {
+  BUILTIN_ROOT_KEYS,
+  generateKey,
+  importTrustedKeys,
+  keyIdOf,
+  type PublicKeyText,
+  readSigningKey,
+} from "./keys.ts";
+export {
+  compareVersions,
+  type Manifest,
+  type SignedManifest,
+  signManifest,
+  verifyManifest,
+} from "./manifest.ts";
+export { keygen, parseExpires, publish, readPublicKeys, verifyChannel } from "./release.ts";
+export { type Slot, Slots, type UpdateState } from "./slots.ts";
+export { runTrial, trialUnhealthy } from "./trial.ts";
+export { type Available, type CheckResult, Updater } from "./updater.ts";

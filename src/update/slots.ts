@@ -1,0 +1,191 @@
+import { SlotError } from "./errors.ts";
+
+/** One of the two install slots. */
+export type Slot = "a" | "b";
+
+/** What the last check or apply concluded, as /status shows it. */
+export interface UpdateOutcome {
+  at: number;
+  /** installed: committed after a healthy trial; current: nothing newer; refused/deferred: not
+   * installed (with code and reason); rolled-back: the trial failed; staged: verified, waiting. */
+  result: "installed" | "current" | "refused" | "deferred" | "rolled-back" | "staged" | "skipped";
+  version?: string;
+  code?: string;
+  reason?: string;
+}
+
+/** The device's update state, `state.json` under the install root. */
+export interface UpdateState {
+  /** committed: `current` is the committed slot. trial: `current` may point at the trial slot. */
+  phase: "committed" | "trial";
+  /** The committed slot and version. */
+  committed: { slot: Slot; version: string };
+  /** During a trial: the slot and version on trial and how many starts it has had. */
+  trial?: { slot: Slot; version: string; attempts: number; startedAt: number; pid?: number };
+  /** Highest manifest counter accepted (replay protection). */
+  lastCounter?: number;
+  /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
+  trustedTime?: number;
+  lastCheck?: UpdateOutcome;
+  lastRollback?: { at: number; version: string; reason: string };
+  /** Most recent outcomes, newest first (at most 20). */
+  history: UpdateOutcome[];
+}
+
+/** The other slot. */
+export function otherSlot(slot: Slot): Slot {
+  return slot === "a" ? "b" : "a";
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    await f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+/** Writes a file atomically: temp file, fsync, rename over, fsync the directory. */
+export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
+  try {
+    const bytes = new TextEncoder().encode(data);
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
+  await fsyncPath(dir);
+}
+
+/**
+ * The A/B layout under an install root:
+ * `slots/a/outpost`, `slots/b/outpost`, `current` → `slots/<x>` (symlink), `state.json`.
+ */
+export class Slots {
+  /** The install root, e.g. /opt/outpost. */
+  readonly root: string;
+  constructor(root: string) {
+    this.root = root.replace(/\/+$/, "");
+  }
+
+  /** `slots/<slot>` under the root. */
+  dir(slot: Slot): string {
+    return `${this.root}/slots/${slot}`;
+  }
+  /** The executable of a slot. */
+  binary(slot: Slot): string {
+    return `${this.dir(slot)}/outpost`;
+  }
+  /** The download in progress for a slot; never executable. */
+  staging(slot: Slot): string {
+    return `${this.dir(slot)}/outpost.staging`;
+  }
+  /** The `current` symlink. */
+  get current(): string {
+    return `${this.root}/current`;
+  }
+  /** The state file. */
+  get stateFile(): string {
+    return `${this.root}/state.json`;
+  }
+
+  /** The slot `current` points at. */
+  async active(): Promise<Slot> {
+    let target: string;
+    try {
+      target = await Deno.readLink(this.current);
+    } catch (e) {
+      throw new SlotError(`Cannot read symlink "${this.current}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    const m = /(?:^|\/)slots\/([ab])\/?$/.exec(target);
+    if (!m) {
+      throw new SlotError(`"${this.current}" points at "${target}", not at slots/a or slots/b`);
+    }
+    return m[1] as Slot;
+  }
+
+  /**
+   * Points `current` at `slot` atomically: a symlink under a temporary name renamed over
+   * `current` (rename(2) replaces it in one step; there is no moment without `current`).
+   */
+  async switchTo(slot: Slot): Promise<void> {
+    const tmp = `${this.current}.tmp-${Deno.pid}`;
+    await Deno.remove(tmp).catch(() => {});
+    await Deno.symlink(`slots/${slot}`, tmp);
+    await Deno.rename(tmp, this.current);
+    await fsyncPath(this.root);
+  }
+
+  /** Reads state.json; throws SlotError when missing or unreadable. */
+  async readState(): Promise<UpdateState> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.stateFile);
+    } catch (e) {
+      throw new SlotError(`Cannot read update state "${this.stateFile}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    try {
+      const s = JSON.parse(text) as UpdateState;
+      s.history ??= [];
+      return s;
+    } catch (e) {
+      throw new SlotError(`Update state "${this.stateFile}" is not JSON: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** Writes state.json atomically. */
+  async writeState(state: UpdateState): Promise<void> {
+    await writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + "\n");
+  }
+
+  /**
+   * Moves a verified staging file into place as the slot's executable: chmod +x (only now),
+   * fsync, rename over `slots/<slot>/outpost`, fsync the slot directory.
+   */
+  async promoteStaging(slot: Slot): Promise<void> {
+    const staging = this.staging(slot);
+    await Deno.chmod(staging, 0o755);
+    await fsyncPath(staging);
+    await Deno.rename(staging, this.binary(slot));
+    await fsyncPath(this.dir(slot));
+  }
+
+  /**
+   * Sets up a fresh install root with `artifact` (a file) as version `version` in slot a,
+   * committed. Refuses to touch a root that already has state.
+   */
+  async init(artifact: string, version: string): Promise<void> {
+    try {
+      await Deno.lstat(this.stateFile);
+      throw new SlotError(`"${this.root}" already has update state; not re-initialising`);
+    } catch (e) {
+      if (e instanceof SlotError) throw e;
+    }
+    for (const s of ["a", "b"] as const) await Deno.mkdir(this.dir(s), { recursive: true });
+    await Deno.copyFile(artifact, `${this.binary("a")}.tmp`);
+    await Deno.chmod(`${this.binary("a")}.tmp`, 0o755);
+    await fsyncPath(`${this.binary("a")}.tmp`);
+    await Deno.rename(`${this.binary("a")}.tmp`, this.binary("a"));
+    await fsyncPath(this.dir("a"));
+    await this.switchTo("a");
+    await this.writeState({ phase: "committed", committed: { slot: "a", version }, history: [] });
+  }
+}
+
+/** Records an outcome as the last check and at the head of the history. */
+export function recordOutcome(state: UpdateState, outcome: UpdateOutcome): void {
+  state.lastCheck = outcome;
+  state.history = [outcome, ...state.history].slice(0, 20);
+}

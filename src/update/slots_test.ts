@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { Slots } from "./slots.ts";
+
+Deno.test("Slots.init() lays out slot a, current and committed state", async () => {
+  const root = await Deno.makeTempDir();
+  const art = `${root}/art`;
+  await Deno.writeTextFile(art, "#!/bin/sh\necho hi\n");
+  const slots = new Slots(`${root}/opt`);
+  await slots.init(art, "1.0.0");
+  assert.equal(await slots.active(), "a");
+  assert.equal(await Deno.readLink(slots.current), "slots/a");
+  const st = await slots.readState();
+  assert.deepEqual(st.committed, { slot: "a", version: "1.0.0" });
+  assert.equal((await Deno.stat(slots.binary("a"))).mode! & 0o111, 0o111);
+  await assert.rejects(slots.init(art, "1.0.0"), /already has update state/);
+});
+
+Deno.test("switchTo() replaces current by rename and leaves no temporary link", async () => {
+  const root = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${root}/art`, "x");
+  const slots = new Slots(root);
+  await slots.init(`${root}/art`, "1.0.0");
+  for (let i = 0; i < 20; i++) {
+    await slots.switchTo(i % 2 ? "a" : "b");
+    assert.equal(await slots.active(), i % 2 ? "a" : "b");
+  }
+  const names = [...Deno.readDirSync(root)].map((e) => e.name).sort();
+  assert.deepEqual(names, ["art", "current", "slots", "state.json"]);
+});
+
+Deno.test("promoteStaging() makes the file executable only when moved into place", async () => {
+  const root = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${root}/art`, "x");
+  const slots = new Slots(root);
+  await slots.init(`${root}/art`, "1.0.0");
+  await Deno.writeTextFile(slots.staging("b"), "new", { mode: 0o600 });
+  assert.equal((await Deno.stat(slots.staging("b"))).mode! & 0o111, 0);
+  await slots.promoteStaging("b");
+  assert.equal((await Deno.stat(slots.binary("b"))).mode! & 0o111, 0o111);
+  await assert.rejects(Deno.stat(slots.staging("b")));
+});
+
+Deno.test("writeState() is atomic: a reader sees the old or the new state, never a torn one", async () => {
+  const root = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${root}/art`, "x");
+  const slots = new Slots(root);
+  await slots.init(`${root}/art`, "1.0.0");
+  const st = await slots.readState();
+  const writes = (async () => {
+    for (let i = 0; i < 50; i++) {
+      st.lastCounter = i;
+      st.history = Array.from({ length: 20 }, () => ({ at: i, result: "current" as const }));
+      await slots.writeState(st);
+    }
+  })();
+  let reads = 0;
+  let done = false;
+  writes.then(() => done = true);
+  while (!done) {
+    JSON.parse(await Deno.readTextFile(slots.stateFile));
+    reads++;
+  }
+  await writes;
+  assert.ok(reads > 0);
+});

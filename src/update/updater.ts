@@ -1,0 +1,317 @@
+import { createHash } from "node:crypto";
+import { statfs } from "node:fs/promises";
+import type { Logger } from "../log.ts";
+import type { UpdateConfig } from "./config.ts";
+import { UpdateRefused } from "./errors.ts";
+import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
+import { compareVersions, inRollout, type Manifest, verifyManifest } from "./manifest.ts";
+import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
+
+/** Options of {@linkcode Updater}. */
+export interface UpdaterOptions {
+  config: UpdateConfig;
+  gatewayId: string;
+  log: Logger;
+  /** The build target to install; defaults to config.target or `Deno.build.target`. */
+  target?: string;
+  /** For tests: the clock. */
+  now?: () => number;
+}
+
+/** A verified manifest naming a newer version for this device's target. */
+export interface Available {
+  manifest: Manifest;
+  version: string;
+  target: string;
+  url: string;
+  sha256: string;
+  length: number;
+}
+
+/** What {@linkcode Updater.check} found. */
+export type CheckResult = { kind: "available"; available: Available } | {
+  kind: "none";
+  outcome: UpdateOutcome;
+};
+
+/**
+ * Fetches and judges the channel's manifest and downloads an accepted artifact into the inactive
+ * slot. Every refusal is an {@linkcode UpdateRefused}; nothing outside the staging file changes
+ * on disk except the replay counter and trusted time of a manifest that verified.
+ */
+export class Updater {
+  readonly slots: Slots;
+  readonly #config: UpdateConfig;
+  readonly #log: Logger;
+  readonly #gatewayId: string;
+  readonly #target: string;
+  readonly #now: () => number;
+
+  constructor(opts: UpdaterOptions) {
+    this.#config = opts.config;
+    this.#log = opts.log;
+    this.#gatewayId = opts.gatewayId;
+    this.#target = opts.target ?? opts.config.target ?? Deno.build.target;
+    this.#now = opts.now ?? Date.now;
+    this.slots = new Slots(opts.config.installRoot);
+  }
+
+  get #channel(): string {
+    return this.#config.channel.replace(/\/+$/, "");
+  }
+
+  #checkScheme(url: string): void {
+    if (url.startsWith("http://") && !this.#config.allowInsecure) {
+      throw new UpdateRefused(
+        "insecure-url",
+        `refusing plain http "${url}": set update.allowInsecure only for test servers`,
+      );
+    }
+  }
+
+  /** Fetches and verifies the manifest; returns an available update or why there is none. */
+  async check(opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+    const state = await this.slots.readState();
+    const url = `${this.#channel}/manifest.json`;
+    this.#checkScheme(url);
+    let body: unknown;
+    try {
+      const res = await fetch(url, {
+        signal: anySignal(opts.signal, AbortSignal.timeout(30_000)),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const text = await res.text();
+      try {
+        body = JSON.parse(text);
+      } catch (e) {
+        throw new UpdateRefused("manifest-malformed", `manifest "${url}" is not JSON`, {
+          cause: e,
+        });
+      }
+    } catch (e) {
+      if (e instanceof UpdateRefused) throw e;
+      throw new UpdateRefused(
+        "manifest-unreachable",
+        `Cannot fetch manifest "${url}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const trustedKeys = await importTrustedKeys([
+      ...BUILTIN_ROOT_KEYS,
+      ...this.#config.trustedKeys,
+    ]);
+    const now = this.#now();
+    const manifest = await verifyManifest(body, {
+      trustedKeys,
+      channel: this.#config.channelName,
+      lastCounter: state.lastCounter,
+      trustedTime: state.trustedTime,
+      now,
+    });
+    const s = manifest.signed;
+    await this.#remember(state, s.counter, Date.parse(s.published));
+    const committed = state.committed.version;
+    const cmp = compareVersions(s.version, committed);
+    if (cmp === 0) {
+      return { kind: "none", outcome: { at: now, result: "current", version: s.version } };
+    }
+    if (cmp < 0) {
+      throw new UpdateRefused(
+        "older-version",
+        `manifest version ${s.version} is older than the committed ${committed}`,
+      );
+    }
+    if (state.lastRollback?.version === s.version) {
+      return {
+        kind: "none",
+        outcome: {
+          at: now,
+          result: "skipped",
+          version: s.version,
+          reason:
+            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release`,
+        },
+      };
+    }
+    if (!(await inRollout(this.#gatewayId, s.version, s.rollout))) {
+      return {
+        kind: "none",
+        outcome: {
+          at: now,
+          result: "skipped",
+          version: s.version,
+          reason: `outside the ${s.rollout}% rollout of ${s.version}`,
+        },
+      };
+    }
+    const t = s.targets[this.#target];
+    if (!t) {
+      throw new UpdateRefused(
+        "no-target",
+        `manifest ${s.version} has no artifact for target "${this.#target}" (has: ${
+          Object.keys(s.targets).join(", ")
+        })`,
+      );
+    }
+    return {
+      kind: "available",
+      available: {
+        manifest,
+        version: s.version,
+        target: this.#target,
+        url: new URL(t.path, `${this.#channel}/`).href,
+        sha256: t.sha256,
+        length: t.length,
+      },
+    };
+  }
+
+  async #remember(state: UpdateState, counter: number, published: number): Promise<void> {
+    if (counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0)) return;
+    // Re-read so a concurrent writer (the trial supervisor) is not overwritten with stale fields.
+    const fresh = await this.slots.readState();
+    fresh.lastCounter = Math.max(fresh.lastCounter ?? 0, counter);
+    fresh.trustedTime = Math.max(fresh.trustedTime ?? 0, published);
+    await this.slots.writeState(fresh);
+    state.lastCounter = fresh.lastCounter;
+    state.trustedTime = fresh.trustedTime;
+  }
+
+  /**
+   * Downloads `a` into the inactive slot's staging file (resuming a partial one), checks length
+   * and SHA-256, and only then makes it executable and renames it into place.
+   */
+  async stage(a: Available, opts: { signal?: AbortSignal } = {}): Promise<Slot> {
+    this.#checkScheme(a.url);
+    const active = await this.slots.active();
+    const slot = otherSlot(active);
+    const staging = this.slots.staging(slot);
+    if (a.length > this.#config.maxArtifactBytes) {
+      throw new UpdateRefused(
+        "too-large",
+        `artifact ${a.version} is ${a.length} bytes, over update.maxArtifactBytes ${this.#config.maxArtifactBytes}`,
+      );
+    }
+    await Deno.mkdir(this.slots.dir(slot), { recursive: true });
+    let have = 0;
+    try {
+      have = (await Deno.stat(staging)).size;
+    } catch { /* no partial download */ }
+    if (have > a.length) {
+      await Deno.remove(staging);
+      have = 0;
+    }
+    const fs = await statfs(this.slots.dir(slot));
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    if (free < a.length - have) {
+      throw new UpdateRefused(
+        "disk-full",
+        `artifact ${a.version} needs ${a.length - have} more bytes in "${
+          this.slots.dir(slot)
+        }", only ${free} free`,
+      );
+    }
+    if (have < a.length) await this.#download(a, staging, have, opts.signal);
+    const got = (await Deno.stat(staging)).size;
+    if (got !== a.length) {
+      if (got > a.length) await Deno.remove(staging);
+      throw new UpdateRefused(
+        "length-mismatch",
+        `artifact "${a.url}": got ${got} bytes, manifest says ${a.length}`,
+      );
+    }
+    const digest = await sha256File(staging);
+    if (digest !== a.sha256) {
+      await Deno.remove(staging);
+      throw new UpdateRefused(
+        "hash-mismatch",
+        `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}`,
+      );
+    }
+    await this.slots.promoteStaging(slot);
+    this.#log.info("staged verified artifact", { version: a.version, slot, bytes: a.length });
+    return slot;
+  }
+
+  async #download(a: Available, staging: string, have: number, signal?: AbortSignal) {
+    const headers: HeadersInit = have > 0 ? { range: `bytes=${have}-` } : {};
+    let res: Response;
+    try {
+      res = await fetch(a.url, { headers, signal });
+    } catch (e) {
+      throw new UpdateRefused(
+        "download-failed",
+        `Cannot download "${a.url}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new UpdateRefused("download-failed", `Cannot download "${a.url}": HTTP ${res.status}`);
+    }
+    const resumed = have > 0 && res.status === 206;
+    if (have > 0) {
+      this.#log.info(resumed ? "resuming download" : "server ignored Range; downloading again", {
+        version: a.version,
+        from: have,
+      });
+    }
+    const f = await Deno.open(staging, {
+      write: true,
+      create: true,
+      append: resumed,
+      truncate: !resumed,
+      mode: 0o600,
+    });
+    let written = resumed ? have : 0;
+    try {
+      for await (const chunk of res.body!) {
+        // More bytes than the manifest names cannot be the artifact; stop writing at once.
+        if (written + chunk.length > a.length) {
+          throw new UpdateRefused(
+            "length-mismatch",
+            `artifact "${a.url}": server sent more than the ${a.length} bytes the manifest names`,
+          );
+        }
+        let off = 0;
+        while (off < chunk.length) off += await f.write(chunk.subarray(off));
+        written += chunk.length;
+      }
+      await f.sync();
+    } catch (e) {
+      await f.sync().catch(() => {});
+      if (e instanceof UpdateRefused) {
+        f.close();
+        await Deno.remove(staging).catch(() => {});
+        throw e;
+      }
+      throw new UpdateRefused(
+        "download-failed",
+        `download of "${a.url}" broke off after ${written} of ${a.length} bytes (kept for resume): ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    } finally {
+      try {
+        f.close();
+      } catch { /* closed above */ }
+    }
+  }
+}
+
+/** SHA-256 of a file in hex, read in chunks. */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  // The readable stream closes the file when it ends or fails.
+  const f = await Deno.open(path, { read: true });
+  for await (const chunk of f.readable) h.update(chunk);
+  return h.digest("hex");
+}
+
+function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}

@@ -1,0 +1,366 @@
+/**
+ * Self-update end to end: real bundled artifacts (`deno task bundle`), a real release channel
+ * served over loopback HTTP, a real install root with A/B slots, real gateway processes.
+ */
+import assert from "node:assert/strict";
+import { freePort, waitFor } from "./helpers/ports.ts";
+import { Slots } from "../src/update/slots.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
+const TARGET = Deno.build.target;
+const dec = new TextDecoder();
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = dec.decode(out.stdout) + dec.decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+const outpost = (...args: string[]) => sh(Deno.execPath(), ["run", "-A", MAIN, ...args]);
+
+/** Builds every artifact once per test run, in parallel, into a temp dir. */
+let built: Promise<Record<string, string>> | undefined;
+function artifacts(): Promise<Record<string, string>> {
+  built ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "outpost-artifacts-" });
+    const specs: [string, string, string?][] = [
+      ["base", "1.1.0"],
+      ["good", "2.0.0"],
+      ["old", "1.0.0"],
+      ["exit", "1.2.0", "exit"],
+      ["unhealthy", "1.3.0", "unhealthy"],
+      ["hang", "1.4.0", "hang"],
+    ];
+    const out: Record<string, string> = {};
+    await Promise.all(specs.map(async ([name, version, behaviour]) => {
+      const d = `${dir}/${name}`;
+      await sh(Deno.execPath(), [
+        "run",
+        "-A",
+        `${ROOT}build.ts`,
+        "--bundle",
+        "--version",
+        version,
+        "--out",
+        d,
+        ...(behaviour ? ["--behaviour", behaviour] : []),
+      ]);
+      out[name] = `${d}/outpost.js`;
+    }));
+    return out;
+  })();
+  return built;
+}
+
+/** A static file server for a channel dir, with Range support and a one-shot cut-off. */
+function channelServer(dir: string) {
+  const port = freePort();
+  const ac = new AbortController();
+  const ctl = { cutNextArtifact: false, requests: [] as string[] };
+  const server = Deno.serve(
+    { port, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+    async (req) => {
+      const path = decodeURIComponent(new URL(req.url).pathname);
+      ctl.requests.push(`${path} ${req.headers.get("range") ?? ""}`);
+      let data: Uint8Array<ArrayBuffer>;
+      try {
+        data = await Deno.readFile(`${dir}${path}`);
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+      const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
+      if (path.includes("/artifacts/") && ctl.cutNextArtifact && !range) {
+        ctl.cutNextArtifact = false;
+        // Sends the first half, then breaks the connection: a download cut off mid-way.
+        const half = data.subarray(0, data.length >> 1);
+        const body = new ReadableStream({
+          start(c) {
+            c.enqueue(half);
+            setTimeout(() => c.error(new Error("cut")), 50);
+          },
+        });
+        return new Response(body, { headers: { "content-length": String(data.length) } });
+      }
+      if (range) {
+        const from = Number(range[1]);
+        return new Response(data.subarray(from), {
+          status: 206,
+          headers: { "content-range": `bytes ${from}-${data.length - 1}/${data.length}` },
+        });
+      }
+      return new Response(data);
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${port}`,
+    ctl,
+    close: async () => {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+interface Device {
+  root: string;
+  slots: Slots;
+  config: string;
+  log: string;
+  httpPort: number;
+  start(): Promise<void>;
+  status(): Promise<Record<string, unknown> & { version: string; update: UpdateStatusView }>;
+  killAll(): void;
+}
+
+interface UpdateStatusView {
+  committed: { slot: string; version: string };
+  lastCheck?: { result: string; code?: string; reason?: string; version?: string };
+  lastRollback?: { version: string; reason: string };
+}
+
+async function device(channelUrl: string, pubkeys: string[], extra = ""): Promise<Device> {
+  const root = await Deno.makeTempDir({ prefix: "outpost-device-" });
+  const a = await artifacts();
+  const slots = new Slots(`${root}/opt`);
+  await slots.init(a.base, "1.1.0");
+  const httpPort = freePort();
+  const config = `${root}/site.yaml`;
+  await Deno.writeTextFile(
+    config,
+    `gateway: { id: upd-gw }
+buffer: { path: ${root}/buffer.db }
+adapters:
+  - { type: simulated, name: sim, devices: 2, interval: 100ms }
+http: { listen: 127.0.0.1:${httpPort} }
+update:
+  channel: ${channelUrl}
+  installRoot: ${root}/opt
+  checkInterval: 1s
+  healthDeadline: 6s
+  allowInsecure: true
+  trustedKeys: [${pubkeys.map((k) => JSON.stringify(k)).join(", ")}]
+${extra}`,
+  );
+  const log = `${root}/gateway.log`;
+  const base = `http://127.0.0.1:${httpPort}`;
+  const pids = new Set<number>();
+  const dev: Device = {
+    root,
+    slots,
+    config,
+    log,
+    httpPort,
+    async start() {
+      const child = new Deno.Command("sh", {
+        args: [
+          "-c",
+          `exec "$0" run --config "$1" >>"$2" 2>&1`,
+          slots.binary(await slots.active()),
+          config,
+          log,
+        ],
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      pids.add(child.pid);
+      child.status.then(() => {});
+      await waitFor(
+        "the gateway to serve /status",
+        async () => {
+          const r = await fetch(`${base}/status`);
+          const s = await r.json();
+          pids.add(s.pid);
+          return true;
+        },
+        30_000,
+        100,
+      );
+    },
+    async status() {
+      const s = await (await fetch(`${base}/status`)).json();
+      pids.add(s.pid);
+      return s;
+    },
+    killAll() {
+      for (const pid of pids) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    },
+  };
+  return dev;
+}
+
+async function waitOutcome(
+  dev: Device,
+  what: string,
+  pred: (u: UpdateStatusView, version: string) => boolean,
+  timeoutMs = 30_000,
+) {
+  return await waitFor(
+    what,
+    async () => {
+      const s = await dev.status();
+      return pred(s.update, s.version) ? s : undefined;
+    },
+    timeoutMs,
+    200,
+  ).catch(async (e) => {
+    throw new Error(
+      `${e.message}\n--- gateway log ---\n${await Deno.readTextFile(dev.log).catch(() => "")}`,
+    );
+  });
+}
+
+async function keypair(dir: string): Promise<{ key: string; pub: string }> {
+  const out = await outpost("release", "keygen", "--out", dir);
+  const key = /private key (\S+)/.exec(out)![1];
+  const pub = (await Deno.readTextFile(key.replace(/\.key$/, ".pub"))).trim();
+  assert.equal((await Deno.stat(key)).mode! & 0o777, 0o600);
+  return { key, pub };
+}
+
+const publish = (
+  channel: string,
+  artifact: string,
+  version: string,
+  keys: string[],
+  ...more: string[]
+) =>
+  outpost(
+    "release",
+    "publish",
+    "--channel",
+    channel,
+    "--artifact",
+    artifact,
+    "--version",
+    version,
+    "--target",
+    TARGET,
+    ...keys.flatMap((k) => ["--key", k]),
+    ...more,
+  );
+
+Deno.test({
+  name:
+    "refusals leave the device untouched; an overlap-signed release resumes a cut download and commits",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const a = await artifacts();
+  const tmp = await Deno.makeTempDir();
+  const channel = `${tmp}/channel/stable`;
+  await Deno.mkdir(channel, { recursive: true });
+  const trusted = await keypair(`${tmp}/keys`);
+  const rogue = await keypair(`${tmp}/rogue`);
+  const next = await keypair(`${tmp}/next`);
+  const srv = channelServer(channel);
+  const dev = await device(srv.url, [trusted.pub]);
+  try {
+    await dev.start();
+    const refused = async (code: string) => {
+      const s = await waitOutcome(dev, `refusal ${code}`, (u) => u.lastCheck?.code === code);
+      assert.equal(s.version, "1.1.0");
+      assert.equal(s.update.committed.version, "1.1.0");
+      assert.equal(await dev.slots.active(), "a");
+      await assert.rejects(Deno.stat(dev.slots.binary("b")));
+      return s.update.lastCheck!.reason!;
+    };
+    // Unknown key.
+    await publish(channel, a.good, "2.0.0", [rogue.key]);
+    assert.match(await refused("unknown-key"), /unknown key/);
+    // Bad signature: the signed part altered after signing.
+    await publish(channel, a.good, "2.0.0", [trusted.key]);
+    const m = JSON.parse(await Deno.readTextFile(`${channel}/manifest.json`));
+    m.signed.version = "2.0.1";
+    await Deno.writeTextFile(`${channel}/manifest.json`, JSON.stringify(m));
+    assert.match(await refused("bad-signature"), /does not verify/);
+    // Older version.
+    await publish(channel, a.old, "1.0.0", [trusted.key]);
+    assert.match(await refused("older-version"), /1\.0\.0 is older than the committed 1\.1\.0/);
+    // Expired.
+    await publish(channel, a.good, "2.0.0", [trusted.key], "--expires", "1ms");
+    assert.match(await refused("expired"), /expired at/);
+    // Counter replayed.
+    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "1");
+    assert.match(await refused("counter-replayed"), /counter 1 is lower than the last seen/);
+    // Hash mismatch: same length, different bytes.
+    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "10");
+    const art = `${channel}/artifacts/2.0.0/${TARGET}/outpost`;
+    const bytes = await Deno.readFile(art);
+    bytes[bytes.length - 2] ^= 0xff;
+    await Deno.writeFile(art, bytes);
+    assert.match(await refused("hash-mismatch"), /sha256 [0-9a-f]{64}, manifest says/);
+    await assert.rejects(Deno.stat(dev.slots.staging("b")), "a bad download is not kept");
+    // Key rotation: old (trusted) + new (not yet trusted) key; the download is cut once, resumed.
+    srv.ctl.cutNextArtifact = true;
+    await publish(channel, a.good, "2.0.0", [trusted.key, next.key]);
+    const s = await waitOutcome(
+      dev,
+      "2.0.0 committed",
+      (u, v) => v === "2.0.0" && u.committed.version === "2.0.0",
+      60_000,
+    );
+    assert.equal(s.update.committed.slot, "b");
+    const st = await dev.slots.readState();
+    assert.equal(st.phase, "committed");
+    assert.equal(st.history.find((h) => h.result === "installed")?.version, "2.0.0");
+    assert.equal(await dev.slots.active(), "b");
+    assert.ok(srv.ctl.requests.some((r) => /artifacts.* bytes=\d+-/.test(r)), "download resumed");
+    const log = await Deno.readTextFile(dev.log);
+    assert.match(log, /download of .* broke off after \d+ of \d+ bytes/);
+    assert.match(log, /resuming download/);
+  } finally {
+    dev.killAll();
+    await srv.close();
+  }
+});
+
+Deno.test({
+  name: "crash at start, never healthy and hang each roll back; the old version keeps serving",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const a = await artifacts();
+  const tmp = await Deno.makeTempDir();
+  const channel = `${tmp}/channel/stable`;
+  await Deno.mkdir(channel, { recursive: true });
+  const trusted = await keypair(`${tmp}/keys`);
+  const srv = channelServer(channel);
+  const dev = await device(srv.url, [trusted.pub]);
+  try {
+    await dev.start();
+    const rowsBefore =
+      ((await dev.status()) as unknown as { buffer: { rows: number } }).buffer.rows;
+    for (
+      const [name, version, reason] of [
+        ["exit", "1.2.0", /exited with status 70/],
+        ["unhealthy", "1.3.0", /not healthy within 6000ms: test: TEST-ONLY build: never healthy/],
+        ["hang", "1.4.0", /no answer from \/healthz within 6000ms/],
+      ] as const
+    ) {
+      await publish(channel, a[name], version, [trusted.key]);
+      const s = await waitOutcome(
+        dev,
+        `${version} rolled back`,
+        (u, v) => v === "1.1.0" && u.lastRollback?.version === version,
+        60_000,
+      );
+      assert.match(s.update.lastRollback!.reason, reason);
+      assert.equal(s.update.lastCheck?.result, "rolled-back");
+      assert.equal(s.update.committed.version, "1.1.0");
+      assert.equal(await dev.slots.active(), "a");
+      const st = await dev.slots.readState();
+      assert.equal(st.phase, "committed");
+    }
+    const after = (await dev.status()) as unknown as { buffer: { rows: number } };
+    assert.ok(after.buffer.rows > rowsBefore, "the shared buffer kept its rows and grows again");
+  } finally {
+    dev.killAll();
+    await srv.close();
+  }
+});
