@@ -152,7 +152,7 @@ export class Forwarder {
   }
 
   #isIdle(): boolean {
-    return this.#inflight.size === 0 && this.#buffer.stats().pending === 0;
+    return this.#inflight.size === 0 && this.#buffer.pending === 0;
   }
 
   #onConnect(): void {

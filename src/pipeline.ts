@@ -71,20 +71,21 @@ export class Pipeline {
     const src = this.#stats.bySource[source] ??= { received: 0, accepted: 0, invalid: 0 };
     this.#stats.received += readings.length;
     src.received += readings.length;
+    // The common case allocates nothing: the input array is kept unless a reading is invalid.
     let valid: Reading[] = readings;
     let invalid = 0;
     for (let i = 0; i < readings.length; i++) {
       const reason = checkReading(readings[i], now);
-      if (reason === undefined) continue;
+      if (reason === undefined) {
+        if (invalid > 0) valid.push(readings[i]);
+        continue;
+      }
       if (invalid === 0) valid = readings.slice(0, i);
       invalid++;
       this.#stats.invalid[reason]++;
       this.#warnInvalid(source, reason, readings[i]);
     }
-    if (invalid > 0) {
-      valid = readings.filter((r) => checkReading(r, now) === undefined);
-      src.invalid += invalid;
-    }
+    if (invalid > 0) src.invalid += invalid;
     for (const stage of this.#stages) valid = stage.process(valid, source);
     if (valid.length === 0) return { accepted: 0, rejected: invalid, seqs: [] };
     const res = await this.#buffer.append(valid);

@@ -171,6 +171,12 @@ export class Buffer {
   #insertSeries!: StatementSync;
   #setMeta!: StatementSync;
   #readRange!: StatementSync;
+  #countRange!: StatementSync;
+  #pageCount!: StatementSync;
+  #freelistCount!: StatementSync;
+  #deleteRange!: StatementSync;
+  #nthForwarded!: StatementSync;
+  #nthPending!: StatementSync;
 
   private constructor(
     db: DatabaseSync,
@@ -285,12 +291,22 @@ export class Buffer {
     this.#rows = Number(
       (db.prepare("SELECT count(*) AS n FROM readings").get() as { n: number }).n,
     );
+    this.#countRange = db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
     this.#pending = this.#countPending();
+    this.#pageCount = db.prepare("PRAGMA page_count");
+    this.#freelistCount = db.prepare("PRAGMA freelist_count");
     this.#insertSeries = db.prepare(
       "INSERT INTO series(id, device, metric, unit, kind) VALUES (?, ?, ?, ?, ?)",
     );
     this.#readRange = db.prepare(
       "SELECT seq, ts, sid, value FROM readings WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+    );
+    this.#deleteRange = db.prepare("DELETE FROM readings WHERE seq > ? AND seq <= ?");
+    this.#nthForwarded = db.prepare(
+      "SELECT seq FROM readings WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
+    );
+    this.#nthPending = db.prepare(
+      "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
     );
     this.#pageSize = Number(
       (db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size,
@@ -299,7 +315,7 @@ export class Buffer {
   }
 
   #countPending(): number {
-    const count = this.#db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
+    const count = this.#countRange;
     let n = Number((count.get(this.#floor, Number.MAX_SAFE_INTEGER) as { n: number }).n);
     for (const [lo, hi] of this.#acked) n -= Number((count.get(lo - 1, hi) as { n: number }).n);
     return n;
@@ -463,13 +479,8 @@ export class Buffer {
     const now = this.#now();
     if (!force && now - this.#bytesCheckedAt < 250) return;
     this.#bytesCheckedAt = now;
-    const pc = Number(
-      (this.#db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count,
-    );
-    const fl = Number(
-      (this.#db.prepare("PRAGMA freelist_count").get() as { freelist_count: number })
-        .freelist_count,
-    );
+    const pc = Number((this.#pageCount.get() as { page_count: number }).page_count);
+    const fl = Number((this.#freelistCount.get() as { freelist_count: number }).freelist_count);
     this.#usedBytes = (pc - fl) * this.#pageSize;
   }
 
@@ -556,17 +567,13 @@ export class Buffer {
   #evictForwarded(n: number): number {
     let freed = 0;
     if (this.#floor > 0) {
-      const boundary = this.#db.prepare(
-        "SELECT seq FROM readings WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
-      ).get(this.#floor, n - 1) as { seq: number } | undefined;
+      const boundary = this.#nthForwarded.get(this.#floor, n - 1) as { seq: number } | undefined;
       const hi = boundary ? Number(boundary.seq) : this.#floor;
-      freed += Number(this.#db.prepare("DELETE FROM readings WHERE seq <= ?").run(hi).changes);
+      freed += Number(this.#deleteRange.run(0, hi).changes);
     }
     for (const [lo, hi] of this.#acked) {
       if (freed >= n) break;
-      freed += Number(
-        this.#db.prepare("DELETE FROM readings WHERE seq BETWEEN ? AND ?").run(lo, hi).changes,
-      );
+      freed += Number(this.#deleteRange.run(lo - 1, hi).changes);
     }
     this.#rows -= freed;
     this.#counters.evictedForwarded += freed;
@@ -575,11 +582,9 @@ export class Buffer {
 
   /** Deletes the `n` oldest unforwarded rows, counting each exactly; moves the floor past them. */
   #dropOldestPending(n: number): number {
-    const boundary = this.#db.prepare(
-      "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
-    ).get(this.#floor, n - 1) as { seq: number } | undefined;
+    const boundary = this.#nthPending.get(this.#floor, n - 1) as { seq: number } | undefined;
     const hi = boundary ? Number(boundary.seq) : this.#nextSeq - 1;
-    const del = this.#db.prepare("DELETE FROM readings WHERE seq > ? AND seq <= ?");
+    const del = this.#deleteRange;
     let dropped = 0;
     let from = this.#floor;
     for (const [lo, ahi] of this.#acked) {
@@ -661,6 +666,11 @@ export class Buffer {
     }
   }
 
+  /** Readings not yet acknowledged; kept in memory, no query. */
+  get pending(): number {
+    return this.#pending;
+  }
+
   /** Highest sequence number given so far (0 when none). */
   get lastSeq(): number {
     return this.#nextSeq - 1;
@@ -703,7 +713,7 @@ export class Buffer {
 
   /** Rows in `[lo, hi]` that are neither below the floor nor inside an acknowledged range. */
   #countUnacked(lo: number, hi: number): number {
-    const count = this.#db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
+    const count = this.#countRange;
     let from = Math.max(lo - 1, this.#floor);
     let n = 0;
     for (const [alo, ahi] of this.#acked) {
