@@ -5,8 +5,12 @@ import { checkReading, type InvalidReason, type Reading, type ReadingValue } fro
 
 /** A stage between validation and the buffer (filters, aggregation, rules). */
 export interface Stage {
-  /** Returns the readings to keep; may add readings (aggregates) or drop some (filters). */
-  process(readings: Reading[], source: string): Reading[];
+  /**
+   * Returns the readings to keep; may add readings (aggregates) or drop some (filters). A stage
+   * may instead move a reading to `local`: it is then stored in the buffer but never forwarded,
+   * and the stages after this one do not see it.
+   */
+  process(readings: Reading[], source: string, local: Reading[]): Reading[];
 }
 
 /** Last value of one metric, for status pages. */
@@ -86,7 +90,9 @@ export class Pipeline {
       this.#warnInvalid(source, reason, readings[i]);
     }
     if (invalid > 0) src.invalid += invalid;
-    for (const stage of this.#stages) valid = stage.process(valid, source);
+    const local: Reading[] = [];
+    for (const stage of this.#stages) valid = stage.process(valid, source, local);
+    if (local.length > 0) return this.#appendBoth(src, valid, local, invalid);
     if (valid.length === 0) return { accepted: 0, rejected: invalid, seqs: [] };
     const res = await this.#buffer.append(valid);
     const accepted = res.seqs.length;
@@ -95,6 +101,33 @@ export class Pipeline {
     src.accepted += accepted;
     for (let i = 0; i < accepted; i++) this.#remember(valid[i]);
     return { accepted, rejected: invalid + (valid.length - accepted), seqs: res.seqs };
+  }
+
+  /** Appends readings to forward and local-only ones; both queue for the same grouped commit. */
+  async #appendBoth(
+    src: { accepted: number },
+    valid: Reading[],
+    local: Reading[],
+    invalid: number,
+  ): Promise<EmitResult> {
+    const [fwd, loc] = await Promise.all([
+      this.#buffer.append(valid),
+      this.#buffer.append(local, { forward: false }),
+    ]);
+    let accepted = 0;
+    for (const [list, res] of [[valid, fwd], [local, loc]] as const) {
+      const n = res.seqs.length;
+      accepted += n;
+      this.#stats.rejectedFull += res.rejected;
+      for (let i = 0; i < n; i++) this.#remember(list[i]);
+    }
+    this.#stats.accepted += accepted;
+    src.accepted += accepted;
+    return {
+      accepted,
+      rejected: invalid + valid.length + local.length - accepted,
+      seqs: [...fwd.seqs, ...loc.seqs].sort((a, b) => a - b),
+    };
   }
 
   #remember(r: Reading): void {

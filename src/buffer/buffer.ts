@@ -37,14 +37,28 @@ export interface BufferStats {
   droppedUnforwarded: number;
   /** Forwarded readings deleted early to make room (no data loss). */
   evictedForwarded: number;
+  /** Local-only readings (never forwarded, e.g. raw samples of `raw: local`) deleted early. */
+  evictedLocal: number;
   /** New readings refused in reject-new mode. */
   rejectedFull: number;
-  /** Forwarded readings deleted at the end of the retention window. */
+  /** Forwarded and local-only readings deleted at the end of the retention window. */
   pruned: number;
+  /** Local-only readings stored (included in `rows`, never in `pending`). */
+  localOnly: number;
   /** Which cap is currently binding, if any. */
   atCap: "rows" | "bytes" | "disk" | null;
   /** Files moved aside because they were corrupt, this run. */
   quarantined: string[];
+}
+
+/** Options of {@linkcode Buffer.append}. */
+export interface AppendOptions {
+  /**
+   * `false` stores the readings for export and queries but never forwards them: they are not
+   * pending, the forwarder never reads them, and at a cap they go like forwarded ones. Default
+   * `true`.
+   */
+  forward?: boolean;
 }
 
 /** A range of sequence numbers, inclusive. */
@@ -88,6 +102,7 @@ interface RawRow {
 
 interface Waiter {
   readings: Reading[];
+  local: boolean;
   resolve: (r: AppendResult) => void;
   reject: (e: Error) => void;
 }
@@ -96,7 +111,13 @@ const KIND_NUMBER = 0;
 const KIND_BOOL = 1;
 const KIND_STRING = 2;
 const ROWS_PER_STATEMENT = 250;
-const COUNTERS = ["droppedUnforwarded", "evictedForwarded", "rejectedFull", "pruned"] as const;
+const COUNTERS = [
+  "droppedUnforwarded",
+  "evictedForwarded",
+  "evictedLocal",
+  "rejectedFull",
+  "pruned",
+] as const;
 type Counter = typeof COUNTERS[number];
 
 const SCHEMA = `
@@ -105,6 +126,10 @@ CREATE TABLE IF NOT EXISTS series(
   id INTEGER PRIMARY KEY, device TEXT NOT NULL, metric TEXT NOT NULL,
   unit TEXT NOT NULL, kind INTEGER NOT NULL, UNIQUE(device, metric, unit, kind)) STRICT;
 CREATE TABLE IF NOT EXISTS readings(
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT;
+-- Readings stored but never forwarded, numbered from the same sequence as readings. A table of
+-- their own keeps them out of the forwarder's reads and the acknowledged ranges entirely.
+CREATE TABLE IF NOT EXISTS local_readings(
   seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT;
 CREATE TABLE IF NOT EXISTS acked(lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS aside(
@@ -144,9 +169,11 @@ export class Buffer {
   #ackDirty = false;
   #rows = 0;
   #pending = 0;
+  #localRows = 0;
   #counters: Record<Counter, number> = {
     droppedUnforwarded: 0,
     evictedForwarded: 0,
+    evictedLocal: 0,
     rejectedFull: 0,
     pruned: 0,
   };
@@ -168,6 +195,7 @@ export class Buffer {
   #listeners = new Set<() => void>();
 
   #insertStmts = new Map<number, StatementSync>();
+  #insertLocalStmts = new Map<number, StatementSync>();
   #insertSeries!: StatementSync;
   #setMeta!: StatementSync;
   #readRange!: StatementSync;
@@ -177,6 +205,9 @@ export class Buffer {
   #deleteRange!: StatementSync;
   #nthForwarded!: StatementSync;
   #nthPending!: StatementSync;
+  #oldestLocal!: StatementSync;
+  #seqsInRange!: StatementSync;
+  #deleteLocalUpTo!: StatementSync;
 
   private constructor(
     db: DatabaseSync,
@@ -266,7 +297,9 @@ export class Buffer {
       this.#setMeta.run("created", this.#now());
     } else this.#epoch = String(meta.get("epoch"));
     const maxSeq = Number(
-      (db.prepare("SELECT max(seq) AS m FROM readings").get() as { m: number | null }).m ?? 0,
+      (db.prepare(
+        "SELECT max(m) AS m FROM (SELECT max(seq) AS m FROM readings UNION ALL SELECT max(seq) FROM local_readings)",
+      ).get() as { m: number | null }).m ?? 0,
     );
     this.#nextSeq = Math.max(Number(meta.get("next_seq") ?? 1), maxSeq + 1);
     this.#floor = Number(meta.get("ack_floor") ?? 0);
@@ -288,7 +321,10 @@ export class Buffer {
         Number(r.id),
       );
     }
-    this.#rows = Number(
+    this.#localRows = Number(
+      (db.prepare("SELECT count(*) AS n FROM local_readings").get() as { n: number }).n,
+    );
+    this.#rows = this.#localRows + Number(
       (db.prepare("SELECT count(*) AS n FROM readings").get() as { n: number }).n,
     );
     this.#countRange = db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
@@ -308,6 +344,11 @@ export class Buffer {
     this.#nthPending = db.prepare(
       "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
     );
+    this.#oldestLocal = db.prepare("SELECT seq FROM local_readings ORDER BY seq LIMIT ?");
+    this.#seqsInRange = db.prepare(
+      "SELECT seq FROM readings WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+    );
+    this.#deleteLocalUpTo = db.prepare("DELETE FROM local_readings WHERE seq <= ?");
     this.#pageSize = Number(
       (db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size,
     );
@@ -350,13 +391,15 @@ export class Buffer {
 
   /**
    * Queues readings for the next grouped commit. Resolves with their sequence numbers once the
-   * transaction holding them has committed; rejects if the buffer cannot write.
+   * transaction holding them has committed; rejects if the buffer cannot write. With
+   * `forward: false` they are stored but never forwarded (see {@linkcode AppendOptions}).
    */
-  append(readings: Reading[]): Promise<AppendResult> {
+  append(readings: Reading[], opts?: AppendOptions): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new BufferError("buffer is closed"));
     if (readings.length === 0) return Promise.resolve({ seqs: [], rejected: 0 });
+    const local = opts?.forward === false;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ readings, resolve, reject });
+      this.#queue.push({ readings, local, resolve, reject });
       this.#queued += readings.length;
       if (this.#queued >= this.#config.commitRows) this.flush();
       else if (this.#timer === undefined) {
@@ -389,9 +432,13 @@ export class Buffer {
         let allowed = room;
         let seq = this.#nextSeq;
         const rowsOut: (number | string | null)[] = [];
+        const localOut: (number | string | null)[] = [];
         let inserted = 0;
+        let insertedLocal = 0;
         for (let w = 0; w < waiters.length; w++) {
           const list = waiters[w].readings;
+          const local = waiters[w].local;
+          const out = local ? localOut : rowsOut;
           const mine: number[] = [];
           for (let i = 0; i < list.length; i++) {
             if (allowed <= 0) {
@@ -402,17 +449,19 @@ export class Buffer {
             const r = list[i];
             const sid = this.#seriesId(r);
             const v = r.value;
-            rowsOut.push(seq, r.ts, sid, typeof v === "boolean" ? (v ? 1 : 0) : v);
+            out.push(seq, r.ts, sid, typeof v === "boolean" ? (v ? 1 : 0) : v);
             mine.push(seq++);
             inserted++;
-            if (rowsOut.length === ROWS_PER_STATEMENT * 4) {
-              this.#insertRows(rowsOut, ROWS_PER_STATEMENT);
-              rowsOut.length = 0;
+            if (out.length === ROWS_PER_STATEMENT * 4) {
+              this.#insertRows(out, ROWS_PER_STATEMENT, local);
+              out.length = 0;
             }
           }
+          if (local) insertedLocal += mine.length;
           seqs.push(mine);
         }
-        if (rowsOut.length) this.#insertRows(rowsOut, rowsOut.length / 4);
+        if (rowsOut.length) this.#insertRows(rowsOut, rowsOut.length / 4, false);
+        if (localOut.length) this.#insertRows(localOut, localOut.length / 4, true);
         const rejectedTotal = rejected.reduce((a, b) => a + b, 0);
         if (rejectedTotal) this.#counters.rejectedFull += rejectedTotal;
         this.#nextSeq = seq;
@@ -421,7 +470,8 @@ export class Buffer {
         if (this.#ackDirty) this.#writeAcks();
         this.#db.exec("COMMIT");
         this.#rows += inserted;
-        this.#pending += inserted;
+        this.#localRows += insertedLocal;
+        this.#pending += inserted - insertedLocal;
         if (inserted) this.#lastAppendTs = this.#now();
       } catch (e) {
         try {
@@ -446,13 +496,15 @@ export class Buffer {
     for (const l of this.#listeners) l();
   }
 
-  #insertRows(values: (number | string | null)[], n: number): void {
-    let stmt = this.#insertStmts.get(n);
+  #insertRows(values: (number | string | null)[], n: number, local: boolean): void {
+    const cache = local ? this.#insertLocalStmts : this.#insertStmts;
+    let stmt = cache.get(n);
     if (!stmt) {
       stmt = this.#db.prepare(
-        "INSERT INTO readings(seq, ts, sid, value) VALUES " + Array(n).fill("(?,?,?,?)").join(","),
+        `INSERT INTO ${local ? "local_readings" : "readings"}(seq, ts, sid, value) VALUES ` +
+          Array(n).fill("(?,?,?,?)").join(","),
       );
-      this.#insertStmts.set(n, stmt);
+      cache.set(n, stmt);
     }
     stmt.run(...values);
   }
@@ -526,13 +578,13 @@ export class Buffer {
       return incoming;
     }
     if (cfg.overflow === "reject-new") {
-      // Space freed by forwarded rows is reusable without losing anything.
-      const freed = this.#evictForwarded(excess);
+      // Space freed by forwarded and local-only rows is reusable without losing anything pending.
+      const freed = this.#evictDone(excess);
       const room = Math.max(0, incoming - (excess - freed));
       this.#startEpisode(cap, incoming - room);
       return room;
     }
-    const freed = this.#evictForwarded(excess);
+    const freed = this.#evictDone(excess);
     const dropped = excess > freed ? this.#dropOldestPending(excess - freed) : 0;
     this.#startEpisode(cap, dropped);
     return incoming;
@@ -561,6 +613,47 @@ export class Buffer {
     });
     this.#atCap = null;
     this.#episodeDropped = 0;
+  }
+
+  /**
+   * Deletes about `n` rows that need no more forwarding, forwarded and local-only alike, oldest
+   * (by sequence number) first; returns how many went.
+   */
+  #evictDone(n: number): number {
+    if (this.#localRows === 0) return this.#evictForwarded(n);
+    const local = (this.#oldestLocal.all(n) as { seq: number }[]).map((r) => Number(r.seq));
+    const forwarded = this.#oldestForwarded(n);
+    // Merge the two oldest-first lists to split the n oldest between them.
+    let l = 0;
+    let f = 0;
+    while (l + f < n && (l < local.length || f < forwarded.length)) {
+      if (f >= forwarded.length || (l < local.length && local[l] < forwarded[f])) l++;
+      else f++;
+    }
+    let freed = f > 0 ? this.#evictForwarded(f) : 0;
+    if (l > 0) {
+      const gone = Number(this.#deleteLocalUpTo.run(local[l - 1]).changes);
+      this.#rows -= gone;
+      this.#localRows -= gone;
+      this.#counters.evictedLocal += gone;
+      freed += gone;
+    }
+    return freed;
+  }
+
+  /** Sequence numbers of the `n` oldest forwarded rows, oldest first. */
+  #oldestForwarded(n: number): number[] {
+    const out: number[] = [];
+    const take = (lo: number, hi: number) => {
+      const rows = this.#seqsInRange.all(lo, hi, n - out.length) as { seq: number }[];
+      for (const r of rows) out.push(Number(r.seq));
+    };
+    if (this.#floor > 0) take(0, this.#floor);
+    for (const [lo, hi] of this.#acked) {
+      if (out.length >= n) break;
+      take(lo - 1, hi);
+    }
+    return out;
   }
 
   /** Deletes up to `n` forwarded rows, oldest first; returns how many went. */
@@ -743,8 +836,8 @@ export class Buffer {
   }
 
   /**
-   * Stored readings (forwarded or not) matching the filter, in sequence order, at most `limit`
-   * (default 10,000). Page with `afterSeq` set to the last sequence number returned.
+   * Stored readings (forwarded, pending or local-only) matching the filter, in sequence order, at
+   * most `limit` (default 10,000). Page with `afterSeq` set to the last sequence number returned.
    */
   query(q: QueryOptions = {}): StoredReading[] {
     const limit = q.limit ?? 10_000;
@@ -767,10 +860,13 @@ export class Buffer {
       where.push("ts < ?");
       params.push(q.to);
     }
-    params.push(limit);
-    const rows = this.#db.prepare(
-      `SELECT seq, ts, sid, value FROM readings WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
-    ).all(...params) as unknown as RawRow[];
+    const cond = where.join(" AND ");
+    const sql = this.#localRows > 0
+      ? `SELECT seq, ts, sid, value FROM readings WHERE ${cond} UNION ALL ` +
+        `SELECT seq, ts, sid, value FROM local_readings WHERE ${cond} ORDER BY seq LIMIT ?`
+      : `SELECT seq, ts, sid, value FROM readings WHERE ${cond} ORDER BY seq LIMIT ?`;
+    const all = this.#localRows > 0 ? [...params, ...params, limit] : [...params, limit];
+    const rows = this.#db.prepare(sql).all(...all) as unknown as RawRow[];
     return rows.map((r) => this.#toReading(r));
   }
 
@@ -797,7 +893,7 @@ export class Buffer {
     return this.#acked.some(([lo, hi]) => seq >= lo && seq <= hi);
   }
 
-  /** Deletes forwarded readings older than the retention window; returns how many. */
+  /** Deletes forwarded and local-only readings older than the retention window; returns how many. */
   prune(): number {
     const cutoff = this.#now() - this.#config.retention;
     let total = 0;
@@ -808,6 +904,17 @@ export class Buffer {
       const n = Number(del.run(this.#floor, cutoff).changes);
       total += n;
       if (n < 5000) break;
+    }
+    if (this.#localRows > 0) {
+      const delLocal = this.#db.prepare(
+        "DELETE FROM local_readings WHERE seq IN (SELECT seq FROM local_readings WHERE ts < ? ORDER BY seq LIMIT 5000)",
+      );
+      for (;;) {
+        const n = Number(delLocal.run(cutoff).changes);
+        total += n;
+        this.#localRows -= n;
+        if (n < 5000) break;
+      }
     }
     if (total) {
       this.#rows -= total;
@@ -838,6 +945,7 @@ export class Buffer {
       oldestPendingTs: this.oldestPendingTs(),
       lastAppendTs: this.#lastAppendTs,
       ...this.#counters,
+      localOnly: this.#localRows,
       atCap: this.#atCap,
       quarantined: [...this.#quarantined],
     };

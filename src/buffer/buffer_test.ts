@@ -252,3 +252,100 @@ Deno.test("query() and exportReadings() select by device and time range", async 
     false,
   ]]);
 });
+
+Deno.test("append(forward: false) stores readings for query and export, never as pending, across restarts", async () => {
+  const dir = await Deno.makeTempDir();
+  let b = Buffer.open(config(dir, { commitInterval: 50 }), { log: silentLogger() });
+  const [fwd, local] = await Promise.all([
+    b.append(readings(10)),
+    b.append(readings(5, 10), { forward: false }),
+  ]);
+  assert.deepEqual(fwd.seqs, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(local.seqs, [11, 12, 13, 14, 15], "one sequence for both kinds");
+  await b.append(readings(5, 15));
+  let s = b.stats();
+  assert.deepEqual([s.rows, s.pending, s.localOnly], [20, 15, 5]);
+  const pending = b.readPending(0, 100);
+  assert.deepEqual(
+    pending.readings.map((r) => r.seq),
+    [...Array(10).keys(), 15, 16, 17, 18, 19]
+      .map((i) => i + 1),
+  );
+  assert.deepEqual(pending.scannedTo, 20);
+  b.ack(1, 10);
+  assert.deepEqual(b.query({ afterSeq: 8, limit: 5 }).map((r) => r.seq), [9, 10, 11, 12, 13]);
+  assert.deepEqual(b.query({ device: "dev-1", from: T0 + 10 }).map((r) => r.value), [
+    10,
+    13,
+    16,
+    19,
+  ]);
+  b.close();
+
+  b = Buffer.open(config(dir), { log: silentLogger() });
+  s = b.stats();
+  assert.deepEqual([s.rows, s.pending, s.localOnly, s.nextSeq], [20, 5, 5, 21]);
+  const left = b.readPending(b.ackFloor, 100);
+  assert.deepEqual(left.readings.map((r) => r.seq), [16, 17, 18, 19, 20]);
+  b.ack(b.ackFloor + 1, left.scannedTo); // as the forwarder does: the whole span it read
+  assert.deepEqual([b.pending, b.ackFloor], [0, 20], "the floor moves across local-only seqs");
+  assert.deepEqual((await b.append(readings(1, 20), { forward: false })).seqs, [21]);
+  b.close();
+  b = Buffer.open(config(dir), { log: silentLogger() });
+  assert.deepEqual(b.lastSeq, 21, "the next seq survives even when the newest row is local-only");
+  assert.deepEqual(b.readPending(0, 100).readings, []);
+  b.close();
+
+  const rows = [...exportReadings(`${dir}/buffer.db`, { device: "dev-2" })];
+  assert.deepEqual(rows.map((r) => [r.seq, r.forwarded, r.local ?? false]), [
+    [3, true, false],
+    [6, true, false],
+    [9, true, false],
+    [12, false, true],
+    [15, false, true],
+    [18, true, false],
+    [21, false, true],
+  ]);
+});
+
+Deno.test("row cap: local-only rows go with forwarded ones, oldest first, before any unforwarded", async () => {
+  const dir = await Deno.makeTempDir();
+  const b = Buffer.open(config(dir, { maxRows: 100, commitRows: 1000 }), { log: silentLogger() });
+  await b.append(readings(10), { forward: false }); // 1-10 local
+  await b.append(readings(10, 10)); // 11-20, forwarded below
+  await b.append(readings(20, 20), { forward: false }); // 21-40 local
+  await b.append(readings(60, 40)); // 41-100 pending
+  b.ack(11, 20);
+  // 25 more: the 25 oldest rows that need no forwarding are 1-10 (local), 11-20, 21-25 (local).
+  await b.append(readings(25, 100));
+  let s = b.stats();
+  assert.deepEqual(
+    [s.rows, s.evictedLocal, s.evictedForwarded, s.droppedUnforwarded, s.localOnly, s.pending],
+    [100, 15, 10, 0, 15, 85],
+  );
+  assert.deepEqual(b.query({ limit: 1 })[0].seq, 26);
+  // 20 more: 15 local rows left, then the 5 oldest unforwarded go (and are counted as lost).
+  await b.append(readings(20, 125));
+  s = b.stats();
+  assert.deepEqual(
+    [s.rows, s.evictedLocal, s.evictedForwarded, s.droppedUnforwarded, s.localOnly, s.pending],
+    [100, 30, 10, 5, 0, 100],
+  );
+  assert.deepEqual(b.readPending(0, 1).readings[0].seq, 46);
+  b.close();
+});
+
+Deno.test("prune() deletes local-only readings past retention too", async () => {
+  const dir = await Deno.makeTempDir();
+  const now = T0 + 40 * 86_400_000;
+  const b = Buffer.open(config(dir, { retention: 30 * 86_400_000 }), {
+    log: silentLogger(),
+    now: () => now,
+  });
+  await b.append(readings(30), { forward: false });
+  await b.append(readings(20, 30).map((r) => ({ ...r, ts: now - 1000 })), { forward: false });
+  assert.deepEqual(b.prune(), 30);
+  const s = b.stats();
+  assert.deepEqual([s.rows, s.localOnly, s.pruned, s.pending], [20, 20, 30, 0]);
+  b.close();
+});

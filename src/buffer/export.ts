@@ -14,6 +14,8 @@ export interface ExportFilter {
 /** One exported row: a stored reading and whether it was forwarded. */
 export interface ExportRow extends StoredReading {
   forwarded: boolean;
+  /** Set on readings stored locally only (never forwarded, e.g. raw samples of `raw: local`). */
+  local?: true;
 }
 
 /**
@@ -69,16 +71,28 @@ export function* exportReadings(
       where.push("ts < ?");
       params.push(filter.to);
     }
+    const cond = where.join(" AND ");
+    // Files written before local-only readings existed have no such table.
+    const hasLocal = db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'local_readings'",
+    ).get() !== undefined;
     const stmt = db.prepare(
-      `SELECT seq, ts, sid, value FROM readings WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+      `SELECT seq, ts, sid, value, 0 AS local FROM readings WHERE ${cond}` +
+        (hasLocal
+          ? ` UNION ALL SELECT seq, ts, sid, value, 1 AS local FROM local_readings WHERE ${cond}`
+          : "") +
+        " ORDER BY seq LIMIT ?",
     );
     let after = 0;
     for (;;) {
-      const rows = stmt.all(after, ...params, pageSize);
+      const rows = hasLocal
+        ? stmt.all(after, ...params, after, ...params, pageSize)
+        : stmt.all(after, ...params, pageSize);
       for (const row of rows) {
         const s = series.get(Number(row.sid));
         if (!s) continue;
         const seq = Number(row.seq);
+        const local = row.local === 1;
         let value = row.value as number | string | boolean;
         if (s.kind === 1) value = row.value === 1;
         else if (s.kind === 0) value = Number(row.value);
@@ -88,9 +102,10 @@ export function* exportReadings(
           metric: s.metric,
           value,
           ts: Number(row.ts),
-          forwarded: seq <= floor || acked.some(([lo, hi]) => seq >= lo && seq <= hi),
+          forwarded: !local && (seq <= floor || acked.some(([lo, hi]) => seq >= lo && seq <= hi)),
         };
         if (s.unit) out.unit = s.unit;
+        if (local) out.local = true;
         yield out;
       }
       if (rows.length < pageSize) break;

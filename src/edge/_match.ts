@@ -1,7 +1,12 @@
+/** Whether `pattern` holds a `*` or `?`, i.e. can match more than one name. */
+export function isGlob(pattern: string): boolean {
+  return /[*?]/.test(pattern);
+}
+
 /** Compiles a `*`/`?` glob into a whole-string test. */
 export function globTest(pattern: string): (name: string) => boolean {
   if (pattern === "*") return () => true;
-  if (!/[*?]/.test(pattern)) return (name) => name === pattern;
+  if (!isGlob(pattern)) return (name) => name === pattern;
   const re = new RegExp(
     "^" + pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") +
       "$",

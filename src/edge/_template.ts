@@ -1,6 +1,9 @@
 import type { AlarmEvent } from "./alarm_store.ts";
 
-/** Fills `{rule}`, `{state}`, `{severity}`, `{device}`, `{metric}`, `{value}`, `{message}`, `{ts}`. */
+/**
+ * Fills `{rule}`, `{instance}`, `{state}`, `{severity}`, `{device}`, `{metric}`, `{value}`,
+ * `{message}`, `{ts}`; fields an event lacks become empty.
+ */
 export function fill(template: string, e: AlarmEvent): string {
   return template.replace(/\{(\w+)\}/g, (m, k: string) => {
     const v = (e as unknown as Record<string, unknown>)[k];
@@ -8,4 +11,4 @@ export function fill(template: string, e: AlarmEvent): string {
   });
 }
 
-const EMPTY = { device: 1, metric: 1, value: 1 };
+const EMPTY = { instance: 1, device: 1, metric: 1, value: 1 };

@@ -25,24 +25,44 @@ export interface ActionRunnerOptions {
 export interface ActionStats {
   run: number;
   failed: number;
+  /** Started and not finished: writes between attempts, publishes waiting for a local broker. */
+  pending: number;
+}
+
+/** Publishes that may wait for one unreachable local broker; more fail at once. */
+const MAX_WAITING = 1000;
+
+/** A local broker of `mqtt:` actions: one client per URL, kept open, reconnecting. */
+interface LocalBroker {
+  client: mqtt.MqttClient;
+  /** Publishes handed to the client and not yet acknowledged (queued while it is away). */
+  waiting: number;
+  /** Unreachable since the last connection error (logged once per outage). */
+  down: boolean;
 }
 
 /**
  * Runs the actions of a rule transition: adapter writes (retried a few times, since an adapter
- * may be between restarts), local MQTT publishes (one client per URL, kept open), webhooks and
- * log lines. Actions run concurrently and never throw into the pipeline; failures are logged and
+ * may be between restarts), local MQTT publishes (one client per URL, kept open; while the broker
+ * is away they wait for it, in order, up to 1,000 per broker), webhooks (one attempt) and log
+ * lines. Actions run concurrently and never throw into the pipeline; failures are logged and
  * counted.
  */
 export class ActionRunner {
   readonly #o: ActionRunnerOptions;
-  readonly #clients = new Map<string, mqtt.MqttClient>();
+  readonly #brokers = new Map<string, LocalBroker>();
   readonly #running = new Set<Promise<void>>();
-  readonly #stats: ActionStats = { run: 0, failed: 0 };
+  readonly #stats = { run: 0, failed: 0 };
 
   constructor(opts: ActionRunnerOptions) {
     this.#o = opts;
     opts.signal.addEventListener("abort", () => {
-      for (const c of this.#clients.values()) c.end(true);
+      if (this.#running.size) {
+        opts.log.warn("rule actions unfinished at stop are dropped", {
+          actions: this.#running.size,
+        });
+      }
+      for (const b of this.#brokers.values()) b.client.end(true);
     }, { once: true });
   }
 
@@ -53,9 +73,12 @@ export class ActionRunner {
       this.#stats.run++;
       const p = this.#one(a, event).catch((e) => {
         this.#stats.failed++;
+        if (this.#o.signal.aborted) return; // counted in the one line logged at stop
         this.#o.log.error("rule action failed", {
           rule: rule.name,
+          ...(event.instance !== undefined ? { instance: event.instance } : {}),
           state: event.state,
+          action: a.write ? "write" : a.mqtt ? "mqtt" : a.webhook ? "webhook" : "log",
           error: (e as Error).message,
         });
       }).finally(() => this.#running.delete(p));
@@ -70,7 +93,7 @@ export class ActionRunner {
 
   /** Counters since start. */
   stats(): ActionStats {
-    return { ...this.#stats };
+    return { ...this.#stats, pending: this.#running.size };
   }
 
   async #one(a: ActionConfig, event: AlarmEvent): Promise<void> {
@@ -108,27 +131,84 @@ export class ActionRunner {
       }
     } else if (a.mqtt) {
       const m = a.mqtt;
-      let client = this.#clients.get(m.url);
-      if (!client) {
-        client = mqtt.connect(m.url, { reconnectPeriod: 1000, connectTimeout: 5000 });
-        client.on(
-          "error",
-          (e) => log.debug("local MQTT action client error", { url: m.url, error: e.message }),
+      const b = this.#broker(m.url);
+      if (b.waiting >= MAX_WAITING) {
+        throw new ActionError(
+          `Cannot publish to "${m.topic}" on "${m.url}": ${b.waiting} publishes already wait for the broker`,
         );
-        this.#clients.set(m.url, client);
       }
       const payload = m.payload !== undefined ? fill(m.payload, event) : JSON.stringify(event);
-      await client.publishAsync(m.topic, payload, { qos: 1, retain: m.retain });
+      b.waiting++;
+      try {
+        // Ending a client leaves its queued publishes unsettled; stopping settles them here.
+        await new Promise<void>((resolve, reject) => {
+          const stop = () => reject(new Error("the gateway is stopping"));
+          signal.addEventListener("abort", stop, { once: true });
+          b.client.publish(m.topic, payload, { qos: 1, retain: m.retain }, (e) => {
+            signal.removeEventListener("abort", stop);
+            if (e) reject(e);
+            else resolve();
+          });
+        });
+      } catch (e) {
+        throw new ActionError(
+          `Cannot publish to "${m.topic}" on "${m.url}": ${(e as Error).message}`,
+          { cause: e },
+        );
+      } finally {
+        b.waiting--;
+      }
     } else if (a.webhook) {
       const h = a.webhook;
-      const res = await fetch(h.url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(event),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(h.timeout)]),
-      });
+      let res: Response;
+      try {
+        res = await fetch(h.url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(event),
+          signal: AbortSignal.any([signal, AbortSignal.timeout(h.timeout)]),
+        });
+      } catch (e) {
+        const why = signal.aborted
+          ? "the gateway is stopping"
+          : (e as Error).name === "TimeoutError"
+          ? `no answer within ${h.timeout} ms`
+          : (e as Error).message;
+        throw new ActionError(`Cannot POST the alarm to webhook "${h.url}": ${why}`, { cause: e });
+      }
       await res.body?.cancel();
       if (!res.ok) throw new ActionError(`Webhook "${h.url}" answered ${res.status}`);
     }
+  }
+
+  /** The client of a local broker, connected on first use; outages are logged once each. */
+  #broker(url: string): LocalBroker {
+    const known = this.#brokers.get(url);
+    if (known) return known;
+    const { log } = this.#o;
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: 5000 });
+    const broker: LocalBroker = { client, waiting: 0, down: false };
+    client.on("error", (e) => {
+      if (broker.down) {
+        log.debug("local MQTT broker of rule actions still unreachable", { url, error: e.message });
+        return;
+      }
+      broker.down = true;
+      log.warn("local MQTT broker of rule actions unreachable; publishes wait for it", {
+        url,
+        error: e.message,
+        waiting: broker.waiting,
+      });
+    });
+    client.on("connect", () => {
+      if (!broker.down) return;
+      broker.down = false;
+      log.info("local MQTT broker of rule actions reachable again", {
+        url,
+        waiting: broker.waiting,
+      });
+    });
+    this.#brokers.set(url, broker);
+    return broker;
   }
 }

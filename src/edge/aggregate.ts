@@ -39,7 +39,8 @@ export interface AggregateStats {
  * :00 of the next minute, by source timestamp). Each closed window becomes one reading per
  * function, named `<metric><separator><fn>`, stamped with the window's start and emitted through
  * the pipeline as source `edge`. Windows are closed by {@linkcode AggregateStage.tick}, which the
- * edge runs on a timer, so a silent device still gets its last window closed.
+ * edge runs on a timer, so a silent device still gets its last window closed. The raw samples
+ * are forwarded, stored locally only (the pipeline's `local` list) or dropped, per `raw:`.
  */
 export class AggregateStage implements Stage {
   readonly #matcher: Matcher<AggregateConfig>;
@@ -56,24 +57,32 @@ export class AggregateStage implements Stage {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** Adds numeric samples to their windows; returns the readings whose raw samples are kept. */
-  process(readings: Reading[], source: string): Reading[] {
+  /**
+   * Adds numeric samples to their windows; returns the raw samples to forward and moves those of
+   * `raw: local` windows to `local`. When several windows take a sample, the strictest `raw:`
+   * wins: drop, then local, then forward.
+   */
+  process(readings: Reading[], source: string, local: Reading[]): Reading[] {
     if (source === EDGE_SOURCE) return readings;
     let out: Reading[] | undefined;
     let closed: Reading[] | undefined;
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i];
       const specs = this.#matcher.match(r.device, r.metric);
-      let drop = false;
+      let raw: AggregateConfig["raw"] = "forward";
       if (specs.length && typeof r.value === "number") {
         for (let j = 0; j < specs.length; j++) {
           const spec = specs[j];
-          if (spec.raw === "drop") drop = true;
+          if (spec.raw === "drop" || (spec.raw === "local" && raw === "forward")) raw = spec.raw;
           closed = this.#add(spec, j, r, r.value, closed);
         }
       }
-      if (drop && !out) out = readings.slice(0, i);
-      else if (!drop && out) out.push(r);
+      if (raw === "forward") {
+        if (out) out.push(r);
+        continue;
+      }
+      if (raw === "local") local.push(r);
+      out ??= readings.slice(0, i);
     }
     if (closed) this.#emit(closed);
     return out ?? readings;

@@ -31,7 +31,9 @@ Deno.test("window results equal min/max/mean/last/count computed from the raw sa
       ts: clock.t,
     };
     raw.push(r);
-    assert.deepEqual(stage.process([r], "modbus"), [], "raw: drop keeps no raw sample");
+    const local: Reading[] = [];
+    assert.deepEqual(stage.process([r], "modbus", local), [], "raw: drop keeps no raw sample");
+    assert.deepEqual(local, [], "raw: drop stores no raw sample either");
   }
   // Silence: the timer closes the last windows.
   clock.t = T0 + 1000 * 97 + 10_000 + 2000;
@@ -73,11 +75,57 @@ Deno.test("raw: forward keeps raw samples; a late sample is counted, not merged"
     ts,
   });
   const batch = [r(clock.t, 1), r(clock.t + 10, "text"), r(clock.t + 20, 2)];
-  assert.equal(stage.process(batch, "a"), batch);
+  const local: Reading[] = [];
+  assert.equal(stage.process(batch, "a", local), batch);
+  assert.deepEqual(local, []);
   clock.t += 1000;
   stage.tick();
   assert.deepEqual(emitted, [{ device: "d", metric: "p_count", value: 2, ts: clock.t - 1000 }]);
-  stage.process([r(clock.t - 500, 3)], "a");
+  stage.process([r(clock.t - 500, 3)], "a", local);
   assert.equal(stage.stats().late, 1);
-  assert.equal(stage.process([r(clock.t, 1)], "edge").length, 1, "own results pass untouched");
+  assert.equal(stage.process([r(clock.t, 1)], "edge", local).length, 1, "own results pass");
+});
+
+Deno.test("raw: local moves raw samples to local storage; the strictest raw: of overlapping windows wins", () => {
+  const T0 = 1_700_000_000_000;
+  const clock = { t: T0 };
+  const emitted: Reading[] = [];
+  const stage = new AggregateStage([
+    spec({ device: "pump-*", metric: "pressure", window: "1s", functions: ["mean"], raw: "local" }),
+    spec({ device: "pump-9", metric: "pressure", window: "10s", functions: ["max"], raw: "drop" }),
+    spec({ device: "fan-*", metric: "*", window: "1s", functions: ["count"] }),
+  ], { emit: (rs) => emitted.push(...rs), now: () => clock.t });
+  const r = (device: string, metric: string, value: number | string, dt = 0): Reading => ({
+    device,
+    metric,
+    value,
+    ts: T0 + dt,
+  });
+  const batch = [
+    r("pump-1", "pressure", 4),
+    r("pump-1", "mode", "auto"),
+    r("fan-1", "speed", 900),
+    r("pump-1", "pressure", 6, 10),
+    r("pump-9", "pressure", 5),
+    r("pump-1", "state", "text values are not aggregated"),
+  ];
+  const local: Reading[] = [];
+  const kept = stage.process(batch, "modbus", local);
+  assert.deepEqual(
+    kept,
+    [batch[1], batch[2], batch[5]],
+    "forwarded: unaggregated and raw: forward",
+  );
+  assert.deepEqual(local, [batch[0], batch[3]], "stored locally: raw: local, in order");
+  clock.t = T0 + 12_000;
+  stage.tick();
+  assert.deepEqual(
+    emitted.map((e) => `${e.device} ${e.metric} ${e.value}`).sort(),
+    [
+      "fan-1 speed.count 1",
+      "pump-1 pressure.mean 5",
+      "pump-9 pressure.max 5",
+      "pump-9 pressure.mean 5",
+    ],
+  );
 });

@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import type { Uplink } from "../uplink/uplink.ts";
-import type { AlarmStore } from "./alarm_store.ts";
+import { alarmKey, type AlarmStore } from "./alarm_store.ts";
 
 /** Options of {@linkcode AlarmLane}. */
 export interface AlarmLaneOptions {
@@ -47,7 +47,7 @@ export class AlarmLane {
       this.#inflight.add(id);
       up.sendAlarm({
         type: "alarm",
-        id: `${event.rule}:${event.raisedAt}:${event.state}`,
+        id: `${alarmKey(event)}:${event.raisedAt}:${event.state}`,
         ...event,
       })
         .then(() => {

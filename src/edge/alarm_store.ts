@@ -4,6 +4,11 @@ import { DatabaseSync } from "node:sqlite";
 export interface AlarmEvent {
   /** Rule name: the alarm's id. */
   rule: string;
+  /**
+   * With a glob in the rule's condition: the instance, i.e. the matching device (or
+   * `device/metric` when the metric is a glob too). Absent for a rule without globs.
+   */
+  instance?: string;
   state: "raised" | "cleared";
   severity: string;
   message: string;
@@ -11,10 +16,26 @@ export interface AlarmEvent {
   ts: number;
   /** When the alarm was raised (equals `ts` for a raise). */
   raisedAt: number;
-  /** The reading that caused the transition, when one did (staleness has none). */
+  /**
+   * The reading that caused the transition, when one did (staleness has none). For an instance,
+   * `device` is always the instance's device.
+   */
   device?: string;
   metric?: string;
   value?: number | boolean | string;
+}
+
+/** The key of an alarm in the active set and in status: `rule`, or `rule[instance]`. */
+export function alarmKey(e: { rule: string; instance?: string }): string {
+  return e.instance === undefined ? e.rule : `${e.rule}[${e.instance}]`;
+}
+
+/** An instance of a rule with a glob, remembered so its staleness is watched after a restart. */
+export interface KnownInstance {
+  rule: string;
+  instance: string;
+  device: string;
+  metric: string | null;
 }
 
 /** The alarm state file could not be opened or written. */
@@ -24,7 +45,8 @@ export class AlarmStoreError extends Error {
 
 /**
  * Alarm state that survives restarts, in its own SQLite file (`<buffer path>.alarms.db`): which
- * alarms are active, and an outbox of events not yet confirmed upstream, in order. A transition
+ * alarms are active (keyed by {@linkcode alarmKey}), an outbox of events not yet confirmed
+ * upstream, in order, and the instances seen of glob rules that watch for silence. A transition
  * and its outbox row commit together, so a crash never leaves one without the other.
  */
 export class AlarmStore {
@@ -35,6 +57,7 @@ export class AlarmStore {
   readonly #peek;
   readonly #ack;
   readonly #count;
+  readonly #addInstance;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
@@ -44,6 +67,9 @@ export class AlarmStore {
       PRAGMA wal_autocheckpoint = 0; -- checkpoint() runs on a timer, never inside a dispatch
       CREATE TABLE IF NOT EXISTS active (rule TEXT PRIMARY KEY, event TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS instances (
+        rule TEXT NOT NULL, instance TEXT NOT NULL, device TEXT NOT NULL, metric TEXT,
+        PRIMARY KEY (rule, instance));
     `);
     this.#insertOut = db.prepare("INSERT INTO outbox (event) VALUES (?)");
     this.#setActive = db.prepare("INSERT OR REPLACE INTO active (rule, event) VALUES (?, ?)");
@@ -51,6 +77,9 @@ export class AlarmStore {
     this.#peek = db.prepare("SELECT id, event FROM outbox ORDER BY id LIMIT ?");
     this.#ack = db.prepare("DELETE FROM outbox WHERE id = ?");
     this.#count = db.prepare("SELECT count(*) AS n FROM outbox");
+    this.#addInstance = db.prepare(
+      "INSERT OR IGNORE INTO instances (rule, instance, device, metric) VALUES (?, ?, ?, ?)",
+    );
   }
 
   /** Opens (or creates) the store at `path`. */
@@ -64,7 +93,7 @@ export class AlarmStore {
     }
   }
 
-  /** Active alarms by rule name, with the event that raised them. */
+  /** Active alarms by {@linkcode alarmKey}, with the event that raised them. */
   active(): Map<string, AlarmEvent> {
     const rows = this.#db.prepare("SELECT rule, event FROM active").all() as {
       rule: string;
@@ -84,8 +113,8 @@ export class AlarmStore {
     try {
       for (const { event, queue } of list) {
         const text = JSON.stringify(event);
-        if (event.state === "raised") this.#setActive.run(event.rule, text);
-        else this.#delActive.run(event.rule);
+        if (event.state === "raised") this.#setActive.run(alarmKey(event), text);
+        else this.#delActive.run(alarmKey(event));
         if (queue) this.#insertOut.run(text);
       }
       this.#db.exec("COMMIT");
@@ -94,6 +123,27 @@ export class AlarmStore {
       const names = list.map(({ event }) => `"${event.rule}" ${event.state}`).join(", ");
       throw new AlarmStoreError(`Cannot record alarm transitions ${names}`, { cause: e });
     }
+  }
+
+  /** Remembers an instance of a glob rule (once; later calls for it change nothing). */
+  addInstance(i: KnownInstance): void {
+    this.#addInstance.run(i.rule, i.instance, i.device, i.metric);
+  }
+
+  /** The instances remembered with {@linkcode addInstance}. */
+  instances(): KnownInstance[] {
+    return this.#db.prepare("SELECT rule, instance, device, metric FROM instances").all()
+      .map((r) => ({
+        rule: String(r.rule),
+        instance: String(r.instance),
+        device: String(r.device),
+        metric: r.metric === null ? null : String(r.metric),
+      }));
+  }
+
+  /** Forgets a remembered instance (its rule changed or is gone). */
+  forgetInstance(rule: string, instance: string): void {
+    this.#db.prepare("DELETE FROM instances WHERE rule = ? AND instance = ?").run(rule, instance);
   }
 
   /** The oldest `limit` events not yet confirmed upstream, oldest first. */

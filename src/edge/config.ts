@@ -3,6 +3,7 @@
  * Cross-checks that need the rest of the file (a write action naming an adapter) run in the
  * gateway schema's refine, through {@linkcode checkRuleRefs}.
  */
+import { isGlob } from "./_match.ts";
 import {
   type Ctx,
   type Infer,
@@ -75,8 +76,10 @@ export const aggregateSchema = s.object({
     .describe("What to compute per window; each becomes a metric <metric><separator><fn>"),
   separator: s.string({ max: 8, pattern: /^[._:\-\/]*$/, patternName: "one of ._:-/" })
     .default(".").describe("Between the metric name and the function name"),
-  raw: s.enum(["forward", "drop"] as const).default("forward")
-    .describe("forward: raw samples are buffered and sent too; drop: only window results are"),
+  raw: s.enum(["forward", "local", "drop"] as const).default("forward")
+    .describe(
+      "forward: raw samples are buffered and sent too; local: raw samples are buffered for export but never sent; drop: only window results are kept",
+    ),
   grace: s.duration({ max: 60_000 }).default(2000)
     .describe("How long after its end a window waits for late samples before closing"),
 });
@@ -87,8 +90,8 @@ export type AggregateConfig = Infer<typeof aggregateSchema>;
 const threshold = () => s.number();
 
 const leafShape = {
-  device: s.id().describe("Device id"),
-  metric: s.id().describe("Metric name"),
+  device: glob().describe("Device id, or a glob (* ?): one alarm instance per matching device"),
+  metric: glob().describe("Metric name, or a glob (single conditions only)"),
   above: threshold().optional().describe("Active when the value is above"),
   clearBelow: threshold().optional().describe("With above: clears only below this (hysteresis)"),
   below: threshold().optional().describe("Active when the value is below"),
@@ -152,7 +155,11 @@ export type LeafCondition = Infer<typeof leafSchema>;
 /** A rule's `when:`: one condition, or `all:` / `any:` of several. */
 export type Condition = LeafCondition | { all: LeafCondition[] } | { any: LeafCondition[] };
 
-/** `when:` is a leaf condition, or a mapping with only `all:` or only `any:` (one level deep). */
+/**
+ * `when:` is a leaf condition, or a mapping with only `all:` or only `any:` (one level deep).
+ * In `all:`/`any:` globs are allowed in `device` only, and every leaf with one uses the same
+ * pattern: an alarm instance is one device, and each such leaf is read on that device.
+ */
 class ConditionSchema extends Schema<Condition> {
   readonly #list = s.array(leafSchema, { min: 1 });
   check(v: unknown, ctx: Ctx, path: Path): Condition | typeof INVALID {
@@ -168,6 +175,31 @@ class ConditionSchema extends Schema<Condition> {
     }
     const list = this.#list.check(o[combo], ctx, [...path, combo]);
     if (list === INVALID) return INVALID;
+    let pattern: { device: string; at: number } | undefined;
+    let ok = true;
+    list.forEach((leaf, i) => {
+      if (isGlob(leaf.metric)) {
+        ctx.fail(
+          [...path, combo, i, "metric"],
+          `expected a metric name inside ${combo}: (metric globs are for single conditions), got ${
+            show(leaf.metric)
+          }`,
+        );
+        ok = false;
+      }
+      if (!isGlob(leaf.device)) return;
+      if (!pattern) pattern = { device: leaf.device, at: i };
+      else if (leaf.device !== pattern.device) {
+        ctx.fail(
+          [...path, combo, i, "device"],
+          `expected the device pattern of ${combo}[${pattern.at}] (${show(pattern.device)}), got ${
+            show(leaf.device)
+          }`,
+        );
+        ok = false;
+      }
+    });
+    if (!ok) return INVALID;
     return combo === "all" ? { all: list } : { any: list };
   }
   protected json(): JsonSchema {
@@ -202,7 +234,9 @@ export const actionSchema = s.object({
     url: s.string({ pattern: /^mqtts?:\/\/.+/, patternName: "an mqtt:// or mqtts:// URL" }),
     topic: s.string({ min: 1 }),
     payload: s.string().optional()
-      .describe("Template; {rule} {state} {severity} {device} {metric} {value} {message}"),
+      .describe(
+        "Template; {rule} {instance} {state} {severity} {device} {metric} {value} {message} {ts}",
+      ),
     retain: s.boolean().default(false),
   }).optional().describe("Publish to a local MQTT broker (QoS 1)"),
   webhook: s.object({

@@ -76,3 +76,36 @@ rules:
     [],
   );
 });
+
+Deno.test("rule conditions take globs; in all:/any: only one device pattern and no metric globs", () => {
+  assert.deepEqual(
+    problems(`rules:
+  - name: hot
+    when: { device: "pump-*", metric: "temp-?", above: 80 }
+  - name: dry
+    when:
+      all:
+        - { device: "pump-*", metric: flow, below: 1 }
+        - { device: plant, metric: mode, equals: auto }
+        - { device: "pump-*", metric: running, equals: true }
+`),
+    [],
+  );
+  assert.deepEqual(
+    problems(`rules:
+  - name: dry
+    when:
+      any:
+        - { device: "pump-*", metric: flow, below: 1 }
+        - { device: "valve-*", metric: open, equals: false }
+        - { device: plant, metric: "temp-*", above: 80 }
+  - name: bad
+    when: { device: "pump #1", metric: x, above: 1 }
+`),
+    [
+      'site.yaml:10:21 rules[0].when.any[1].device: expected the device pattern of any[0] ("pump-*"), got "valve-*"',
+      'site.yaml:11:36 rules[0].when.any[2].metric: expected a metric name inside any: (metric globs are for single conditions), got "temp-*"',
+      'site.yaml:13:21 rules[1].when.device: expected a name or pattern of letters, digits, ._:-/ and * ?, got "pump #1"',
+    ],
+  );
+});

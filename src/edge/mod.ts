@@ -54,7 +54,7 @@ export interface EdgeOptions {
 export interface EdgeStatus {
   filtered: FilterStats | null;
   aggregate: AggregateStats | null;
-  /** Active alarms by rule name: when raised. */
+  /** Active alarms by `rule` (or `rule[instance]` for rules with globs): when raised. */
   activeAlarms: Record<string, number>;
   /** Alarm events waiting for the uplink. */
   alarmsQueued: number;
@@ -93,6 +93,7 @@ export class Edge {
         notify: (rule, event) => {
           log[event.state === "raised" ? "warn" : "info"](`alarm ${event.state}`, {
             rule: event.rule,
+            ...(event.instance !== undefined ? { instance: event.instance } : {}),
             severity: event.severity,
             message: event.message,
           });

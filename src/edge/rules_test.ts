@@ -12,8 +12,8 @@ function rule(raw: Record<string, unknown>): RuleConfig {
   return r;
 }
 
-function harness(rules: RuleConfig[], path?: string) {
-  const clock = { t: 1_700_000_000_000 };
+function harness(rules: RuleConfig[], path?: string, t0 = 1_700_000_000_000) {
+  const clock = { t: t0 };
   const store = AlarmStore.open(path ?? ":memory:");
   const events: AlarmEvent[] = [];
   const engine = new RuleEngine(rules, {
@@ -21,7 +21,7 @@ function harness(rules: RuleConfig[], path?: string) {
     now: () => clock.t,
     notify: (_r, e) => events.push(e),
   });
-  const feed = (device: string, metric: string, value: number | boolean) => {
+  const feed = (device: string, metric: string, value: number | boolean | string) => {
     const r: Reading = { device, metric, value, ts: clock.t };
     engine.process([r], "test");
   };
@@ -163,4 +163,163 @@ Deno.test("an active alarm of a rule removed from the config is cleared at start
   new RuleEngine([], { store, notify: () => {} });
   assert.equal(store.active().size, 0);
   assert.equal(store.pending(10)[0].event.state, "cleared");
+});
+
+Deno.test("a device glob gives one alarm instance per matching device, each raised and cleared on its own", () => {
+  const h = harness([rule({
+    name: "hot",
+    message: "{instance}: {device} {metric} {value}",
+    when: { device: "pump-?", metric: "pressure", above: 8, clearBelow: 7.5, for: "1s" },
+  })]);
+  h.feed("pump-1", "pressure", 9);
+  h.feed("pump-2", "pressure", 9.5);
+  h.feed("pump-10", "pressure", 9); // ? is one character
+  h.feed("fan-1", "pressure", 9);
+  h.clock.t += 500;
+  h.feed("pump-2", "pressure", 7); // pump-2 dips: its for: restarts, pump-1's does not
+  h.clock.t += 500;
+  h.engine.tick();
+  assert.deepEqual(h.events.map((e) => [e.rule, e.instance, e.state, e.device, e.message]), [
+    ["hot", "pump-1", "raised", "pump-1", "pump-1: pump-1 pressure 9"],
+  ]);
+  h.feed("pump-2", "pressure", 9);
+  h.clock.t += 1000;
+  h.engine.tick();
+  assert.deepEqual(Object.keys(h.engine.active()), ["hot[pump-1]", "hot[pump-2]"]);
+  h.feed("pump-1", "pressure", 7.8); // inside the band: stays
+  h.feed("pump-1", "pressure", 7);
+  assert.deepEqual(h.events.map((e) => `${e.instance} ${e.state}`), [
+    "pump-1 raised",
+    "pump-2 raised",
+    "pump-1 cleared",
+  ]);
+  assert.deepEqual(Object.keys(h.engine.active()), ["hot[pump-2]"]);
+  assert.deepEqual(
+    [...h.store.active().keys()],
+    ["hot[pump-2]"],
+    "persisted per instance",
+  );
+});
+
+Deno.test("a metric glob gives one instance per device/metric pair", () => {
+  const h = harness([rule({
+    name: "overheat",
+    when: { device: "*", metric: "temp-*", above: 80 },
+  })]);
+  h.feed("m1", "temp-bearing", 85);
+  h.feed("m1", "temp-winding", 70);
+  h.feed("m2", "temp-bearing", 90);
+  h.feed("m2", "speed", 90);
+  assert.deepEqual(h.events.map((e) => [e.instance, e.device, e.metric, e.value, e.message]), [
+    [
+      "m1/temp-bearing",
+      "m1",
+      "temp-bearing",
+      85,
+      "overheat[m1/temp-bearing] raised (m1 temp-bearing = 85)",
+    ],
+    [
+      "m2/temp-bearing",
+      "m2",
+      "temp-bearing",
+      90,
+      "overheat[m2/temp-bearing] raised (m2 temp-bearing = 90)",
+    ],
+  ]);
+});
+
+Deno.test("all: with a device glob binds each instance to one device; exact leaves are shared", () => {
+  const h = harness([
+    rule({
+      name: "dry-run",
+      when: {
+        all: [
+          { device: "pump-*", metric: "running", equals: true },
+          { device: "pump-*", metric: "flow", below: 1 },
+          { device: "plant", metric: "mode", equals: "auto" },
+        ],
+      },
+    }),
+    rule({ name: "pump-3-flow", when: { device: "pump-3", metric: "flow", below: 1 } }),
+  ]);
+  const at = (dt: number, device: string, metric: string, value: number | boolean | string) => {
+    h.clock.t += dt;
+    h.feed(device, metric, value);
+  };
+  at(0, "plant", "mode", "auto");
+  at(10, "pump-1", "running", true);
+  at(10, "pump-2", "flow", 0.5); // pump-2 is not running: no alarm
+  at(10, "pump-1", "flow", 0.2);
+  at(10, "pump-3", "running", true);
+  at(10, "pump-3", "flow", 0.1); // also the exact rule's device/metric
+  assert.deepEqual(h.events.map((e) => `${e.rule} ${e.instance} ${e.state} ${e.device}`), [
+    "dry-run pump-1 raised pump-1",
+    "pump-3-flow undefined raised pump-3",
+    "dry-run pump-3 raised pump-3",
+  ]);
+  h.events.length = 0;
+  at(10, "plant", "mode", "manual");
+  assert.deepEqual(
+    h.events.map((e) => `${e.rule} ${e.instance} ${e.state} ${e.device} ${e.metric}`),
+    [
+      "dry-run pump-1 cleared pump-1 flow",
+      "dry-run pump-3 cleared pump-3 flow",
+    ],
+    "a shared leaf clears every instance; each event names its own device",
+  );
+});
+
+Deno.test("restart with glob instances: active ones are neither raised again nor forgotten, silence is still watched", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/alarms.db`;
+  const rules = [
+    rule({
+      name: "hot",
+      when: { device: "pump-*", metric: "pressure", above: 8, clearBelow: 7.5 },
+    }),
+    rule({ name: "silent", when: { device: "pump-*", metric: "pressure", stale: "30s" } }),
+  ];
+  const a = harness(rules, path);
+  for (const d of ["pump-1", "pump-2", "pump-3"]) a.feed(d, "pressure", d === "pump-1" ? 9 : 5);
+  a.clock.t += 20_000;
+  a.feed("pump-1", "pressure", 9);
+  a.feed("pump-2", "pressure", 5);
+  a.clock.t += 11_000;
+  a.engine.tick(); // pump-3 silent for 31 s
+  assert.deepEqual(Object.keys(a.engine.active()).sort(), ["hot[pump-1]", "silent[pump-3]"]);
+  a.store.close();
+
+  const b = harness(rules, path, a.clock.t + 5000);
+  assert.deepEqual(Object.keys(b.engine.active()).sort(), ["hot[pump-1]", "silent[pump-3]"]);
+  b.feed("pump-1", "pressure", 7.8); // inside the hysteresis band
+  b.clock.t += 25_000;
+  b.feed("pump-1", "pressure", 8.5);
+  b.engine.tick();
+  assert.equal(b.events.length, 0, "no duplicate raise, and pump-3 still counts as silent");
+  b.clock.t += 10_000;
+  b.engine.tick(); // pump-2 has not spoken since the restart, 35 s ago
+  assert.deepEqual(b.events.map((e) => `${e.rule} ${e.instance} ${e.state}`), [
+    "silent pump-2 raised",
+  ]);
+  b.feed("pump-3", "pressure", 5);
+  b.feed("pump-1", "pressure", 7);
+  assert.deepEqual(b.events.map((e) => `${e.rule} ${e.instance} ${e.state}`).slice(1), [
+    "silent pump-3 cleared",
+    "hot pump-1 cleared",
+  ]);
+  b.store.close();
+
+  // A rule narrowed so that an active instance no longer matches: cleared at start, and the
+  // instances remembered for the old pattern are forgotten.
+  const c = harness([
+    rule({ name: "hot", when: { device: "pump-9", metric: "pressure", above: 8 } }),
+    rule({ name: "silent", when: { device: "fan-*", metric: "pressure", stale: "30s" } }),
+  ], path);
+  const cleared = c.store.pending(100).map((p) => p.event).filter((e) => e.state === "cleared");
+  assert.deepEqual(cleared.at(-1)?.instance, "pump-2");
+  assert.match(cleared.at(-1)!.message, /no longer matches/);
+  assert.deepEqual(c.store.active().size, 0);
+  assert.deepEqual(c.store.instances(), []);
+  c.store.close();
+  await Deno.remove(dir, { recursive: true });
 });
