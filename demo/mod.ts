@@ -104,11 +104,25 @@ let lastPrint = 0;
 cloud.on("message", (topic, payload) => {
   const text = payload.toString();
   if (topic.endsWith("/status")) {
-    const s = JSON.parse(text);
+    let s: { state?: string; backlog?: number; version?: string } = {};
+    try {
+      s = JSON.parse(text);
+    } catch { /* shown as undefined fields */ }
     console.log(`cloud ← ${topic}: ${s.state}, backlog ${s.backlog ?? "-"}, version ${s.version}`);
     return;
   }
-  const batch = decodeBatch(text);
+  if (!topic.endsWith("/telemetry")) {
+    // Alarms, command requests and replies share the prefix; show them as they are.
+    if (!topic.includes("/cmd/")) console.log(`cloud ← ${topic}: ${text.slice(0, 200)}`);
+    return;
+  }
+  let batch: ReturnType<typeof decodeBatch>;
+  try {
+    batch = decodeBatch(text);
+  } catch (e) {
+    console.log(`cloud ← ${topic}: not a telemetry batch (${(e as Error).message})`);
+    return;
+  }
   received += batch.readings.length;
   const now = Date.now();
   if (now - lastPrint < 2000) return;
@@ -145,8 +159,8 @@ console.log(`
 Outpost demo
   broker      ${broker.name} on ${url}
   gateway     pid ${gateway.pid}, config config/demo.yaml, buffer ${dataDir}/buffer.db
-  look at     http://127.0.0.1:${httpPort}/status   (JSON)   and   /healthz
-              deno task start status --url http://127.0.0.1:${httpPort}
+  look at     http://127.0.0.1:${httpPort}/   (gateway page; sign in with the token in ${dataDir}/http-token)
+              deno task start status --url http://127.0.0.1:${httpPort} --token-file ${dataDir}/http-token
               deno task start export --db ${dataDir}/buffer.db --device sim-1 --since 1h
               mosquitto_sub -p ${brokerPort} -t 'gateways/#' -v     (if mosquitto-clients is installed)
   stop        Ctrl-C

@@ -99,12 +99,156 @@ export interface CommandReply {
   final: boolean;
   ts: number;
   result?: unknown;
-  /** On `error`: a stable code (`malformed`, `unknown-command`, `bad-signature`, `unsigned`, `replayed`, `bad-args`, `busy`, `failed`) and a message for people. */
+  /** On `error`: a stable code (see {@linkcode ERROR_CODES}) and a message for people. */
   error?: { code: string; message: string };
   /** On `page`: 0-based page number and whether more follow. */
   page?: number;
   /** On `progress`: how far, in the command's own unit. */
   progress?: { done: number; total?: number; note?: string };
+}
+
+/** Stable error codes of `error` replies. */
+export const ERROR_CODES = {
+  /** Not JSON, not an object, no id, or a field of the wrong type. */
+  malformed: "malformed",
+  /** No command of that name. */
+  unknownCommand: "unknown-command",
+  /** Signed by an unknown key, or the signature does not verify. */
+  badSignature: "bad-signature",
+  /** This gateway requires signed requests. */
+  unsigned: "unsigned",
+  /** The id was seen before, or `ts` lies outside the gateway's replay window. */
+  replayed: "replayed",
+  /** The arguments are wrong (message says which). */
+  badArgs: "bad-args",
+  /** Another command of this kind is running. */
+  busy: "busy",
+  /** The command ran and failed. */
+  failed: "failed",
+  /** The command is not in this gateway's `commands.allow`. */
+  forbidden: "forbidden",
+  /** The command needs something this gateway does not have (e.g. self-update configured). */
+  unavailable: "unavailable",
+  /** config-set: `expectSha256` does not match the config on disk (result has the current one). */
+  conflict: "conflict",
+  /** config-set: the YAML does not validate; result.problems lists line:col of each problem. */
+  invalidConfig: "invalid-config",
+  /** config-set: applied but not healthy within the deadline, so the previous config is back. */
+  reverted: "reverted",
+  /** update-apply/rollback: the new version did not become healthy; the previous one runs. */
+  rolledBack: "rolled-back",
+  /** The command was cut short (the gateway stopped or restarted meanwhile). */
+  interrupted: "interrupted",
+} as const;
+
+/** `args` of `logs`. */
+export interface LogsArgs {
+  /** How many of the most recent lines (default 100, at most what the gateway keeps, 500). */
+  lines?: number;
+  /** Only lines at this level or above. */
+  level?: "debug" | "info" | "warn" | "error";
+}
+
+/** `args` of `query`: readings of one device, oldest first, in `page` replies. */
+export interface QueryArgs {
+  device: string;
+  metric?: string;
+  /** Inclusive lower bound of the reading's timestamp: ms since epoch or ISO 8601. */
+  from?: number | string;
+  /** Exclusive upper bound. */
+  to?: number | string;
+  /** Resume after this sequence number (the `lastSeq` of the last page received). */
+  afterSeq?: number;
+  /** Stop after this many rows in all. */
+  limit?: number;
+  /** Rows per page, at most the gateway's `commands.query.pageRows`. */
+  pageRows?: number;
+}
+
+/** Columns of {@linkcode QueryRow}, as named in {@linkcode QueryPage}. */
+export const QUERY_COLUMNS = [
+  "seq",
+  "ts",
+  "device",
+  "metric",
+  "value",
+  "unit",
+  "forwarded",
+] as const;
+
+/** One reading in a query page (an array, to keep pages small). */
+export type QueryRow = [
+  seq: number,
+  ts: number,
+  device: string,
+  metric: string,
+  value: number | boolean | string,
+  unit: string | null,
+  forwarded: boolean,
+];
+
+/** `result` of a `page` reply to `query`. Pages come in sequence order, numbered from 0. */
+export interface QueryPage {
+  columns: typeof QUERY_COLUMNS;
+  rows: QueryRow[];
+  /** Sequence number of the last row: pass it as `afterSeq` to resume after this page. */
+  lastSeq: number;
+}
+
+/** `result` of the final `done` reply to `query`. */
+export interface QueryDone {
+  /** Rows sent in all pages. */
+  rows: number;
+  pages: number;
+  /** Sequence number of the last row sent, or null when none matched. */
+  lastSeq: number | null;
+  /** False when `limit` stopped the query before the end of the matching rows. */
+  complete: boolean;
+}
+
+/** A query row as a reading (the shape `outpost export` writes). */
+export function queryRowReading(row: QueryRow): {
+  seq: number;
+  ts: number;
+  device: string;
+  metric: string;
+  value: number | boolean | string;
+  unit?: string;
+  forwarded: boolean;
+} {
+  const [seq, ts, device, metric, value, unit, forwarded] = row;
+  return { seq, ts, device, metric, value, ...(unit ? { unit } : {}), forwarded };
+}
+
+/** `args` of `config-set`. */
+export interface ConfigSetArgs {
+  /** The whole new config file. */
+  yaml: string;
+  /** Apply only if the config on disk still has this SHA-256 (hex), as config-get returned it. */
+  expectSha256?: string;
+  /** How long the gateway has to be healthy with it before it is reverted (ms or "90s"). */
+  deadline?: number | string;
+}
+
+/** `result` of `config-get`. */
+export interface ConfigGetResult {
+  path: string;
+  yaml: string;
+  /** SHA-256 (hex) of the file's bytes. */
+  sha256: string;
+  /** SHA-256 of `<config>.prev`, the config before the last config-set, when there is one. */
+  prevSha256: string | null;
+}
+
+/** `args` of `update-apply`: apply only when the channel offers this version. */
+export interface UpdateApplyArgs {
+  version?: string;
+}
+
+/** SHA-256 of a text's UTF-8 bytes, hex (as config-get reports and config-set expects). */
+export async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The bytes an operator signs for a request. */

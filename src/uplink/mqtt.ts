@@ -4,11 +4,13 @@ import type { StoredReading } from "../reading.ts";
 import type { MqttUplinkConfig } from "./mqtt_config.ts";
 import { encodeBatches, encodeReading, fillTopic } from "./encode.ts";
 import {
+  type InboundMessage,
   type OutMessage,
   type StatusMessage,
   type Uplink,
   UplinkError,
   type UplinkState,
+  type UplinkSubscription,
 } from "./uplink.ts";
 
 /** Options of {@linkcode MqttUplink}. */
@@ -25,6 +27,30 @@ interface Pending {
   resolve: () => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout>;
+}
+
+interface Subscription {
+  filters: readonly string[];
+  handler: (msg: InboundMessage) => void;
+  /** Granted on the current connection. */
+  active: boolean;
+  closed: boolean;
+}
+
+/** Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest). */
+export function topicMatchesFilter(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return i > 0 || !topic.startsWith("$");
+    if (i >= t.length) return false;
+    if (f[i] === "+") {
+      if (i === 0 && topic.startsWith("$")) return false;
+      continue;
+    }
+    if (f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
 }
 
 /** Turns a connection error into words an operator can act on. */
@@ -74,6 +100,7 @@ export class MqttUplink implements Uplink {
   readonly #log: Logger;
   readonly #listeners = new Set<(connected: boolean) => void>();
   readonly #pending = new Map<number, Pending>();
+  readonly #subs = new Set<Subscription>();
   #nextId = 1;
   #client: MqttClient | undefined;
   #connected = false;
@@ -146,6 +173,72 @@ export class MqttUplink implements Uplink {
 
   publishStatus(status: StatusMessage): Promise<void> {
     return this.#publish(this.statusTopic, JSON.stringify(status), true);
+  }
+
+  /** Publishes one message with QoS 1 on the uplink's connection; resolves on PUBACK. */
+  publish(topic: string, payload: string, opts: { retain?: boolean } = {}): Promise<void> {
+    return this.#publish(topic, payload, opts.retain ?? false);
+  }
+
+  /**
+   * Subscribes to `filters` with QoS 1, now and after every reconnect (each connection is a fresh
+   * clean session). A refused subscription is logged and stays inactive until the next connect.
+   */
+  subscribe(
+    filters: readonly string[],
+    handler: (msg: InboundMessage) => void,
+  ): UplinkSubscription {
+    const sub: Subscription = { filters: [...filters], handler, active: false, closed: false };
+    this.#subs.add(sub);
+    const client = this.#client;
+    if (client && this.#connected) this.#subscribeOn(client, sub);
+    return {
+      get active() {
+        return sub.active && !sub.closed;
+      },
+      close: () => {
+        if (sub.closed) return;
+        sub.closed = true;
+        sub.active = false;
+        this.#subs.delete(sub);
+        const kept = new Set([...this.#subs].flatMap((s) => s.filters));
+        const drop = sub.filters.filter((f) => !kept.has(f));
+        const c = this.#client;
+        if (c && this.#connected && drop.length) c.unsubscribe(drop, () => {});
+      },
+    };
+  }
+
+  #subscribeOn(client: MqttClient, sub: Subscription): void {
+    client.subscribe([...sub.filters], { qos: 1 }, (err, granted) => {
+      if (this.#client !== client || sub.closed) return;
+      if (err) {
+        this.#log.error(`Cannot subscribe to ${sub.filters.join(", ")}: ${err.message}`);
+        return;
+      }
+      const refused = (granted ?? []).filter((g) => g.qos === 128);
+      if (refused.length) {
+        this.#log.error(
+          `broker "${this.#cfg.url}" refused the subscription to ${
+            refused.map((g) => `"${g.topic}"`).join(", ")
+          } (not authorised?)`,
+        );
+        return;
+      }
+      sub.active = true;
+      this.#log.debug("subscribed", { filters: sub.filters.join(",") });
+    });
+  }
+
+  #deliver(topic: string, payload: Uint8Array, retain: boolean): void {
+    for (const sub of this.#subs) {
+      if (!sub.filters.some((f) => topicMatchesFilter(f, topic))) continue;
+      try {
+        sub.handler({ topic, payload, retain });
+      } catch (e) {
+        this.#log.error("message handler failed", { topic, error: (e as Error).message });
+      }
+    }
   }
 
   #publish(topic: string, payload: string, retain: boolean): Promise<void> {
@@ -278,6 +371,11 @@ export class MqttUplink implements Uplink {
       else this.#log.info(`connected to broker "${this.#cfg.url}"`);
       this.#loggedError = "";
       this.#setConnected(true);
+      for (const sub of this.#subs) this.#subscribeOn(client, sub);
+    });
+    client.on("message", (topic, payload, packet) => {
+      if (this.#client !== client) return;
+      this.#deliver(topic, payload, packet.retain);
     });
     client.on("error", (err) => {
       if (this.#client !== client) return;
@@ -293,6 +391,7 @@ export class MqttUplink implements Uplink {
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;
+    for (const sub of this.#subs) sub.active = false;
     const wasConnected = this.#connected;
     this.#setConnected(false);
     if (wasConnected) this.#log.warn(`disconnected from broker "${this.#cfg.url}"`, { reason });
@@ -335,6 +434,7 @@ export class MqttUplink implements Uplink {
       ]);
     }
     this.#client = undefined;
+    for (const sub of this.#subs) sub.active = false;
     this.#setConnected(false);
     for (const [id, p] of this.#pending) {
       clearTimeout(p.timer);

@@ -43,6 +43,22 @@ export interface StatusMessage {
   [key: string]: unknown;
 }
 
+/** A message received on a subscription of the uplink's connection. */
+export interface InboundMessage {
+  topic: string;
+  payload: Uint8Array;
+  /** The broker delivered it from its retained store (it was published earlier). */
+  retain: boolean;
+}
+
+/** A subscription on an uplink's connection; it is renewed on every reconnect. */
+export interface UplinkSubscription {
+  /** True while the broker has granted it on the current connection. */
+  readonly active: boolean;
+  /** Ends the subscription. */
+  close(): void;
+}
+
 /**
  * An uplink delivers messages and confirms them. `send` resolves only once the far end confirmed
  * (MQTT PUBACK for QoS 1, HTTP 2xx); it rejects on any failure, and the forwarder retries.
@@ -62,6 +78,16 @@ export interface Uplink {
   state(): UplinkState;
   /** Calls `listener` whenever `connected` changes; returns the unsubscribe function. */
   onStateChange(listener: (connected: boolean) => void): () => void;
+  /**
+   * Subscribes to MQTT topic filters (QoS 1) on the uplink's own connection, again after every
+   * reconnect; `handler` gets each matching message. Only uplinks that have a broker (MQTT).
+   */
+  subscribe?(
+    filters: readonly string[],
+    handler: (msg: InboundMessage) => void,
+  ): UplinkSubscription;
+  /** Publishes one message (QoS 1); resolves on PUBACK. Only uplinks that have a broker (MQTT). */
+  publish?(topic: string, payload: string, opts?: { retain?: boolean }): Promise<void>;
   /** Connects, and keeps reconnecting until closed. */
   start(): void;
   /** Disconnects; with `status`, publishes it first (graceful offline). */
