@@ -6,7 +6,9 @@
  * Parallel bundles need distinct `--out` directories (the stamp and entry files live there).
  *
  * TEST-ONLY: `--behaviour exit|unhealthy|hang` bakes a misbehaviour into the stamp so the update
- * tests get real bad releases (see src/version.ts `TEST_BEHAVIOUR`). Never use it for a release.
+ * tests get real bad releases (see src/version.ts `TEST_BEHAVIOUR`); `--test-hooks` lets the
+ * power-loss tests hold the updater at a chosen step (src/update/_test_hooks.ts). Never use
+ * either for a release.
  *
  * `deno compile` needs its `denort` base binary; offline, point DENORT_BIN at one
  * (e.g. from the `@deno/linux-arm64-glibc` npm package). `--v8-flags` given to `deno compile`
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     bundle: { type: "boolean" },
     out: { type: "string" },
     behaviour: { type: "string" },
+    "test-hooks": { type: "boolean" },
   },
 });
 const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
@@ -65,6 +68,9 @@ await Deno.writeTextFile(
       ? `// TEST-ONLY misbehaviour for the update tests.\n(globalThis as { __OUTPOST_TEST_BEHAVIOUR__?: string }).__OUTPOST_TEST_BEHAVIOUR__ = ${
         JSON.stringify(behaviour)
       };\n`
+      : "") +
+    (values["test-hooks"]
+      ? `// TEST-ONLY hold points for the power-loss tests.\n(globalThis as { __OUTPOST_TEST_HOOKS__?: boolean }).__OUTPOST_TEST_HOOKS__ = true;\n`
       : ""),
 );
 const src = (p: string) => JSON.stringify(new URL(p, `file://${ROOT}`).href);

@@ -1,17 +1,25 @@
 #!/bin/sh
 # ExecStartPre= guard for self-update (runs before every start of outpost.service):
-#   ExecStartPre=/opt/outpost/current/../outpost-guard.sh /opt/outpost 3
-# During a trial (trial.env present) it counts this start in trial-boots; once the version on
-# trial has had MAX starts without committing, it points `current` back at the previous slot,
-# so a new binary that cannot even start its own code is rolled back without its help.
-# The gateway (either version) records the rollback in state.json on its next start.
+#   ExecStartPre=/opt/outpost/outpost-guard.sh /opt/outpost
+# During a trial (state.json says "phase": "trial" and trial.env is present) it counts this start
+# in trial-boots; once the version on trial has had MAX starts without committing, it points
+# `current` back at the previous slot, so a new binary that cannot even start its own code is
+# rolled back without its help. The gateway records the rollback in state.json on its next start.
+# Outside a trial it counts nothing: power cuts during normal boots never lead to a rollback.
+# MAX comes from trial.env (the gateway writes update.maxAttempts there), else from $2, else 3.
 set -eu
 ROOT="${1:-/opt/outpost}"
-MAX="${2:-3}"
 cd "$ROOT"
 [ -f trial.env ] || exit 0
+if ! grep -q '"phase": *"trial"' state.json 2>/dev/null; then
+  # Left behind by a power cut between the commit (or rollback) and their removal.
+  rm -f trial.env trial-boots
+  exit 0
+fi
 PREVIOUS_SLOT=$(sed -n 's/^PREVIOUS_SLOT=\([ab]\)$/\1/p' trial.env)
 [ -n "$PREVIOUS_SLOT" ] || { echo "outpost-guard: $ROOT/trial.env has no PREVIOUS_SLOT" >&2; exit 0; }
+MAX=$(sed -n 's/^MAX_ATTEMPTS=\([0-9][0-9]*\)$/\1/p' trial.env)
+MAX="${MAX:-${2:-3}}"
 printf x >> trial-boots
 sync trial-boots 2>/dev/null || sync
 BOOTS=$(wc -c < trial-boots)
@@ -21,6 +29,9 @@ if [ $((BOOTS + 1)) -gt "$MAX" ]; then
   mv -T current.guard-tmp current
   sync .
   rm -f trial.env
-  echo "outpost-guard: trial failed after $((BOOTS + 1)) starts; restored slots/$PREVIOUS_SLOT" >&2
+  sync .
+  echo "outpost-guard: the version on trial had $BOOTS starts without committing; restored slots/$PREVIOUS_SLOT" >&2
+else
+  echo "outpost-guard: start $((BOOTS + 1)) of at most $MAX of the version on trial" >&2
 fi
 exit 0

@@ -11,6 +11,7 @@ import {
 import { recordOutcome } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
 import { Updater } from "./updater.ts";
+import { initTestHooks, testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode UpdateAgent}. */
 export interface UpdateAgentOptions {
@@ -26,6 +27,8 @@ export interface UpdateAgentOptions {
 /** What /status shows under `update`. */
 export interface UpdateStatus {
   version: string;
+  /** The manifest target this device installs. */
+  target: string;
   installRoot: string;
   channel: string;
   phase?: UpdateState["phase"];
@@ -34,6 +37,8 @@ export interface UpdateStatus {
   lastCounter?: number;
   lastCheck?: UpdateOutcome;
   lastRollback?: UpdateState["lastRollback"];
+  /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
+  history?: UpdateOutcome[];
   staged?: { slot: Slot; version: string };
   error?: string;
 }
@@ -59,6 +64,7 @@ export class UpdateAgent {
     this.#log = opts.log;
     this.updater = new Updater({ config: opts.config, gatewayId: opts.gatewayId, log: opts.log });
     this.slots = this.updater.slots;
+    initTestHooks();
   }
 
   /** For /status. */
@@ -66,6 +72,7 @@ export class UpdateAgent {
     const s = this.#state;
     return {
       version: this.#o.version,
+      target: this.updater.target,
       installRoot: this.slots.root,
       channel: this.#o.config.channel,
       phase: s?.phase,
@@ -74,13 +81,15 @@ export class UpdateAgent {
       lastCounter: s?.lastCounter,
       lastCheck: this.#last ?? s?.lastCheck,
       lastRollback: s?.lastRollback,
+      history: s?.history.slice(0, 5),
       ...(this.#staged ? { staged: this.#staged } : {}),
     };
   }
 
+  /** Reads state.json; returns a copy to change, so /status never shows what is not written. */
   async #reload(): Promise<UpdateState> {
     this.#state = await this.slots.readState();
-    return this.#state;
+    return structuredClone(this.#state);
   }
 
   async #save(state: UpdateState): Promise<void> {
@@ -118,11 +127,21 @@ export class UpdateAgent {
     }
   }
 
+  async #guardArmed(): Promise<boolean> {
+    try {
+      await Deno.lstat(this.#trialEnv);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /**
-   * At start-up, before the gateway runs: settles a trial a restart interrupted. Returns
-   * "self-trial" when this process is the version on trial (it must prove itself healthy),
-   * "exit" when it rolled back to the previous slot and should exit for the supervisor to restart
-   * it, "run" otherwise.
+   * At start-up, before the gateway runs: settles a trial a restart (power cut, crash, SIGKILL)
+   * interrupted. Returns "self-trial" when this process is the version on trial (it must prove
+   * itself healthy), "exit" when it rolled back to the previous slot and should exit for systemd
+   * to start that one, "run" otherwise. Outside a trial nothing is counted: a restart of a
+   * committed version never leads to a rollback.
    */
   async boot(): Promise<"run" | "self-trial" | "exit"> {
     let state: UpdateState;
@@ -134,14 +153,35 @@ export class UpdateAgent {
       });
       return "run";
     }
-    if (state.phase !== "trial" || !state.trial) return "run";
+    const leftovers = await this.slots.removeLeftovers();
+    if (leftovers.length) {
+      this.#log.info("removed leftovers of an interrupted write", { files: leftovers.join(" ") });
+    }
+    if (state.phase !== "trial" || !state.trial) {
+      // A cut between writing `committed` and removing the trial files leaves them behind; the
+      // guard ignores them (it checks the phase) and they go here.
+      await this.#clearTrialFiles();
+      return "run";
+    }
     const active = await this.slots.active();
     const attempts = await this.trialAttempts();
     state.trial.attempts = attempts;
     if (active !== state.trial.slot) {
+      if (await this.#guardArmed()) {
+        // `current` never moved to the new slot: the new version has not run, so it is not
+        // judged; the next check installs it again. (Also reached when the supervisor had moved
+        // `current` back but not yet recorded why: that version then gets one more trial.)
+        await this.#interrupted(
+          state,
+          `restarted before ${state.trial.version} ran on trial; it will be tried again`,
+        );
+        return "run";
+      }
       await this.#rolledBack(
         state,
-        `trial of ${state.trial.version} interrupted; the previous slot was restored after ${attempts} start(s)`,
+        `the guard restored slot ${state.committed.slot} after ${
+          attempts - 1
+        } start(s) of ${state.trial.version} without a healthy report`,
       );
       return "run";
     }
@@ -168,13 +208,14 @@ export class UpdateAgent {
    */
   async selfTrial(signal: AbortSignal, onFail: () => void): Promise<void> {
     const deadline = Date.now() + this.#o.config.healthDeadline;
+    const requireUplink = this.#state?.trial?.requireUplink ?? false;
     let last = "no answer";
     while (!signal.aborted && Date.now() < deadline) {
       try {
         const res = await fetch(`${this.#o.healthUrl}/healthz`, {
           signal: AbortSignal.timeout(1000),
         });
-        const why = trialUnhealthy(await res.json(), false);
+        const why = trialUnhealthy(await res.json(), requireUplink);
         if (res.ok && !why) {
           const state = await this.#reload();
           if (state.phase === "trial" && state.trial) await this.#commit(state, state.trial.slot);
@@ -280,14 +321,19 @@ export class UpdateAgent {
       version: staged.version,
       attempts: 1,
       startedAt: Date.now(),
+      requireUplink: this.#requireUplink,
     };
+    // Order matters for a power cut at any point: the guard's file first (it ignores it unless
+    // the state says trial), then the state, then `current`.
     await Deno.remove(this.#bootsFile).catch(() => {});
     await writeFileAtomic(
       this.#trialEnv,
-      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\n`,
+      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\nMAX_ATTEMPTS=${this.#o.config.maxAttempts}\n`,
     );
     await this.#save(state);
+    await testHold("switch");
     await this.slots.switchTo(staged.slot);
+    await testHold("switched");
     this.#log.info("starting new version on trial", {
       version: staged.version,
       slot: staged.slot,
@@ -307,6 +353,10 @@ export class UpdateAgent {
     const now = await this.#reload();
     if (r.ok) {
       await this.#commit(now, staged.slot);
+    } else if (opts.signal?.aborted) {
+      // Stopped from outside (systemctl stop, shutdown): the new version was not judged.
+      await this.slots.switchTo(now.committed.slot);
+      await this.#interrupted(now, `${r.reason}; it will be tried again`);
     } else {
       await this.slots.switchTo(now.committed.slot);
       await this.#rolledBack(now, r.reason);
@@ -321,9 +371,7 @@ export class UpdateAgent {
     delete state.trial;
     const outcome: UpdateOutcome = { at: Date.now(), result: "installed", version };
     recordOutcome(state, outcome);
-    await this.#save(state);
-    this.#last = outcome;
-    await this.#clearTrialFiles();
+    await this.#settle(state, outcome);
     this.#log.info("new version healthy: committed", { version, slot });
   }
 
@@ -334,10 +382,28 @@ export class UpdateAgent {
     state.lastRollback = { at: Date.now(), version, reason };
     const outcome: UpdateOutcome = { at: Date.now(), result: "rolled-back", version, reason };
     recordOutcome(state, outcome);
-    await this.#save(state);
-    this.#last = outcome;
-    await this.#clearTrialFiles();
+    await this.#settle(state, outcome);
     this.#log.error(`ROLLED BACK ${version}: ${reason}`, { running: state.committed.version });
+  }
+
+  async #interrupted(state: UpdateState, reason: string): Promise<void> {
+    const version = state.trial?.version ?? "?";
+    state.phase = "committed";
+    delete state.trial;
+    const outcome: UpdateOutcome = { at: Date.now(), result: "interrupted", version, reason };
+    recordOutcome(state, outcome);
+    await this.#settle(state, outcome);
+    this.#log.warn(`trial of ${version} interrupted: ${reason}`, {
+      running: state.committed.version,
+    });
+  }
+
+  /** Writes the concluded state, removes the trial files, and only then shows it in /status. */
+  async #settle(state: UpdateState, outcome: UpdateOutcome): Promise<void> {
+    await this.slots.writeState(state);
+    await this.#clearTrialFiles();
+    this.#state = state;
+    this.#last = outcome;
   }
 
   async #clearTrialFiles(): Promise<void> {

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { canonicalJson } from "./canonical.ts";
 import { UpdateRefused } from "./errors.ts";
 import { generateKey, importSigningKey, importTrustedKeys } from "./keys.ts";
-import { compareVersions, type SignedManifest, signManifest, verifyManifest } from "./manifest.ts";
+import {
+  compareVersions,
+  inRollout,
+  type SignedManifest,
+  signManifest,
+  verifyManifest,
+} from "./manifest.ts";
 
 const NOW = Date.parse("2030-01-01T00:00:00Z");
 
@@ -154,4 +160,22 @@ Deno.test("compareVersions() orders releases and pre-releases", () => {
   assert.ok(compareVersions("1.10.0", "1.9.0") > 0);
   assert.equal(compareVersions("1.2.0", "1.2.0"), 0);
   assert.ok(compareVersions("1.2.0-rc.1", "1.2.0") < 0);
+});
+
+Deno.test("inRollout() takes a stable share of gateways per version: none at 0, all at 100", async () => {
+  const ids = Array.from({ length: 1000 }, (_, i) => `gw-${i}`);
+  const share = async (pct: number, version = "2.0.0") =>
+    (await Promise.all(ids.map((id) => inRollout(id, version, pct)))).filter(Boolean).length;
+  assert.equal(await share(0), 0);
+  assert.equal(await share(100), 1000);
+  const thirty = await share(30);
+  assert.ok(thirty > 240 && thirty < 360, `30% rollout took ${thirty} of 1000`);
+  // Monotonic: raising the percentage only adds gateways.
+  for (const id of ids.slice(0, 200)) {
+    if (await inRollout(id, "2.0.0", 30)) assert.ok(await inRollout(id, "2.0.0", 60), id);
+  }
+  // Another version draws another share (the same gateways are not always first).
+  const first = await Promise.all(ids.map((id) => inRollout(id, "2.0.0", 30)));
+  const second = await Promise.all(ids.map((id) => inRollout(id, "2.1.0", 30)));
+  assert.ok(first.some((x, i) => x !== second[i]));
 });

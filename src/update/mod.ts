@@ -1,7 +1,7 @@
 /**
  * Self-update: signed release channel (TUF-style manifest, Ed25519), A/B slots with an atomic
  * `current` symlink, a supervised trial of each new version and automatic rollback.
- * See UPDATE.md.
+ * See the README's "Self-update" section.
  *
  * @module
  */

@@ -7,8 +7,17 @@ export type Slot = "a" | "b";
 export interface UpdateOutcome {
   at: number;
   /** installed: committed after a healthy trial; current: nothing newer; refused/deferred: not
-   * installed (with code and reason); rolled-back: the trial failed; staged: verified, waiting. */
-  result: "installed" | "current" | "refused" | "deferred" | "rolled-back" | "staged" | "skipped";
+   * installed (with code and reason); rolled-back: the trial failed; staged: verified, waiting;
+   * interrupted: a restart came before the new version ever ran (it is tried again). */
+  result:
+    | "installed"
+    | "current"
+    | "refused"
+    | "deferred"
+    | "rolled-back"
+    | "staged"
+    | "skipped"
+    | "interrupted";
   version?: string;
   code?: string;
   reason?: string;
@@ -20,8 +29,15 @@ export interface UpdateState {
   phase: "committed" | "trial";
   /** The committed slot and version. */
   committed: { slot: Slot; version: string };
-  /** During a trial: the slot and version on trial and how many starts it has had. */
-  trial?: { slot: Slot; version: string; attempts: number; startedAt: number; pid?: number };
+  /** During a trial: the slot and version on trial and how many starts it has had;
+   * `requireUplink`: healthy includes a connected uplink (it was connected when the trial began). */
+  trial?: {
+    slot: Slot;
+    version: string;
+    attempts: number;
+    startedAt: number;
+    requireUplink?: boolean;
+  };
   /** Highest manifest counter accepted (replay protection). */
   lastCounter?: number;
   /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
@@ -56,9 +72,13 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o644):
     let off = 0;
     while (off < bytes.length) off += await f.write(bytes.subarray(off));
     await f.sync();
-  } finally {
+  } catch (e) {
     f.close();
+    // A full disk must not leave half-written temp files behind.
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
   }
+  f.close();
   await Deno.rename(tmp, path);
   await fsyncPath(dir);
 }
@@ -148,6 +168,30 @@ export class Slots {
   /** Writes state.json atomically. */
   async writeState(state: UpdateState): Promise<void> {
     await writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + "\n");
+  }
+
+  /**
+   * Removes what an interrupted atomic write can leave under the root (`*.tmp-<pid>` files, the
+   * guard's temporary symlink, a half-copied slot binary). Never touches a slot's `outpost` or
+   * `outpost.staging` (a partial download is resumed).
+   */
+  async removeLeftovers(): Promise<string[]> {
+    const removed: string[] = [];
+    const sweep = async (dir: string, match: (name: string) => boolean) => {
+      try {
+        for await (const e of Deno.readDir(dir)) {
+          if (!match(e.name)) continue;
+          await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+          removed.push(`${dir}/${e.name}`);
+        }
+      } catch { /* no such directory */ }
+    };
+    await sweep(
+      this.root,
+      (n) => /^(state\.json|current|trial\.env)\.tmp-\d+$/.test(n) || n === "current.guard-tmp",
+    );
+    for (const s of ["a", "b"] as const) await sweep(this.dir(s), (n) => n === "outpost.tmp");
+    return removed;
   }
 
   /**

@@ -63,3 +63,24 @@ Deno.test("writeState() is atomic: a reader sees the old or the new state, never
   await writes;
   assert.ok(reads > 0);
 });
+
+Deno.test("removeLeftovers() removes what an interrupted write leaves, never a slot or download", async () => {
+  const root = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${root}/art`, "x");
+  const slots = new Slots(`${root}/opt`);
+  await slots.init(`${root}/art`, "1.0.0");
+  const junk = [
+    `${slots.root}/state.json.tmp-4242`,
+    `${slots.root}/trial.env.tmp-17`,
+    `${slots.root}/current.guard-tmp`,
+    `${slots.dir("b")}/outpost.tmp`,
+  ];
+  for (const p of junk) await Deno.writeTextFile(p, "half");
+  await Deno.symlink("slots/b", `${slots.root}/current.tmp-99`);
+  await Deno.writeTextFile(slots.staging("b"), "partial download");
+  const removed = await slots.removeLeftovers();
+  assert.deepEqual(removed.sort(), [...junk, `${slots.root}/current.tmp-99`].sort());
+  assert.equal(await Deno.readTextFile(slots.staging("b")), "partial download");
+  assert.equal(await slots.active(), "a");
+  assert.equal((await slots.readState()).committed.version, "1.0.0");
+});

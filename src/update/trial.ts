@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode runTrial}. */
 export interface TrialOptions {
@@ -52,6 +53,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
   opts.log.info("trial started", { binary: opts.binary, pid: child.pid });
   let exited: Deno.CommandStatus | undefined;
   child.status.then((s) => exited = s);
+  await testHold("trial");
   const started = Date.now();
   const deadline = started + opts.deadlineMs;
   let last: string | undefined;

@@ -3,6 +3,7 @@ import { statfs } from "node:fs/promises";
 import type { Logger } from "../log.ts";
 import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
+import { testHold } from "./_test_hooks.ts";
 import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
 import { compareVersions, inRollout, type Manifest, verifyManifest } from "./manifest.ts";
 import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
@@ -16,6 +17,8 @@ export interface UpdaterOptions {
   target?: string;
   /** For tests: the clock. */
   now?: () => number;
+  /** Give up a download that receives nothing for this long (the partial file stays for resume). */
+  stallTimeoutMs?: number;
 }
 
 /** A verified manifest naming a newer version for this device's target. */
@@ -46,6 +49,7 @@ export class Updater {
   readonly #gatewayId: string;
   readonly #target: string;
   readonly #now: () => number;
+  readonly #stallTimeoutMs: number;
 
   constructor(opts: UpdaterOptions) {
     this.#config = opts.config;
@@ -53,7 +57,13 @@ export class Updater {
     this.#gatewayId = opts.gatewayId;
     this.#target = opts.target ?? opts.config.target ?? Deno.build.target;
     this.#now = opts.now ?? Date.now;
+    this.#stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
     this.slots = new Slots(opts.config.installRoot);
+  }
+
+  /** The manifest target this device installs. */
+  get target(): string {
+    return this.#target;
   }
 
   get #channel(): string {
@@ -69,8 +79,11 @@ export class Updater {
     }
   }
 
-  /** Fetches and verifies the manifest; returns an available update or why there is none. */
-  async check(opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+  /**
+   * Fetches and verifies the manifest; returns an available update or why there is none. Records
+   * the manifest's counter and time in state.json (replay protection) unless `remember` is false.
+   */
+  async check(opts: { signal?: AbortSignal; remember?: boolean } = {}): Promise<CheckResult> {
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
@@ -112,7 +125,7 @@ export class Updater {
       now,
     });
     const s = manifest.signed;
-    await this.#remember(state, s.counter, Date.parse(s.published));
+    if (opts.remember !== false) await this.#remember(state, s.counter, Date.parse(s.published));
     const committed = state.committed.version;
     const cmp = compareVersions(s.version, committed);
     if (cmp === 0) {
@@ -216,6 +229,7 @@ export class Updater {
     }
     if (have < a.length) await this.#download(a, staging, have, opts.signal);
     const got = (await Deno.stat(staging)).size;
+    await testHold("verify");
     if (got !== a.length) {
       if (got > a.length) await Deno.remove(staging);
       throw new UpdateRefused(
@@ -238,6 +252,32 @@ export class Updater {
 
   async #download(a: Available, staging: string, have: number, signal?: AbortSignal) {
     const headers: HeadersInit = have > 0 ? { range: `bytes=${have}-` } : {};
+    // A server that stops sending must not hold the updater (and every later check) forever.
+    const stall = new AbortController();
+    let stallTimer: ReturnType<typeof setTimeout> | undefined;
+    const alive = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(
+        () => stall.abort(new Error(`no data for ${this.#stallTimeoutMs}ms`)),
+        this.#stallTimeoutMs,
+      );
+    };
+    alive();
+    try {
+      await this.#receive(a, staging, have, headers, anySignal(signal, stall.signal), alive);
+    } finally {
+      clearTimeout(stallTimer);
+    }
+  }
+
+  async #receive(
+    a: Available,
+    staging: string,
+    have: number,
+    headers: HeadersInit,
+    signal: AbortSignal,
+    alive: () => void,
+  ) {
     let res: Response;
     try {
       res = await fetch(a.url, { headers, signal });
@@ -279,19 +319,31 @@ export class Updater {
         let off = 0;
         while (off < chunk.length) off += await f.write(chunk.subarray(off));
         written += chunk.length;
+        alive();
       }
       await f.sync();
     } catch (e) {
-      await f.sync().catch(() => {});
-      if (e instanceof UpdateRefused) {
+      const full = (e as { code?: string }).code === "ENOSPC";
+      if (!full) await f.sync().catch(() => {});
+      if (e instanceof UpdateRefused || full) {
         f.close();
+        // A partial file on a full disk would starve the buffer; give the space back.
         await Deno.remove(staging).catch(() => {});
+        if (full) {
+          throw new UpdateRefused(
+            "disk-full",
+            `disk full while downloading ${a.version} into "${staging}" after ${written} of ${a.length} bytes; the partial file was removed`,
+            { cause: e },
+          );
+        }
         throw e;
       }
       throw new UpdateRefused(
         "download-failed",
         `download of "${a.url}" broke off after ${written} of ${a.length} bytes (kept for resume): ${
-          (e as Error).message
+          signal.aborted && signal.reason instanceof Error
+            ? signal.reason.message
+            : (e as Error).message
         }`,
         { cause: e },
       );

@@ -1,0 +1,155 @@
+/**
+ * `outpost update check` / `update apply`, rollout percentage, and the systemd watchdog through a
+ * trial: the gateway runs under a fake systemd with WatchdogSec= shorter than the trial's health
+ * deadline, so the supervisor must keep pinging while it supervises, and the new version must
+ * ping for itself once MAINPID= hands it the service.
+ */
+import assert from "node:assert/strict";
+import { startMosquitto } from "./helpers/mosquitto.ts";
+import { waitFor } from "./helpers/ports.ts";
+import {
+  artifacts,
+  assertFlowing,
+  bufferContents,
+  channelServer,
+  device,
+  keypair,
+  publish,
+  ROOT,
+} from "./helpers/update.ts";
+
+const dec = new TextDecoder();
+
+/** Runs the CLI from the sources; returns exit code and output. */
+async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
+}
+
+Deno.test({
+  name:
+    "update check/apply, rollout, and the watchdog fed through a trial longer than WatchdogSec and after the MAINPID handover",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const a = await artifacts();
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-cli-" });
+  const channel = `${tmp}/channel`;
+  await Deno.mkdir(channel);
+  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const srv = channelServer(channel);
+  const watchdogMs = 6000;
+  const dev = await device({
+    channelUrl: srv.url,
+    pubkeys: [key.pub],
+    broker: broker.url,
+    // Only `update apply` starts a check here.
+    checkInterval: "1h",
+    healthDeadline: "14s",
+    watchdogMs,
+  });
+  try {
+    const sub = await dev.subscriber();
+    await dev.boot();
+    // Its first check (a second after start) finds nothing; the next would be in an hour.
+    await dev.waitStatus(
+      "1.1.0 connected, first check done",
+      (s) =>
+        s.version === "1.1.0" && !!s.uplink?.connected &&
+        s.update.lastCheck?.code === "manifest-unreachable",
+    );
+    const unit = dev.unit;
+    const supervisor = unit.mainPid;
+    const t0 = Date.now();
+    const timeline = () =>
+      unit.events.map((e) => `${e.at - t0}ms ${e.kind} ${e.pid ?? ""} ${e.detail ?? ""}`).join(
+        "\n",
+      );
+
+    // check: nothing published yet.
+    let r = await cli("update", "check", "--config", dev.config);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /update check: REFUSED \(manifest-unreachable\): .*HTTP 404/);
+
+    // Rollout 0%: this device is outside it; check changes nothing on disk.
+    await publish(channel, a.good, "2.0.0", [key.key], "--rollout", "0");
+    const stateBefore = await Deno.readTextFile(`${dev.slots.root}/state.json`);
+    r = await cli("update", "check", "--config", dev.config);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^skipped: 2\.0\.0 \(outside the 0% rollout of 2\.0\.0\)/m);
+    assert.equal(await Deno.readTextFile(`${dev.slots.root}/state.json`), stateBefore);
+    r = await cli("update", "apply", "--config", dev.config);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`asked gateway pid ${supervisor} to check and apply now`));
+    let s = await dev.waitStatus(
+      "the apply to be skipped by the rollout",
+      (s) => s.update.lastCheck?.result === "skipped",
+    );
+    assert.match(s.update.lastCheck!.reason!, /outside the 0% rollout of 2\.0\.0/);
+    assert.equal(s.version, "1.1.0");
+
+    // A trial of 14 s under WatchdogSec=6s, of a version that never becomes healthy.
+    await publish(channel, a.unhealthy, "1.3.0", [key.key]);
+    await cli("update", "apply", "--config", dev.config);
+    s = await dev.waitStatus(
+      "1.3.0 rolled back",
+      (s) => s.version === "1.1.0" && s.update.lastRollback?.version === "1.3.0",
+    );
+    assert.match(s.update.lastRollback!.reason, /not healthy within 14000ms/);
+    assert.deepEqual(unit.watchdogTimeouts(), [], `the watchdog never fired:\n${timeline()}`);
+    assert.equal(unit.mainPid, supervisor, "the same process runs 1.1.0 again");
+    const trialStatus = unit.events.find((e) =>
+      e.kind === "status" && /supervising the trial of 1\.3\.0/.test(e.detail ?? "")
+    );
+    assert.ok(trialStatus, "STATUS= says a trial is being supervised");
+    const pingsInTrial = unit.events.filter((e) =>
+      e.kind === "watchdog" && e.pid === supervisor && e.at >= trialStatus.at &&
+      e.at <= trialStatus.at + 14_000
+    );
+    // Every 3 s (half of WatchdogSec) through the 14 s trial.
+    assert.ok(pingsInTrial.length >= 4, `${pingsInTrial.length} pings during the 14 s trial`);
+
+    // Rollout 100%: check says available; apply installs; systemd's main pid moves to 2.0.0.
+    await publish(channel, a.good, "2.0.0", [key.key], "--rollout", "100");
+    r = await cli("update", "check", "--config", dev.config);
+    assert.match(r.out, /^available: 2\.0\.0 for \S+, \d+ bytes from http:\/\/127\.0\.0\.1/m);
+    await cli("update", "apply", "--config", dev.config);
+    s = await dev.waitStatus(
+      "2.0.0 committed",
+      (s) => s.version === "2.0.0" && s.update.committed.version === "2.0.0",
+    );
+    const handover = await waitFor(
+      "MAINPID= from the supervisor",
+      () => unit.events.find((e) => e.kind === "mainpid" && e.pid === supervisor),
+    );
+    const newMain = Number(handover.detail);
+    assert.equal(s.pid, newMain, "the new version is systemd's main process");
+    await waitFor(
+      "the old supervisor to exit",
+      async () => !(await Deno.stat(`/proc/${supervisor}`).then(() => true, () => false)),
+    );
+    // Two watchdog periods of pings accepted from the new main process, and none missed.
+    await waitFor(
+      "WATCHDOG=1 from the new main process",
+      () =>
+        unit.events.filter((e) => e.kind === "watchdog" && e.pid === newMain && e.at > handover.at)
+          .length >= 3,
+      3 * watchdogMs,
+    );
+    assert.deepEqual(unit.watchdogTimeouts(), [], timeline());
+    assert.equal(
+      unit.events.filter((e) => e.kind === "rejected" && e.pid === newMain).length > 0,
+      true,
+      "before the handover its notifications were refused (NotifyAccess=main)",
+    );
+    await assertFlowing(dev, sub, bufferContents(dev.buffer));
+  } finally {
+    await dev.close();
+    await srv.close();
+    await broker.stop();
+  }
+});
