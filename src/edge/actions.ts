@@ -104,7 +104,7 @@ export class ActionRunner {
         { rule: event.rule, severity: event.severity },
       );
     } else if (a.write) {
-      const w = a.write;
+      const w = { ...a.write, device: fillDevice(a.write.device, event) };
       const attempts = this.#o.writeAttempts ?? 3;
       for (let i = 1;; i++) {
         try {
@@ -211,4 +211,15 @@ export class ActionRunner {
     this.#brokers.set(url, broker);
     return broker;
   }
+}
+
+/** The write target: `{device}` becomes the alarm's device; an alarm without one cannot write. */
+function fillDevice(device: string, event: AlarmEvent): string {
+  if (!device.includes("{device}")) return device;
+  if (event.device === undefined) {
+    throw new ActionError(
+      `write device "${device}" names {device}, but alarm ${event.rule} is not about one device`,
+    );
+  }
+  return device.replaceAll("{device}", event.device);
 }

@@ -223,7 +223,14 @@ export const actionSchema = s.object({
   on: on(),
   write: s.object({
     adapter: s.id().describe("Adapter instance (its name:) that performs the write"),
-    device: s.id(),
+    device: s.string({
+      min: 1,
+      max: 128,
+      pattern: /^(?:\{device\}|[A-Za-z0-9])(?:\{device\}|[A-Za-z0-9._:\-\/])*$/,
+      patternName: "a device id, or a template with {device} such as {device} or {device}-valve",
+    }).describe(
+      "Device to write to; {device} is the device that raised the alarm (with a device glob)",
+    ),
     point: s.string({ min: 1 }).describe("Adapter-specific point (Modbus: register map name)"),
     value: s.union<number | boolean | string>(
       [s.boolean(), s.number(), s.string()],
