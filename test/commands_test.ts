@@ -23,7 +23,17 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
 import { subscribe } from "./helpers/subscriber.ts";
-import { artifacts, channelServer, device, keypair, publish, VERSIONS } from "./helpers/update.ts";
+import {
+  artifacts,
+  assertFlowing,
+  bufferContents,
+  channelServer,
+  type Device,
+  device,
+  keypair,
+  publish,
+  VERSIONS,
+} from "./helpers/update.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -742,6 +752,208 @@ Deno.test({
   } finally {
     await dev.close();
     await srv.close();
+    await con.close();
+    await broker.stop();
+  }
+});
+
+/**
+ * A device that installed 2.0.0 by itself, then restarted with the updater told to hold at `step`
+ * of its next trial (see src/update/_test_hooks.ts): the trial a rollback command starts.
+ */
+async function rollbackRig(
+  broker: Broker,
+  con: Console,
+  tmp: string,
+  keys: { key: string; pub: string },
+  step: "switch" | "trial",
+) {
+  const a = await artifacts();
+  const channel = await Deno.makeTempDir({ dir: tmp, prefix: "channel-" });
+  const hold = await Deno.makeTempDir({ dir: tmp, prefix: "hold-" });
+  await publish(channel, a.good, VERSIONS.good, [keys.key]);
+  const srv = channelServer(channel);
+  // Checks once, a second after each start: enough to install 2.0.0 and to reinstall it after
+  // the rollback, were it not recorded as rolled back.
+  const dev = await device({
+    channelUrl: srv.url,
+    pubkeys: [keys.pub],
+    broker: broker.url,
+    checkInterval: "1h",
+  });
+  const committedOn = (version: string) => async () => {
+    const s = await dev.status().catch(() => undefined);
+    return s?.version === version && s.update.phase === "committed" &&
+      s.update.committed.version === version && !!s.uplink?.connected;
+  };
+  const answering = (version: string) =>
+    waitFor(
+      `${dev.id}: ${version} answering commands`,
+      async () => {
+        const r = await con.call(dev.id, "ping", undefined, { timeoutMs: 1000 }).catch(() => null);
+        return r?.final.status === "done" && r.final.result &&
+          (r.final.result as { version?: string }).version === version;
+      },
+      60_000,
+      100,
+    );
+  // From the first start, so that it sees every reading the buffer ever held.
+  const sub = await dev.subscriber();
+  await dev.boot();
+  await waitFor(`${dev.id}: 2.0.0 installed by itself`, committedOn(VERSIONS.good), 90_000, 100);
+  await dev.powerCut();
+  await dev.boot({ OUTPOST_TEST_HOLD: `${step}:${hold}` });
+  await waitFor(`${dev.id}: 2.0.0 back`, committedOn(VERSIONS.good), 60_000, 100);
+  await answering(VERSIONS.good);
+  return { dev, srv, sub, hold, answering };
+}
+
+/** Sends `rollback` and waits until the updater holds at `step` of the trial it started. */
+async function rollbackHeld(
+  con: Console,
+  r: { dev: Device; hold: string },
+  step: string,
+): Promise<string> {
+  const id = crypto.randomUUID();
+  await con.request(r.dev.id, "rollback", { id });
+  await waitFor(
+    `${r.dev.id}: the rollback's trial held at "${step}"`,
+    () => Deno.stat(`${r.hold}/held-${step}`),
+    60_000,
+    50,
+  ).catch(async (e) => {
+    throw new Error(`${e.message}\n--- gateway log ---\n${await Deno.readTextFile(r.dev.log)}`);
+  });
+  assert.deepEqual(con.replies(id).map((x) => x.status), ["accepted", "progress"]);
+  return id;
+}
+
+/** SIGKILL of the unit while the rolled-back-to version runs on trial: it concludes the trial
+ * itself after the restart, commits, and the version rolled back from is not installed again. */
+async function rollbackCutDuringTrial(
+  broker: Broker,
+  con: Console,
+  tmp: string,
+  keys: { key: string; pub: string },
+) {
+  const r = await rollbackRig(broker, con, tmp, keys, "trial");
+  const { dev } = r;
+  try {
+    const id = await rollbackHeld(con, r, "trial");
+    await dev.waitStatus("the trial child (1.1.0) serving", (s) => s.version === VERSIONS.base);
+    const st = await dev.slots.readState();
+    assert.equal(st.phase, "trial");
+    assert.equal(st.trial?.version, VERSIONS.base);
+    assert.equal(st.trial?.rollback?.from, VERSIONS.good);
+    assert.equal(await dev.slots.active(), "a");
+    assert.match(await Deno.readTextFile(`${dev.slots.root}/trial.env`), /^MAX_ATTEMPTS=3$/m);
+    const rows = (await dev.status()).buffer.rows;
+    await dev.powerCut();
+    const before = bufferContents(dev.buffer);
+    assert.ok(before.size >= rows, `${before.size} readings after the cut, ${rows} before`);
+    assert.equal(con.replies(id).some((x) => x.final), false, "no verdict before the cut");
+
+    await dev.boot();
+    const final = await con.final(id, 90_000).catch(async (e) => {
+      throw new Error(`${e.message}\n--- gateway log ---\n${await Deno.readTextFile(dev.log)}`);
+    });
+    const done = expectDone(final);
+    assert.equal(done.version, VERSIONS.base, "the final reply comes from the previous version");
+    assert.equal(done.from, VERSIONS.good);
+    const state = await dev.slots.readState();
+    assert.equal(state.phase, "committed");
+    assert.deepEqual(state.committed, { slot: "a", version: VERSIONS.base });
+    assert.equal(state.lastRollback?.version, VERSIONS.good);
+    assert.match(state.lastRollback!.reason, new RegExp(`by remote command ${id}`));
+    assert.deepEqual(
+      [state.history[0].result, state.history[0].version],
+      ["rolled-back", VERSIONS.good],
+    );
+    assert.equal(await dev.slots.active(), "a");
+    const log = await Deno.readTextFile(dev.log);
+    assert.match(log, /outpost-guard: start 2 of at most 3 of the version on trial/);
+    assert.match(log, /this version is on trial after a restart; it must become healthy/);
+    for (const f of ["trial.env", "trial-boots"]) {
+      assert.equal(await Deno.lstat(`${dev.slots.root}/${f}`).then(() => f, () => null), null);
+    }
+    await assertFlowing(dev, r.sub, before);
+    // 2.0.0 is still offered; it is not installed again.
+    const check = expectDone((await con.call(dev.id, "update-check")).final);
+    assert.equal(check.available, false);
+    assert.equal(check.result, "skipped");
+    const apply = expectDone(
+      (await con.call(dev.id, "update-apply", undefined, {
+        timeoutMs: 60_000,
+      })).final,
+    );
+    assert.equal(apply.applied, false);
+    assert.equal(apply.result, "skipped");
+    assert.equal((await dev.status()).version, VERSIONS.base);
+    assert.equal(await dev.slots.active(), "a");
+  } finally {
+    await dev.close();
+    await r.srv.close();
+  }
+}
+
+/** SIGKILL after the rollback's trial state is written, before `current` moved: the previous
+ * version never ran, so nothing changes; 2.0.0 runs on, answers, and is not marked rolled back. */
+async function rollbackCutBeforeSwitch(
+  broker: Broker,
+  con: Console,
+  tmp: string,
+  keys: { key: string; pub: string },
+) {
+  const r = await rollbackRig(broker, con, tmp, keys, "switch");
+  const { dev } = r;
+  try {
+    const id = await rollbackHeld(con, r, "switch");
+    const st = await dev.slots.readState();
+    assert.equal(st.phase, "trial");
+    assert.equal(st.trial?.rollback?.from, VERSIONS.good);
+    assert.equal(await dev.slots.active(), "b");
+    await dev.powerCut();
+
+    await dev.boot();
+    expectError(
+      await con.final(id, 60_000),
+      "failed",
+      /1\.1\.0 did not take over: rollback to 1\.1\.0 interrupted: restarted before 1\.1\.0 ran on trial; 2\.0\.0 keeps running/,
+    );
+    const state = await dev.slots.readState();
+    assert.equal(state.phase, "committed");
+    assert.deepEqual(state.committed, { slot: "b", version: VERSIONS.good });
+    assert.equal(state.lastRollback, undefined, "the rollback never happened");
+    assert.equal(state.history[0].result, "interrupted");
+    assert.equal(await dev.slots.active(), "b");
+    await r.answering(VERSIONS.good);
+    const check = expectDone((await con.call(dev.id, "update-check")).final);
+    assert.equal(check.result, "current");
+  } finally {
+    await dev.close();
+    await r.srv.close();
+  }
+}
+
+Deno.test({
+  name:
+    "a rollback command cut short by SIGKILL ends after the restart: during its trial the previous version commits and the one rolled back from is not installed again; before the switch nothing changes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-cmd-" });
+  const [keys, broker] = await Promise.all([
+    keypair(`${tmp}/keys`),
+    startMosquitto(),
+    artifacts(),
+  ]);
+  const con = await openConsole(broker.url);
+  try {
+    await Promise.all([
+      rollbackCutDuringTrial(broker, con, tmp, keys),
+      rollbackCutBeforeSwitch(broker, con, tmp, keys),
+    ]);
+  } finally {
     await con.close();
     await broker.stop();
   }

@@ -1,15 +1,14 @@
 /**
  * `update-check`, `update-apply` and `rollback`, provided by the self-updater's supervisor
- * (`runWithUpdates`) through {@linkcode provideUpdateCommands}. Applying and rolling back stop the
- * gateway and run the other version on trial; the final reply then comes from whichever version
- * runs once the trial is decided ({@linkcode settleUpdate}).
+ * (`runWithUpdates`) through {@linkcode provideUpdateCommands}. Applying and rolling back stage
+ * the other version with the {@linkcode UpdateAgent} and stop the gateway, so that the supervisor
+ * runs it on trial; the final reply then comes from whichever version runs once the trial is
+ * decided ({@linkcode settleUpdate}).
  */
-import type { Logger } from "../log.ts";
-import type { UpdateAgent } from "../update/agent.ts";
+import type { RollbackTarget, UpdateAgent } from "../update/agent.ts";
 import type { UpdateConfig } from "../update/config.ts";
-import { UpdateRefused } from "../update/errors.ts";
-import { otherSlot, recordOutcome, type Slot, Slots, writeFileAtomic } from "../update/slots.ts";
-import { runTrial, type TrialResult } from "../update/trial.ts";
+import { RollbackRefused, UpdateRefused } from "../update/errors.ts";
+import { Slots } from "../update/slots.ts";
 import {
   type CommandContext,
   type CommandEnv,
@@ -25,29 +24,11 @@ import { ERROR_CODES } from "./protocol.ts";
 export interface UpdateCommandsOptions {
   agent: UpdateAgent;
   config: UpdateConfig;
-  configPath: string;
-  /** Base URL of the gateway's local HTTP server (for the trial's health checks). */
-  healthUrl: string;
   version: string;
-  log: Logger;
   /** The handlers are removed when it aborts (the gateway run they serve is over). */
   signal: AbortSignal;
-  /** Stops this gateway so that the supervisor runs the staged version on trial. */
+  /** Stops this gateway so that the supervisor runs what the agent staged on trial. */
   startTrial: () => void;
-}
-
-type Trial = (opts: { env: Record<string, string>; signal?: AbortSignal }) => Promise<TrialResult>;
-
-let trialOverride: Trial | undefined;
-
-/**
- * The trial a command asked for instead of the agent's staged version (a rollback), once: the
- * supervisor calls it in place of `agent.trial` after the gateway stopped.
- */
-export function takeTrialOverride(): Trial | undefined {
-  const t = trialOverride;
-  trialOverride = undefined;
-  return t;
 }
 
 /** Registers the update commands for as long as `opts.signal` is not aborted. */
@@ -165,144 +146,49 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
   return DEFERRED;
 }
 
-/** Asks a slot's executable for its version (`outpost version --json`). */
-async function slotVersion(binary: string): Promise<string> {
-  const out = await new Deno.Command(binary, {
-    args: ["version", "--json"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success) {
-    throw new Error(
-      `exited with status ${out.code}: ${
-        new TextDecoder().decode(out.stderr).trim().slice(0, 300)
-      }`,
-    );
-  }
-  const v = JSON.parse(text).version;
-  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text)}`);
-  return v;
-}
-
 async function rollback(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
   noArgs(ctx, []);
-  const slots = o.agent.slots;
-  const state = await slots.readState().catch((e) => {
-    throw new CommandError(ERROR_CODES.unavailable, (e as Error).message);
-  });
-  if (state.phase === "trial") {
-    throw new CommandError(ERROR_CODES.busy, `a trial of ${state.trial?.version} is in progress`);
-  }
-  const slot = otherSlot(state.committed.slot);
-  const binary = slots.binary(slot);
+  let target: RollbackTarget;
   try {
-    await Deno.stat(binary);
-  } catch {
-    throw new CommandError(
-      ERROR_CODES.unavailable,
-      `no previous version to roll back to: slot ${slot} has no executable (${binary})`,
-    );
-  }
-  let version: string;
-  try {
-    version = await slotVersion(binary);
+    target = await o.agent.stageRollback({
+      requestedBy: `remote command ${ctx.id}`,
+      signal: ctx.signal,
+    });
   } catch (e) {
-    throw new CommandError(
-      ERROR_CODES.unavailable,
-      `the previous version in slot ${slot} does not run: ${(e as Error).message}`,
-    );
+    if (e instanceof RollbackRefused) {
+      throw new CommandError(
+        e.code === "busy" ? ERROR_CODES.busy : ERROR_CODES.unavailable,
+        e.message,
+      );
+    }
+    throw e;
   }
-  const from = state.committed.version;
-  await ctx.reply("accepted", { result: { from, to: version, slot } });
-  await ctx.defer({
-    kind: "update",
-    expectVersion: version,
-    fromVersion: from,
-    installRoot: slots.root,
-    until: Date.now() + o.config.healthDeadline + 120_000,
-  });
-  trialOverride = (t) => rollbackTrial(o, { slot, version, from, requestId: ctx.id }, t);
-  await ctx.reply("progress", {
-    progress: {
-      done: 0,
-      note: `restarting into ${version} (slot ${slot}) on trial (${
-        o.config.healthDeadline / 1000
-      }s to become healthy)`,
-    },
-  });
+  const { slot, version, from } = target;
+  try {
+    await ctx.reply("accepted", { result: { from, to: version, slot } });
+    await ctx.reply("progress", {
+      progress: {
+        done: 0,
+        note: `restarting into ${version} (slot ${slot}) on trial (${
+          o.config.healthDeadline / 1000
+        }s to become healthy)`,
+      },
+    });
+    // Last: once recorded, the final reply is owed by whichever version runs after the trial.
+    await ctx.defer({
+      kind: "update",
+      expectVersion: version,
+      fromVersion: from,
+      installRoot: o.agent.slots.root,
+      until: Date.now() + o.config.healthDeadline + 120_000,
+    });
+  } catch (e) {
+    // Without the replies and the pending record nobody would hear how it ended: no rollback.
+    o.agent.unstage();
+    throw e;
+  }
   o.startTrial();
   return DEFERRED;
-}
-
-/**
- * Runs the previous slot on trial, as the agent runs a new release: state `trial` (with
- * trial.env, so the boot guard restores the current slot should the box lose power), `current`
- * switched, the child started and watched. Healthy: committed, and the version rolled back from
- * is recorded as `lastRollback` so the updater does not install it again. Otherwise `current`
- * points back and nothing else changes.
- */
-async function rollbackTrial(
-  o: UpdateCommandsOptions,
-  target: { slot: Slot; version: string; from: string; requestId: string },
-  t: { env: Record<string, string>; signal?: AbortSignal },
-): Promise<TrialResult> {
-  const slots = o.agent.slots;
-  const state = await slots.readState();
-  const previous = state.committed;
-  state.phase = "trial";
-  state.trial = { slot: target.slot, version: target.version, attempts: 1, startedAt: Date.now() };
-  await Deno.remove(`${slots.root}/trial-boots`).catch(() => {});
-  await writeFileAtomic(
-    `${slots.root}/trial.env`,
-    `PREVIOUS_SLOT=${previous.slot}\nTRIAL_SLOT=${target.slot}\nTRIAL_VERSION=${target.version}\n`,
-  );
-  await slots.writeState(state);
-  await slots.switchTo(target.slot);
-  o.log.warn("rolling back on request: starting the previous version on trial", {
-    version: target.version,
-    slot: target.slot,
-    request: target.requestId,
-  });
-  const r = await runTrial({
-    binary: slots.binary(target.slot),
-    configPath: o.configPath,
-    healthUrl: o.healthUrl,
-    deadlineMs: o.config.healthDeadline,
-    requireUplink: true,
-    env: { ...t.env, OUTPOST_TRIAL_CHILD: "1" },
-    log: o.log,
-    signal: t.signal,
-  });
-  const now = await slots.readState();
-  now.phase = "committed";
-  delete now.trial;
-  const at = Date.now();
-  if (r.ok) {
-    now.committed = { slot: target.slot, version: target.version };
-    const reason = `rolled back to ${target.version} by remote command ${target.requestId}`;
-    now.lastRollback = { at, version: target.from, reason };
-    recordOutcome(now, { at, result: "rolled-back", version: target.from, reason });
-    o.log.warn(`ROLLED BACK ${target.from} on request`, { running: target.version });
-  } else {
-    await slots.switchTo(previous.slot);
-    recordOutcome(now, {
-      at,
-      result: "refused",
-      code: "rollback-failed",
-      version: target.version,
-      reason: `rollback to ${target.version} failed: ${r.reason}`,
-    });
-    o.log.error(`rollback to ${target.version} failed; ${previous.version} keeps running`, {
-      reason: r.reason,
-    });
-  }
-  await slots.writeState(now);
-  await Deno.remove(`${slots.root}/trial.env`).catch(() => {});
-  await Deno.remove(`${slots.root}/trial-boots`).catch(() => {});
-  return r;
 }
 
 /**

@@ -1,14 +1,15 @@
 import type { Logger } from "../log.ts";
 import type { UpdateConfig } from "./config.ts";
-import { UpdateRefused } from "./errors.ts";
+import { RollbackRefused, UpdateRefused } from "./errors.ts";
 import {
+  otherSlot,
+  recordOutcome,
   type Slot,
   type Slots,
   type UpdateOutcome,
   type UpdateState,
   writeFileAtomic,
 } from "./slots.ts";
-import { recordOutcome } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
 import { Updater } from "./updater.ts";
 import { initTestHooks, testHold } from "./_test_hooks.ts";
@@ -43,10 +44,29 @@ export interface UpdateStatus {
   error?: string;
 }
 
+/** What {@linkcode UpdateAgent.stageRollback} staged: the previous slot, its version, and the
+ * committed version it replaces. */
+export interface RollbackTarget {
+  slot: Slot;
+  version: string;
+  from: string;
+}
+
+/** The next trial: a verified release in the inactive slot, or the previous version. */
+interface Staged {
+  slot: Slot;
+  version: string;
+  /** Healthy includes a connected uplink: it was connected when the trial was staged. */
+  requireUplink: boolean;
+  /** A rollback on request: why, for `lastRollback`. */
+  rollback?: { reason: string };
+}
+
 /**
  * The device side of self-update in a running gateway: checks on a schedule, stages verified
- * artifacts, supervises the trial of a new version and commits or rolls back. Also finishes a
- * trial that a restart interrupted (boot counting through `trial-boots`, see outpost-guard.sh).
+ * artifacts (or, on request, the previous version), supervises the trial of the staged version and
+ * commits or rolls back. Also finishes a trial that a restart interrupted (boot counting through
+ * `trial-boots`, see outpost-guard.sh).
  */
 export class UpdateAgent {
   readonly updater: Updater;
@@ -55,8 +75,7 @@ export class UpdateAgent {
   readonly #log: Logger;
   #state: UpdateState | undefined;
   #last: UpdateOutcome | undefined;
-  #staged: { slot: Slot; version: string } | undefined;
-  #requireUplink = false;
+  #staged: Staged | undefined;
   #busy = false;
 
   constructor(opts: UpdateAgentOptions) {
@@ -82,7 +101,9 @@ export class UpdateAgent {
       lastCheck: this.#last ?? s?.lastCheck,
       lastRollback: s?.lastRollback,
       history: s?.history.slice(0, 5),
-      ...(this.#staged ? { staged: this.#staged } : {}),
+      ...(this.#staged
+        ? { staged: { slot: this.#staged.slot, version: this.#staged.version } }
+        : {}),
     };
   }
 
@@ -171,10 +192,7 @@ export class UpdateAgent {
         // `current` never moved to the new slot: the new version has not run, so it is not
         // judged; the next check installs it again. (Also reached when the supervisor had moved
         // `current` back but not yet recorded why: that version then gets one more trial.)
-        await this.#interrupted(
-          state,
-          `restarted before ${state.trial.version} ran on trial; it will be tried again`,
-        );
+        await this.#interrupted(state, `restarted before ${state.trial.version} ran on trial`);
         return "run";
       }
       await this.#rolledBack(
@@ -255,7 +273,8 @@ export class UpdateAgent {
 
   /** One check; stages an accepted artifact. Returns true when one is staged for a trial. */
   async checkAndStage(signal?: AbortSignal): Promise<boolean> {
-    if (this.#busy) return false;
+    // A staged rollback is about to run: a release must not take its place.
+    if (this.#busy || this.#staged?.rollback) return false;
     this.#busy = true;
     try {
       const state = await this.#reload();
@@ -267,8 +286,11 @@ export class UpdateAgent {
         return false;
       }
       const slot = await this.updater.stage(r.available, { signal });
-      this.#staged = { slot, version: r.available.version };
-      this.#requireUplink = await this.#uplinkConnected();
+      this.#staged = {
+        slot,
+        version: r.available.version,
+        requireUplink: await this.#uplinkConnected(),
+      };
       this.#record({ at: Date.now(), result: "staged", version: r.available.version });
       return true;
     } catch (e) {
@@ -293,6 +315,80 @@ export class UpdateAgent {
     }
   }
 
+  /**
+   * Stages a rollback on request while the gateway still runs: the next {@linkcode trial} runs
+   * the previous slot's version with everything an update's trial has (state `trial`, the guard's
+   * trial.env and boot counting, the health deadline, a power cut settled at the next start).
+   * Once it is committed, `lastRollback` names the version rolled back from, so the updater does
+   * not install it again; a failed rollback leaves the committed version running and `lastRollback`
+   * as it was. Throws {@linkcode RollbackRefused} when a check, download or trial is under way, or
+   * the other slot holds no version that runs.
+   *
+   * @example
+   * ```ts ignore
+   * const { version, from } = await agent.stageRollback({ requestedBy: "remote command 42" });
+   * // stop the gateway, then:
+   * const r = await agent.trial({ env: Deno.env.toObject() });
+   * ```
+   */
+  async stageRollback(
+    opts: { requestedBy: string; signal?: AbortSignal },
+  ): Promise<RollbackTarget> {
+    if (this.#busy) throw new RollbackRefused("busy", "an update check or download is under way");
+    if (this.#staged) {
+      throw new RollbackRefused(
+        "busy",
+        `${this.#staged.version} is staged and about to run on trial`,
+      );
+    }
+    this.#busy = true;
+    try {
+      let state: UpdateState;
+      try {
+        state = await this.#reload();
+      } catch (e) {
+        throw new RollbackRefused("state-unreadable", (e as Error).message, { cause: e });
+      }
+      if (state.phase === "trial") {
+        throw new RollbackRefused("busy", `a trial of ${state.trial?.version} is in progress`);
+      }
+      const slot = otherSlot(state.committed.slot);
+      const binary = this.slots.binary(slot);
+      try {
+        await Deno.stat(binary);
+      } catch {
+        throw new RollbackRefused(
+          "no-previous",
+          `no previous version to roll back to: slot ${slot} has no executable (${binary})`,
+        );
+      }
+      let version: string;
+      try {
+        version = await slotVersion(binary, opts.signal);
+      } catch (e) {
+        throw new RollbackRefused(
+          "no-previous",
+          `the previous version in slot ${slot} does not run: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      this.#staged = {
+        slot,
+        version,
+        requireUplink: await this.#uplinkConnected(),
+        rollback: { reason: `rolled back to ${version} by ${opts.requestedBy}` },
+      };
+      return { slot, version, from: state.committed.version };
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Forgets what is staged, for a trial that is not going to start after all. */
+  unstage(): void {
+    this.#staged = undefined;
+  }
+
   async #uplinkConnected(): Promise<boolean> {
     try {
       const res = await fetch(`${this.#o.healthUrl}/healthz`, {
@@ -306,9 +402,10 @@ export class UpdateAgent {
   }
 
   /**
-   * Runs the staged version on trial (the gateway in this process must already be stopped):
-   * state `trial`, switch `current`, start it, wait for health. Healthy: commit and return the
-   * child. Otherwise: stop it, restore the previous slot, record why.
+   * Runs the staged version — a release, or the previous version for a rollback — on trial (the
+   * gateway in this process must already be stopped): state `trial`, switch `current`, start it,
+   * wait for health. Healthy: commit and return the child. Otherwise: stop it, restore the
+   * previous slot, record why.
    */
   async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
     const staged = this.#staged;
@@ -321,8 +418,14 @@ export class UpdateAgent {
       version: staged.version,
       attempts: 1,
       startedAt: Date.now(),
-      requireUplink: this.#requireUplink,
+      requireUplink: staged.requireUplink,
     };
+    if (staged.rollback) {
+      const from = state.committed.version;
+      const { reason } = staged.rollback;
+      state.trial.rollback = { from, reason, prior: state.lastRollback };
+      state.lastRollback = { at: Date.now(), version: from, reason };
+    }
     // Order matters for a power cut at any point: the guard's file first (it ignores it unless
     // the state says trial), then the state, then `current`.
     await Deno.remove(this.#bootsFile).catch(() => {});
@@ -334,18 +437,23 @@ export class UpdateAgent {
     await testHold("switch");
     await this.slots.switchTo(staged.slot);
     await testHold("switched");
-    this.#log.info("starting new version on trial", {
-      version: staged.version,
-      slot: staged.slot,
-      deadlineMs: this.#o.config.healthDeadline,
-      requireUplink: this.#requireUplink,
-    });
+    this.#log[staged.rollback ? "warn" : "info"](
+      staged.rollback
+        ? "rolling back on request: starting the previous version on trial"
+        : "starting new version on trial",
+      {
+        version: staged.version,
+        slot: staged.slot,
+        deadlineMs: this.#o.config.healthDeadline,
+        requireUplink: staged.requireUplink,
+      },
+    );
     const r = await runTrial({
       binary: this.slots.binary(staged.slot),
       configPath: this.#o.configPath,
       healthUrl: this.#o.healthUrl,
       deadlineMs: this.#o.config.healthDeadline,
-      requireUplink: this.#requireUplink,
+      requireUplink: staged.requireUplink,
       env: { ...opts.env, OUTPOST_TRIAL_CHILD: "1" },
       log: this.#log,
       signal: opts.signal,
@@ -356,7 +464,7 @@ export class UpdateAgent {
     } else if (opts.signal?.aborted) {
       // Stopped from outside (systemctl stop, shutdown): the new version was not judged.
       await this.slots.switchTo(now.committed.slot);
-      await this.#interrupted(now, `${r.reason}; it will be tried again`);
+      await this.#interrupted(now, r.reason);
     } else {
       await this.slots.switchTo(now.committed.slot);
       await this.#rolledBack(now, r.reason);
@@ -364,32 +472,69 @@ export class UpdateAgent {
     return r;
   }
 
+  /** The version on trial is healthy: it becomes the committed one. */
   async #commit(state: UpdateState, slot: Slot): Promise<void> {
     const version = state.trial?.version ?? "?";
+    const rollback = state.trial?.rollback;
     state.phase = "committed";
     state.committed = { slot, version };
     delete state.trial;
-    const outcome: UpdateOutcome = { at: Date.now(), result: "installed", version };
+    const at = Date.now();
+    if (rollback) {
+      const { from, reason } = rollback;
+      state.lastRollback = { at, version: from, reason };
+      const outcome: UpdateOutcome = { at, result: "rolled-back", version: from, reason };
+      recordOutcome(state, outcome);
+      await this.#settle(state, outcome);
+      this.#log.warn(`ROLLED BACK ${from} on request`, { running: version, slot });
+      return;
+    }
+    const outcome: UpdateOutcome = { at, result: "installed", version };
     recordOutcome(state, outcome);
     await this.#settle(state, outcome);
     this.#log.info("new version healthy: committed", { version, slot });
   }
 
+  /** The trial failed (`current` already points at the committed slot again). */
   async #rolledBack(state: UpdateState, reason: string): Promise<void> {
     const version = state.trial?.version ?? "?";
+    const rollback = state.trial?.rollback;
     state.phase = "committed";
     delete state.trial;
-    state.lastRollback = { at: Date.now(), version, reason };
-    const outcome: UpdateOutcome = { at: Date.now(), result: "rolled-back", version, reason };
+    const at = Date.now();
+    if (rollback) {
+      restorePrior(state, rollback.prior);
+      const outcome: UpdateOutcome = {
+        at,
+        result: "refused",
+        code: "rollback-failed",
+        version,
+        reason: `rollback to ${version} failed: ${reason}`,
+      };
+      recordOutcome(state, outcome);
+      await this.#settle(state, outcome);
+      this.#log.error(`rollback to ${version} failed; ${state.committed.version} keeps running`, {
+        reason,
+      });
+      return;
+    }
+    state.lastRollback = { at, version, reason };
+    const outcome: UpdateOutcome = { at, result: "rolled-back", version, reason };
     recordOutcome(state, outcome);
     await this.#settle(state, outcome);
     this.#log.error(`ROLLED BACK ${version}: ${reason}`, { running: state.committed.version });
   }
 
-  async #interrupted(state: UpdateState, reason: string): Promise<void> {
+  /** The version on trial was not judged (a restart before it ran, a stop during the trial). */
+  async #interrupted(state: UpdateState, why: string): Promise<void> {
     const version = state.trial?.version ?? "?";
+    const rollback = state.trial?.rollback;
     state.phase = "committed";
     delete state.trial;
+    if (rollback) restorePrior(state, rollback.prior);
+    const reason = rollback
+      ? `rollback to ${version} interrupted: ${why}; ${state.committed.version} keeps running`
+      : `${why}; it will be tried again`;
     const outcome: UpdateOutcome = { at: Date.now(), result: "interrupted", version, reason };
     recordOutcome(state, outcome);
     await this.#settle(state, outcome);
@@ -410,6 +555,35 @@ export class UpdateAgent {
     await Deno.remove(this.#trialEnv).catch(() => {});
     await Deno.remove(this.#bootsFile).catch(() => {});
   }
+}
+
+/** Puts back the `lastRollback` a failed or interrupted rollback on request replaced. */
+function restorePrior(state: UpdateState, prior: UpdateState["lastRollback"]): void {
+  if (prior) state.lastRollback = prior;
+  else delete state.lastRollback;
+}
+
+/** Asks a slot's executable for its version (`outpost version --json`). */
+async function slotVersion(binary: string, signal?: AbortSignal): Promise<string> {
+  const out = await new Deno.Command(binary, {
+    args: ["version", "--json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(30_000)])
+      : AbortSignal.timeout(30_000),
+  }).output();
+  const dec = new TextDecoder();
+  const text = dec.decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(
+      `exited with status ${out.code}: ${dec.decode(out.stderr).trim().slice(0, 300)}`,
+    );
+  }
+  const v = JSON.parse(text).version;
+  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text)}`);
+  return v;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

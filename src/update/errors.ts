@@ -28,6 +28,21 @@ export class UpdateRefused extends Error {
   }
 }
 
+/** Why a rollback on request cannot start; stable codes for the `rollback` command's errors. */
+export type RollbackRefusalCode = "busy" | "no-previous" | "state-unreadable";
+
+/** A rollback on request that cannot start; `code` says why. */
+export class RollbackRefused extends Error {
+  override name = "RollbackRefused";
+  /** busy: a check, download or trial is under way; no-previous: the other slot holds no
+   * version that runs; state-unreadable: state.json cannot be read. */
+  readonly code: RollbackRefusalCode;
+  constructor(code: RollbackRefusalCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** A release-tooling failure (keygen, publish, verify). */
 export class ReleaseError extends Error {
   override name = "ReleaseError";

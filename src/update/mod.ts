@@ -5,10 +5,22 @@
  *
  * @module
  */
-export { UpdateAgent, type UpdateAgentOptions, type UpdateStatus } from "./agent.ts";
+export {
+  type RollbackTarget,
+  UpdateAgent,
+  type UpdateAgentOptions,
+  type UpdateStatus,
+} from "./agent.ts";
 export { canonicalJson } from "./canonical.ts";
 export { type UpdateConfig, updateSchema } from "./config.ts";
-export { type RefusalCode, ReleaseError, SlotError, UpdateRefused } from "./errors.ts";
+export {
+  type RefusalCode,
+  ReleaseError,
+  type RollbackRefusalCode,
+  RollbackRefused,
+  SlotError,
+  UpdateRefused,
+} from "./errors.ts";
 export {
   BUILTIN_ROOT_KEYS,
   generateKey,

@@ -7,8 +7,10 @@ export type Slot = "a" | "b";
 export interface UpdateOutcome {
   at: number;
   /** installed: committed after a healthy trial; current: nothing newer; refused/deferred: not
-   * installed (with code and reason); rolled-back: the trial failed; staged: verified, waiting;
-   * interrupted: a restart came before the new version ever ran (it is tried again). */
+   * installed (with code and reason); rolled-back: the trial failed, or a rollback on request
+   * succeeded (`version` is the one rolled back from); staged: verified, waiting; interrupted: a
+   * restart or stop came before the version on trial was judged (an update is tried again, a
+   * rollback on request is not). */
   result:
     | "installed"
     | "current"
@@ -30,19 +32,29 @@ export interface UpdateState {
   /** The committed slot and version. */
   committed: { slot: Slot; version: string };
   /** During a trial: the slot and version on trial and how many starts it has had;
-   * `requireUplink`: healthy includes a connected uplink (it was connected when the trial began). */
+   * `requireUplink`: healthy includes a connected uplink (it was connected when the trial began);
+   * `rollback`: the trial is a rollback on request from version `from` (see `lastRollback`). */
   trial?: {
     slot: Slot;
     version: string;
     attempts: number;
     startedAt: number;
     requireUplink?: boolean;
+    rollback?: {
+      from: string;
+      reason: string;
+      /** `lastRollback` before this rollback, put back should it fail. */
+      prior?: UpdateState["lastRollback"];
+    };
   };
   /** Highest manifest counter accepted (replay protection). */
   lastCounter?: number;
   /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
   trustedTime?: number;
   lastCheck?: UpdateOutcome;
+  /** The version last rolled back from: the updater does not install it again. A rollback on
+   * request writes it together with its trial, so that it holds whichever version concludes the
+   * trial after a restart (also one built before `trial.rollback` existed). */
   lastRollback?: { at: number; version: string; reason: string };
   /** Most recent outcomes, newest first (at most 20). */
   history: UpdateOutcome[];
