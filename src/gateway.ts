@@ -7,7 +7,13 @@ import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
 import { createUplink, type UplinkConfig } from "./uplink/mod.ts";
-import type { StatusMessage, Uplink, UplinkState } from "./uplink/uplink.ts";
+import type {
+  InboundMessage,
+  StatusMessage,
+  Uplink,
+  UplinkState,
+  UplinkSubscription,
+} from "./uplink/uplink.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
 
 /** Extra sections of /status contributed by other parts of the process (self-update). */
@@ -22,6 +28,14 @@ export function provideStatus(key: string, provider: () => unknown): () => void 
   return () => {
     if (statusProviders.get(key) === provider) statusProviders.delete(key);
   };
+}
+
+interface GatewaySubscription {
+  filters: readonly string[];
+  handler: (msg: InboundMessage) => void;
+  /** On the current uplink, when it has a broker. */
+  current?: UplinkSubscription;
+  closed: boolean;
 }
 
 /** Options of {@linkcode Gateway.start}. */
@@ -90,6 +104,7 @@ export class Gateway {
   #timers: ReturnType<typeof setInterval>[] = [];
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
+  readonly #subscriptions = new Set<GatewaySubscription>();
 
   private constructor(opts: GatewayOptions) {
     this.#config = opts.config;
@@ -131,6 +146,9 @@ export class Gateway {
       log: this.#root.child(`uplink.${(c.uplink as UplinkConfig).type}`),
     });
     this.#uplink = uplink;
+    for (const sub of this.#subscriptions) {
+      sub.current = uplink.subscribe?.(sub.filters, sub.handler);
+    }
     this.#forwarder = new Forwarder({
       buffer: this.#buffer,
       uplink,
@@ -147,17 +165,20 @@ export class Gateway {
     uplink.start();
   }
 
-  async #stopUplink(final: boolean): Promise<void> {
+  /** `final` is the offline status reason when the gateway stops, false for a reload. */
+  async #stopUplink(final: string | false): Promise<void> {
     clearInterval(this.#statusTimer);
     this.#forwarder?.stop();
     const uplink = this.#uplink;
     this.#uplink = undefined;
     this.#forwarder = undefined;
+    for (const sub of this.#subscriptions) {
+      sub.current?.close();
+      sub.current = undefined;
+    }
     if (uplink) {
       await uplink.close(
-        final
-          ? this.#statusMessage("offline", "stopped")
-          : this.#statusMessage("offline", "reconfiguring"),
+        this.#statusMessage("offline", typeof final === "string" ? final : "reconfiguring"),
       );
     }
   }
@@ -264,6 +285,31 @@ export class Gateway {
     return this.#forwarder;
   }
 
+  /**
+   * Subscribes to MQTT topic filters on the uplink's connection (QoS 1): renewed on every
+   * reconnect and carried over to the new uplink of a config reload. Inactive while the uplink
+   * has no broker (HTTPS, none).
+   */
+  subscribe(
+    filters: readonly string[],
+    handler: (msg: InboundMessage) => void,
+  ): UplinkSubscription {
+    const sub: GatewaySubscription = { filters: [...filters], handler, closed: false };
+    this.#subscriptions.add(sub);
+    sub.current = this.#uplink?.subscribe?.(sub.filters, handler);
+    return {
+      get active() {
+        return !sub.closed && (sub.current?.active ?? false);
+      },
+      close: () => {
+        sub.closed = true;
+        this.#subscriptions.delete(sub);
+        sub.current?.close();
+        sub.current = undefined;
+      },
+    };
+  }
+
   /** The pipeline adapters emit into. */
   get pipeline(): Pipeline {
     return this.#pipeline;
@@ -354,9 +400,9 @@ export class Gateway {
 
   /**
    * Stops in order: adapters, final buffer commit, a short wait for in-flight messages, offline
-   * status, uplink, buffer file.
+   * status (with `reason`, default "stopped"), uplink, buffer file.
    */
-  async stop(): Promise<void> {
+  async stop(opts: { reason?: string } = {}): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#log.info("stopping");
@@ -370,7 +416,7 @@ export class Gateway {
       await Promise.race([f.idle(), new Promise((r) => timer = setTimeout(r, 3000))]);
       clearTimeout(timer);
     }
-    await this.#stopUplink(true);
+    await this.#stopUplink(opts.reason ?? "stopped");
     this.#buffer.close();
     this.#log.info("stopped");
   }

@@ -67,6 +67,23 @@ const CASES: [file: string, expected: RegExp][] = [
     "20-topic-mode.yaml",
     /:6:14 uplink\.topicMode: expected one of batch, per-reading, got "per-device"$/,
   ],
+  [
+    "31-commands-signature-without-keys.yaml",
+    /:8:21 commands\.requireSignature: requireSignature is true but operatorKeys is empty/,
+  ],
+  [
+    "32-commands-https-uplink.yaml",
+    /:7:3 commands: remote commands ride on the MQTT uplink, and uplink\.type is https; /,
+  ],
+  ["33-gateway-id-fleet.yaml", /:2:7 gateway\.id: "fleet" is reserved: /],
+  [
+    "34-commands-bad-operator-key.yaml",
+    /:10:7 commands\.operatorKeys\[1\]: expected an operator public key .*, got "ed25519:not-a-key"$/,
+  ],
+  [
+    "35-commands-unknown-command.yaml",
+    /:7:25 commands\.allow\[2\]: expected one of ping, status, .*, got "reboot"$/,
+  ],
 ];
 
 async function checkConfig(file: string) {

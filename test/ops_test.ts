@@ -119,7 +119,7 @@ Deno.test("without NOTIFY_SOCKET nothing is sent and /metrics parses from the ru
   const gw = await startGateway(dir, SIM(dir), { env: { NOTIFY_SOCKET: "" } });
   try {
     await waitFor("readings counted", async () => {
-      const res = await fetch(`http://127.0.0.1:${gw.httpPort}/metrics`);
+      const res = await gw.get("/metrics");
       const m = parsePrometheus(await res.text());
       return sampleValue(m, "outpost_readings_accepted_total") > 10;
     });

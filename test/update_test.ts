@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { freePort, waitFor } from "./helpers/ports.ts";
 import { Slots } from "../src/update/slots.ts";
+import { artifacts } from "./helpers/update.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -19,40 +20,6 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 }
 
 const outpost = (...args: string[]) => sh(Deno.execPath(), ["run", "-A", MAIN, ...args]);
-
-/** Builds every artifact once per test run, in parallel, into a temp dir. */
-let built: Promise<Record<string, string>> | undefined;
-function artifacts(): Promise<Record<string, string>> {
-  built ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "outpost-artifacts-" });
-    const specs: [string, string, string?][] = [
-      ["base", "1.1.0"],
-      ["good", "2.0.0"],
-      ["old", "1.0.0"],
-      ["exit", "1.2.0", "exit"],
-      ["unhealthy", "1.3.0", "unhealthy"],
-      ["hang", "1.4.0", "hang"],
-    ];
-    const out: Record<string, string> = {};
-    await Promise.all(specs.map(async ([name, version, behaviour]) => {
-      const d = `${dir}/${name}`;
-      await sh(Deno.execPath(), [
-        "run",
-        "-A",
-        `${ROOT}build.ts`,
-        "--bundle",
-        "--version",
-        version,
-        "--out",
-        d,
-        ...(behaviour ? ["--behaviour", behaviour] : []),
-      ]);
-      out[name] = `${d}/outpost.js`;
-    }));
-    return out;
-  })();
-  return built;
-}
 
 /** A static file server for a channel dir, with Range support and a one-shot cut-off. */
 function channelServer(dir: string) {
@@ -145,6 +112,10 @@ ${extra}`,
   );
   const log = `${root}/gateway.log`;
   const base = `http://127.0.0.1:${httpPort}`;
+  // The gateway creates its access token on first run, next to the buffer file.
+  const auth = () => ({
+    headers: { authorization: `Bearer ${Deno.readTextFileSync(`${root}/http-token`).trim()}` },
+  });
   const pids = new Set<number>();
   const dev: Device = {
     root,
@@ -169,7 +140,7 @@ ${extra}`,
       await waitFor(
         "the gateway to serve /status",
         async () => {
-          const r = await fetch(`${base}/status`);
+          const r = await fetch(`${base}/status`, auth());
           const s = await r.json();
           pids.add(s.pid);
           return true;
@@ -179,7 +150,7 @@ ${extra}`,
       );
     },
     async status() {
-      const s = await (await fetch(`${base}/status`)).json();
+      const s = await (await fetch(`${base}/status`, auth())).json();
       pids.add(s.pid);
       return s;
     },

@@ -6,7 +6,12 @@ import { parseDuration } from "../config/schema.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
 import { Gateway, type GatewayStatus, provideStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
+import { localClient, openHttpAccess } from "../http/local.ts";
+import { readTokenFile, rotateTokenFile, tokenPath } from "../http/token.ts";
 import { createLogger } from "../log.ts";
+import { createCommandService } from "../ops/commands_builtin.ts";
+import { provideUpdateCommands } from "../ops/commands_update.ts";
+import { fleetMain } from "../ops/fleet_cli.ts";
 import {
   BufferWriteProbe,
   startWatchdog,
@@ -55,10 +60,12 @@ Commands:
   run            Run the gateway (--config FILE)
   check-config   Validate a config file and exit
   status         Show a running gateway's status
+  token          The access token of the gateway page and API: show, rotate, path
   export         Export buffered readings as CSV or JSON lines
   schema         Print the config JSON Schema
   update         Self-update: check, apply, init (device side)
   release        Release tooling: keygen, publish, verify
+  fleet          Fleet console over the broker: list, send, restart, update, export, serve
   version        Print the version
 
 Run "outpost <command> --help" for a command's options.
@@ -66,15 +73,31 @@ Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.`,
   run: `Usage: outpost run --config FILE [--log-format text|json] [--log-level LEVEL]
 
 Runs the gateway until SIGTERM/SIGINT. SIGHUP reloads the config (validated first; the
-buffer is never wiped). Under systemd (Type=notify) it sends READY=1 once serving, WATCHDOG=1
+buffer is never wiped). The gateway page and API (http.listen) need the access token that the
+first run generates and prints once (see "outpost token --help"). Under systemd (Type=notify) it sends READY=1 once serving, WATCHDOG=1
 at half of WatchdogSec while healthy, STATUS= lines and STOPPING=1.`,
   "check-config": `Usage: outpost check-config FILE
 
 Validates FILE; prints every problem as file:line:col key.path: message. Exit 2 when invalid.`,
-  status: `Usage: outpost status [--config FILE | --url URL] [--json]
+  status: `Usage: outpost status [--config FILE] [--url URL] [--token-file FILE] [--ca FILE]
+                      [--json]
 
 Reads /status of a running gateway (address from the config's http.listen, default
-127.0.0.1:8787) and prints it.`,
+127.0.0.1:8787) with its access token (from the config's token file, default data/http-token)
+and prints it. Under http.tls the configured certificate (or --ca) is trusted.`,
+  token: `Usage: outpost token show --config FILE
+       outpost token rotate --config FILE
+       outpost token path --config FILE
+
+The gateway page, /status, /metrics and /logs need the gateway's access token (the page's
+sign-in form, or the header "Authorization: Bearer TOKEN"); /healthz does not. The gateway
+generates it on first run (32 random bytes, base64url), prints it once and keeps it in
+http.tokenFile (default: http-token next to buffer.path), mode 0600.
+
+  show    print the token (needs read access to the file: the gateway's user or root)
+  rotate  write a new random token and print it; a running gateway uses it from its next
+          request, without a restart, and refuses the old one (signed-in pages sign in again)
+  path    print where the token file is`,
   export: `Usage: outpost export (--config FILE | --db FILE) [--device ID] [--metric NAME]
                       [--since DURATION | --from TIME] [--until TIME]
                       [--format csv|jsonl] [--out FILE]
@@ -178,10 +201,14 @@ export async function main(args: string[], deps: CliDeps): Promise<number> {
         return await runWithUpdates(rest, deps);
       case "release":
         return await releaseCmd(rest);
+      case "fleet":
+        return await fleetMain(rest);
       case "update":
         return await updateCmd(rest, deps);
       case "status":
         return await status(rest, deps);
+      case "token":
+        return tokenCmd(rest, deps);
       case "export":
         return await exportCmd(rest, deps);
       case "schema": {
@@ -257,21 +284,47 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
     throw new UsageError(`--log-level: expected debug, info, warn or error, got "${level}"`);
   }
   const configPath = values.config;
-  const config = loadGatewayConfig(configPath, deps);
+  let config = loadGatewayConfig(configPath, deps);
   const log = createLogger({
     level: (level ?? config.log.level) as "info",
     format: (format ?? config.log.format) as "text",
   });
   const sdLog = log.child("systemd");
+  // Before the gateway starts: a bad token file or certificate stops us with nothing running.
+  // The first-run token goes to stdout once, through a logger whose ring nobody reads.
+  const access = config.http.enabled
+    ? openHttpAccess(config, {
+      log: log.child("http"),
+      announce: createLogger({ format: (format ?? config.log.format) as "text", ringSize: 0 })
+        .child("http").info,
+    })
+    : undefined;
   // Read before anything spawns children, then unset so they do not inherit it.
   const watchdogMs = watchdogIntervalMs();
   const systemd = SystemdNotifier.fromEnv(sdLog, { unset: true });
-  const gateway = Gateway.start({ config, adapters: deps.adapters, log, version: VERSION });
-  const http = config.http.enabled
-    ? await startHttpServer({ listen: config.http.listen, gateway, log: log.child("http") })
-    : undefined;
+  // Resolves with the signal that stops the gateway, or "restart" (a remote command).
+  let stopping = Promise.withResolvers<string>();
+  // Listening before the gateway starts: a SIGTERM during start-up (systemctl stop while it comes
+  // up) still stops it in order, with the buffer flushed, instead of killing it.
+  const onSignal = (sig: Deno.Signal) => () => stopping.resolve(sig);
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+  ];
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  let gateway = Gateway.start({ config, adapters: deps.adapters, log, version: VERSION });
+  const startHttp = async () =>
+    access
+      ? await startHttpServer({
+        ...access,
+        gateway,
+        log: log.child("http"),
+        recentLogs: (n) => log.recent(n),
+      })
+      : undefined;
+  let http = await startHttp();
   const lifetime = new AbortController();
-  const probe = new BufferWriteProbe(config.buffer.path);
+  let probe = new BufferWriteProbe(config.buffer.path);
   if (systemd) {
     await systemd.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
     sdLog.info("notified systemd: ready", {
@@ -291,18 +344,34 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
       signal: lifetime.signal,
     });
   }
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const onSignal = (sig: Deno.Signal) => () => stop(sig);
-  const handlers: [Deno.Signal, () => void][] = [
-    ["SIGTERM", onSignal("SIGTERM")],
-    ["SIGINT", onSignal("SIGINT")],
-  ];
-  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  let restartWith: GatewayConfig | undefined;
+  const commands = createCommandService({
+    configPath,
+    version: VERSION,
+    adapters: deps.adapters,
+    apply: async (next) => {
+      await systemd?.notify("RELOADING=1\nSTATUS=reloading config (remote command)");
+      try {
+        await gateway.reload(next);
+        config = next;
+        commands.reconfigure(next);
+      } finally {
+        await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+      }
+    },
+    restart: (next) => {
+      restartWith = next;
+      stopping.resolve("restart");
+    },
+  });
+  commands.attach(gateway, config, log);
   const reload = async () => {
     await systemd?.notify("RELOADING=1\nSTATUS=reloading config");
     try {
       const next = loadGatewayConfig(configPath, deps);
       await gateway.reload(next);
+      config = next;
+      commands.reconfigure(next);
     } catch (e) {
       const msg = e instanceof ConfigError
         ? e.problems.map(formatProblem).join("; ")
@@ -313,12 +382,32 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
   };
   const onHup = () => void reload();
   Deno.addSignalListener("SIGHUP", onHup);
-  const sig = await stopped;
+  let sig = await stopping.promise;
+  // A restart command: stop in order, start again with the config it validated, same process.
+  while (sig === "restart" && restartWith) {
+    const next: GatewayConfig = restartWith;
+    restartWith = undefined;
+    stopping = Promise.withResolvers<string>();
+    log.info("restarting the gateway (remote command)");
+    await systemd?.notify("RELOADING=1\nSTATUS=restarting (remote command)");
+    commands.detach();
+    await http?.close();
+    await gateway.stop({ reason: "restarting" });
+    probe.close();
+    config = next;
+    gateway = Gateway.start({ config, adapters: deps.adapters, log, version: VERSION });
+    http = await startHttp();
+    probe = new BufferWriteProbe(config.buffer.path);
+    commands.attach(gateway, config, log);
+    await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+    sig = await stopping.promise;
+  }
   log.info(`received ${sig}; shutting down`);
   await systemd?.notify(`STOPPING=1\nSTATUS=stopping (${sig})`);
   lifetime.abort();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   Deno.removeSignalListener("SIGHUP", onHup);
+  commands.close();
   await http?.close();
   await gateway.stop();
   probe.close();
@@ -392,27 +481,53 @@ async function status(args: string[], deps: CliDeps): Promise<number> {
   const { values } = parse("status", args, {
     config: { type: "string", short: "c" },
     url: { type: "string" },
+    "token-file": { type: "string" },
+    ca: { type: "string" },
     json: { type: "boolean" },
   });
   if (values.help) return help("status");
-  let base = values.url;
-  if (!base) {
-    const listen = values.config
-      ? loadGatewayConfig(values.config, deps).http.listen
-      : "127.0.0.1:8787";
-    const host = listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^\[::\]:/, "[::1]:");
-    base = `http://${host}`;
-  }
-  let res: Response;
+  const config = values.config ? loadGatewayConfig(values.config, deps) : undefined;
+  const client = localClient(config, {
+    url: values.url,
+    tokenFile: values["token-file"],
+    ca: values.ca,
+  });
+  let body: GatewayStatus;
   try {
-    res = await fetch(`${base.replace(/\/$/, "")}/status`, { signal: AbortSignal.timeout(5000) });
-  } catch (e) {
-    throw new Error(`Cannot reach the gateway at "${base}": ${(e as Error).message}`, { cause: e });
+    const res = await client.get("/status");
+    if (!res.ok) {
+      throw new Error(`${client.base}/status answered ${res.status}: ${(await res.text()).trim()}`);
+    }
+    body = await res.json() as GatewayStatus;
+  } finally {
+    client.close();
   }
-  if (!res.ok) throw new Error(`${base}/status answered ${res.status}: ${await res.text()}`);
-  const body = await res.json() as GatewayStatus;
   console.log(values.json ? JSON.stringify(body, null, 2) : formatStatus(body));
   return body.health.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+function tokenCmd(args: string[], deps: CliDeps): number {
+  const [sub, ...rest] = args;
+  const { values } = parse("token", rest, { config: { type: "string", short: "c" } });
+  if (values.help || sub === "--help" || sub === "-h") return help("token");
+  if (sub !== "show" && sub !== "rotate" && sub !== "path") {
+    throw new UsageError(`expected show, rotate or path, got "${sub ?? ""}"\n\n${HELP.token}`);
+  }
+  if (!values.config) throw new UsageError(`${sub}: missing --config FILE\n\n${HELP.token}`);
+  const path = tokenPath(loadGatewayConfig(values.config, deps));
+  if (sub === "path") {
+    console.log(path);
+  } else if (sub === "show") {
+    console.log(readTokenFile(path));
+  } else {
+    const token = rotateTokenFile(path);
+    console.error(
+      `wrote a new access token to ${path} (mode 0600); a running gateway uses it from its ` +
+        `next request and refuses the old one`,
+    );
+    console.log(token);
+  }
+  return EXIT_OK;
 }
 
 async function exportCmd(args: string[], deps: CliDeps): Promise<number> {
@@ -496,8 +611,9 @@ const SYSTEMD_ENV = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 /**
  * `run`, with the self-updater around it when the config has an `update:` section. A staged
  * release stops the gateway the way systemd would (SIGTERM to itself), runs the new version on
- * trial as a child, and either hands over to it (MAINPID= under systemd, then exits 0) or rolls
- * back and runs the gateway again in this process.
+ * trial as a child, and either hands over to it (MAINPID= under systemd, then exits 0; without
+ * systemd it stays the new version's parent and passes signals on) or rolls back and runs the
+ * gateway again in this process. While it supervises a trial it keeps systemd's watchdog fed.
  */
 async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
   const { values } = parse("run", args, {
@@ -521,7 +637,9 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
     config: uc,
     configPath: values.config,
     gatewayId: config.gateway.id,
-    healthUrl: parseListenUrl(config.http.listen),
+    healthUrl: config.http.healthListen
+      ? `http://${config.http.healthListen}`
+      : parseListenUrl(config.http.listen),
     version: VERSION,
     log,
   });
@@ -552,6 +670,16 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
         });
       };
       Deno.addSignalListener("SIGUSR2", onUsr2);
+      provideUpdateCommands({
+        agent,
+        config: uc,
+        version: VERSION,
+        signal: lifetime.signal,
+        startTrial: () => {
+          trialWanted = true;
+          stopSelf();
+        },
+      });
       if (boot === "self-trial") {
         boot = "run";
         void agent.selfTrial(lifetime.signal, () => {
@@ -569,19 +697,59 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
       const onStop = () => stop.abort();
       Deno.addSignalListener("SIGTERM", onStop);
       Deno.addSignalListener("SIGINT", onStop);
+      // Not WATCHDOG_PID: it names this process, and the new version has to feed the watchdog
+      // itself once it is the main process.
       const childEnv: Record<string, string> = {
         ...Deno.env.toObject(),
-        ...Object.fromEntries(sdEnv),
+        ...Object.fromEntries([...sdEnv].filter(([k]) => k !== "WATCHDOG_PID")),
       };
+      const sdSocket = sdEnv.get("NOTIFY_SOCKET");
+      const notifier = sdSocket ? new SystemdNotifier(sdSocket, log) : undefined;
+      const trialWatchdog = new AbortController();
+      const pingMs = watchdogIntervalMs({ get: (k) => sdEnv.get(k) });
+      if (notifier) {
+        const trialOf = agent.status().staged?.version ?? "another version";
+        // At once: stopping the gateway took time since its last ping.
+        await notifier.notify(
+          `${pingMs ? "WATCHDOG=1\n" : ""}STATUS=supervising the trial of ${trialOf}`,
+        );
+        startWatchdog({
+          notifier,
+          intervalMs: pingMs ?? 10_000,
+          ping: pingMs !== undefined,
+          status: () => `supervising the trial of ${trialOf}`,
+          log,
+          signal: trialWatchdog.signal,
+        });
+      }
+      // What the agent staged: a release, or the previous slot for a rollback command.
       const r = await agent.trial({ env: childEnv, signal: stop.signal });
+      trialWatchdog.abort();
       Deno.removeSignalListener("SIGTERM", onStop);
       Deno.removeSignalListener("SIGINT", onStop);
       if (r.ok) {
-        const { notify } = await import("../systemd.ts");
-        const handed = await notify(`MAINPID=${r.child.pid}`, { env: sdEnv }).catch(() => false);
-        log.info("handing over to the new version", { pid: r.child.pid, systemd: handed });
-        return EXIT_OK;
+        const child = r.child;
+        const handed = notifier
+          ? await notifier.notify(`${pingMs ? "WATCHDOG=1\n" : ""}MAINPID=${child.pid}`)
+          : false;
+        notifier?.close();
+        log.info("handing over to the new version", { pid: child.pid, systemd: handed });
+        if (handed) return EXIT_OK;
+        // No systemd to take the new version over: stay its parent so that it is not orphaned
+        // (a container would end with this process) and pass signals on.
+        const pass: [Deno.Signal, () => void][] = (
+          ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR2"] as Deno.Signal[]
+        ).map((sig) => [sig, () => {
+          try {
+            child.kill(sig);
+          } catch { /* already gone */ }
+        }]);
+        for (const [sig, h] of pass) Deno.addSignalListener(sig, h);
+        const st = await child.status;
+        for (const [sig, h] of pass) Deno.removeSignalListener(sig, h);
+        return st.signal ? EXIT_FAILURE : st.code;
       }
+      notifier?.close();
       if (stop.signal.aborted) return EXIT_OK;
       log.warn("the previous version keeps running");
     }
@@ -714,11 +882,16 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
   const uc = config.update as UpdateConfig | undefined;
   if (!uc) throw new UsageError(`${values.config}: has no update: section`);
   if (sub === "apply") {
-    const base = parseListenUrl(config.http.listen);
-    const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(5000) }).catch((e) => {
-      throw new Error(`Cannot reach the gateway at "${base}": ${e.message}`, { cause: e });
-    });
-    const pid = (await res.json()).pid as number;
+    const client = localClient(config);
+    const base = client.base;
+    let pid: number;
+    try {
+      const res = await client.get("/status");
+      if (!res.ok) throw new Error(`${base}/status answered ${res.status}: ${await res.text()}`);
+      pid = (await res.json()).pid as number;
+    } finally {
+      client.close();
+    }
     Deno.kill(pid, "SIGUSR2");
     console.log(`asked gateway pid ${pid} to check and apply now; watch ${base}/status (update)`);
     return EXIT_OK;
@@ -726,7 +899,8 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
   const log = createLogger({ level: "warn", format: "text" }).child("update");
   const updater = new Updater({ config: uc, gatewayId: config.gateway.id, log });
   try {
-    const r = await updater.check();
+    // A look only: the replay counter is the running gateway's to advance.
+    const r = await updater.check({ remember: false });
     if (r.kind === "none") {
       console.log(
         `${r.outcome.result}: ${r.outcome.version ?? ""}${

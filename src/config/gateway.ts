@@ -13,6 +13,7 @@ import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
 import { httpsUplinkSchema } from "../uplink/https_config.ts";
 import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
 import { updateSchema } from "../update/config.ts";
+import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -37,13 +38,66 @@ export const bufferSchema = s.object({
 /** Validated buffer config. */
 export type BufferConfig = Infer<typeof bufferSchema>;
 
+const LISTEN = {
+  pattern: /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/,
+  patternName: "host:port such as 127.0.0.1:8787",
+};
+
+/** True when a `host:port` listen address only accepts connections from this machine. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(":")).toLowerCase();
+  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /** Config schema of the local HTTP server. */
 export const httpSchema = s.object({
-  listen: s.string({
-    pattern: /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/,
-    patternName: "host:port such as 127.0.0.1:8787",
-  }).default("127.0.0.1:8787").describe("Address of /healthz, /status and /metrics"),
+  listen: s.string(LISTEN).default("127.0.0.1:8787")
+    .describe(
+      "Address of the gateway page, /status, /metrics and /healthz; one other than loopback " +
+        "needs tls (or allowInsecure)",
+    ),
   enabled: s.boolean().default(true).describe("Serve the local HTTP endpoints"),
+  tokenFile: s.string({ min: 1 }).optional()
+    .describe(
+      "File holding the access token, created (mode 0600) on first run; default: http-token " +
+        "next to buffer.path",
+    ),
+  tls: s.object({
+    cert: s.string({ min: 1 }).describe("PEM certificate (chain) file"),
+    key: s.string({ min: 1 }).describe("PEM private key file"),
+  }).optional().describe("Serve HTTPS with this certificate and key"),
+  allowInsecure: s.boolean().default(false)
+    .describe(
+      "Allow a listen address other than loopback without tls: the token and all data travel " +
+        "in clear (trusted networks only)",
+    ),
+  healthListen: s.string(LISTEN).optional()
+    .describe(
+      "Loopback address serving only /healthz in plain HTTP, for the self-updater and local " +
+        "supervisors when listen uses tls",
+    ),
+}, {
+  refine: (h, ctx, path) => {
+    if (!isLoopbackListen(h.listen) && !h.tls && !h.allowInsecure) {
+      ctx.fail(
+        [...path, "listen"],
+        `"${h.listen}" accepts connections from other machines, and without tls the access ` +
+          `token and the gateway's data would cross the network in clear: add ` +
+          `tls: { cert: FILE, key: FILE }, listen on 127.0.0.1, or set allowInsecure: true ` +
+          `(trusted networks only)`,
+      );
+    }
+    if (h.healthListen !== undefined) {
+      if (!isLoopbackListen(h.healthListen)) {
+        ctx.fail(
+          [...path, "healthListen"],
+          `expected a loopback address such as 127.0.0.1:8788, got "${h.healthListen}"`,
+        );
+      } else if (h.healthListen === h.listen) {
+        ctx.fail([...path, "healthListen"], `must differ from listen ("${h.listen}")`);
+      }
+    }
+  },
 });
 
 /** Validated HTTP config. */
@@ -139,6 +193,8 @@ export function gatewaySchema(
       .describe("Local alarm rules and their actions; they run without the uplink"),
     update: updateSchema.optional()
       .describe("Self-update from a signed release channel (A/B slots, trial, rollback)"),
+    commands: commandsSchema.optional()
+      .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
   }, {
     refine: (c, ctx) => {
       const seen = new Map<string, number>();
@@ -153,6 +209,15 @@ export function gatewaySchema(
         seen.set(a.name, i);
       });
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
+      checkCommandsConfig(c, ctx);
+      if (c.update && c.http.enabled && c.http.tls && !c.http.healthListen) {
+        ctx.fail(
+          ["http", "tls"],
+          "the self-updater checks a new version's /healthz over plain HTTP on loopback; with " +
+            "tls set http.healthListen (e.g. 127.0.0.1:8788)",
+          true,
+        );
+      }
     },
   });
 }

@@ -17,10 +17,31 @@ export interface ProcessStats {
 /** What {@linkcode renderMetrics} needs besides the gateway status. */
 export interface MetricsExtra {
   process: ProcessStats;
-  /** State of the update subsystem; `idle` until self-update exists. */
-  updateState?: string;
+  /** Counters of the local HTTP server. */
+  http?: { unauthorized: number };
   /** Clock for ages, ms since the epoch; defaults to `Date.now()`. */
   now?: number;
+}
+
+/** States of the self-update subsystem as `outpost_update_state` names them. */
+export const UPDATE_STATES = ["disabled", "idle", "staged", "trial"] as const;
+
+/** The part of `/status` → `update` that metrics and the page read. */
+interface UpdateView {
+  phase?: string;
+  staged?: unknown;
+  committed?: { slot?: string; version?: string };
+  lastCheck?: { at?: number; result?: string };
+  lastRollback?: { at?: number };
+}
+
+/** The update state of a status document: disabled (no `update:`), idle, staged or trial. */
+export function updateState(status: GatewayStatus): (typeof UPDATE_STATES)[number] {
+  const u = status.update as UpdateView | undefined;
+  if (!u) return "disabled";
+  if (u.phase === "trial") return "trial";
+  if (u.staged) return "staged";
+  return "idle";
 }
 
 /** Reads the process's memory, CPU time and start time. */
@@ -291,12 +312,53 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
     ),
   );
 
+  const state = updateState(status);
   e.family(
     "outpost_update_state",
     "gauge",
-    "1 for the current state of the self-update subsystem.",
-    [[{ state: extra.updateState ?? "idle" }, 1]],
+    "Self-update state: 1 for the current one of disabled, idle, staged (verified, waiting for " +
+      "its trial) and trial (a new version on trial), 0 for the others.",
+    UPDATE_STATES.map((s) => [{ state: s }, s === state ? 1 : 0]),
   );
+  const upd = status.update as UpdateView | undefined;
+  if (upd?.committed?.slot && upd.committed.version) {
+    e.family(
+      "outpost_update_committed_info",
+      "gauge",
+      "Always 1; labels name the committed A/B slot and its version.",
+      [[{ slot: upd.committed.slot, version: upd.committed.version }, 1]],
+    );
+  }
+  if (upd?.lastCheck?.at) {
+    e.family(
+      "outpost_update_last_check_timestamp_seconds",
+      "gauge",
+      "When the release channel was last checked, seconds since the epoch.",
+      upd.lastCheck.at / 1000,
+    );
+    e.family(
+      "outpost_update_last_check_refused",
+      "gauge",
+      "1 when the last check refused the release (bad signature, hash, size, older version...).",
+      upd.lastCheck.result === "refused" ? 1 : 0,
+    );
+  }
+  if (upd?.lastRollback?.at) {
+    e.family(
+      "outpost_update_last_rollback_timestamp_seconds",
+      "gauge",
+      "When a new version last failed its trial and was rolled back, seconds since the epoch.",
+      upd.lastRollback.at / 1000,
+    );
+  }
+  if (extra.http) {
+    e.family(
+      "outpost_http_unauthorized_requests_total",
+      "counter",
+      "Requests to the local HTTP server refused for a missing or wrong access token.",
+      extra.http.unauthorized,
+    );
+  }
 
   e.family(
     "process_resident_memory_bytes",

@@ -8,6 +8,7 @@ import { freePort, waitFor } from "../../test/helpers/ports.ts";
 import { parsePrometheus, PromParseError, sampleValue } from "../../test/helpers/prometheus.ts";
 import { escapeLabelValue, METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
 import { startHttpServer } from "./server.ts";
+import { readTokenFile, TokenStore } from "./token.ts";
 
 /** An HTTP ingest endpoint that accepts every batch; `up` false makes it answer 503. */
 function ingest(port: number) {
@@ -119,7 +120,8 @@ Deno.test("renderMetrics() gives every family HELP and TYPE and escapes hostile 
       5,
     );
     assert.equal(sampleValue(m, "outpost_build_info", { version: "1.2.3-test" }), 1);
-    assert.equal(sampleValue(m, "outpost_update_state", { state: "idle" }), 1);
+    assert.equal(sampleValue(m, "outpost_update_state", { state: "disabled" }), 1);
+    assert.equal(sampleValue(m, "outpost_update_state", { state: "idle" }), 0);
     assert.equal(sampleValue(m, "process_resident_memory_bytes"), 1000);
     assert.equal(sampleValue(m, "process_cpu_seconds_total"), 0.5);
     assert.equal(sampleValue(m, "process_start_time_seconds"), 1_700_000_000);
@@ -201,23 +203,82 @@ Deno.test("counters move as readings flow through a gateway; drops are counted b
   });
 });
 
-Deno.test("GET /metrics serves the exposition with the 0.0.4 content type", async () => {
+Deno.test("GET /metrics needs the token and serves the exposition with the 0.0.4 content type", async () => {
   await withGateway(async (gw) => {
+    const dir = await Deno.makeTempDir();
+    const { store } = TokenStore.open(`${dir}/http-token`);
+    const token = readTokenFile(`${dir}/http-token`);
     const http = await startHttpServer({
       listen: "127.0.0.1:0",
       gateway: gw,
+      tokens: store,
       log: createLogger({ sink: () => {} }),
     });
     try {
-      const res = await fetch(`http://${http.address}/metrics`);
+      const anon = await fetch(`http://${http.address}/metrics`);
+      assert.equal(anon.status, 401);
+      await anon.body?.cancel();
+      const res = await fetch(`http://${http.address}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("content-type"), METRICS_CONTENT_TYPE);
       const m = parsePrometheus(await res.text());
       assert.equal(sampleValue(m, "outpost_build_info"), 1);
+      assert.equal(sampleValue(m, "outpost_http_unauthorized_requests_total"), 1);
       const nf = await fetch(`http://${http.address}/nope`);
-      assert.deepEqual((await nf.json()).paths, ["/healthz", "/status", "/metrics"]);
+      assert.deepEqual((await nf.json()).paths, [
+        "/",
+        "/healthz",
+        "/status",
+        "/metrics",
+        "/logs",
+        "/api/dashboard",
+      ]);
     } finally {
       await http.close();
+      await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+Deno.test("outpost_update_state follows the self-updater: disabled, idle, staged, trial", async () => {
+  await withGateway((gw) => {
+    const base: GatewayStatus = structuredClone(gw.status());
+    const proc = { residentBytes: 1, cpuSeconds: 1, startTimeSeconds: 1 };
+    const stateOf = (update: unknown) => {
+      const m = parsePrometheus(renderMetrics({ ...base, update }, { process: proc }));
+      const on = m.get("outpost_update_state")!.samples.filter((x) => x.value === 1);
+      assert.equal(on.length, 1, "exactly one state is 1");
+      assert.equal(m.get("outpost_update_state")!.samples.length, 4);
+      return { state: on[0].labels.state, m };
+    };
+    assert.equal(stateOf(undefined).state, "disabled");
+    const committed = { phase: "committed", committed: { slot: "a", version: "1.2.0" } };
+    const idle = stateOf({
+      ...committed,
+      lastCheck: { at: 1_700_000_000_000, result: "refused", reason: "bad signature" },
+      lastRollback: { at: 1_690_000_000_000, version: "1.3.0", reason: "unhealthy" },
+    });
+    assert.equal(idle.state, "idle");
+    assert.equal(
+      sampleValue(idle.m, "outpost_update_committed_info", { slot: "a", version: "1.2.0" }),
+      1,
+    );
+    assert.equal(sampleValue(idle.m, "outpost_update_last_check_timestamp_seconds"), 1_700_000_000);
+    assert.equal(sampleValue(idle.m, "outpost_update_last_check_refused"), 1);
+    assert.equal(
+      sampleValue(idle.m, "outpost_update_last_rollback_timestamp_seconds"),
+      1_690_000_000,
+    );
+    assert.equal(
+      stateOf({ ...committed, staged: { slot: "b", version: "1.3.0" } }).state,
+      "staged",
+    );
+    assert.equal(
+      stateOf({ ...committed, phase: "trial", trial: { slot: "b", version: "1.3.0" } }).state,
+      "trial",
+    );
+    return Promise.resolve();
   });
 });

@@ -1,3 +1,5 @@
+import { parse } from "yaml";
+import { readTokenFile, tokenPath } from "../../src/http/token.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -7,9 +9,15 @@ export interface GatewayProcess {
   pid: number;
   httpPort: number;
   configPath: string;
+  /** The access token file (created by the gateway on first run). */
+  tokenFile: string;
+  /** The current access token, read from the token file. */
+  token(): string;
+  /** GET `path` (e.g. `/metrics`) with the access token. */
+  get(path: string): Promise<Response>;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
-  /** GET /status as JSON. */
+  /** GET /status as JSON (with the access token). */
   status(): Promise<Record<string, unknown> & { buffer: { pending: number; rows: number } }>;
   /** SIGKILL, then wait for the exit. */
   kill(): Promise<void>;
@@ -45,13 +53,27 @@ export async function startGateway(
     return s;
   });
   const base = `http://127.0.0.1:${httpPort}`;
+  const doc = (parse(yaml) ?? {}) as {
+    buffer?: { path?: string };
+    http?: { tokenFile?: string };
+  };
+  const tokenFile = tokenPath({
+    buffer: { path: doc.buffer?.path ?? "data/buffer.db" },
+    http: { tokenFile: doc.http?.tokenFile },
+  });
+  const get = (path: string) =>
+    fetch(`${base}${path}`, { headers: { authorization: `Bearer ${readTokenFile(tokenFile)}` } });
   const gw: GatewayProcess = {
     pid: child.pid,
     httpPort,
     configPath,
+    tokenFile,
+    token: () => readTokenFile(tokenFile),
+    get,
     output: () => out,
     status: async () => {
-      const r = await fetch(`${base}/status`);
+      const r = await get("/status");
+      if (!r.ok) throw new Error(`GET /status answered ${r.status}: ${await r.text()}`);
       return await r.json();
     },
     kill: async () => {

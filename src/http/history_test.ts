@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import type { GatewayStatus } from "../gateway.ts";
+import type { LastValue } from "../pipeline.ts";
+import { estimateDrain, TrendHistory } from "./history.ts";
+
+const lv = (value: LastValue["value"], ts: number): LastValue => ({ value, ts });
+const counters = { accepted: 0, forwarded: 0 };
+
+Deno.test("TrendHistory keeps the newest N points per series and only readings it has not seen", () => {
+  const h = new TrendHistory({ points: 3 });
+  for (let i = 1; i <= 5; i++) {
+    h.sample({ pump: { p: lv(i * 10, 1000 + i) } }, counters);
+    // A sample with no new reading adds nothing.
+    h.sample({ pump: { p: lv(i * 10, 1000 + i) } }, counters);
+  }
+  assert.deepEqual(h.trends().pump.p, [[1003, 30], [1004, 40], [1005, 50]]);
+  assert.equal(h.points, 3);
+});
+
+Deno.test("TrendHistory: booleans become 0/1, strings and non-finite values have no trend", () => {
+  const h = new TrendHistory();
+  h.sample({ d: { on: lv(true, 1), mode: lv("auto", 1), n: lv(2, 1) } }, counters);
+  h.sample({ d: { on: lv(false, 2), mode: lv("manual", 2), n: lv(NaN, 2) } }, counters);
+  assert.deepEqual(h.trends(), { d: { on: [[1, 1], [2, 0]], n: [[1, 2]] } });
+});
+
+Deno.test("TrendHistory bounds the number of series and counts the ones it leaves out", () => {
+  const h = new TrendHistory({ maxSeries: 2 });
+  h.sample({ a: { x: lv(1, 1), y: lv(1, 1) }, b: { x: lv(1, 1) } }, counters);
+  h.sample({ a: { x: lv(2, 2), y: lv(2, 2) }, b: { x: lv(2, 2) }, c: { z: lv(1, 2) } }, counters);
+  assert.deepEqual(Object.keys(h.trends()), ["a"]);
+  assert.equal(h.untracked, 2);
+});
+
+Deno.test("trends(cursor) gives only the points taken after that sample", () => {
+  const h = new TrendHistory();
+  h.sample({ d: { m: lv(1, 100) } }, counters);
+  const c1 = h.cursor;
+  h.sample({ d: { m: lv(2, 200) }, e: { m: lv(5, 50) } }, counters);
+  const c2 = h.cursor;
+  assert.deepEqual(h.trends(c1), { d: { m: [[200, 2]] }, e: { m: [[50, 5]] } });
+  assert.deepEqual(h.trends(c2), {});
+  assert.deepEqual(h.trends(0).d.m, [[100, 1], [200, 2]]);
+});
+
+Deno.test("rates() are readings per second over the window and restart when counters go down", () => {
+  const h = new TrendHistory({ rateWindowMs: 10_000 });
+  assert.equal(h.rates().acceptedPerSecond, null);
+  h.sample({}, { accepted: 0, forwarded: 0 }, 0);
+  h.sample({}, { accepted: 100, forwarded: 50 }, 5000);
+  h.sample({}, { accepted: 200, forwarded: 150 }, 10_000);
+  assert.deepEqual(h.rates(), { acceptedPerSecond: 20, forwardedPerSecond: 15, windowSeconds: 10 });
+  // Past the window, the oldest sample goes.
+  h.sample({}, { accepted: 300, forwarded: 350 }, 15_000);
+  assert.deepEqual(h.rates(), { acceptedPerSecond: 20, forwardedPerSecond: 30, windowSeconds: 10 });
+  // A config reload restarts the forwarder's counters: no negative rate.
+  h.sample({}, { accepted: 310, forwarded: 3 }, 16_000);
+  assert.equal(h.rates().forwardedPerSecond, null);
+  h.sample({}, { accepted: 320, forwarded: 13 }, 17_000);
+  assert.equal(h.rates().forwardedPerSecond, 10);
+  const none = new TrendHistory();
+  none.sample({}, { accepted: 0, forwarded: null }, 0);
+  none.sample({}, { accepted: 10, forwarded: null }, 1000);
+  assert.deepEqual(none.rates(), {
+    acceptedPerSecond: 10,
+    forwardedPerSecond: null,
+    windowSeconds: 1,
+  });
+});
+
+Deno.test("estimateDrain(): empty, keeping up, draining with an estimate, growing, offline, no uplink", () => {
+  const status = (pending: number, ageMs: number | null, connected: boolean | null) =>
+    ({
+      buffer: { pending, oldestPendingAgeMs: ageMs },
+      uplink: connected === null ? null : { connected },
+    }) as unknown as GatewayStatus;
+  const rates = (acc: number, fwd: number | null) => ({
+    acceptedPerSecond: acc,
+    forwardedPerSecond: fwd,
+    windowSeconds: 30,
+  });
+  assert.deepEqual(estimateDrain(status(0, null, true), rates(10, 10)), {
+    state: "empty",
+    seconds: 0,
+  });
+  assert.equal(estimateDrain(status(5, 300, true), rates(10, 10)).state, "current");
+  assert.deepEqual(estimateDrain(status(6000, 600_000, true), rates(10, 40)), {
+    state: "draining",
+    seconds: 200,
+  });
+  assert.equal(estimateDrain(status(6000, 600_000, true), rates(40, 40)).state, "growing");
+  assert.equal(estimateDrain(status(6000, 600_000, false), rates(10, 0)).state, "offline");
+  assert.equal(estimateDrain(status(6000, 600_000, null), rates(10, null)).state, "no-uplink");
+});

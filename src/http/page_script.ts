@@ -1,0 +1,578 @@
+/**
+ * The gateway page's script, served as `/page.js`. Plain browser JavaScript in a constant (no
+ * build step): it signs in with the access token (`POST /login` sets an HttpOnly session
+ * cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s and
+ * renders with `textContent` only, so device names, values and log lines from the field can never
+ * inject markup. Trend lines are inline SVG from points the gateway samples and the page keeps.
+ *
+ * Kept free of backticks and dollar-brace so it can sit in a raw template string unchanged.
+ */
+/** The script of the gateway page (`/page.js`). */
+export const PAGE_SCRIPT = String.raw`"use strict";
+(function () {
+  const POLL_MS = 2000;
+  const HIDDEN_POLL_MS = 10000;
+  const MAX_DEVICES = 300;
+  const STALE_MS = 5 * 60 * 1000;
+  const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const state = {
+    running: false,
+    timer: 0,
+    cursor: 0,
+    points: 150,
+    pid: null,
+    startedAt: null,
+    trends: {},
+    last: null,
+    failingSince: 0,
+  };
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function fmtCount(n) {
+    return typeof n === "number" ? n.toLocaleString("en-US") : "–";
+  }
+
+  function fmtAge(ms) {
+    if (ms === null || ms === undefined || !isFinite(ms)) return "–";
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + (s % 60) + " s";
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + " h " + (m % 60) + " min";
+    return Math.floor(h / 24) + " d " + (h % 24) + " h";
+  }
+
+  function fmtBytes(n) {
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  }
+
+  function fmtRate(r) {
+    return r === null || r === undefined ? "–" : r.toFixed(r >= 100 ? 0 : 1) + "/s";
+  }
+
+  function fmtValue(v) {
+    if (typeof v === "number") {
+      const a = Math.abs(v);
+      const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 4;
+      return v.toLocaleString("en-US", { maximumFractionDigits: digits });
+    }
+    if (typeof v === "boolean") return v ? "true" : "false";
+    return String(v);
+  }
+
+  function clock(ms) {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+  }
+
+  function ago(now, ts) {
+    return ts ? fmtAge(now - ts) + " ago" : "never";
+  }
+
+  /** Fills a <dl> with [label, value, class] rows; falsy rows are skipped. */
+  function fillList(id, rows) {
+    const out = [];
+    for (const r of rows) {
+      if (!r) continue;
+      out.push(el("dt", null, r[0]));
+      const dd = el("dd", r[2] || null, r[1]);
+      if (r[3]) dd.title = r[3];
+      out.push(dd);
+    }
+    $(id).replaceChildren(...out);
+  }
+
+  function badge(text, kind) {
+    return el("span", "badge " + kind, text);
+  }
+
+  // Sign-in and session
+
+  function clearData() {
+    for (const id of ["checks", "buffer", "uplink", "drops", "update", "devices", "logs"]) {
+      $(id).replaceChildren();
+    }
+    $("adapters").tBodies[0].replaceChildren();
+    $("device-count").textContent = "";
+    $("updated").textContent = "";
+    state.trends = {};
+    state.cursor = 0;
+    state.last = null;
+  }
+
+  function showLogin(message) {
+    state.running = false;
+    clearTimeout(state.timer);
+    clearData();
+    $("app").hidden = true;
+    $("banner").hidden = true;
+    $("logout").hidden = true;
+    $("health").hidden = true;
+    $("gw-meta").textContent = "";
+    $("gw-id").textContent = "Gateway";
+    $("gw-site").textContent = "";
+    document.title = "Outpost gateway";
+    $("login").hidden = false;
+    const err = $("login-error");
+    err.hidden = !message;
+    err.textContent = message || "";
+    $("token").focus();
+  }
+
+  function start() {
+    state.running = true;
+    state.failingSince = 0;
+    poll();
+  }
+
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("token");
+    const err = $("login-error");
+    const button = $("login-submit");
+    button.disabled = true;
+    try {
+      const res = await fetch("/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: input.value.trim() }),
+        credentials: "same-origin",
+      });
+      if (res.status === 204) {
+        input.value = "";
+        err.hidden = true;
+        $("login").hidden = true;
+        start();
+        return;
+      }
+      err.textContent = res.status === 401
+        ? "That token is not accepted. Check it against the token file on the gateway."
+        : "Sign-in failed (HTTP " + res.status + ").";
+      err.hidden = false;
+      input.select();
+    } catch (e) {
+      err.textContent = "Cannot reach the gateway: " + e.message;
+      err.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("logout").addEventListener("click", async () => {
+    try {
+      await fetch("/logout", { method: "POST", credentials: "same-origin" });
+    } finally {
+      showLogin(null);
+    }
+  });
+
+  // Polling
+
+  function schedule() {
+    if (!state.running) return;
+    clearTimeout(state.timer);
+    state.timer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+  }
+
+  function unreachable(reason) {
+    if (!state.failingSince) state.failingSince = Date.now();
+    const b = $("banner");
+    b.textContent = "Cannot reach the gateway since " + clock(state.failingSince) +
+      " (" + reason + "); retrying. The figures below are from before.";
+    b.hidden = false;
+  }
+
+  async function poll() {
+    clearTimeout(state.timer);
+    let res;
+    try {
+      res = await fetch("/api/dashboard?logs=200&after=" + state.cursor, {
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (e) {
+      unreachable(e.message);
+      schedule();
+      return;
+    }
+    if (res.status === 401) {
+      showLogin(
+        state.last
+          ? "Signed out: the session expired or the access token was changed. Sign in again."
+          : null,
+      );
+      return;
+    }
+    let data;
+    try {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      data = await res.json();
+    } catch (e) {
+      unreachable(e.message);
+      schedule();
+      return;
+    }
+    if (!state.running) return;
+    state.failingSince = 0;
+    $("banner").hidden = true;
+    merge(data);
+    render(data);
+    schedule();
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.running) poll();
+  });
+
+  /** Adds the new trend points; a restarted gateway (new pid) starts the lines afresh. */
+  function merge(d) {
+    const s = d.status;
+    let cursor = d.trendCursor;
+    if (state.pid !== s.pid || state.startedAt !== s.startedAt) {
+      if (state.pid !== null) cursor = 0;
+      state.trends = {};
+      state.pid = s.pid;
+      state.startedAt = s.startedAt;
+    }
+    state.cursor = cursor;
+    state.points = d.trendPoints || 150;
+    for (const device of Object.keys(d.trends)) {
+      const byMetric = state.trends[device] || (state.trends[device] = {});
+      for (const metric of Object.keys(d.trends[device])) {
+        const line = byMetric[metric] || (byMetric[metric] = []);
+        for (const p of d.trends[device][metric]) {
+          if (!line.length || p[0] > line[line.length - 1][0]) line.push(p);
+        }
+        if (line.length > state.points) line.splice(0, line.length - state.points);
+      }
+    }
+  }
+
+  // Rendering
+
+  function render(d) {
+    state.last = d;
+    const s = d.status;
+    $("login").hidden = true;
+    $("app").hidden = false;
+    $("logout").hidden = false;
+    document.title = s.gatewayId + " · Outpost";
+    $("gw-id").textContent = s.gatewayId;
+    $("gw-site").textContent = s.site || "";
+    const h = $("health");
+    h.hidden = false;
+    h.className = "badge " + (s.health.ok ? "ok" : "bad");
+    h.textContent = s.health.ok ? "Healthy" : "Unhealthy";
+    const slot = slotText(s.update);
+    $("gw-meta").textContent = "version " + s.version + (slot ? " · slot " + slot : "") +
+      " · up " + fmtAge(s.uptimeMs) + " · pid " + s.pid;
+    renderChecks(s);
+    renderBuffer(d);
+    renderUplink(d);
+    renderDrops(s);
+    renderUpdate(d);
+    renderAdapters(s);
+    renderDevices(d);
+    renderLogs(d);
+    $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
+  }
+
+  function slotText(u) {
+    if (!u) return null;
+    if (u.phase === "trial" && u.trial) return u.trial.slot + " (trial)";
+    return u.committed ? u.committed.slot : null;
+  }
+
+  function renderChecks(s) {
+    const out = [];
+    for (const name of Object.keys(s.health.checks)) {
+      const c = s.health.checks[name];
+      const div = el("div", "check " + (c.ok ? "ok" : "bad"));
+      div.append(el("b", null, name), el("span", null, c.detail));
+      out.push(div);
+    }
+    $("checks").replaceChildren(...out);
+  }
+
+  function drainText(dr) {
+    switch (dr.state) {
+      case "empty":
+        return ["nothing pending", "ok"];
+      case "current":
+        return ["keeping up", "ok"];
+      case "draining":
+        return ["≈ " + fmtAge(dr.seconds * 1000), null];
+      case "growing":
+        return ["not shrinking", "warn"];
+      case "offline":
+        return ["waits for the uplink", "bad"];
+      default:
+        return ["no uplink", null];
+    }
+  }
+
+  function renderBuffer(d) {
+    const b = d.status.buffer;
+    const drain = drainText(d.drain);
+    const late = b.oldestPendingAgeMs !== null && b.oldestPendingAgeMs > 60000;
+    fillList("buffer", [
+      ["Pending", fmtCount(b.pending), "big" + (late ? " warn" : "")],
+      ["Oldest pending", b.oldestPendingAgeMs === null ? "–" : fmtAge(b.oldestPendingAgeMs),
+        late ? "warn" : null],
+      ["Time to drain", drain[0], drain[1]],
+      ["In / out", fmtRate(d.rates.acceptedPerSecond) + " / " +
+        fmtRate(d.rates.forwardedPerSecond)],
+      ["Stored", fmtCount(b.rows) + " readings, " + fmtBytes(b.bytes)],
+      b.atCap ? ["Cap", "at the " + b.atCap + " cap", "bad"] : null,
+    ]);
+  }
+
+  function renderUplink(d) {
+    const s = d.status;
+    const u = s.uplink;
+    if (!u) {
+      fillList("uplink", [["Uplink", "none configured"], ["Readings", "kept in the buffer only"]]);
+      return;
+    }
+    const f = s.forwarder;
+    fillList("uplink", [
+      ["State", u.connected ? "Connected" : "Offline", "big " + (u.connected ? "ok" : "bad")],
+      [u.connected ? "Connected for" : "Offline for", fmtAge(d.now - u.since),
+        u.connected ? null : "bad"],
+      ["Target", u.type + " " + u.target, "wide"],
+      u.lastError && !u.connected ? ["Last error", u.lastError, "wide bad"] : null,
+      ["In flight", fmtCount(u.inflight)],
+      f ? ["Forwarded", fmtCount(f.forwardedReadings) + " readings"] : null,
+      f ? ["Last forward", ago(d.now, f.lastForwardedAt)] : null,
+      f ? ["Retries", fmtCount(f.retries)] : null,
+    ]);
+  }
+
+  function renderDrops(s) {
+    const dr = s.drops;
+    const inv = s.pipeline.invalid;
+    const byReason = Object.keys(inv).filter((k) => inv[k] > 0).map((k) => k + " " + inv[k]);
+    fillList("drops", [
+      ["Invalid readings", fmtCount(dr.invalid), dr.invalid ? "warn" : null,
+        byReason.length ? "by reason: " + byReason.join(", ") : ""],
+      ["Lost at a buffer cap", fmtCount(dr.droppedUnforwarded), dr.droppedUnforwarded ? "bad" : null],
+      ["Refused, buffer full", fmtCount(dr.rejectedFull), dr.rejectedFull ? "bad" : null],
+      ["Set aside (refused upstream)", fmtCount(dr.setAside), dr.setAside ? "warn" : null],
+    ]);
+  }
+
+  function renderUpdate(d) {
+    const s = d.status;
+    const u = s.update;
+    if (!u) {
+      fillList("update", [["Version", s.version, "big"], ["Self-update", "not configured"]]);
+      return;
+    }
+    const lc = u.lastCheck;
+    const rb = u.lastRollback;
+    fillList("update", [
+      ["Version", s.version, "big"],
+      ["Slot", slotText(u) || "–"],
+      ["Phase", u.phase || "–", u.phase === "trial" ? "warn" : null],
+      u.committed ? ["Committed", u.committed.version + " in slot " + u.committed.slot] : null,
+      u.staged ? ["Staged", u.staged.version + " in slot " + u.staged.slot, "warn"] : null,
+      lc
+        ? ["Last check", lc.result + (lc.version ? " " + lc.version : "") + ", " + ago(d.now, lc.at),
+          lc.result === "refused" ? "bad" : null, lc.reason || ""]
+        : ["Last check", "not yet"],
+      rb ? ["Last rollback", rb.version + ", " + ago(d.now, rb.at), "warn", rb.reason] : null,
+    ]);
+  }
+
+  const ADAPTER_KIND = { running: "ok", starting: "warn", backoff: "bad", stopped: "idle" };
+
+  function renderAdapters(s) {
+    const rows = [];
+    for (const a of s.adapters) {
+      const tr = el("tr");
+      tr.dataset.adapter = a.name;
+      const stateCell = el("td");
+      stateCell.append(badge(a.state, ADAPTER_KIND[a.state] || "idle"));
+      const states = Object.values(a.devices);
+      const down = states.filter((x) => x.state !== "online").length;
+      tr.append(
+        el("td", null, a.name),
+        el("td", null, a.type),
+        stateCell,
+        el("td", "num", fmtCount(a.restarts)),
+        el("td", "num" + (a.errors ? " bad" : ""), fmtCount(a.errors)),
+        el("td", down ? "bad" : null, states.length ? (down ? down + " down" : "all up") : "–"),
+        el("td", "err", a.lastError || ""),
+      );
+      rows.push(tr);
+    }
+    if (!rows.length) {
+      const td = el("td", "muted", "No adapters configured.");
+      td.colSpan = 7;
+      const tr = el("tr");
+      tr.append(td);
+      rows.push(tr);
+    }
+    $("adapters").tBodies[0].replaceChildren(...rows);
+  }
+
+  function sparkline(points) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "trend");
+    svg.setAttribute("viewBox", "0 0 120 32");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("role", "img");
+    if (!points || points.length < 2) {
+      svg.setAttribute("aria-label", "trend: not enough points yet");
+      return svg;
+    }
+    const t0 = points[0][0];
+    const t1 = points[points.length - 1][0];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const p of points) {
+      if (p[1] < lo) lo = p[1];
+      if (p[1] > hi) hi = p[1];
+    }
+    const span = hi - lo || 1;
+    const pad = 3;
+    const xy = points.map((p) => {
+      const x = t1 === t0 ? 120 : ((p[0] - t0) / (t1 - t0)) * 120;
+      const y = hi === lo ? 16 : pad + (1 - (p[1] - lo) / span) * (32 - 2 * pad);
+      return x.toFixed(1) + "," + y.toFixed(1);
+    });
+    const line = document.createElementNS(SVG_NS, "polyline");
+    line.setAttribute("points", xy.join(" "));
+    svg.append(line);
+    const label = "trend over " + fmtAge(t1 - t0) + ": min " + fmtValue(lo) + ", max " +
+      fmtValue(hi);
+    svg.setAttribute("aria-label", label);
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = label;
+    svg.append(title);
+    return svg;
+  }
+
+  function deviceStates(s) {
+    const out = {};
+    for (const a of s.adapters) {
+      for (const id of Object.keys(a.devices)) out[id] = a.devices[id];
+    }
+    return out;
+  }
+
+  function renderDevices(d) {
+    const s = d.status;
+    const filter = $("device-filter").value.trim().toLowerCase();
+    const states = deviceStates(s);
+    const ids = Object.keys(s.devices).sort((a, b) =>
+      a.localeCompare(b, "en", { numeric: true })
+    );
+    const shown = [];
+    for (const id of ids) {
+      if (shown.length >= MAX_DEVICES) break;
+      const metrics = Object.keys(s.devices[id]).sort();
+      if (
+        filter && !id.toLowerCase().includes(filter) &&
+        !metrics.some((m) => m.toLowerCase().includes(filter))
+      ) continue;
+      shown.push(deviceCard(d, id, metrics, states[id]));
+    }
+    $("devices").replaceChildren(...shown);
+    if (!ids.length) {
+      $("devices").append(el("p", "muted", "No readings yet."));
+    }
+    $("device-count").textContent = ids.length === shown.length
+      ? ids.length + (ids.length === 1 ? " device" : " devices")
+      : "showing " + shown.length + " of " + ids.length + " devices";
+  }
+
+  function deviceCard(d, id, metrics, st) {
+    const card = el("article", "device");
+    card.dataset.device = id;
+    const head = el("header");
+    head.append(el("h3", null, id));
+    if (st && st.state !== "online") {
+      const b = badge(st.state, "bad");
+      if (st.reason) b.title = st.reason;
+      head.append(b);
+    }
+    card.append(head);
+    const trends = state.trends[id] || {};
+    for (const m of metrics) {
+      const lv = d.status.devices[id][m];
+      const age = d.now - lv.ts;
+      const row = el("div", "metric" + (age > STALE_MS ? " stale" : ""));
+      row.dataset.metric = m;
+      const value = el("div", "value");
+      const v = el("span", "v", fmtValue(lv.value));
+      value.append(v);
+      if (lv.unit) value.append(el("small", null, lv.unit));
+      value.append(el("span", "age", fmtAge(age) + " ago"));
+      row.append(el("div", "name", m), value, sparkline(trends[m]));
+      card.append(row);
+    }
+    return card;
+  }
+
+  function fieldsText(f) {
+    if (!f) return "";
+    return Object.keys(f).filter((k) => f[k] !== undefined).map((k) => {
+      const v = f[k];
+      return k + "=" + (typeof v === "string" ? v : JSON.stringify(v));
+    }).join(" ");
+  }
+
+  function renderLogs(d) {
+    const min = LEVELS[$("log-level").value] || 0;
+    const items = [];
+    for (let i = d.logs.length - 1; i >= 0 && items.length < 100; i--) {
+      const r = d.logs[i];
+      if ((LEVELS[r.level] || 0) < min) continue;
+      const li = el("li");
+      const msg = el("span", "msg", r.msg);
+      const extra = fieldsText(r.fields);
+      if (extra) msg.append(" ", el("span", "fields", extra));
+      li.append(
+        el("span", "ts", clock(r.ts)),
+        el("span", "lvl lvl-" + r.level, r.level),
+        el("span", "comp", r.component),
+        msg,
+      );
+      items.push(li);
+    }
+    if (!items.length) items.push(el("li", "muted", "No log lines at this level."));
+    $("logs").replaceChildren(...items);
+  }
+
+  $("device-filter").addEventListener("input", () => {
+    if (state.last) renderDevices(state.last);
+  });
+  $("log-level").addEventListener("change", () => {
+    if (state.last) renderLogs(state.last);
+  });
+
+  // A session cookie from earlier may still be valid: try before asking for the token.
+  start();
+})();
+`;

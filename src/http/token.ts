@@ -1,0 +1,281 @@
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { Logger } from "../log.ts";
+
+/** Bytes of randomness in a generated token (256 bits). */
+const TOKEN_BYTES = 32;
+/** Shortest token accepted from a token file an operator wrote by hand. */
+const MIN_TOKEN_LENGTH = 16;
+const TOKEN_RE = /^[\x21-\x7e]+$/;
+
+/** The token file is missing, unreadable or does not hold a usable token. */
+export class TokenFileError extends Error {
+  override name = "TokenFileError";
+}
+
+/** The parts of the gateway config that locate the token file. */
+export interface TokenPathConfig {
+  buffer: { path: string };
+  http: { tokenFile?: string };
+}
+
+/** Where the access token lives: `http.tokenFile`, else `http-token` next to the buffer file. */
+export function tokenPath(config: TokenPathConfig): string {
+  if (config.http.tokenFile) return config.http.tokenFile;
+  const dir = dirOf(config.buffer.path);
+  return dir === "." ? "http-token" : dir === "/" ? "/http-token" : `${dir}/http-token`;
+}
+
+/** A new random token: 32 bytes from the system CSPRNG, base64url without padding (43 chars). */
+export function generateToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+function checkToken(text: string, path: string): string {
+  const token = text.trim();
+  if (!TOKEN_RE.test(token) || token.length < MIN_TOKEN_LENGTH) {
+    throw new TokenFileError(
+      `Cannot use token file "${path}": expected one token of at least ${MIN_TOKEN_LENGTH} ` +
+        `printable characters without spaces${token ? "" : ", got an empty file"}`,
+    );
+  }
+  return token;
+}
+
+/** Reads and checks the token in `path`. */
+export function readTokenFile(path: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    throw new TokenFileError(`Cannot read token file "${path}": ${why}`, { cause: e });
+  }
+  return checkToken(text, path);
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : path.slice(0, i) || "/";
+}
+
+/**
+ * Writes `token` to `path` with mode 0600: a temp file in the same directory, fsync, then
+ * `rename` over (rotation) or `link` (first creation, which fails rather than overwrite a token
+ * another process just created). When run as root on a file the gateway's user owns, the new file
+ * keeps that owner so the gateway can still read it.
+ */
+function writeToken(path: string, token: string, replace: boolean): void {
+  const dir = dirOf(path);
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
+  let owner: { uid: number | null; gid: number | null } | undefined;
+  try {
+    const st = Deno.statSync(replace ? path : dir);
+    owner = { uid: st.uid, gid: st.gid };
+  } catch { /* a new file in a new directory: ours */ }
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    f.writeSync(new TextEncoder().encode(token + "\n"));
+    f.syncSync();
+  } finally {
+    f.close();
+  }
+  try {
+    // The umask can only take bits away; set the mode anyway so the file is never wider.
+    Deno.chmodSync(tmp, 0o600);
+    if (owner && Deno.uid() === 0 && owner.uid !== null && owner.gid !== null) {
+      Deno.chownSync(tmp, owner.uid, owner.gid);
+    }
+    if (replace) Deno.renameSync(tmp, path);
+    else Deno.linkSync(tmp, path);
+  } catch (e) {
+    Deno.removeSync(tmp);
+    throw e;
+  }
+  if (!replace) Deno.removeSync(tmp);
+  const d = Deno.openSync(dir, { read: true });
+  try {
+    d.syncSync();
+  } finally {
+    d.close();
+  }
+}
+
+/** What {@linkcode ensureTokenFile} found or did. */
+export interface EnsuredToken {
+  token: string;
+  /** True when the file did not exist and a new token was written. */
+  created: boolean;
+}
+
+/**
+ * Returns the token in `path`, creating the file with a new random token (mode 0600) when it does
+ * not exist. An existing file readable by group or others is tightened to 0600 (with a warning);
+ * one that does not hold a usable token is an error, never silently replaced.
+ */
+export function ensureTokenFile(path: string, log?: Logger): EnsuredToken {
+  let st: Deno.FileInfo | undefined;
+  try {
+    st = Deno.statSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new TokenFileError(`Cannot read token file "${path}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  if (!st) {
+    const token = generateToken();
+    try {
+      writeToken(path, token, false);
+      return { token, created: true };
+    } catch (e) {
+      // Another process created it between our stat and link: use theirs.
+      if (!(e instanceof Deno.errors.AlreadyExists)) {
+        throw new TokenFileError(`Cannot create token file "${path}": ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+    }
+  } else if (st.mode !== null && (st.mode & 0o077) !== 0) {
+    const mode = (st.mode & 0o777).toString(8).padStart(4, "0");
+    try {
+      Deno.chmodSync(path, 0o600);
+      log?.warn("token file was readable by other users; set its mode to 0600", { path, mode });
+    } catch (e) {
+      log?.warn("token file is readable by other users and its mode cannot be changed", {
+        path,
+        mode,
+        error: (e as Error).message,
+      });
+    }
+  }
+  return { token: readTokenFile(path), created: false };
+}
+
+/** Writes a new random token to `path` (mode 0600, atomically) and returns it. */
+export function rotateTokenFile(path: string): string {
+  const token = generateToken();
+  try {
+    writeToken(path, token, true);
+  } catch (e) {
+    throw new TokenFileError(`Cannot write token file "${path}": ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  return token;
+}
+
+function sha256(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * Compares two secrets in time independent of where they differ and of their lengths (both are
+ * hashed first, so the comparison always runs over 32 bytes).
+ */
+export function secretEquals(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+/** Lifetime of a browser session cookie. */
+export const SESSION_MAX_AGE_SECONDS = 12 * 3600;
+
+/**
+ * The access token of one gateway, read from its file. A change of the file (rotation by
+ * `outpost token rotate`, or an edit) is noticed on the next check, so a rotated token takes
+ * effect without a restart and the old one stops working at once.
+ */
+export class TokenStore {
+  readonly path: string;
+  readonly #log: Logger | undefined;
+  #token: string;
+  #stamp: string;
+  #problem: string | undefined;
+
+  private constructor(path: string, token: string, stamp: string, log?: Logger) {
+    this.path = path;
+    this.#token = token;
+    this.#stamp = stamp;
+    this.#log = log;
+  }
+
+  /** Opens the token in `path`, creating it on first run; see {@linkcode ensureTokenFile}. */
+  static open(path: string, log?: Logger): { store: TokenStore; created: boolean } {
+    const { token, created } = ensureTokenFile(path, log);
+    const store = new TokenStore(path, token, TokenStore.#stampOf(path) ?? "", log);
+    return { store, created };
+  }
+
+  static #stampOf(path: string): string | undefined {
+    try {
+      const st = Deno.statSync(path);
+      return `${st.ino}:${st.mtime?.getTime()}:${st.size}:${st.ctime?.getTime()}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Re-reads the file when it changed; a missing or broken file keeps the last good token. */
+  #refresh(): void {
+    const stamp = TokenStore.#stampOf(this.path);
+    if (stamp === this.#stamp) return;
+    if (stamp === undefined) {
+      this.#report(`token file "${this.path}" is gone; the last token read stays in use`);
+      return;
+    }
+    try {
+      const token = readTokenFile(this.path);
+      this.#stamp = stamp;
+      if (token !== this.#token) this.#log?.info("access token changed; the old one is refused");
+      this.#token = token;
+      this.#problem = undefined;
+    } catch (e) {
+      this.#report(`${(e as Error).message}; the last token read stays in use`);
+    }
+  }
+
+  #report(problem: string): void {
+    if (problem !== this.#problem) this.#log?.error(problem);
+    this.#problem = problem;
+  }
+
+  /** True when `candidate` is the current token. */
+  verify(candidate: string): boolean {
+    this.#refresh();
+    return secretEquals(candidate, this.#token);
+  }
+
+  #mac(expires: number): string {
+    return base64url(
+      createHmac("sha256", this.#token).update(`outpost-session:${expires}`).digest(),
+    );
+  }
+
+  /**
+   * A browser session value: expiry and an HMAC of it keyed with the token. It does not reveal
+   * the token, works only until `SESSION_MAX_AGE_SECONDS` pass, and dies with a rotation.
+   */
+  newSession(now = Date.now()): string {
+    this.#refresh();
+    const expires = Math.floor(now / 1000) + SESSION_MAX_AGE_SECONDS;
+    return `${expires}.${this.#mac(expires)}`;
+  }
+
+  /** True when `value` is a session made with the current token that has not expired. */
+  verifySession(value: string, now = Date.now()): boolean {
+    const m = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
+    if (!m) return false;
+    const expires = Number(m[1]);
+    if (expires * 1000 <= now) return false;
+    this.#refresh();
+    return secretEquals(m[2], this.#mac(expires));
+  }
+}
