@@ -47,13 +47,31 @@ adapters:
       const s = await gw.status() as unknown as { uplink: { connected: boolean } };
       return s.uplink.connected;
     }, 20_000);
+    // Stop only once the backlog is gone: shutdown waits just 3 s for in-flight messages, and
+    // what it leaves behind stays in the buffer rather than reaching the subscriber.
+    await waitFor(
+      "the backlog to drain",
+      async () => (await gw.status()).buffer.pending < 50,
+      30_000,
+    );
     assert.equal(await gw.stop(), 0, "graceful stop");
     const stored = [...exportReadings(`${dir}/buffer.db`)];
     assert.ok(stored.length > 700, `stored ${stored.length}`);
-    await waitFor("every stored reading at the subscriber", () => {
+    try {
+      await waitFor("every stored reading at the subscriber", () => {
+        const u = sub.unique();
+        return stored.every((r) => u.has(r.seq));
+      }, 30_000);
+    } catch (e) {
       const u = sub.unique();
-      return stored.every((r) => u.has(r.seq));
-    }, 30_000);
+      const missing = stored.filter((r) => !u.has(r.seq));
+      console.error(
+        `missing ${missing.length} of ${stored.length}; acknowledged in buffer: ${
+          missing.filter((r) => r.forwarded).length
+        }; seqs ${missing.slice(0, 5).map((r) => r.seq)}..${missing.at(-1)?.seq}\n${gw.output()}`,
+      );
+      throw e;
+    }
     assert.equal(sub.epochs.size, 1);
     for (const [device, list] of sub.byDevice()) {
       for (let i = 1; i < list.length; i++) {

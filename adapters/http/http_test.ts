@@ -391,6 +391,56 @@ Deno.test("http stops its server when the signal aborts", async () => {
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
 });
 
+Deno.test("http stop lets a request whose readings are being stored finish with its 200", async () => {
+  const h = await startIngest();
+  let release!: () => void;
+  let emitting!: () => void;
+  const inEmit = new Promise<void>((r) => emitting = r);
+  h.onEmit = () => {
+    emitting();
+    return new Promise<void>((r) => release = r);
+  };
+  const answer = post(h, JSON.stringify({ device: "dev-a", metric: "t", value: 7 }));
+  await inEmit;
+  const stopped = h.stop();
+  // The stop is under way while the readings are still being stored.
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  const [code, json] = await status(await answer);
+  assert.equal(code, 200, "the device learns its readings are stored, so it will not resend");
+  assert.deepEqual(json, { accepted: 1, rejected: 0 });
+  await stopped;
+  assert.equal(h.collected.length, 1);
+});
+
+Deno.test("http stop answers 503 to a request whose body is still arriving, and stores nothing", async () => {
+  const h = await startIngest();
+  const port = Number(new URL(h.url).port);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const enc = new TextEncoder();
+    await conn.write(enc.encode(
+      `POST /ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN_A}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"device":`,
+    ));
+    await waitFor("the request to reach the adapter", () => h.counts.get("requests") === 1);
+    const stopped = h.stop();
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    assert.match(text, /^HTTP\/1\.1 503/);
+    assert.match(text, /retry-after: 5/i);
+    assert.match(text, /gateway is stopping/);
+    // The client keeps its connection open without sending the rest: stop still ends.
+    const t0 = Date.now();
+    await stopped;
+    assert.ok(Date.now() - t0 < 4500, `stop took ${Date.now() - t0}ms`);
+    assert.equal(h.collected.length, 0);
+  } finally {
+    conn.close();
+  }
+});
+
 Deno.test("RateLimiter refills over time and takes all or nothing", () => {
   const l = new RateLimiter(10, 5);
   assert.deepEqual(l.take(new Map([["a", 5]]), 0), { ok: true });

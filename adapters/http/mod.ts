@@ -14,9 +14,12 @@ export class HttpListenError extends Error {
   override name = "HttpListenError";
 }
 
-type BodyText = { text: string } | { status: 400 | 408 | 413; error: string };
+type BodyText = { text: string } | { status: 400 | 408 | 413 | 503; error: string };
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** How long stop waits for client connections to close after the last response. */
+const STOP_GRACE_MS = 3000;
 
 function reply(status: number, body: unknown, headers?: Record<string, string>): Response {
   return Response.json(body, { status, headers });
@@ -33,7 +36,7 @@ async function readBody(
   const reader = req.body.getReader();
   const done = new AbortController();
   const timeout = sleep(timeoutMs, AbortSignal.any([signal, done.signal])).then(() =>
-    "timeout" as const
+    signal.aborted ? "stopping" as const : "timeout" as const
   );
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -43,6 +46,10 @@ async function readBody(
       if (r === "timeout") {
         reader.cancel().catch(() => {});
         return { status: 408, error: `body not received within ${timeoutMs}ms` };
+      }
+      if (r === "stopping") {
+        reader.cancel().catch(() => {});
+        return { status: 503, error: "gateway is stopping; nothing stored, send again" };
       }
       if (r.done) break;
       size += r.value.byteLength;
@@ -109,7 +116,9 @@ function handler(
       return refuse(413, `body of ${length} bytes exceeds maxBody of ${config.maxBody} bytes`);
     }
     const body = await readBody(req, config.maxBody, config.bodyTimeout, signal);
-    if ("error" in body) return refuse(body.status, body.error);
+    if ("error" in body) {
+      return refuse(body.status, body.error, body.status === 503 ? { "Retry-After": "5" } : {});
+    }
     const now = Date.now();
     const parsed = parseBody(body.text, now, config.maxReadings);
     if ("error" in parsed) return refuse(parsed.status, parsed.error);
@@ -174,10 +183,11 @@ export const httpAdapter = defineAdapter<HttpIngestConfig>({
     const { hostname, port } = splitListen(config.listen);
     let server: Deno.HttpServer;
     try {
+      // No `signal` here: aborting it drops in-flight connections, so a device whose readings
+      // were already stored would get no 200 and send them again. shutdown() lets them finish.
       server = Deno.serve({
         hostname,
         port,
-        signal,
         onListen: (addr) =>
           log.info("listening", { address: `${addr.hostname}:${addr.port}`, path: config.path }),
         onError: (e) => {
@@ -190,6 +200,26 @@ export const httpAdapter = defineAdapter<HttpIngestConfig>({
         cause: e,
       });
     }
-    await server.finished;
+    const stopping = new Promise<void>((resolve) => {
+      const stop = () => {
+        server.shutdown();
+        resolve();
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener("abort", stop, { once: true });
+    });
+    await Promise.race([server.finished, stopping]);
+    // shutdown() lets requests in flight finish. A client that stops sending mid-body (it got a
+    // 503) would hold its connection, and so the gateway's stop, open: give up on it after a grace.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      server.finished.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), STOP_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!closed) {
+      log.warn("stopped with client connections still open", { graceMs: STOP_GRACE_MS });
+      server.unref();
+    }
   },
 });
