@@ -403,8 +403,16 @@ Deno.test("http stop lets a request whose readings are being stored finish with 
   const answer = post(h, JSON.stringify({ device: "dev-a", metric: "t", value: 7 }));
   await inEmit;
   const stopped = h.stop();
-  // The stop is under way while the readings are still being stored.
-  await new Promise((r) => setTimeout(r, 50));
+  // The stop is under way (no new connections) while the readings are still being stored.
+  const port = Number(new URL(h.url).port);
+  await waitFor(
+    "the listener to close",
+    () =>
+      Deno.connect({ hostname: "127.0.0.1", port }).then((c) => {
+        c.close();
+        return false;
+      }, () => true),
+  );
   release();
   const [code, json] = await status(await answer);
   assert.equal(code, 200, "the device learns its readings are stored, so it will not resend");
