@@ -3,6 +3,7 @@ import { statfsSync } from "node:fs";
 import type { Logger } from "../log.ts";
 import type { Reading, ReadingValue, StoredReading } from "../reading.ts";
 import type { BufferConfig } from "../config/gateway.ts";
+import { type BufferOwner, currentOwner, heldByOther, parseOwner } from "./owner.ts";
 
 /** The buffer file could not be opened or used. */
 export class BufferError extends Error {
@@ -142,6 +143,16 @@ function isCorruption(e: unknown): boolean {
     .test(msg);
 }
 
+function inUse(o: BufferOwner): string {
+  let what = "";
+  try {
+    what = Deno.readTextFileSync(`/proc/${o.pid}/cmdline`).split("\0").filter(Boolean).join(" ");
+  } catch { /* gone or hidden */ }
+  return `in use by process ${o.pid}${
+    what ? ` (${what.slice(0, 200)})` : ""
+  }, which is still running; two gateways must not write one buffer. Stop that one first (systemctl stop outpost), or give this one its own buffer.path`;
+}
+
 function defaultFreeDisk(path: string): number {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
   const st = statfsSync(dir);
@@ -184,6 +195,8 @@ export class Buffer {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** The owner row this process wrote (removed again on close). */
+  #owner = "";
   #lastAppendTs: number | null = null;
   #atCap: BufferStats["atCap"] = null;
   #episodeDropped = 0;
@@ -260,6 +273,26 @@ export class Buffer {
     }
   }
 
+  /** Takes the file for this process, or throws naming the running process that holds it. */
+  #claim(): void {
+    const db = this.#db;
+    const self = currentOwner();
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'owner'").get();
+      const held = parseOwner(row?.value);
+      if (held && heldByOther(held, self)) throw new BufferError(inUse(held));
+      this.#owner = JSON.stringify(self);
+      db.prepare(
+        "INSERT INTO meta(key, value) VALUES ('owner', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      ).run(this.#owner);
+      db.exec("COMMIT");
+    } catch (e) {
+      db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
   static #quarantine(path: string, now: number): string {
     const stamp = new Date(now).toISOString().replace(/[:.]/g, "-");
     const aside = `${path}.corrupt-${stamp}`;
@@ -283,6 +316,7 @@ export class Buffer {
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
     db.exec(SCHEMA);
+    this.#claim();
     const meta = new Map<string, unknown>();
     for (const r of db.prepare("SELECT key, value FROM meta").all()) {
       meta.set(String(r.key), r.value);
@@ -958,6 +992,9 @@ export class Buffer {
     if (this.#ackDirty) this.#persistAcks();
     this.#closed = true;
     clearTimeout(this.#ackTimer);
+    try {
+      this.#db.prepare("DELETE FROM meta WHERE key = 'owner' AND value = ?").run(this.#owner);
+    } catch { /* the next open sees this process gone and takes over */ }
     this.#db.close();
   }
 }

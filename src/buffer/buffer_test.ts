@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "./buffer.ts";
 import { exportReadings } from "./export.ts";
+import { DatabaseSync } from "node:sqlite";
+import { processOwner } from "./owner.ts";
 import { Ctx, INVALID } from "../config/schema.ts";
 import { type BufferConfig, bufferSchema } from "../config/gateway.ts";
 import { createLogger, type LogRecord, silentLogger } from "../log.ts";
@@ -31,6 +33,39 @@ Deno.test("append() gives increasing sequence numbers that survive a restart", a
   const second = await b.append(readings(2, 5));
   assert.deepEqual(second.seqs, [6, 7]);
   assert.deepEqual(b.stats().pending, 7);
+  b.close();
+});
+
+Deno.test("a buffer held by another running process is refused; once it is gone the file is taken over", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/buffer.db`;
+  let b = Buffer.open(config(dir), { log: silentLogger() });
+  await b.append(readings(3));
+  b.close();
+  // Another process holds it, as a second gateway would (closing leaves no owner behind).
+  const other = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  const setOwner = (value: string) => {
+    const db = new DatabaseSync(path);
+    db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('owner', ?)").run(value);
+    db.close();
+  };
+  try {
+    setOwner(JSON.stringify(processOwner(other.pid)));
+    assert.throws(
+      () => Buffer.open(config(dir), { log: silentLogger() }),
+      new RegExp(`Cannot open buffer ".*": in use by process ${other.pid} \\(\\S*sleep 60\\)`),
+    );
+    // The same pid with another start time is a reused pid, not the holder.
+    setOwner(JSON.stringify({ ...processOwner(other.pid), start: "1" }));
+    Buffer.open(config(dir), { log: silentLogger() }).close();
+    setOwner(JSON.stringify(processOwner(other.pid)));
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+  }
+  // Killed (SIGKILL, power cut): its row stays, but it no longer runs.
+  b = Buffer.open(config(dir), { log: silentLogger() });
+  assert.deepEqual((await b.append(readings(1, 3))).seqs, [4]);
   b.close();
 });
 
