@@ -56,7 +56,7 @@ Deno.test("under systemd: READY=1 once serving, WATCHDOG=1 at half WATCHDOG_USEC
   const sock = notifySocket(`${dir}/notify`, () => `http://127.0.0.1:${port}/healthz`);
   const gw = await startGateway(dir, SIM(dir), {
     httpPort: port,
-    env: { NOTIFY_SOCKET: `${dir}/notify`, WATCHDOG_USEC: "400000" },
+    env: { NOTIFY_SOCKET: `${dir}/notify`, WATCHDOG_USEC: "1000000" },
   });
   try {
     // `served` is set once the probe of /healthz made on arrival has settled.
@@ -71,12 +71,13 @@ Deno.test("under systemd: READY=1 once serving, WATCHDOG=1 at half WATCHDOG_USEC
     const pings = sock.lines("WATCHDOG").map((d) => d.at);
     const gaps = pings.slice(1).map((t, i) => t - pings[i]).sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)];
-    assert.ok(median > 120 && median < 300, `median ping gap ${median}ms, expected ~200ms`);
-    assert.ok(gaps.at(-1)! < 400, `no gap reaches WATCHDOG_USEC: ${gaps}`);
+    // WATCHDOG_USEC of 1 s: pings every 500 ms, leaving a loaded CI machine room for a stall.
+    assert.ok(median > 350 && median < 700, `median ping gap ${median}ms, expected ~500ms`);
+    assert.ok(gaps.at(-1)! < 1000, `no gap reaches WATCHDOG_USEC: ${gaps}`);
     for (const d of sock.lines("WATCHDOG")) {
       assert.match(d.text, /^WATCHDOG=1\nSTATUS=\d+ pending.*; no uplink; adapters 1\/1 running$/);
     }
-    assert.match(gw.output(), /\[systemd\] notified systemd: ready watchdog=200ms/);
+    assert.match(gw.output(), /\[systemd\] notified systemd: ready watchdog=500ms/);
 
     const code = await gw.stop();
     assert.equal(code, 0);

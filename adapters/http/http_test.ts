@@ -442,7 +442,7 @@ Deno.test("http stop answers 503 to a request whose body is still arriving, and 
     // The client keeps its connection open without sending the rest: stop still ends.
     const t0 = Date.now();
     await stopped;
-    assert.ok(Date.now() - t0 < 4500, `stop took ${Date.now() - t0}ms`);
+    assert.ok(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0}ms`);
     assert.equal(h.collected.length, 0);
   } finally {
     conn.close();
