@@ -1,6 +1,7 @@
 import { parse } from "yaml";
 import { readTokenFile, tokenPath } from "../../src/http/token.ts";
 import { freePort, waitFor } from "./ports.ts";
+import { GATEWAY_V8_FLAGS } from "../../src/runtime_flags.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -36,7 +37,17 @@ export async function startGateway(
   const configPath = `${dir}/site.yaml`;
   await Deno.writeTextFile(configPath, `${yaml}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n`);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-net", MAIN, "run", "--config", configPath],
+    // The V8 flags of production (heap cap), so every test proves the gateway works within them.
+    args: [
+      "run",
+      "-A",
+      "--unstable-net",
+      `--v8-flags=${GATEWAY_V8_FLAGS}`,
+      MAIN,
+      "run",
+      "--config",
+      configPath,
+    ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
