@@ -71,6 +71,8 @@ export interface GatewayStatus {
   pipeline: PipelineStats;
   drops: {
     invalid: number;
+    /** Readings of new series refused at `buffer.maxSeries`. */
+    seriesLimit: number;
     droppedUnforwarded: number;
     rejectedFull: number;
     setAside: number;
@@ -369,7 +371,8 @@ export class Gateway {
       forwarder: f,
       pipeline: p,
       drops: {
-        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0),
+        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0) - p.invalid.series,
+        seriesLimit: p.invalid.series,
         droppedUnforwarded: b.droppedUnforwarded,
         rejectedFull: b.rejectedFull,
         setAside: f?.setAside ?? 0,

@@ -1,5 +1,5 @@
 import type { EmitResult } from "./adapter.ts";
-import type { Buffer } from "./buffer/buffer.ts";
+import { type Buffer, seriesKey } from "./buffer/buffer.ts";
 import type { Logger } from "./log.ts";
 import { checkReading, type InvalidReason, type Reading, type ReadingValue } from "./reading.ts";
 
@@ -52,7 +52,7 @@ export class Pipeline {
   readonly #stats: PipelineStats = {
     received: 0,
     accepted: 0,
-    invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0 },
+    invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0, series: 0 },
     rejectedFull: 0,
     bySource: {},
   };
@@ -78,8 +78,12 @@ export class Pipeline {
     // The common case allocates nothing: the input array is kept unless a reading is invalid.
     let valid: Reading[] = readings;
     let invalid = 0;
+    // Series are checked only when this batch could reach the limit, so ingest pays nothing else.
+    const room = this.#buffer.maxSeries - this.#buffer.seriesCount;
+    const fresh = readings.length >= room ? new Set<string>() : undefined;
     for (let i = 0; i < readings.length; i++) {
-      const reason = checkReading(readings[i], now);
+      const reason = checkReading(readings[i], now) ??
+        (fresh && this.#seriesFull(readings[i], fresh, room));
       if (reason === undefined) {
         if (invalid > 0) valid.push(readings[i]);
         continue;
@@ -130,6 +134,16 @@ export class Pipeline {
     };
   }
 
+  /** "series" when `r` would open a series beyond the limit; notes the new ones in `fresh`. */
+  #seriesFull(r: Reading, fresh: Set<string>, room: number): "series" | undefined {
+    if (this.#buffer.hasSeries(r)) return undefined;
+    const key = seriesKey(r);
+    if (fresh.has(key)) return undefined;
+    if (fresh.size >= room) return "series";
+    fresh.add(key);
+    return undefined;
+  }
+
   #remember(r: Reading): void {
     let m = this.#last.get(r.device);
     if (!m) this.#last.set(r.device, m = new Map());
@@ -143,6 +157,13 @@ export class Pipeline {
     const now = Date.now();
     if ((this.#warnedAt.get(key) ?? 0) > now - 60_000) return;
     this.#warnedAt.set(key, now);
+    if (reason === "series") {
+      this.#log.error(
+        `series limit of ${this.#buffer.maxSeries} reached (buffer.maxSeries): readings of new device/metric pairs are dropped, known ones are stored; further ones counted silently for 1 min. Look for an adapter that makes up device or metric ids, or raise buffer.maxSeries together with the heap (DENO_V8_FLAGS)`,
+        { source, device: String(r.device).slice(0, 64), metric: String(r.metric).slice(0, 64) },
+      );
+      return;
+    }
     this.#log.warn(
       `invalid reading dropped (bad ${reason}); further ones counted silently for 1 min`,
       {

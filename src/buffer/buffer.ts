@@ -143,6 +143,15 @@ function isCorruption(e: unknown): boolean {
     .test(msg);
 }
 
+function kindOf(v: ReadingValue): number {
+  return typeof v === "number" ? KIND_NUMBER : typeof v === "boolean" ? KIND_BOOL : KIND_STRING;
+}
+
+/** The key of a reading's series: device, metric, unit and value kind. */
+export function seriesKey(r: Reading): string {
+  return `${r.device}\u0000${r.metric}\u0000${r.unit ?? ""}\u0000${kindOf(r.value)}`;
+}
+
 function inUse(o: BufferOwner): string {
   let what = "";
   try {
@@ -543,16 +552,27 @@ export class Buffer {
     stmt.run(...values);
   }
 
+  /** Distinct series (device, metric, unit, value kind) the file holds. */
+  get seriesCount(): number {
+    return this.#seriesIds.size;
+  }
+
+  /** Most series the file takes (`maxSeries`): each costs heap for as long as the file lives. */
+  get maxSeries(): number {
+    return this.#config.maxSeries;
+  }
+
+  /** Whether readings like `r` are stored in a series the file already holds. */
+  hasSeries(r: Reading): boolean {
+    return this.#seriesIds.has(seriesKey(r));
+  }
+
   #seriesId(r: Reading): number {
-    const kind = typeof r.value === "number"
-      ? KIND_NUMBER
-      : typeof r.value === "boolean"
-      ? KIND_BOOL
-      : KIND_STRING;
-    const unit = r.unit ?? "";
-    const key = `${r.device}\u0000${r.metric}\u0000${unit}\u0000${kind}`;
+    const key = seriesKey(r);
     let id = this.#seriesIds.get(key);
     if (id === undefined) {
+      const kind = kindOf(r.value);
+      const unit = r.unit ?? "";
       id = this.#series.length || 1;
       this.#insertSeries.run(id, r.device, r.metric, unit, kind);
       this.#series[id] = { device: r.device, metric: r.metric, unit, kind };

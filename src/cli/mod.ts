@@ -462,7 +462,9 @@ export function formatStatus(s: GatewayStatus): string {
   }
   const d = s.drops;
   lines.push(
-    `drops     invalid ${d.invalid}, dropped at cap ${d.droppedUnforwarded}, refused when full ${d.rejectedFull}, set aside ${d.setAside}`,
+    `drops     invalid ${d.invalid}, over series limit ${
+      d.seriesLimit ?? 0
+    }, dropped at cap ${d.droppedUnforwarded}, refused when full ${d.rejectedFull}, set aside ${d.setAside}`,
   );
   lines.push("adapters");
   for (const a of s.adapters) {

@@ -21,6 +21,10 @@ export const bufferSchema = s.object({
   maxRows: s.integer({ min: 1000 }).default(50_000_000).describe("Cap on stored readings"),
   maxBytes: s.bytes({ min: 1024 * 1024 }).default(4 * 1024 ** 3)
     .describe("Cap on the database size"),
+  maxSeries: s.integer({ min: 100 }).default(50_000)
+    .describe(
+      "Most distinct device/metric series the buffer takes (each costs heap for the file's life); readings of new ones beyond it are dropped and counted",
+    ),
   minFreeDisk: s.bytes().default(256 * 1024 ** 2)
     .describe("Free space to leave on the disk; below it the buffer acts as full"),
   overflow: s.enum(["drop-oldest", "reject-new"] as const).default("drop-oldest")

@@ -155,9 +155,11 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
     "counter",
     "Readings lost or held back, by reason: failed validation (invalid_*), deleted unforwarded " +
       "at a buffer cap (buffer_full_dropped), refused by a full buffer in reject-new mode " +
-      "(buffer_full_rejected), kept aside after the receiver refused them (set_aside).",
+      "(buffer_full_rejected), kept aside after the receiver refused them (set_aside), of new " +
+      "series beyond buffer.maxSeries (series_limit).",
     [
       ...INVALID_REASONS.map((r): Sample => [{ reason: `invalid_${r}` }, p.invalid[r] ?? 0]),
+      [{ reason: "series_limit" }, p.invalid.series ?? 0],
       [{ reason: "buffer_full_dropped" }, status.drops.droppedUnforwarded],
       [{ reason: "buffer_full_rejected" }, status.drops.rejectedFull],
       [{ reason: "set_aside" }, status.drops.setAside],

@@ -31,7 +31,7 @@ async function withGateway(
   const config = parseConfig(
     `
 gateway: { id: metrics-gw, site: "Plant \\"North\\"" }
-buffer: { path: ${dir}/buffer.db }
+buffer: { path: ${dir}/buffer.db, maxSeries: 100 }
 uplink:
   type: https
   url: http://127.0.0.1:${port}/ingest
@@ -171,8 +171,8 @@ Deno.test("counters move as readings flow through a gateway; drops are counted b
       { device: "pump-1", metric: "t", value: 2, ts: now + 3 * 86_400_000 },
     ]);
     const afterDrops = scrape(gw);
-    const dropped = (reason: string) =>
-      sampleValue(afterDrops, "outpost_readings_dropped_total", { reason }) -
+    const dropped = (reason: string, after = afterDrops) =>
+      sampleValue(after, "outpost_readings_dropped_total", { reason }) -
       sampleValue(first, "outpost_readings_dropped_total", { reason });
     assert.equal(dropped("invalid_value"), 1);
     assert.equal(dropped("invalid_timestamp"), 2);
@@ -180,6 +180,17 @@ Deno.test("counters move as readings flow through a gateway; drops are counted b
     assert.equal(dropped("buffer_full_dropped"), 0);
     assert.equal(dropped("buffer_full_rejected"), 0);
     assert.equal(dropped("set_aside"), 0);
+    assert.equal(dropped("series_limit"), 0);
+    // 100 new devices where maxSeries (100) has room for 100 minus the pumps' series.
+    const known = gw.buffer.seriesCount;
+    await gw.pipeline.emit(
+      "sim",
+      Array.from(
+        { length: 100 },
+        (_, i) => ({ device: `new-${i}`, metric: "t", value: i, ts: now }),
+      ),
+    );
+    assert.equal(dropped("series_limit", scrape(gw)), known);
 
     // Uplink trouble: the backlog and its age grow while forwarding stalls.
     ingestState.up = false;

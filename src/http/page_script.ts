@@ -371,10 +371,13 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   function renderDrops(s) {
     const dr = s.drops;
     const inv = s.pipeline.invalid;
-    const byReason = Object.keys(inv).filter((k) => inv[k] > 0).map((k) => k + " " + inv[k]);
+    const byReason = Object.keys(inv).filter((k) => k !== "series" && inv[k] > 0)
+      .map((k) => k + " " + inv[k]);
     fillList("drops", [
       ["Invalid readings", fmtCount(dr.invalid), dr.invalid ? "warn" : null,
         byReason.length ? "by reason: " + byReason.join(", ") : ""],
+      ["New series over buffer.maxSeries", fmtCount(dr.seriesLimit ?? 0),
+        dr.seriesLimit ? "bad" : null],
       ["Lost at a buffer cap", fmtCount(dr.droppedUnforwarded), dr.droppedUnforwarded ? "bad" : null],
       ["Refused, buffer full", fmtCount(dr.rejectedFull), dr.rejectedFull ? "bad" : null],
       ["Set aside (refused upstream)", fmtCount(dr.setAside), dr.setAside ? "warn" : null],
