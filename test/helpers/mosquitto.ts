@@ -50,7 +50,10 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
     "per_listener_settings false",
     "allow_anonymous true",
     ...(opts.persistent
-      ? ["persistence true", `persistence_location ${dir}/`, "autosave_interval 1"]
+      // Run as root, Mosquitto drops to the `mosquitto` user, which cannot write the test's
+      // directory: the save fails silently and sessions are gone after a restart. `user root`
+      // keeps root (and is ignored when the tests do not run as root).
+      ? ["persistence true", `persistence_location ${dir}/`, "autosave_interval 1", "user root"]
       : ["persistence false"]),
     "log_dest none",
     "max_inflight_messages 0",
@@ -103,6 +106,11 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
       }, 3000);
       await c.status;
       clearTimeout(timer);
+      if (
+        opts.persistent && !(await Deno.stat(`${dir}/mosquitto.db`).then(() => true, () => false))
+      ) {
+        throw new Error(`Mosquitto saved no sessions in ${dir}: persistence is not working`);
+      }
     },
   };
   await broker.start();
