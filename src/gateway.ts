@@ -371,8 +371,8 @@ export class Gateway {
       forwarder: f,
       pipeline: p,
       drops: {
-        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0) - p.invalid.series,
-        seriesLimit: p.invalid.series,
+        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0),
+        seriesLimit: p.seriesLimit,
         droppedUnforwarded: b.droppedUnforwarded,
         rejectedFull: b.rejectedFull,
         setAside: f?.setAside ?? 0,

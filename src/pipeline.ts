@@ -25,6 +25,8 @@ export interface PipelineStats {
   received: number;
   accepted: number;
   invalid: Record<InvalidReason, number>;
+  /** Readings of new series refused at `buffer.maxSeries`. */
+  seriesLimit: number;
   rejectedFull: number;
   bySource: Record<string, { received: number; accepted: number; invalid: number }>;
 }
@@ -52,7 +54,8 @@ export class Pipeline {
   readonly #stats: PipelineStats = {
     received: 0,
     accepted: 0,
-    invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0, series: 0 },
+    invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0 },
+    seriesLimit: 0,
     rejectedFull: 0,
     bySource: {},
   };
@@ -78,33 +81,41 @@ export class Pipeline {
     // The common case allocates nothing: the input array is kept unless a reading is invalid.
     let valid: Reading[] = readings;
     let invalid = 0;
+    let refused = 0;
     // Series are checked only when this batch could reach the limit, so ingest pays nothing else.
     const room = this.#buffer.maxSeries - this.#buffer.seriesCount;
     const fresh = readings.length >= room ? new Set<string>() : undefined;
     for (let i = 0; i < readings.length; i++) {
-      const reason = checkReading(readings[i], now) ??
-        (fresh && this.#seriesFull(readings[i], fresh, room));
-      if (reason === undefined) {
-        if (invalid > 0) valid.push(readings[i]);
+      const reason = checkReading(readings[i], now);
+      const overLimit = reason === undefined && fresh !== undefined &&
+        this.#seriesFull(readings[i], fresh, room);
+      if (reason === undefined && !overLimit) {
+        if (refused > 0) valid.push(readings[i]);
         continue;
       }
-      if (invalid === 0) valid = readings.slice(0, i);
-      invalid++;
-      this.#stats.invalid[reason]++;
-      this.#warnInvalid(source, reason, readings[i]);
+      if (refused === 0) valid = readings.slice(0, i);
+      refused++;
+      if (reason === undefined) {
+        this.#stats.seriesLimit++;
+        this.#warnSeriesLimit(source, readings[i]);
+      } else {
+        invalid++;
+        this.#stats.invalid[reason]++;
+        this.#warnInvalid(source, reason, readings[i]);
+      }
     }
     if (invalid > 0) src.invalid += invalid;
     const local: Reading[] = [];
     for (const stage of this.#stages) valid = stage.process(valid, source, local);
-    if (local.length > 0) return this.#appendBoth(src, valid, local, invalid);
-    if (valid.length === 0) return { accepted: 0, rejected: invalid, seqs: [] };
+    if (local.length > 0) return this.#appendBoth(src, valid, local, refused);
+    if (valid.length === 0) return { accepted: 0, rejected: refused, seqs: [] };
     const res = await this.#buffer.append(valid);
     const accepted = res.seqs.length;
     this.#stats.accepted += accepted;
     this.#stats.rejectedFull += res.rejected;
     src.accepted += accepted;
     for (let i = 0; i < accepted; i++) this.#remember(valid[i]);
-    return { accepted, rejected: invalid + (valid.length - accepted), seqs: res.seqs };
+    return { accepted, rejected: refused + (valid.length - accepted), seqs: res.seqs };
   }
 
   /** Appends readings to forward and local-only ones; both queue for the same grouped commit. */
@@ -112,7 +123,7 @@ export class Pipeline {
     src: { accepted: number },
     valid: Reading[],
     local: Reading[],
-    invalid: number,
+    refused: number,
   ): Promise<EmitResult> {
     const [fwd, loc] = await Promise.all([
       this.#buffer.append(valid),
@@ -129,19 +140,19 @@ export class Pipeline {
     src.accepted += accepted;
     return {
       accepted,
-      rejected: invalid + valid.length + local.length - accepted,
+      rejected: refused + valid.length + local.length - accepted,
       seqs: [...fwd.seqs, ...loc.seqs].sort((a, b) => a - b),
     };
   }
 
-  /** "series" when `r` would open a series beyond the limit; notes the new ones in `fresh`. */
-  #seriesFull(r: Reading, fresh: Set<string>, room: number): "series" | undefined {
-    if (this.#buffer.hasSeries(r)) return undefined;
+  /** Whether `r` would open a series beyond the limit; notes the new ones in `fresh`. */
+  #seriesFull(r: Reading, fresh: Set<string>, room: number): boolean {
+    if (this.#buffer.hasSeries(r)) return false;
     const key = seriesKey(r);
-    if (fresh.has(key)) return undefined;
-    if (fresh.size >= room) return "series";
+    if (fresh.has(key)) return false;
+    if (fresh.size >= room) return true;
     fresh.add(key);
-    return undefined;
+    return false;
   }
 
   #remember(r: Reading): void {
@@ -152,18 +163,24 @@ export class Pipeline {
     m.set(r.metric, { value: r.value, unit: r.unit, ts: r.ts });
   }
 
-  #warnInvalid(source: string, reason: InvalidReason, r: Reading): void {
-    const key = `${source}:${reason}`;
+  /** True at most once a minute per key: repeated warnings are only counted. */
+  #firstThisMinute(key: string): boolean {
     const now = Date.now();
-    if ((this.#warnedAt.get(key) ?? 0) > now - 60_000) return;
+    if ((this.#warnedAt.get(key) ?? 0) > now - 60_000) return false;
     this.#warnedAt.set(key, now);
-    if (reason === "series") {
-      this.#log.error(
-        `series limit of ${this.#buffer.maxSeries} reached (buffer.maxSeries): readings of new device/metric pairs are dropped, known ones are stored; further ones counted silently for 1 min. Look for an adapter that makes up device or metric ids, or raise buffer.maxSeries together with the heap (DENO_V8_FLAGS)`,
-        { source, device: String(r.device).slice(0, 64), metric: String(r.metric).slice(0, 64) },
-      );
-      return;
-    }
+    return true;
+  }
+
+  #warnSeriesLimit(source: string, r: Reading): void {
+    if (!this.#firstThisMinute(`${source}:series`)) return;
+    this.#log.error(
+      `series limit of ${this.#buffer.maxSeries} reached (buffer.maxSeries): readings of new device/metric pairs are dropped, known ones are stored; further ones counted silently for 1 min. Look for an adapter that makes up device or metric ids, or raise buffer.maxSeries together with the heap (DENO_V8_FLAGS)`,
+      { source, device: r.device, metric: r.metric },
+    );
+  }
+
+  #warnInvalid(source: string, reason: InvalidReason, r: Reading): void {
+    if (!this.#firstThisMinute(`${source}:${reason}`)) return;
     this.#log.warn(
       `invalid reading dropped (bad ${reason}); further ones counted silently for 1 min`,
       {

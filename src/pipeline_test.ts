@@ -47,7 +47,7 @@ Deno.test("emit() refuses readings of new series beyond buffer.maxSeries; known 
   const res = await p.emit("src", [...dev(60, 60), ...dev(0, 60)]);
   assert.deepEqual([res.accepted, res.rejected], [100, 20]);
   assert.equal(buffer.seriesCount, 100);
-  assert.equal(p.stats().invalid.series, 20);
+  assert.equal(p.stats().seriesLimit, 20);
   // Known series still flow; a new metric of a known device is a new series and is refused.
   const again = await p.emit("src", [...dev(0, 100), ...dev(0, 1, "rh")]);
   assert.deepEqual([again.accepted, again.rejected], [100, 1]);

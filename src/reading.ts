@@ -25,9 +25,7 @@ export type InvalidReason =
   | "metric"
   | "value"
   | "unit"
-  | "timestamp"
-  /** A new device/metric series beyond `buffer.maxSeries`. */
-  | "series";
+  | "timestamp";
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:\-\/]{0,127}$/;
 /** Oldest source timestamp accepted: 2000-01-01T00:00:00Z. */

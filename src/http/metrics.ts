@@ -159,7 +159,7 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       "series beyond buffer.maxSeries (series_limit).",
     [
       ...INVALID_REASONS.map((r): Sample => [{ reason: `invalid_${r}` }, p.invalid[r] ?? 0]),
-      [{ reason: "series_limit" }, p.invalid.series ?? 0],
+      [{ reason: "series_limit" }, p.seriesLimit],
       [{ reason: "buffer_full_dropped" }, status.drops.droppedUnforwarded],
       [{ reason: "buffer_full_rejected" }, status.drops.rejectedFull],
       [{ reason: "set_aside" }, status.drops.setAside],

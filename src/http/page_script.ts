@@ -371,8 +371,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   function renderDrops(s) {
     const dr = s.drops;
     const inv = s.pipeline.invalid;
-    const byReason = Object.keys(inv).filter((k) => k !== "series" && inv[k] > 0)
-      .map((k) => k + " " + inv[k]);
+    const byReason = Object.keys(inv).filter((k) => inv[k] > 0).map((k) => k + " " + inv[k]);
     fillList("drops", [
       ["Invalid readings", fmtCount(dr.invalid), dr.invalid ? "warn" : null,
         byReason.length ? "by reason: " + byReason.join(", ") : ""],
