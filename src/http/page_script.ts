@@ -361,6 +361,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         u.connected ? null : "bad"],
       ["Target", u.type + " " + u.target, "wide"],
       u.lastError && !u.connected ? ["Last error", u.lastError, "wide bad"] : null,
+      !u.connected && u.nextAttemptAt
+        ? ["Next attempt", "in " + fmtAge(Math.max(0, u.nextAttemptAt - d.now))]
+        : null,
       ["In flight", fmtCount(u.inflight)],
       f ? ["Forwarded", fmtCount(f.forwardedReadings) + " readings"] : null,
       f ? ["Last forward", ago(d.now, f.lastForwardedAt)] : null,

@@ -111,6 +111,7 @@ export class MqttUplink implements Uplink {
   #attempt = 0;
   #closed = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #nextAttemptAt: number | null = null;
   #tls: { ca?: string; cert?: string; key?: string } = {};
   #loggedError = "";
 
@@ -284,6 +285,7 @@ export class MqttUplink implements Uplink {
       acked: this.#acked,
       failed: this.#failed,
       inflight: this.#pending.size,
+      nextAttemptAt: this.#nextAttemptAt,
     };
   }
 
@@ -410,13 +412,12 @@ export class MqttUplink implements Uplink {
 
   #scheduleReconnect(): void {
     if (this.#closed || this.#retryTimer !== undefined) return;
-    const { min, max } = this.#cfg.reconnect;
-    const ceiling = Math.min(max, min * 2 ** Math.min(this.#attempt, 30));
+    const delay = reconnectDelay(this.#attempt, this.#cfg.reconnect);
     this.#attempt++;
-    // Full jitter: a fleet coming back after a broker outage must not reconnect in lockstep.
-    const delay = Math.max(min / 2, Math.random() * ceiling);
+    this.#nextAttemptAt = Date.now() + delay;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      this.#nextAttemptAt = null;
       this.#connect();
     }, delay);
   }
@@ -425,6 +426,7 @@ export class MqttUplink implements Uplink {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#nextAttemptAt = null;
     const client = this.#client;
     if (!client) return;
     if (status && this.#connected) {
@@ -447,4 +449,18 @@ export class MqttUplink implements Uplink {
     });
     client.removeAllListeners();
   }
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (0 = the first after a drop): exponential from `min`,
+ * capped at `max`, with full jitter so a fleet coming back after a broker outage does not
+ * reconnect in lockstep. Never below `min / 2`, never above `max`.
+ */
+export function reconnectDelay(
+  attempt: number,
+  bounds: { min: number; max: number },
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(bounds.max, bounds.min * 2 ** Math.min(attempt, 30));
+  return Math.min(bounds.max, Math.max(bounds.min / 2, random() * ceiling));
 }

@@ -53,8 +53,9 @@ export const mqttUplinkSchema = s.object({
     .describe("A publish without PUBACK after this long is retried on a new connection"),
   reconnect: s.object({
     min: s.duration({ min: 10 }).default(1000).describe("First retry delay"),
-    max: s.duration({ min: 10 }).default(60_000).describe("Largest retry delay"),
-  }).default({ min: 1000, max: 60_000 }).describe("Exponential backoff with full jitter"),
+    max: s.duration({ min: 10 }).default(5000)
+      .describe("Largest retry delay: the uplink is back within this long of the broker's return"),
+  }).default({ min: 1000, max: 5000 }).describe("Exponential backoff with full jitter"),
   backfill: s.object({
     messagesPerSecond: s.number({ min: 0.01 }).optional()
       .describe("Cap on backlog messages per second"),

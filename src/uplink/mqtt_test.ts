@@ -4,7 +4,7 @@ import { Ctx, INVALID } from "../config/schema.ts";
 import { silentLogger } from "../log.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { waitFor } from "../../test/helpers/ports.ts";
-import { MqttUplink, topicMatchesFilter } from "./mqtt.ts";
+import { MqttUplink, reconnectDelay, topicMatchesFilter } from "./mqtt.ts";
 import { type MqttUplinkConfig, mqttUplinkSchema } from "./mqtt_config.ts";
 import type { InboundMessage } from "./uplink.ts";
 
@@ -92,6 +92,61 @@ Deno.test({
   } finally {
     await uplink.close();
     await peer.endAsync(true);
+    await broker.stop();
+  }
+});
+
+Deno.test("reconnectDelay() with the default bounds never waits more than 5 s", () => {
+  const bounds = config({ url: "mqtt://127.0.0.1:1" }).reconnect;
+  assert.deepEqual(bounds, { min: 1000, max: 5000 });
+  for (let attempt = 0; attempt < 40; attempt++) {
+    assert.ok(reconnectDelay(attempt, bounds, () => 0.9999) <= 5000, `attempt ${attempt}`);
+    assert.ok(reconnectDelay(attempt, bounds, () => 0) >= 500, `attempt ${attempt}`);
+  }
+  // Exponential below the cap: the second attempt may wait up to 2 s, the first up to 1 s.
+  assert.ok(reconnectDelay(1, bounds, () => 0.9999) > 1000);
+  assert.ok(reconnectDelay(0, bounds, () => 0.9999) <= 1000);
+});
+
+Deno.test({
+  name:
+    "the uplink is back within 5 s of the broker's return after a long outage, and shows the next attempt",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const broker = await startMosquitto();
+  const uplink = new MqttUplink({
+    config: config({ url: broker.url }),
+    gatewayId: "reconnect-gw",
+    epoch: "e1",
+    version: "test",
+    log: silentLogger(),
+  });
+  try {
+    uplink.start();
+    await waitFor("connected", () => uplink.connected, 15_000);
+    await broker.stop();
+    await waitFor("the drop noticed", () => !uplink.connected);
+    // Long enough for an uncapped 1 s·2^n backoff to grow past 8 s.
+    const outageEnds = Date.now() + 12_000;
+    let seenNext = 0;
+    while (Date.now() < outageEnds) {
+      const next = uplink.state().nextAttemptAt;
+      if (typeof next === "number") {
+        seenNext++;
+        assert.ok(next - Date.now() <= 5000, `next attempt ${next - Date.now()}ms away`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(seenNext > 0, "nextAttemptAt shown while offline");
+    await broker.start();
+    const back = Date.now();
+    await waitFor("reconnected", () => uplink.connected, 15_000);
+    const took = Date.now() - back;
+    assert.ok(took <= 5500, `reconnected ${took}ms after the broker returned`);
+    assert.equal(uplink.state().nextAttemptAt, null);
+  } finally {
+    await uplink.close();
     await broker.stop();
   }
 });

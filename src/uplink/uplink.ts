@@ -28,6 +28,8 @@ export interface UplinkState {
   /** Batches set aside as rejected by the receiver (HTTPS 4xx), kept in the buffer. */
   rejected?: number;
   inflight: number;
+  /** While disconnected: when the next connection attempt is due, ms since epoch. */
+  nextAttemptAt?: number | null;
 }
 
 /** Retained gateway status message. */
