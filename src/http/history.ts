@@ -154,11 +154,19 @@ export class TrendHistory {
     return this.#untracked.size;
   }
 
-  /** Readings per second accepted and forwarded over the window. */
-  rates(): Rates {
+  /**
+   * Readings per second accepted and forwarded over the rate window, or over the last `windowMs`
+   * when given (the drain estimate looks at a few seconds so it follows a reconnect at once).
+   */
+  rates(windowMs?: number): Rates {
     const c = this.#counters;
-    const first = c[0];
     const last = c.at(-1);
+    let first = c[0];
+    if (last && windowMs !== undefined) {
+      // The oldest sample inside the window, but never the last one itself.
+      for (let i = c.length - 2; i >= 0 && last.at - c[i].at <= windowMs; i--) first = c[i];
+      if (first === c[0] && c.length > 1 && last.at - c[0].at > windowMs) first = c.at(-2)!;
+    }
     if (!first || !last || last.at <= first.at) {
       return { acceptedPerSecond: null, forwardedPerSecond: null, windowSeconds: 0 };
     }
@@ -172,6 +180,9 @@ export class TrendHistory {
     };
   }
 }
+
+/** The drain estimate's rate window: short, so a reconnect or a stall shows within seconds. */
+export const DRAIN_WINDOW_MS = 6000;
 
 /**
  * Estimates how long the backlog takes to drain: the pending count over the net rate (forwarded

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { isLoopbackListen } from "../config/gateway.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Logger, LogRecord } from "../log.ts";
-import { estimateDrain, TrendHistory, type TrendOptions } from "./history.ts";
+import { DRAIN_WINDOW_MS, estimateDrain, TrendHistory, type TrendOptions } from "./history.ts";
 import { METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
 import { PAGE_HTML, PAGE_STYLE } from "./page.ts";
 import { PAGE_SCRIPT } from "./page_script.ts";
@@ -251,7 +251,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       now: Date.now(),
       status,
       rates,
-      drain: estimateDrain(status, rates),
+      drain: estimateDrain(status, trends.rates(DRAIN_WINDOW_MS)),
       // A cursor from before a restart (ahead of ours) gets everything again.
       trends: trends.trends(Number.isSafeInteger(after) && after <= trends.cursor ? after : 0),
       trendCursor: trends.cursor,
