@@ -147,10 +147,20 @@ function redactInner(v: unknown, secret: boolean, depth: number, skip: readonly 
  * URL credentials. A redacted file does not validate until the secrets are put back.
  */
 export function redactConfigText(yaml: string): string {
+  // Inside a block scalar (`privateKey: |`) of a secret key: lines indented deeper than this.
+  let blockIndent = -1;
   return yaml.split("\n").map((line) => {
+    const indent = line.length - line.trimStart().length;
+    if (blockIndent >= 0) {
+      if (line.trim() === "" || indent > blockIndent) {
+        return line.trim() === "" ? line : `${line.slice(0, indent)}# ${REDACTED}`;
+      }
+      blockIndent = -1;
+    }
     const m = /^(\s*(?:-\s+)?["']?([A-Za-z0-9_-]+)["']?\s*:\s+)(\S.*?)(\s+#.*)?$/.exec(line);
     let out = line;
-    if (m && isSecretKey(m[2]) && isInline(m[3]) && !/^[|>{\[]/.test(m[3])) {
+    if (m && isSecretKey(m[2]) && isInline(m[3]) && !/^[{\[]/.test(m[3])) {
+      if (/^[|>]/.test(m[3])) blockIndent = m[1].length - m[1].trimStart().length;
       out = `${m[1]}"${REDACTED}"${m[4] ?? ""}`;
     }
     // Flow mappings: `{ token: abc, devices: [x] }`.

@@ -87,9 +87,23 @@ adapters:
       - token: "0123456789abcdef-inline"
       - { token: fedcba9876543210-flow, devices: [a, b] }
       - token: \${INGEST_TOKEN}
+    privateKey: |
+      -----BEGIN PRIVATE KEY-----
+      MC4CAQAwBQYDK2VwBCIEIblock-secret
+      -----END PRIVATE KEY-----
+    path: /after
 `;
   const out = redactConfigText(yaml);
-  for (const s of ["inline-pw", "hunter2-inline", "0123456789abcdef-inline", "fedcba9876543210"]) {
+  for (
+    const s of [
+      "inline-pw",
+      "hunter2-inline",
+      "0123456789abcdef-inline",
+      "fedcba9876543210",
+      "block-secret",
+      "PRIVATE KEY",
+    ]
+  ) {
     assert.ok(!out.includes(s), `${s} in:\n${out}`);
   }
   assert.match(out, /token: \$\{INGEST_TOKEN\}/);
@@ -98,4 +112,7 @@ adapters:
   const doc = parse(out);
   assert.equal(doc.uplink.password, REDACTED);
   assert.deepEqual(doc.adapters[0].tokens[1], { token: REDACTED, devices: ["a", "b"] });
+  assert.equal(doc.adapters[0].privateKey, REDACTED);
+  assert.equal(doc.adapters[0].path, "/after", "the lines after a masked block stay");
+  assert.equal(out.split("\n").length, yaml.split("\n").length, "line numbers stay");
 });
