@@ -131,3 +131,60 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const GUARD = new URL("../config/systemd/outpost-guard.sh", import.meta.url).pathname;
+
+function canDropToNobody(): boolean {
+  if (Deno.uid() !== 0) return false;
+  try {
+    new Deno.Command("setpriv", { args: ["--version"], stdout: "null" }).outputSync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "the self-update guard works as the unit runs it: an unprivileged user, UMask=0077, no new privileges",
+  ignore: !canDropToNobody(),
+}, async () => {
+  const root = await Deno.makeTempDir({ prefix: "outpost-guard-unit-" });
+  try {
+    await Deno.mkdir(`${root}/slots/a`, { recursive: true });
+    await Deno.mkdir(`${root}/slots/b`);
+    await Deno.symlink("slots/b", `${root}/current`);
+    await Deno.writeTextFile(`${root}/state.json`, '{"phase": "trial"}\n');
+    await Deno.writeTextFile(`${root}/trial.env`, "PREVIOUS_SLOT=a\nMAX_ATTEMPTS=2\n");
+    await new Deno.Command("chown", { args: ["-R", "nobody:nogroup", root] }).output();
+    await Deno.chmod(root, 0o700);
+    const start = () =>
+      new Deno.Command("setpriv", {
+        args: [
+          "--reuid=nobody",
+          "--regid=nogroup",
+          "--clear-groups",
+          "--no-new-privs",
+          "sh",
+          "-c",
+          `umask 0077; exec sh ${GUARD} ${root}`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const first = await start();
+    assert.equal(first.code, 0, new TextDecoder().decode(first.stderr));
+    assert.equal(await Deno.readLink(`${root}/current`), "slots/b", "one start: still on trial");
+    assert.equal((await Deno.stat(`${root}/trial-boots`)).mode! & 0o777, 0o600);
+    const second = await start();
+    assert.equal(second.code, 0);
+    assert.match(new TextDecoder().decode(second.stderr), /restored slots\/a/);
+    assert.equal(await Deno.readLink(`${root}/current`), "slots/a");
+    assert.equal(
+      (await Deno.lstat(`${root}/current`)).uid,
+      (await Deno.stat(`${root}/state.json`)).uid,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
