@@ -360,10 +360,11 @@ export class Gateway {
   /**
    * Everything /status shows, redacted at the source (secret-named keys, URL credentials, known
    * secrets), so /status, /metrics, the page and the `status` command carry no secret. The
-   * devices' last values are readings and are passed as they are.
+   * devices' last values (readings) and the gateway id (an address, never masked by a password
+   * that happens to contain it) are passed as they are.
    */
   status(): GatewayStatus {
-    return redactValue(this.#status(), { skip: ["devices"] });
+    return redactValue(this.#status(), { skip: ["devices", "gatewayId"] });
   }
 
   #status(): GatewayStatus {

@@ -43,13 +43,17 @@ export function rememberSecretsIn(value: unknown, depth = 0): void {
   }
 }
 
+/**
+ * The value of a secret-named key: a scalar, or a list of them, is a secret. Objects (such as the
+ * `tokens:` entries of the http adapter, with their `name` and `devices`) are searched for their
+ * own secret keys, so labels and device ids are not taken for secrets.
+ */
 function rememberScalars(v: unknown, depth: number): void {
   if (depth > 32) return;
   if (typeof v === "string") rememberSecret(v);
   else if (typeof v === "number") rememberSecret(String(v));
-  else if (v !== null && typeof v === "object") {
-    for (const x of Object.values(v as Record<string, unknown>)) rememberScalars(x, depth + 1);
-  }
+  else if (Array.isArray(v)) { for (const x of v) rememberScalars(x, depth + 1); }
+  else rememberSecretsIn(v, depth + 1);
 }
 
 function rememberUrlPassword(text: string): void {

@@ -53,6 +53,12 @@ Deno.test("rememberSecretsIn() finds secret-keyed values and URL passwords in a 
     rules: [{ actions: [{ mqtt: { url: `mqtt://u:${urlPw}@h:1` } }] }],
   });
   assert.equal(redactText(`${pw} ${tok} ${urlPw} plc`), `${REDACTED} ${REDACTED} ${REDACTED} plc`);
+  rememberSecretsIn({ tokens: [{ token: tok, name: "esp-boards", devices: ["pump-station-1"] }] });
+  assert.equal(
+    redactText("esp-boards posted for pump-station-1"),
+    "esp-boards posted for pump-station-1",
+    "labels and device ids beside a token are not secrets",
+  );
 });
 
 Deno.test("redactValue() masks secret keys at any depth, text everywhere, and copies skipped keys", () => {
