@@ -15,6 +15,7 @@ import type {
   UplinkSubscription,
 } from "./uplink/uplink.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
+import { redactValue, rememberSecretsIn } from "./redact.ts";
 
 /** Extra sections of /status contributed by other parts of the process (self-update). */
 const statusProviders = new Map<string, () => unknown>();
@@ -115,6 +116,7 @@ export class Gateway {
     this.#version = opts.version;
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
+    rememberSecretsIn(opts.config);
   }
 
   /** Opens the buffer, starts the uplink, forwarder and adapters. */
@@ -317,8 +319,15 @@ export class Gateway {
     return this.#pipeline;
   }
 
-  /** Health as /healthz reports it: buffer writable, adapters running, uplink (after a grace). */
+  /**
+   * Health as /healthz reports it: buffer writable, adapters running, uplink (after a grace).
+   * Redacted: it is served without a token.
+   */
   health(): Health {
+    return redactValue(this.#health());
+  }
+
+  #health(): Health {
     const checks: Health["checks"] = {};
     const b = this.#buffer.stats();
     checks.buffer = { ok: true, detail: `${b.pending} pending of ${b.rows} stored` };
@@ -348,8 +357,17 @@ export class Gateway {
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   }
 
-  /** Everything /status shows. */
+  /**
+   * Everything /status shows, redacted at the source (secret-named keys, URL credentials, known
+   * secrets), so /status, /metrics, the page and the `status` command carry no secret. The
+   * devices' last values (readings) and the gateway id (an address, never masked by a password
+   * that happens to contain it) are passed as they are.
+   */
   status(): GatewayStatus {
+    return redactValue(this.#status(), { skip: ["devices", "gatewayId"] });
+  }
+
+  #status(): GatewayStatus {
     const b = this.#buffer.stats();
     const p = this.#pipeline.stats();
     const u = this.#uplink?.state();
@@ -361,7 +379,7 @@ export class Gateway {
       pid: Deno.pid,
       startedAt: this.#startedAt,
       uptimeMs: Date.now() - this.#startedAt,
-      health: this.health(),
+      health: this.#health(),
       adapters: this.#supervisors.map((s) => s.status()),
       buffer: {
         ...b,
@@ -393,6 +411,7 @@ export class Gateway {
     await this.#stopEdge();
     await this.#stopUplink(false);
     this.#buffer.flush();
+    rememberSecretsIn(config);
     this.#config = config;
     this.#buffer.reconfigure(config.buffer);
     this.#startUplink();

@@ -1,3 +1,5 @@
+import { redactText, redactValue } from "./redact.ts";
+
 /** Log levels in increasing severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -67,7 +69,11 @@ function formatFields(fields: Record<string, unknown> | undefined): string {
   return out;
 }
 
-/** Creates the root logger; every component gets a `child()` of it. */
+/**
+ * Creates the root logger; every component gets a `child()` of it. Messages and fields are
+ * redacted before they are written or kept (see `src/redact.ts`): values of secret-named fields
+ * (`password`, `token`, …), URL credentials and remembered secrets never appear.
+ */
 export function createLogger(options: LoggerOptions = {}): RootLogger {
   const min = LEVELS[options.level ?? "info"];
   const format = options.format ?? "text";
@@ -83,6 +89,9 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
     fields?: Record<string, unknown>,
   ) {
     if (LEVELS[level] < min) return;
+    // Nothing secret reaches a line or the ring (/logs, the `logs` command, the gateway page).
+    msg = redactText(msg);
+    fields = fields && redactValue(fields);
     const rec: LogRecord = { ts: Date.now(), level, component, msg, fields };
     ring.push(rec);
     if (ring.length > ringSize) ring.shift();

@@ -84,6 +84,22 @@ const CASES: [file: string, expected: RegExp][] = [
     "35-commands-unknown-command.yaml",
     /:7:25 commands\.allow\[2\]: expected one of ping, status, .*, got "reboot"$/,
   ],
+  [
+    "41-uplink-url-password.yaml",
+    /:5:8 uplink\.url: credentials in the URL are not allowed \(got "mqtts:\/\/plant:\[redacted\]@broker\.example\.com:8883"\): put them in username: and password:/,
+  ],
+  [
+    "42-adapter-url-password.yaml",
+    /:6:10 adapters\[0\]\.url: credentials in the URL are not allowed .*: put them in username: and password:/,
+  ],
+  [
+    "43-update-channel-credentials.yaml",
+    /:4:12 update\.channel: credentials in the URL are not allowed .*: a release channel serves signed, public files/,
+  ],
+  [
+    "44-redacted-placeholder.yaml",
+    /:7:13 uplink\.password: holds \[redacted\], a secret masked on its way out \(config-get\): put the secret back/,
+  ],
 ];
 
 async function checkConfig(file: string) {
@@ -118,6 +134,14 @@ Deno.test("every broken config in testdata exits 2 naming file:line:col, key pat
     const first = r.stderr.split("\n")[0];
     assert.ok(first.startsWith(DIR + r.file + ":"), `${r.file}: names the file: ${first}`);
     assert.match(first, r.expected, r.file);
+  }
+});
+
+Deno.test("check-config never prints the password it refuses in a URL", async () => {
+  for (const file of ["41-uplink-url-password.yaml", "42-adapter-url-password.yaml"]) {
+    const r = await checkConfig(DIR + file);
+    assert.equal(r.code, 2);
+    assert.ok(!r.stderr.includes("s3cret-in-url"), r.stderr);
   }
 });
 

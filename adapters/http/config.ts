@@ -1,4 +1,5 @@
 import { type Infer, s } from "../../src/config/schema.ts";
+import { isLoopbackListen } from "../../src/config/gateway.ts";
 
 const token = s.object({
   token: s.string({ min: 16, max: 4096 })
@@ -13,7 +14,17 @@ export const httpIngestSchema = s.object({
   listen: s.string({
     pattern: /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/,
     patternName: "host:port such as 127.0.0.1:8788",
-  }).default("127.0.0.1:8788").describe("Address to listen on; 0.0.0.0:<port> for the network"),
+  }).default("127.0.0.1:8788").describe(
+    "Address to listen on; 0.0.0.0:<port> for the network, which needs tls (or allowInsecure)",
+  ),
+  tls: s.object({
+    cert: s.string({ min: 1 }).describe("PEM certificate (chain) file"),
+    key: s.string({ min: 1 }).describe("PEM private key file"),
+  }).optional().describe("Serve HTTPS with this certificate and key"),
+  allowInsecure: s.boolean().default(false).describe(
+    "Allow a listen address other than loopback without tls: tokens and readings travel in " +
+      "clear (trusted networks, devices that cannot do TLS)",
+  ),
   path: s.string({
     pattern: /^\/[A-Za-z0-9._~\-\/]*$/,
     patternName: "a URL path such as /ingest",
@@ -42,6 +53,14 @@ export const httpIngestSchema = s.object({
     const port = Number(c.listen.slice(c.listen.lastIndexOf(":") + 1));
     if (port < 1 || port > 65535) {
       ctx.fail([...path, "listen"], `expected a port 1–65535, got ${port}`);
+    } else if (!isLoopbackListen(c.listen) && !c.tls && !c.allowInsecure) {
+      ctx.fail(
+        [...path, "listen"],
+        `"${c.listen}" accepts connections from other machines, and without tls the devices' ` +
+          `tokens and readings would cross the network in clear: add ` +
+          `tls: { cert: FILE, key: FILE }, listen on 127.0.0.1, or set allowInsecure: true ` +
+          `(trusted networks only)`,
+      );
     }
   },
 });

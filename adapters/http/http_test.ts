@@ -8,6 +8,7 @@ import { checkReading, type Reading } from "../../src/reading.ts";
 import { freePort, waitFor, waitForPort } from "../../test/helpers/ports.ts";
 import { httpAdapter, type HttpIngestConfig, parseBody, RateLimiter } from "./mod.ts";
 import { mulberry32 as prng } from "../../src/rng.ts";
+import { testCerts } from "../../test/helpers/certs.ts";
 
 const TOKEN_A = "token-a-0123456789abcdef";
 const TOKEN_B = "token-b-0123456789abcdef";
@@ -31,6 +32,7 @@ function checkConfig(raw: Record<string, unknown>): HttpIngestConfig {
 
 async function startIngest(raw: Record<string, unknown> = {}): Promise<Harness> {
   const port = freePort();
+  const scheme = raw.tls ? "https" : "http";
   const config = checkConfig({
     listen: `127.0.0.1:${port}`,
     tokens: [{ token: TOKEN_A, devices: ["dev-a", "dev-c"], name: "a" }, { token: TOKEN_B }],
@@ -38,7 +40,7 @@ async function startIngest(raw: Record<string, unknown> = {}): Promise<Harness> 
   });
   const abort = new AbortController();
   const h: Harness = {
-    url: `http://127.0.0.1:${port}/ingest`,
+    url: `${scheme}://127.0.0.1:${port}/ingest`,
     collected: [],
     counts: new Map(),
     emitCalls: 0,
@@ -552,4 +554,89 @@ Deno.test("example.yaml is a valid gateway config", () => {
     displayName: "example.yaml",
   });
   assert.equal(c.adapters[0].type, httpAdapter.type);
+});
+
+Deno.test("http with tls serves HTTPS only, with the configured certificate", async () => {
+  const certs = await testCerts();
+  const h = await startIngest({ tls: { cert: certs.serverCert, key: certs.serverKey } });
+  const trusting = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.ca)] });
+  const other = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.rogueCa)] });
+  try {
+    assert.ok(h.url.startsWith("https://127.0.0.1:"));
+    const res = await fetch(h.url, {
+      client: trusting,
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN_A}`, "content-type": "application/json" },
+      body: JSON.stringify({ device: "dev-a", metric: "t", value: 1 }),
+    });
+    assert.deepEqual(await status(res), [200, { accepted: 1, rejected: 0 }]);
+    assert.equal(h.collected.length, 1);
+    // A client that does not trust the CA refuses the server; plain HTTP gets no answer.
+    await assert.rejects(
+      fetch(h.url, { client: other, method: "POST", body: "{}" }),
+      (e: Error) => /UnknownIssuer|certificate/i.test(String(e.cause ?? e.message)),
+    );
+    await assert.rejects(fetch(h.url.replace("https:", "http:"), { method: "POST", body: "{}" }));
+    assert.equal(h.emitCalls, 1);
+  } finally {
+    trusting.close();
+    other.close();
+    await h.stop();
+  }
+});
+
+Deno.test("http with an unreadable tls file fails naming it", async () => {
+  const abort = new AbortController();
+  const config = checkConfig({
+    listen: `127.0.0.1:${freePort()}`,
+    tokens: [{ token: TOKEN_A }],
+    tls: { cert: "/nonexistent/ingest.crt", key: "/nonexistent/ingest.key" },
+  });
+  await assert.rejects(
+    httpAdapter.start({
+      name: "ingest",
+      config,
+      emit: () => Promise.resolve({ accepted: 0, rejected: 0, seqs: [] }),
+      log: silentLogger(),
+      signal: abort.signal,
+      setDeviceState() {},
+      count() {},
+      setWriter() {},
+    }),
+    /Cannot read tls\.cert "\/nonexistent\/ingest\.crt"/,
+  );
+});
+
+Deno.test("http on an address beyond loopback needs tls or allowInsecure, reported at file:line:col", () => {
+  const problems = (adapter: string) => {
+    try {
+      parseConfig(
+        `gateway: { id: g }\nadapters:\n  - type: http\n    name: ingest\n    tokens: [{ token: ${TOKEN_A} }]\n${adapter}`,
+        gatewaySchema({ http: httpAdapter }),
+        { displayName: "site.yaml" },
+      );
+      return [];
+    } catch (e) {
+      return (e as {
+        problems: { file: string; line: number; col: number; path: string; message: string }[];
+      })
+        .problems.map((p) => `${p.file}:${p.line}:${p.col} ${p.path}: ${p.message}`);
+    }
+  };
+  const refused = problems("    listen: 0.0.0.0:8788\n");
+  assert.equal(refused.length, 1);
+  assert.match(
+    refused[0],
+    /^site\.yaml:6:13 adapters\[0\]\.listen: "0\.0\.0\.0:8788" accepts connections from other machines.*add tls: \{ cert: FILE, key: FILE \}.*allowInsecure: true/,
+  );
+  assert.deepEqual(
+    problems("    listen: 0.0.0.0:8788\n    tls: { cert: /c.pem, key: /k.pem }\n"),
+    [],
+  );
+  assert.deepEqual(problems("    listen: 0.0.0.0:8788\n    allowInsecure: true\n"), []);
+  assert.deepEqual(problems("    listen: 127.0.0.1:8788\n"), []);
+  assert.match(
+    problems("    listen: 0.0.0.0:8788\n    tls: { cert: /c.pem }\n")[0],
+    /adapters\[0\]\.tls: missing required key "key"/,
+  );
 });

@@ -1,4 +1,5 @@
 import { type AdapterContext, defineAdapter, type EmitResult, sleep } from "../../src/adapter.ts";
+import { isLoopbackListen } from "../../src/config/gateway.ts";
 import { type HttpIngestConfig, httpIngestSchema } from "./config.ts";
 import { TokenSet } from "./_auth.ts";
 import { parseBody } from "./_body.ts";
@@ -17,6 +18,20 @@ export class HttpListenError extends Error {
 type BodyText = { text: string } | { status: 400 | 408 | 413 | 503; error: string };
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads the PEM files of `tls`; the error names the file that cannot be read. */
+async function readTls(tls: { cert: string; key: string }): Promise<{ cert: string; key: string }> {
+  const read = async (what: string, path: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new HttpListenError(`Cannot read tls.${what} "${path}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  };
+  return { cert: await read("cert", tls.cert), key: await read("key", tls.key) };
+}
 
 /** How long stop waits for client connections to close after the last response. */
 const STOP_GRACE_MS = 3000;
@@ -163,7 +178,8 @@ function handler(
 }
 
 /**
- * HTTP ingest: devices POST one reading or a batch as JSON with a bearer token. Answers 200
+ * HTTP ingest: devices POST one reading or a batch as JSON with a bearer token, over HTTPS with
+ * `tls`. Answers 200
  * `{"accepted":n}` only once the readings are durable in the buffer; 400/401/403/413/429 say why not.
  *
  * @example
@@ -181,6 +197,8 @@ export const httpAdapter = defineAdapter<HttpIngestConfig>({
   schema: httpIngestSchema,
   async start({ config, emit, log, signal, count }) {
     const { hostname, port } = splitListen(config.listen);
+    const tls = config.tls ? await readTls(config.tls) : undefined;
+    const scheme = tls ? "https" : "http";
     let server: Deno.HttpServer;
     try {
       // No `signal` here: aborting it drops in-flight connections, so a device whose readings
@@ -188,8 +206,19 @@ export const httpAdapter = defineAdapter<HttpIngestConfig>({
       server = Deno.serve({
         hostname,
         port,
-        onListen: (addr) =>
-          log.info("listening", { address: `${addr.hostname}:${addr.port}`, path: config.path }),
+        ...(tls ? { cert: tls.cert, key: tls.key } : {}),
+        onListen: (addr) => {
+          log.info("listening", {
+            url: `${scheme}://${addr.hostname}:${addr.port}${config.path}`,
+          });
+          if (!tls && !isLoopbackListen(config.listen)) {
+            log.warn(
+              "serving without TLS on an address other machines can reach (allowInsecure): " +
+                "device tokens and readings cross the network in clear",
+              { listen: config.listen },
+            );
+          }
+        },
         onError: (e) => {
           log.error("request failed", { error: e as Error });
           return reply(500, { error: "internal error" });

@@ -14,6 +14,7 @@ import { httpsUplinkSchema } from "../uplink/https_config.ts";
 import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
 import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
+import { checkUrlCredentials } from "./credentials.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -214,6 +215,7 @@ export function gatewaySchema(
       });
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
+      checkUrlCredentials(c, ctx);
       if (c.update && c.http.enabled && c.http.tls && !c.http.healthListen) {
         ctx.fail(
           ["http", "tls"],

@@ -1,4 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { REDACTED } from "../redact.ts";
 import { Ctx, INVALID, type Issue, type Path, type Schema } from "./schema.ts";
 
 /** One located config problem. */
@@ -114,6 +115,14 @@ function toPlain(
   if (isSeq(node)) return node.items.map((n, i) => toPlain(n as Node, [...path, i], ctx, opts));
   if (isScalar(node)) {
     const v = node.value;
+    if (typeof v === "string" && v.includes(REDACTED)) {
+      ctx.fail(
+        path,
+        `holds ${REDACTED}, a secret masked on its way out (config-get): put the secret back, ` +
+          "best as ${ENV} or ${file:/path}",
+      );
+      return undefined;
+    }
     if (typeof v === "string") {
       const r = substitute(v, path, ctx, opts);
       return r === INVALID ? undefined : r;

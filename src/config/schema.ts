@@ -10,6 +10,8 @@
  * ```
  */
 
+import { redactText } from "../redact.ts";
+
 /** A key path into the config, e.g. `["adapters", 1, "port"]`. */
 export type Path = readonly (string | number)[];
 
@@ -39,10 +41,16 @@ type Invalid = typeof INVALID;
 /** JSON Schema fragment. */
 export type JsonSchema = Record<string, unknown>;
 
-/** Formats a value for an error message: strings quoted, objects named by kind. */
+/**
+ * Formats a value for an error message: strings quoted (credentials masked), objects named by
+ * kind.
+ */
 export function show(v: unknown): string {
   if (v === null || v === undefined) return "nothing";
-  if (typeof v === "string") return JSON.stringify(v.length > 60 ? v.slice(0, 57) + "..." : v);
+  if (typeof v === "string") {
+    const text = redactText(v);
+    return JSON.stringify(text.length > 60 ? text.slice(0, 57) + "..." : text);
+  }
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   return String(v);

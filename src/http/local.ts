@@ -20,8 +20,8 @@ export interface HttpAccess {
 /**
  * Reads what the local HTTP server needs before the gateway starts, so a bad token file or an
  * unreadable certificate stops the process before anything runs. On first run it creates the
- * token file and hands the token to `announce`, once; it never goes to the log ring (which
- * `/logs` and remote commands can read).
+ * token file and tells `announce` where it is, once. The token itself is never printed: stdout
+ * goes to the journal, which more users can read than the 0600 token file.
  */
 export function openHttpAccess(
   config: LocalHttpConfig,
@@ -31,9 +31,9 @@ export function openHttpAccess(
   const { store, created } = TokenStore.open(path, opts.log);
   if (created) {
     opts.announce(
-      `generated the access token of the gateway page, /status and /metrics; it is shown only ` +
-        `this once and kept in ${path} (mode 0600); outpost token rotate replaces it`,
-      { token: readTokenFile(path) },
+      `generated the access token of the gateway page, /status and /metrics in ${path} ` +
+        `(mode 0600); outpost token show prints it, outpost token rotate replaces it`,
+      { tokenFile: path },
     );
   }
   return {

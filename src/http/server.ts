@@ -242,6 +242,24 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     });
   };
 
+  /**
+   * Signs out: with a valid session or token every session ends (the generation changes), so a
+   * copied cookie is as dead as the browser's. Without one it only clears the caller's cookie, so
+   * nobody can sign others out; a cross-origin request is refused like a cross-origin login.
+   */
+  const logout = async (req: Request): Promise<Response> => {
+    await req.body?.cancel();
+    const origin = req.headers.get("origin");
+    if (origin !== null && origin !== new URL(req.url).origin) {
+      return json({ error: "cross-origin logout refused" }, 403);
+    }
+    if (authorize(req) === "ok") tokens.endSessions();
+    return new Response(null, {
+      status: 204,
+      headers: { ...BASE_HEADERS, "set-cookie": cookie("", 0) },
+    });
+  };
+
   const dashboard = (url: URL): Response => {
     const status = gateway.status();
     const after = Number(url.searchParams.get("after") ?? "0");
@@ -269,12 +287,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const path = url.pathname;
     if (req.method === "POST") {
       if (path === "/login") return await login(req, info);
-      if (path === "/logout") {
-        return new Response(null, {
-          status: 204,
-          headers: { ...BASE_HEADERS, "set-cookie": cookie("", 0) },
-        });
-      }
+      if (path === "/logout") return logout(req);
       return json({ error: `method POST not allowed on ${path}` }, 405, { allow: "GET, HEAD" });
     }
     if (req.method !== "GET" && req.method !== "HEAD") {

@@ -371,3 +371,112 @@ Deno.test("healthListen must be loopback; with tls and self-update it is require
     [],
   );
 });
+
+Deno.test("POST /logout ends every session at once, across restarts; a rotation does too", async () => {
+  await withServer(async ({ base, token, tokenFile, gw, log }) => {
+    const login = async () => {
+      const res = await fetch(`${base}/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: token() }),
+      });
+      assert.equal(res.status, 204);
+      return res.headers.get("set-cookie")!.split(";")[0];
+    };
+    const statusWith = async (cookie: string) =>
+      (await get(`${base}/status`, { headers: { cookie } })).status;
+    const a = await login();
+    const b = await login();
+    assert.equal(await statusWith(a), 200);
+    assert.equal(await statusWith(b), 200);
+
+    // Without a valid session (or token) a logout only clears the caller's cookie.
+    const anonymous = await fetch(`${base}/logout`, { method: "POST" });
+    assert.equal(anonymous.status, 204);
+    assert.match(anonymous.headers.get("set-cookie")!, /Max-Age=0/);
+    assert.equal(await statusWith(a), 200, "an anonymous logout ends nobody's session");
+    const foreign = await fetch(`${base}/logout`, {
+      method: "POST",
+      headers: { cookie: a, origin: "http://evil.example" },
+    });
+    assert.equal(foreign.status, 403);
+    await foreign.body?.cancel();
+    assert.equal(await statusWith(a), 200, "a cross-origin logout ends nobody's session");
+
+    // The browser of session a signs out; a copy of a, and the other browser's b, stop working.
+    const out = await fetch(`${base}/logout`, { method: "POST", headers: { cookie: a } });
+    assert.equal(out.status, 204);
+    await out.body?.cancel();
+    assert.equal(await statusWith(a), 401, "the copied cookie is refused after logout");
+    assert.equal(await statusWith(b), 401, "every session ended, not just the caller's");
+    const c = await login();
+    assert.equal(await statusWith(c), 200, "signing in again works");
+
+    // A new server on the same token file (a gateway restart) still refuses the old cookies.
+    const { store } = TokenStore.open(tokenFile, log.child("http"));
+    const again = await startHttpServer({
+      listen: "127.0.0.1:0",
+      gateway: gw,
+      log: log.child("http"),
+      tokens: store,
+    });
+    try {
+      const other = `http://${again.address}`;
+      assert.equal((await get(`${other}/status`, { headers: { cookie: a } })).status, 401);
+      assert.equal((await get(`${other}/status`, { headers: { cookie: c } })).status, 200);
+    } finally {
+      await again.close();
+    }
+
+    rotateTokenFile(tokenFile);
+    assert.equal(await statusWith(c), 401, "a rotated token ends the sessions made with the old");
+  });
+});
+
+Deno.test("credentials in the uplink URL appear neither on /healthz nor in /status or outpost_uplink_info", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outpost-http-redact-" });
+  const log = createLogger({ level: "debug", sink: () => {} });
+  const config = parseConfig(
+    `
+gateway: { id: redact-gw }
+buffer: { path: ${dir}/buffer.db }
+uplink: { type: mqtt, url: "mqtt://127.0.0.1:${freePort()}", reconnect: { min: 50ms, max: 100ms } }
+`,
+    gatewaySchema(adapters),
+  );
+  // Past check-config, which refuses it: as if a URL with a password reached the uplink anyway.
+  const password = `pw-${crypto.randomUUID()}`;
+  (config.uplink as { url: string }).url = `mqtt://plant:${password}@127.0.0.1:${freePort()}`;
+  const gw = Gateway.start({ config, adapters, log, version: "9.9.9-test", uplinkGraceMs: 0 });
+  const { store } = TokenStore.open(`${dir}/http-token`);
+  const http = await startHttpServer({
+    listen: "127.0.0.1:0",
+    gateway: gw,
+    log: log.child("http"),
+    tokens: store,
+    recentLogs: (n) => log.recent(n),
+  });
+  try {
+    const base = `http://${http.address}`;
+    const auth = { headers: { authorization: `Bearer ${readTokenFile(`${dir}/http-token`)}` } };
+    await waitFor("the uplink's connection error", () => gw.status().uplink?.lastError);
+    const health = await get(`${base}/healthz`);
+    assert.match(health.body, /disconnected from mqtt:\/\/plant:\[redacted\]@127\.0\.0\.1/);
+    const status = await get(`${base}/status`, auth);
+    assert.match(status.body, /"target":"mqtt:\/\/plant:\[redacted\]@127/);
+    const metrics = await get(`${base}/metrics`, auth);
+    assert.match(
+      metrics.body,
+      /outpost_uplink_info\{type="mqtt",target="mqtt:\/\/plant:\[redacted\]@/,
+    );
+    const logs = await get(`${base}/logs?n=1000`, auth);
+    assert.match(logs.body, /Cannot connect to broker/);
+    for (const [what, body] of Object.entries({ health, status, metrics, logs })) {
+      assert.ok(!body.body.includes(password), `the password is on ${what}`);
+    }
+  } finally {
+    await http.close();
+    await gw.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../log.ts";
+import { rememberSecret } from "../redact.ts";
 
 /** Bytes of randomness in a generated token (256 bits). */
 const TOKEN_BYTES = 32;
@@ -40,6 +41,8 @@ function checkToken(text: string, path: string): string {
         `printable characters without spaces${token ? "" : ", got an empty file"}`,
     );
   }
+  // Whatever prints it by mistake from now on (a log line, an error) shows [redacted].
+  rememberSecret(token);
   return token;
 }
 
@@ -188,10 +191,21 @@ function base64url(bytes: Uint8Array): string {
 /** Lifetime of a browser session cookie. */
 export const SESSION_MAX_AGE_SECONDS = 12 * 3600;
 
+/** Where the session generation of the token file `path` is kept. */
+export function sessionsPath(path: string): string {
+  return `${path}.sessions`;
+}
+
+const GENERATION_RE = /^[A-Za-z0-9_-]{22,64}$/;
+
 /**
  * The access token of one gateway, read from its file. A change of the file (rotation by
  * `outpost token rotate`, or an edit) is noticed on the next check, so a rotated token takes
  * effect without a restart and the old one stops working at once.
+ *
+ * Browser sessions are signed with the token and a session generation, a random value kept in
+ * `<token file>.sessions` (mode 0600). {@linkcode TokenStore.endSessions} (sign-out) replaces the
+ * generation, which ends every session issued before, also across restarts.
  */
 export class TokenStore {
   readonly path: string;
@@ -199,12 +213,14 @@ export class TokenStore {
   #token: string;
   #stamp: string;
   #problem: string | undefined;
+  #generation: string;
 
   private constructor(path: string, token: string, stamp: string, log?: Logger) {
     this.path = path;
     this.#token = token;
     this.#stamp = stamp;
     this.#log = log;
+    this.#generation = this.#loadGeneration();
   }
 
   /** Opens the token in `path`, creating it on first run; see {@linkcode ensureTokenFile}. */
@@ -212,6 +228,38 @@ export class TokenStore {
     const { token, created } = ensureTokenFile(path, log);
     const store = new TokenStore(path, token, TokenStore.#stampOf(path) ?? "", log);
     return { store, created };
+  }
+
+  /** The stored generation; a missing or broken file gets a new one. */
+  #loadGeneration(): string {
+    try {
+      const text = Deno.readTextFileSync(sessionsPath(this.path)).trim();
+      if (GENERATION_RE.test(text)) return text;
+    } catch { /* first run, or unreadable: start a new generation */ }
+    return this.#newGeneration();
+  }
+
+  /**
+   * Writes a new generation. When it cannot be written (a read-only directory), it still holds
+   * in memory: sessions end now, and again at the next restart.
+   */
+  #newGeneration(): string {
+    const generation = generateToken();
+    try {
+      writeToken(sessionsPath(this.path), generation, true);
+    } catch (e) {
+      this.#log?.warn("cannot store the session generation; sessions end at every restart", {
+        path: sessionsPath(this.path),
+        error: (e as Error).message,
+      });
+    }
+    return generation;
+  }
+
+  /** Ends every session issued so far (sign-out): later checks refuse them, also after a restart. */
+  endSessions(): void {
+    this.#generation = this.#newGeneration();
+    this.#log?.info("signed out: every session of the gateway page ended");
   }
 
   static #stampOf(path: string): string | undefined {
@@ -255,13 +303,15 @@ export class TokenStore {
 
   #mac(expires: number): string {
     return base64url(
-      createHmac("sha256", this.#token).update(`outpost-session:${expires}`).digest(),
+      createHmac("sha256", this.#token)
+        .update(`outpost-session:${this.#generation}:${expires}`).digest(),
     );
   }
 
   /**
-   * A browser session value: expiry and an HMAC of it keyed with the token. It does not reveal
-   * the token, works only until `SESSION_MAX_AGE_SECONDS` pass, and dies with a rotation.
+   * A browser session value: expiry and an HMAC of it (and of the session generation) keyed with
+   * the token. It does not reveal the token, works only until `SESSION_MAX_AGE_SECONDS` pass, and
+   * dies with a rotation or {@linkcode TokenStore.endSessions}.
    */
   newSession(now = Date.now()): string {
     this.#refresh();
@@ -269,7 +319,10 @@ export class TokenStore {
     return `${expires}.${this.#mac(expires)}`;
   }
 
-  /** True when `value` is a session made with the current token that has not expired. */
+  /**
+   * True when `value` is a session made with the current token in the current generation that
+   * has not expired.
+   */
   verifySession(value: string, now = Date.now()): boolean {
     const m = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
     if (!m) return false;

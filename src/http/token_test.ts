@@ -171,3 +171,26 @@ Deno.test("sessions carry an HMAC of their expiry: refused when expired, tampere
     assert.equal(store.verifySession(session, now), false);
   });
 });
+
+Deno.test("endSessions() ends every session, also for a store opened later on the same file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/http-token`;
+    const { store } = TokenStore.open(path);
+    const a = store.newSession();
+    const b = store.newSession();
+    assert.equal(Deno.statSync(`${path}.sessions`).mode! & 0o777, 0o600);
+    assert.equal(TokenStore.open(path).store.verifySession(a), true, "kept across a restart");
+    store.endSessions();
+    assert.equal(store.verifySession(a), false);
+    assert.equal(store.verifySession(b), false);
+    assert.equal(
+      TokenStore.open(path).store.verifySession(a),
+      false,
+      "still ended after a restart",
+    );
+    assert.equal(store.verifySession(store.newSession()), true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,6 +8,7 @@
 import type { GatewayConfig } from "../config/gateway.ts";
 import { ConfigError } from "../config/load.ts";
 import { parseDuration } from "../config/schema.ts";
+import { redactConfigText } from "../redact.ts";
 import { writeFileAtomic } from "../update/slots.ts";
 import {
   type CommandContext,
@@ -39,7 +40,7 @@ export async function configGet(env: CommandEnv): Promise<ConfigGetResult> {
   }
   return {
     path: env.configPath,
-    yaml,
+    yaml: redactConfigText(yaml),
     sha256: await sha256Hex(yaml),
     prevSha256: prevText === null ? null : await sha256Hex(prevText),
   };

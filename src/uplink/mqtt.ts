@@ -1,5 +1,6 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../log.ts";
+import { redactUrl } from "../redact.ts";
 import type { StoredReading } from "../reading.ts";
 import type { MqttUplinkConfig } from "./mqtt_config.ts";
 import { encodeBatches, encodeReading, fillTopic } from "./encode.ts";
@@ -114,9 +115,12 @@ export class MqttUplink implements Uplink {
   #nextAttemptAt: number | null = null;
   #tls: { ca?: string; cert?: string; key?: string } = {};
   #loggedError = "";
+  /** The broker URL as shown in logs, errors and status: credentials masked. */
+  readonly #display: string;
 
   constructor(opts: MqttUplinkOptions) {
     this.#cfg = opts.config;
+    this.#display = redactUrl(opts.config.url);
     this.#gatewayId = opts.gatewayId;
     this.#epoch = opts.epoch;
     this.#version = opts.version;
@@ -125,7 +129,7 @@ export class MqttUplink implements Uplink {
 
   /** Broker URL without credentials. */
   get target(): string {
-    return this.#cfg.url;
+    return this.#display;
   }
 
   get maxInflight(): number {
@@ -220,7 +224,7 @@ export class MqttUplink implements Uplink {
       const refused = (granted ?? []).filter((g) => g.qos === 128);
       if (refused.length) {
         this.#log.error(
-          `broker "${this.#cfg.url}" refused the subscription to ${
+          `broker "${this.#display}" refused the subscription to ${
             refused.map((g) => `"${g.topic}"`).join(", ")
           } (not authorised?)`,
         );
@@ -245,7 +249,7 @@ export class MqttUplink implements Uplink {
   #publish(topic: string, payload: string, retain: boolean): Promise<void> {
     const client = this.#client;
     if (!client || !this.#connected) {
-      return Promise.reject(new UplinkError(`not connected to broker "${this.#cfg.url}"`));
+      return Promise.reject(new UplinkError(`not connected to broker "${this.#display}"`));
     }
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
@@ -253,7 +257,7 @@ export class MqttUplink implements Uplink {
         this.#pending.delete(id);
         this.#failed++;
         reject(
-          new UplinkError(`no PUBACK from "${this.#cfg.url}" within ${this.#cfg.ackTimeout}ms`),
+          new UplinkError(`no PUBACK from "${this.#display}" within ${this.#cfg.ackTimeout}ms`),
         );
         // A connection that stops acknowledging is dead even if TCP has not noticed.
         this.#dropConnection("acknowledgement timeout");
@@ -278,7 +282,7 @@ export class MqttUplink implements Uplink {
   state(): UplinkState {
     return {
       type: "mqtt",
-      target: this.#cfg.url,
+      target: this.#display,
       connected: this.#connected,
       since: this.#since,
       lastError: this.#lastError,
@@ -327,7 +331,7 @@ export class MqttUplink implements Uplink {
     this.#lastError = reason;
     if (reason !== this.#loggedError) {
       this.#loggedError = reason;
-      this.#log.error(`Cannot connect to broker "${this.#cfg.url}": ${reason}`);
+      this.#log.error(`Cannot connect to broker "${this.#display}": ${reason}`);
     }
   }
 
@@ -369,8 +373,8 @@ export class MqttUplink implements Uplink {
       if (this.#client !== client) return;
       this.#attempt = 0;
       this.#lastError = null;
-      if (this.#loggedError) this.#log.info(`connected to broker "${this.#cfg.url}"`);
-      else this.#log.info(`connected to broker "${this.#cfg.url}"`);
+      if (this.#loggedError) this.#log.info(`connected to broker "${this.#display}"`);
+      else this.#log.info(`connected to broker "${this.#display}"`);
       this.#loggedError = "";
       this.#setConnected(true);
       for (const sub of this.#subs) this.#subscribeOn(client, sub);
@@ -396,8 +400,8 @@ export class MqttUplink implements Uplink {
     for (const sub of this.#subs) sub.active = false;
     const wasConnected = this.#connected;
     this.#setConnected(false);
-    if (wasConnected) this.#log.warn(`disconnected from broker "${this.#cfg.url}"`, { reason });
-    const err = new UplinkError(`connection to "${this.#cfg.url}" lost: ${reason}`);
+    if (wasConnected) this.#log.warn(`disconnected from broker "${this.#display}"`, { reason });
+    const err = new UplinkError(`connection to "${this.#display}" lost: ${reason}`);
     for (const [id, p] of this.#pending) {
       clearTimeout(p.timer);
       this.#pending.delete(id);
