@@ -148,7 +148,7 @@ Deno.test("BufferWriteProbe passes on a writable file and fails on a locked or m
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
   const db = new DatabaseSync(path);
-  db.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x)");
+  db.exec("PRAGMA journal_mode = WAL; CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY)");
   const probe = new BufferWriteProbe(path);
   try {
     assert.equal(probe.check(), undefined);

@@ -235,6 +235,18 @@ function releaseReserve(path: string): boolean {
   }
 }
 
+/**
+ * Whether the buffer's filesystem has less than 1 MB free. On a full disk SQLite may report
+ * "disk I/O error" rather than SQLITE_FULL (its shared-memory file could not grow).
+ */
+function nearlyFull(path: string, opts: BufferOptions): boolean {
+  try {
+    return (opts.freeDisk ?? defaultFreeDisk)(path) < 1024 * 1024;
+  } catch {
+    return false;
+  }
+}
+
 function defaultFreeDisk(path: string): number {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
   const st = statfsSync(dir);
@@ -356,7 +368,10 @@ export class Buffer {
           db?.close();
         } catch { /* already unusable */ }
         // Opening writes (owner row, WAL): on a full disk the reserve makes the room for it.
-        if (isDiskFull(e) && startedFull === undefined && releaseReserve(path)) {
+        if (
+          startedFull === undefined && (isDiskFull(e) || nearlyFull(path, opts)) &&
+          releaseReserve(path)
+        ) {
           startedFull = (e as Error).message;
           opts.log.error("disk full at start: released the buffer's reserve file to open it", {
             file: path,
@@ -750,7 +765,10 @@ export class Buffer {
       this.#retryAt = this.#now() + 1000;
     }
     this.#reserve = this.#config.reserve > 0 ? "released" : "off";
-    if (!this.#ensureReserve() || this.#diskFull) this.#scheduleMaintain();
+    // Started on a full disk: the reserve makes the room the first commits need.
+    if (this.#diskFull) releaseReserve(this.#path);
+    else this.#ensureReserve();
+    if (this.#reserve === "released" || this.#diskFull) this.#scheduleMaintain();
     this.#checkDisk();
   }
 
