@@ -839,12 +839,12 @@ export class Buffer {
       this.#log.info("disk space is back: buffer reserve file recreated", {
         file: reservePath(this.#path),
       });
-      if (this.#diskFull) {
-        this.#log.info("buffer takes readings again after the disk was full", {
-          fullForMs: this.#now() - this.#diskFull.since,
-        });
-        this.#diskFull = null;
-      }
+    }
+    if (this.#diskFull && this.#reserve === "ready") {
+      this.#log.info("buffer takes readings again after the disk was full", {
+        fullForMs: this.#now() - this.#diskFull.since,
+      });
+      this.#diskFull = null;
     }
     if (this.#reserve === "released" || this.#diskFull) this.#scheduleMaintain();
   }
@@ -905,6 +905,12 @@ export class Buffer {
 
   /** Free space, at every commit (one statfs, ~2 µs): a floor checked now and then is overrun. */
   #checkDisk(): void {
+    // Space came back since the reserve went: take it back before deciding the disk is low.
+    if (this.#reserve === "released" && this.#ensureReserve()) {
+      this.#log.info("disk space is back: buffer reserve file recreated", {
+        file: reservePath(this.#path),
+      });
+    }
     try {
       this.#freeBytes = this.#freeDisk(this.#path);
     } catch {

@@ -7,7 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { Buffer, BufferError, type BufferOptions, type FaultStep } from "./buffer.ts";
+import {
+  Buffer,
+  BufferError,
+  type BufferOptions,
+  DiskFullError,
+  type FaultStep,
+} from "./buffer.ts";
 import { Ctx, INVALID } from "../config/schema.ts";
 import { type BufferConfig, bufferSchema } from "../config/gateway.ts";
 import { silentLogger } from "../log.ts";
@@ -294,4 +300,52 @@ Deno.test("a failure at each step of a write transaction (series, insert, evict,
     await d.forwardAll();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "open() on a full disk comes up reporting it, refuses readings with DiskFullError, and takes them once space returns",
+  ignore: !canMount,
+  async fn() {
+    const mnt = await Deno.makeTempDir();
+    await mountTmpfs(mnt, 4 * 1024 * 1024);
+    const filler = `${mnt}/filler`;
+    try {
+      let now = T0;
+      const cfg = config(mnt, { minFreeDisk: 0, reserve: 256 * 1024, integrityCheck: false });
+      const opts = { log: silentLogger(), now: () => now };
+      const batch = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({ device: "d", metric: "m", value: i, ts: now }));
+      let b = Buffer.open(cfg, opts);
+      assert.equal(b.stats().reserve, "ready");
+      await b.append(batch(100));
+      b.close();
+      fillTo(filler, 0);
+      b = Buffer.open(cfg, opts);
+      fillTo(filler, 0);
+      assert.ok(b.stats().diskFull, "starts in the disk-full state");
+      const refused = b.append(batch(10));
+      b.flush();
+      await assert.rejects(refused, DiskFullError);
+      now += 1001;
+      const tried = b.append(batch(5000));
+      b.flush();
+      await assert.rejects(tried, DiskFullError);
+      assert.equal(b.stats().rows, 100);
+      Deno.removeSync(filler);
+      now += 1001;
+      const ok = b.append(batch(10));
+      b.flush();
+      assert.equal((await ok).seqs.length, 10);
+      assert.equal(b.stats().diskFull, null);
+      assert.equal(b.stats().rows, 110);
+      b.close();
+      b = Buffer.open(cfg, opts);
+      assert.equal(b.stats().rows, 110);
+      b.close();
+    } finally {
+      await unmount(mnt);
+      await Deno.remove(mnt);
+    }
+  },
 });
