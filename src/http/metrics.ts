@@ -157,7 +157,7 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       "at a buffer cap (buffer_full_dropped), refused by a full buffer in reject-new mode " +
       "(buffer_full_rejected), kept aside after the receiver refused them (set_aside), of new " +
       "series beyond buffer.maxSeries (series_limit), refused while the disk was full " +
-      "(disk_full) or a commit failed (write_failed); the last two were never acknowledged.",
+      "(disk_full) or a commit failed (write_failed); nothing of those was stored.",
     [
       ...INVALID_REASONS.map((r): Sample => [{ reason: `invalid_${r}` }, p.invalid[r] ?? 0]),
       [{ reason: "series_limit" }, p.seriesLimit],
