@@ -832,19 +832,25 @@ export class Buffer {
     this.#maintainTimer = undefined;
     if (this.#closed) return;
     if (this.#ackDirty) this.#persistAcks();
-    try {
-      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    } catch { /* a reader holds it, or no room yet: next time */ }
+    if (this.#diskFull) {
+      try {
+        this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch { /* a reader holds it, or no room yet: next time */ }
+    }
     if (this.#reserve === "released" && this.#ensureReserve()) {
       this.#log.info("disk space is back: buffer reserve file recreated", {
         file: reservePath(this.#path),
       });
     }
-    if (this.#diskFull && this.#reserve === "ready") {
-      this.#log.info("buffer takes readings again after the disk was full", {
-        fullForMs: this.#now() - this.#diskFull.since,
-      });
-      this.#diskFull = null;
+    if (this.#diskFull && this.#reserve !== "released") {
+      // Room again (the reserve is back, or there is none to wait for): a one-row commit tells.
+      try {
+        this.#transaction(() => this.#setMeta.run("next_seq", this.#nextSeq));
+        this.#log.info("buffer takes readings again after the disk was full", {
+          fullForMs: this.#now() - this.#diskFull.since,
+        });
+        this.#diskFull = null;
+      } catch { /* still full; #commitFailed keeps this going */ }
     }
     if (this.#reserve === "released" || this.#diskFull) this.#scheduleMaintain();
   }
