@@ -1,11 +1,18 @@
 /**
  * Health means health: with every buffer commit failing (another process holds the file's write
  * lock for good), /healthz, outpost_up and systemd's STATUS= say so and the watchdog ping stops;
- * once the lock goes, all of it clears by itself.
+ * once the lock goes, all of it clears by itself. A broker that stops confirming makes the
+ * forwarder check fail.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { adapters } from "../adapters/mod.ts";
+import { gatewaySchema } from "../src/config/gateway.ts";
+import { parseConfig } from "../src/config/load.ts";
+import { Gateway } from "../src/gateway.ts";
+import { createLogger } from "../src/log.ts";
 import { startGateway } from "./helpers/gateway.ts";
+import { startMosquitto } from "./helpers/mosquitto.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
 
 /** A stand-in for systemd's notification socket, recording every datagram. */
@@ -90,6 +97,54 @@ adapters:
     } catch { /* closed */ }
     await gw.kill();
     await sock.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a broker that stops confirming (SIGSTOP) makes the forwarder check fail while the uplink still looks connected; SIGCONT clears it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outpost-stuck-" });
+  const broker = await startMosquitto();
+  const log = createLogger({ level: "debug", sink: () => {} });
+  const config = parseConfig(
+    `
+gateway: { id: stuck-gw }
+buffer: { path: ${dir}/buffer.db, minFreeDisk: 1MB, reserve: 1MB }
+uplink: { type: mqtt, url: ${broker.url}, keepalive: 60s }
+adapters:
+  - { type: simulated, name: sim, devices: 2, interval: 20ms }
+`,
+    gatewaySchema(adapters),
+  );
+  const gw = Gateway.start({
+    config,
+    adapters,
+    log,
+    version: "9.9.9-test",
+    forwarderStuckMs: 1500,
+  });
+  let stopped = false;
+  try {
+    await waitFor("readings forwarded", () => (gw.forwarder?.stats().forwardedReadings ?? 0) > 20);
+    assert.equal(gw.health().ok, true, JSON.stringify(gw.health()));
+    Deno.kill(broker.pid, "SIGSTOP");
+    stopped = true;
+    const h = await waitFor("the forwarder check to fail", () => {
+      const h = gw.health();
+      return h.checks.forwarder.ok ? undefined : h;
+    }, 15_000);
+    assert.match(
+      h.checks.forwarder.detail,
+      /^stuck: \d+ readings pending and the uplink connected/,
+    );
+    assert.equal(h.checks.uplink.ok, true, "the uplink still looks connected");
+    assert.equal(h.ok, false);
+    Deno.kill(broker.pid, "SIGCONT");
+    stopped = false;
+    await waitFor("the forwarder check to pass", () => gw.health().checks.forwarder.ok, 15_000);
+  } finally {
+    if (stopped) Deno.kill(broker.pid, "SIGCONT");
+    await gw.stop();
+    await broker.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
