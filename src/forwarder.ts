@@ -21,6 +21,11 @@ export interface ForwarderOptions {
   /** Readings read from the buffer per step. */
   readRows?: number;
   backfill?: BackfillPacing;
+  /**
+   * With readings pending and the uplink connected, no acknowledgement for this long makes the
+   * forwarder "stuck" (unhealthy). Default 5 minutes.
+   */
+  stuckAfterMs?: number;
 }
 
 /** Forwarder counters, as shown in status. */
@@ -104,12 +109,17 @@ export class Forwarder {
     backlogLane: null,
   };
   #idleWaiters: (() => void)[] = [];
+  readonly #stuckAfterMs: number;
+  /** Last acknowledgement, connect, or moment with nothing to do. */
+  #progressAt = Date.now();
+  #wasIdle = true;
 
   constructor(opts: ForwarderOptions) {
     this.#buffer = opts.buffer;
     this.#uplink = opts.uplink;
     this.#log = opts.log;
     this.#readRows = opts.readRows ?? 5000;
+    this.#stuckAfterMs = opts.stuckAfterMs ?? 300_000;
     const p = opts.backfill;
     this.#pacing = p && (p.messagesPerSecond || p.bytesPerSecond) ? p : undefined;
   }
@@ -118,7 +128,12 @@ export class Forwarder {
   start(): void {
     this.#stopped = false;
     this.#unsubscribe.push(
-      this.#buffer.onAppend(() => this.#kick()),
+      this.#buffer.onAppend(() => {
+        // Work arriving after a quiet spell starts the clock; arriving behind a backlog does not.
+        if (this.#wasIdle) this.#progressAt = Date.now();
+        this.#wasIdle = false;
+        this.#kick();
+      }),
       this.#uplink.onStateChange((up) => {
         if (up) this.#onConnect();
       }),
@@ -155,7 +170,22 @@ export class Forwarder {
     return this.#inflight.size === 0 && this.#buffer.pending === 0;
   }
 
+  /**
+   * Why the forwarder is stuck (readings pending, uplink connected, nothing acknowledged for
+   * `stuckAfterMs`), or `undefined` when it is not.
+   */
+  stuck(now = Date.now()): string | undefined {
+    const pending = this.#buffer.pending;
+    if (!this.#uplink.connected || pending <= 0) return undefined;
+    const quiet = now - this.#progressAt;
+    if (quiet < this.#stuckAfterMs) return undefined;
+    return `${pending} readings pending and the uplink connected, but nothing acknowledged for ${
+      Math.round(quiet / 1000)
+    }s`;
+  }
+
   #onConnect(): void {
+    this.#progressAt = Date.now();
     this.#resetCursors();
     this.#kick();
   }
@@ -207,7 +237,9 @@ export class Forwarder {
     } finally {
       this.#pumping = false;
     }
-    if (this.#isIdle()) {
+    this.#wasIdle = this.#isIdle();
+    if (this.#wasIdle) {
+      this.#progressAt = Date.now();
       const w = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const r of w) r();
@@ -286,7 +318,19 @@ export class Forwarder {
     this.#inflight.add(flight);
     this.#uplink.send(message).then(() => {
       this.#inflight.delete(flight);
-      this.#buffer.ack(lo, hi);
+      this.#progressAt = Date.now();
+      try {
+        this.#buffer.ack(lo, hi);
+      } catch (e) {
+        // Not acknowledged in the buffer: sent again later, which the receiver's ids absorb.
+        this.#log.error("cannot record an acknowledgement; the batch will be sent again", {
+          seq: `${lo}-${hi}`,
+          error: (e as Error).message,
+        });
+        this.#rewind = true;
+        this.#schedule(1000);
+        return;
+      }
       const s = this.#stats;
       s.forwardedReadings += message.count;
       s.forwardedMessages++;
@@ -296,7 +340,17 @@ export class Forwarder {
     }, (err: Error) => {
       this.#inflight.delete(flight);
       if (err instanceof PermanentUplinkError) {
-        this.#buffer.setAside(lo, hi, err.message);
+        try {
+          this.#buffer.setAside(lo, hi, err.message);
+        } catch (e) {
+          this.#log.error("cannot set a refused batch aside; it will be sent again", {
+            seq: `${lo}-${hi}`,
+            error: (e as Error).message,
+          });
+          this.#rewind = true;
+          this.#schedule(1000);
+          return;
+        }
         this.#stats.setAside += message.count;
         this.#log.error("uplink refused a batch for good; set aside in the buffer", {
           seq: `${lo}-${hi}`,

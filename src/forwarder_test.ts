@@ -182,3 +182,58 @@ Deno.test("backfill pacing: the backlog goes at the capped pace while new readin
     await broker.stop();
   }
 });
+
+Deno.test("stuck(): readings pending, uplink connected and no acknowledgement for stuckAfterMs", async () => {
+  const dir = await Deno.makeTempDir();
+  const buffer = Buffer.open(
+    bufferSchema.check({ path: `${dir}/b.db`, reserve: 0 }, new Ctx(), []) as never,
+    { log: silentLogger() },
+  );
+  // A broker that takes messages and never confirms them.
+  const held: (() => void)[] = [];
+  const uplink = {
+    type: "stub",
+    maxInflight: 2,
+    connected: true,
+    encode: (rs: { seq: number }[]) => [{
+      topic: "t",
+      payload: "x",
+      first: rs[0].seq,
+      last: rs[rs.length - 1].seq,
+      count: rs.length,
+    }],
+    send: () => new Promise<void>((resolve) => held.push(resolve)),
+    state: () => ({}) as never,
+    onStateChange: () => () => {},
+    start() {},
+    close: () => Promise.resolve(),
+  };
+  const fwd = new Forwarder({
+    buffer,
+    uplink: uplink as never,
+    log: silentLogger(),
+    stuckAfterMs: 100,
+  });
+  fwd.start();
+  try {
+    assert.equal(fwd.stuck(), undefined, "nothing pending");
+    await buffer.append(readings(10, 0));
+    await waitFor("a message in flight", () => held.length > 0);
+    assert.equal(fwd.stuck(), undefined, "not yet");
+    assert.match(
+      fwd.stuck(Date.now() + 150) ?? "",
+      /^10 readings pending and the uplink connected, but nothing acknowledged for \ds$/,
+    );
+    for (const r of held.splice(0)) r();
+    await fwd.idle();
+    assert.equal(fwd.stuck(Date.now() + 150), undefined, "all acknowledged");
+    uplink.connected = false;
+    await buffer.append(readings(10, 10));
+    assert.equal(fwd.stuck(Date.now() + 150), undefined, "offline is not stuck");
+  } finally {
+    fwd.stop();
+    for (const r of held.splice(0)) r();
+    buffer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

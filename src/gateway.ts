@@ -48,6 +48,8 @@ export interface GatewayOptions {
   version: string;
   /** How long after start an unconnected uplink still counts as healthy. */
   uplinkGraceMs?: number;
+  /** Readings pending, uplink connected and no acknowledgement this long: unhealthy. */
+  forwarderStuckMs?: number;
 }
 
 /** Result of the health checks behind /healthz. */
@@ -76,6 +78,10 @@ export interface GatewayStatus {
     seriesLimit: number;
     droppedUnforwarded: number;
     rejectedFull: number;
+    /** Readings refused while the disk was full (senders told to resend). */
+    diskFull: number;
+    /** Readings refused because a commit failed otherwise (senders told to resend). */
+    writeFailed: number;
     setAside: number;
   };
   devices: Record<string, Record<string, LastValue>>;
@@ -83,6 +89,33 @@ export interface GatewayStatus {
   edge: EdgeStatus | null;
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+}
+
+/** The disk check of /healthz: not full, and free space above `buffer.minFreeDisk`. */
+function diskCheck(b: BufferStats, floor: number): { ok: boolean; detail: string } {
+  const free = b.freeDisk === null ? "free space unknown" : `${mb(b.freeDisk)} free`;
+  if (b.diskFull) {
+    return {
+      ok: false,
+      detail: `full since ${
+        new Date(b.diskFull.since).toISOString()
+      }: new readings refused, forwarding goes on (${free}; ${b.diskFull.error})`,
+    };
+  }
+  if (b.freeDisk !== null && b.freeDisk < floor) {
+    return {
+      ok: false,
+      detail: `${free}, below buffer.minFreeDisk ${mb(floor)}: the buffer stops growing`,
+    };
+  }
+  return {
+    ok: true,
+    detail: `${free}${b.reserve === "released" ? "; reserve file released" : ""}`,
+  };
 }
 
 /**
@@ -97,6 +130,7 @@ export class Gateway {
   readonly #registry: Record<string, AdapterModule<any>>;
   readonly #startedAt = Date.now();
   readonly #graceMs: number;
+  readonly #stuckMs: number | undefined;
   #config: GatewayConfig;
   #buffer!: Buffer;
   #pipeline!: Pipeline;
@@ -117,6 +151,7 @@ export class Gateway {
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
     rememberSecretsIn(opts.config);
+    this.#stuckMs = opts.forwarderStuckMs;
   }
 
   /** Opens the buffer, starts the uplink, forwarder and adapters. */
@@ -157,6 +192,7 @@ export class Gateway {
       buffer: this.#buffer,
       uplink,
       log: this.#root.child("forwarder"),
+      stuckAfterMs: this.#stuckMs,
       backfill: (c.uplink as { backfill?: { messagesPerSecond?: number; bytesPerSecond?: number } })
         .backfill,
     });
@@ -320,8 +356,9 @@ export class Gateway {
   }
 
   /**
-   * Health as /healthz reports it: buffer writable, adapters running, uplink (after a grace).
-   * Redacted: it is served without a token.
+   * Health as /healthz reports it: buffer commits succeed, disk above its floor, adapters
+   * running, uplink connected (after a grace), forwarder making progress. Redacted: it is served
+   * without a token.
    */
   health(): Health {
     return redactValue(this.#health());
@@ -330,7 +367,17 @@ export class Gateway {
   #health(): Health {
     const checks: Health["checks"] = {};
     const b = this.#buffer.stats();
-    checks.buffer = { ok: true, detail: `${b.pending} pending of ${b.rows} stored` };
+    const failed = b.lastCommitError;
+    // A full disk is the disk check's to report; this one is for every other write failure.
+    checks.buffer = failed && !b.diskFull
+      ? {
+        ok: false,
+        detail: `commits fail (${b.commitFailures} this run), last at ${
+          new Date(failed.at).toISOString()
+        }: ${failed.error}`,
+      }
+      : { ok: true, detail: `${b.pending} pending of ${b.rows} stored` };
+    checks.disk = diskCheck(b, this.#config.buffer.minFreeDisk);
     const sups = this.#supervisors.map((s) => s.status());
     const failing = sups.filter((s) => s.state !== "running");
     checks.adapters = {
@@ -350,6 +397,12 @@ export class Gateway {
             inGrace ? " (start-up grace)" : ""
           }`,
       };
+    }
+    const stuck = this.#forwarder?.stuck();
+    if (this.#forwarder) {
+      checks.forwarder = stuck === undefined
+        ? { ok: true, detail: `${b.pending} pending` }
+        : { ok: false, detail: `stuck: ${stuck}` };
     }
     if (TEST_BEHAVIOUR === "unhealthy") {
       checks.test = { ok: false, detail: "TEST-ONLY build: never healthy (--behaviour unhealthy)" };
@@ -393,6 +446,8 @@ export class Gateway {
         seriesLimit: p.seriesLimit,
         droppedUnforwarded: b.droppedUnforwarded,
         rejectedFull: b.rejectedFull,
+        diskFull: p.diskFull,
+        writeFailed: p.writeFailed,
         setAside: f?.setAside ?? 0,
       },
       devices: this.#pipeline.lastValues(),

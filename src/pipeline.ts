@@ -1,5 +1,5 @@
 import type { EmitResult } from "./adapter.ts";
-import { type Buffer, seriesKey } from "./buffer/buffer.ts";
+import { type Buffer, DiskFullError, seriesKey } from "./buffer/buffer.ts";
 import type { Logger } from "./log.ts";
 import { checkReading, type InvalidReason, type Reading, type ReadingValue } from "./reading.ts";
 
@@ -28,6 +28,10 @@ export interface PipelineStats {
   /** Readings of new series refused at `buffer.maxSeries`. */
   seriesLimit: number;
   rejectedFull: number;
+  /** Readings refused because the disk was full (the sender was told to resend). */
+  diskFull: number;
+  /** Readings refused because a commit failed for another reason (sender told to resend). */
+  writeFailed: number;
   bySource: Record<string, { received: number; accepted: number; invalid: number }>;
 }
 
@@ -57,6 +61,8 @@ export class Pipeline {
     invalid: { device: 0, metric: 0, value: 0, unit: 0, timestamp: 0 },
     seriesLimit: 0,
     rejectedFull: 0,
+    diskFull: 0,
+    writeFailed: 0,
     bySource: {},
   };
 
@@ -109,7 +115,7 @@ export class Pipeline {
     for (const stage of this.#stages) valid = stage.process(valid, source, local);
     if (local.length > 0) return this.#appendBoth(src, valid, local, refused);
     if (valid.length === 0) return { accepted: 0, rejected: refused, seqs: [] };
-    const res = await this.#buffer.append(valid);
+    const res = await this.#append(this.#buffer.append(valid), valid.length);
     const accepted = res.seqs.length;
     this.#stats.accepted += accepted;
     this.#stats.rejectedFull += res.rejected;
@@ -125,10 +131,10 @@ export class Pipeline {
     local: Reading[],
     refused: number,
   ): Promise<EmitResult> {
-    const [fwd, loc] = await Promise.all([
-      this.#buffer.append(valid),
-      this.#buffer.append(local, { forward: false }),
-    ]);
+    const [fwd, loc] = await this.#append(
+      Promise.all([this.#buffer.append(valid), this.#buffer.append(local, { forward: false })]),
+      valid.length + local.length,
+    );
     let accepted = 0;
     for (const [list, res] of [[valid, fwd], [local, loc]] as const) {
       const n = res.seqs.length;
@@ -143,6 +149,17 @@ export class Pipeline {
       rejected: refused + valid.length + local.length - accepted,
       seqs: [...fwd.seqs, ...loc.seqs].sort((a, b) => a - b),
     };
+  }
+
+  /** Counts `n` readings a failed commit refused (by reason) and passes the error on. */
+  async #append<T>(appending: Promise<T>, n: number): Promise<T> {
+    try {
+      return await appending;
+    } catch (e) {
+      if (e instanceof DiskFullError) this.#stats.diskFull += n;
+      else this.#stats.writeFailed += n;
+      throw e;
+    }
   }
 
   /** Whether `r` would open a series beyond the limit; notes the new ones in `fresh`. */

@@ -1,5 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
-import type { GatewayStatus } from "./gateway.ts";
+import type { GatewayStatus, Health } from "./gateway.ts";
+import { isDiskFull } from "./buffer/buffer.ts";
 import type { Logger } from "./log.ts";
 
 /** Environment variables systemd hands a `Type=notify` service. */
@@ -211,13 +212,25 @@ export function statusLine(s: GatewayStatus): string {
     }`
     : "no uplink";
   const running = s.adapters.filter((a) => a.state === "running").length;
-  return oneLine(`${pending}; ${uplink}; adapters ${running}/${s.adapters.length} running`);
+  const failing = Object.entries(s.health.checks).filter(([, c]) => !c.ok).map(([k]) => k);
+  return oneLine(
+    `${
+      failing.length ? `UNHEALTHY (${failing.join(", ")}); ` : ""
+    }${pending}; ${uplink}; adapters ${running}/${s.adapters.length} running`,
+  );
+}
+
+/** What a write probe found wrong. */
+export interface ProbeFailure {
+  error: string;
+  /** The write failed for want of disk space (a restart would not help). */
+  diskFull: boolean;
 }
 
 /**
- * Checks that the buffer file still takes writes: takes SQLite's write lock on a connection of
- * its own and releases it at once (nothing is written). Catches a read-only remount, a file gone
- * or a lock held forever, which `stats()` alone would not.
+ * Checks that the buffer file still takes writes: commits one tiny row (`meta.probe`, the time)
+ * on a connection of its own. Catches a read-only remount, a failing disk, a file gone or a lock
+ * held forever, which `stats()` alone would not.
  */
 export class BufferWriteProbe {
   readonly #path: string;
@@ -227,8 +240,13 @@ export class BufferWriteProbe {
     this.#path = path;
   }
 
-  /** `undefined` when writable, else why not. */
+  /** `undefined` when the write committed, else why not. */
   check(): string | undefined {
+    return this.probe()?.error;
+  }
+
+  /** `undefined` when the write committed, else why not and whether the disk is full. */
+  probe(): ProbeFailure | undefined {
     try {
       if (!this.#db) {
         // Opening would create a missing file; a vanished buffer is a failure, not a fresh start.
@@ -237,11 +255,21 @@ export class BufferWriteProbe {
         this.#db.exec("PRAGMA busy_timeout = 200");
       }
       this.#db.exec("BEGIN IMMEDIATE");
-      this.#db.exec("ROLLBACK");
+      this.#db.prepare(
+        "INSERT INTO meta(key, value) VALUES ('probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      ).run(Date.now());
+      this.#db.exec("COMMIT");
       return undefined;
     } catch (e) {
-      this.close();
-      return `buffer "${this.#path}" is not writable: ${(e as Error).message}`;
+      const diskFull = isDiskFull(e);
+      try {
+        if (this.#db?.isTransaction) this.#db.exec("ROLLBACK");
+      } catch { /* connection unusable: closed below */ }
+      if (!diskFull) this.close();
+      return {
+        error: `buffer "${this.#path}" is not writable: ${(e as Error).message}`,
+        diskFull,
+      };
     }
   }
 
@@ -252,4 +280,19 @@ export class BufferWriteProbe {
     } catch { /* already closed */ }
     this.#db = undefined;
   }
+}
+
+/**
+ * The watchdog's verdict: why systemd should restart the gateway, or `undefined`. Failing
+ * commits and a probe write that fails withhold the ping; a full disk, a low disk or a stuck
+ * forwarder do not (a restart cures none of them), they show as UNHEALTHY in `STATUS=`.
+ */
+export function watchdogProblem(
+  health: Health,
+  probe: Pick<BufferWriteProbe, "probe">,
+): string | undefined {
+  const buffer = health.checks.buffer;
+  if (buffer && !buffer.ok) return `buffer: ${buffer.detail}`;
+  const failed = probe.probe();
+  return failed && !failed.diskFull ? failed.error : undefined;
 }

@@ -8,6 +8,7 @@ import {
   startWatchdog,
   SystemdNotifier,
   watchdogIntervalMs,
+  watchdogProblem,
 } from "./systemd.ts";
 import { waitFor } from "../test/helpers/ports.ts";
 
@@ -148,7 +149,7 @@ Deno.test("BufferWriteProbe passes on a writable file and fails on a locked or m
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
   const db = new DatabaseSync(path);
-  db.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x)");
+  db.exec("PRAGMA journal_mode = WAL; CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY)");
   const probe = new BufferWriteProbe(path);
   try {
     assert.equal(probe.check(), undefined);
@@ -166,4 +167,26 @@ Deno.test("BufferWriteProbe passes on a writable file and fails on a locked or m
     db.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("watchdogProblem(): failing commits or a failing probe withhold the ping; a full disk does not", () => {
+  const health = (checks: Record<string, { ok: boolean; detail: string }>) => ({
+    ok: Object.values(checks).every((c) => c.ok),
+    checks,
+  });
+  const fine = { probe: () => undefined };
+  const full = { probe: () => ({ error: "database or disk is full", diskFull: true }) };
+  const broken = { probe: () => ({ error: "disk I/O error", diskFull: false }) };
+  const ok = { buffer: { ok: true, detail: "" }, disk: { ok: true, detail: "" } };
+  assert.equal(watchdogProblem(health(ok), fine), undefined);
+  assert.equal(
+    watchdogProblem(health({ ...ok, buffer: { ok: false, detail: "commits fail" } }), fine),
+    "buffer: commits fail",
+  );
+  assert.equal(watchdogProblem(health(ok), broken), "disk I/O error");
+  // A restart frees no disk space: the disk check shows in STATUS=, the ping goes on.
+  assert.equal(
+    watchdogProblem(health({ ...ok, disk: { ok: false, detail: "full since …" } }), full),
+    undefined,
+  );
 });

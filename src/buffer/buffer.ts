@@ -15,6 +15,22 @@ export class BufferFullError extends BufferError {
   override name = "BufferFullError";
 }
 
+/**
+ * The readings were not accepted because the disk holding the buffer is full (a commit failed
+ * with SQLITE_FULL, or did so less than a second ago). Nothing was stored; the sender should try
+ * again later.
+ */
+export class DiskFullError extends BufferError {
+  override name = "DiskFullError";
+}
+
+/** Whether `e` is SQLite's "database or disk is full" (or the system's ENOSPC). */
+export function isDiskFull(e: unknown): boolean {
+  const err = e as { errcode?: number; code?: string; message?: string };
+  return (err?.errcode !== undefined && (err.errcode & 0xff) === 13) || err?.code === "ENOSPC" ||
+    /database or disk is full|no space left on device/i.test(String(err?.message ?? e));
+}
+
 /** Result of one `append`. */
 export interface AppendResult {
   /** Sequence numbers given to the accepted readings, in order. */
@@ -50,6 +66,18 @@ export interface BufferStats {
   atCap: "rows" | "bytes" | "disk" | null;
   /** Files moved aside because they were corrupt, this run. */
   quarantined: string[];
+  /** Set while commits fail for want of disk space: new readings are refused meanwhile. */
+  diskFull: { since: number; error: string } | null;
+  /** Free bytes on the buffer's filesystem at the last commit (null when unknown). */
+  freeDisk: number | null;
+  /** The spare file kept beside the buffer so a full disk never stops eviction and checkpoints. */
+  reserve: "ready" | "released" | "off";
+  /** When a commit last succeeded (this run). */
+  lastCommitAt: number | null;
+  /** The last commit's error, until a commit succeeds again. */
+  lastCommitError: { at: number; error: string } | null;
+  /** Commits that failed this run (their readings were refused, memory left unchanged). */
+  commitFailures: number;
 }
 
 /** Options of {@linkcode Buffer.append}. */
@@ -72,6 +100,37 @@ export interface BufferOptions {
   now?: () => number;
   /** Free-space probe, for tests; returns free bytes of the filesystem holding `path`. */
   freeDisk?: (path: string) => number;
+  /**
+   * Test hook: called at each step inside a write transaction (`series`, `insert`, `evict`,
+   * `drop`, `meta`, `acks`, `prune`, `commit`); throwing from it fails the transaction there.
+   */
+  fault?: (step: FaultStep) => void;
+}
+
+/** Steps of a write transaction where {@linkcode BufferOptions.fault} is called. */
+export type FaultStep =
+  | "series"
+  | "insert"
+  | "evict"
+  | "drop"
+  | "meta"
+  | "acks"
+  | "prune"
+  | "commit";
+
+/** In-memory state a failed transaction puts back. */
+interface Snapshot {
+  nextSeq: number;
+  floor: number;
+  acked: SeqRange[];
+  ackDirty: boolean;
+  rows: number;
+  pending: number;
+  localRows: number;
+  counters: Record<Counter, number>;
+  seriesLength: number;
+  atCap: BufferStats["atCap"];
+  episodeDropped: number;
 }
 
 /** What a query of stored readings selects. */
@@ -162,6 +221,32 @@ function inUse(o: BufferOwner): string {
   }, which is still running; two gateways must not write one buffer. Stop that one first (systemctl stop outpost), or give this one its own buffer.path`;
 }
 
+function reservePath(path: string): string {
+  return `${path}.reserve`;
+}
+
+/** Deletes the reserve file beside `path`; true when there was one. */
+function releaseReserve(path: string): boolean {
+  try {
+    Deno.removeSync(reservePath(path));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the buffer's filesystem has less than 1 MB free. On a full disk SQLite may report
+ * "disk I/O error" rather than SQLITE_FULL (its shared-memory file could not grow).
+ */
+function nearlyFull(path: string, opts: BufferOptions): boolean {
+  try {
+    return (opts.freeDisk ?? defaultFreeDisk)(path) < 1024 * 1024;
+  } catch {
+    return false;
+  }
+}
+
 function defaultFreeDisk(path: string): number {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
   const st = statfsSync(dir);
@@ -180,6 +265,7 @@ export class Buffer {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #freeDisk: (path: string) => number;
+  readonly #fault: ((step: FaultStep) => void) | undefined;
   readonly #quarantined: string[];
 
   #epoch = "";
@@ -209,8 +295,19 @@ export class Buffer {
   #lastAppendTs: number | null = null;
   #atCap: BufferStats["atCap"] = null;
   #episodeDropped = 0;
-  #diskCheckedAt = 0;
   #diskLow = false;
+  #freeBytes: number | null = null;
+  /** Series keys added by the open transaction (forgotten again if it fails). */
+  #txnSeries: string[] = [];
+  #diskFull: BufferStats["diskFull"] = null;
+  /** While the disk is full, commits are tried again from this time on; until then refused. */
+  #retryAt = 0;
+  #reserve: BufferStats["reserve"] = "off";
+  #maintainTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastCommitAt: number | null = null;
+  #lastCommitError: BufferStats["lastCommitError"] = null;
+  #commitFailures = 0;
+  #ownerUnwritten = false;
   #bytesCheckedAt = 0;
   #usedBytes = 0;
   #pageSize = 4096;
@@ -244,6 +341,7 @@ export class Buffer {
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
     this.#freeDisk = opts.freeDisk ?? defaultFreeDisk;
+    this.#fault = opts.fault;
     this.#quarantined = quarantined;
   }
 
@@ -256,17 +354,32 @@ export class Buffer {
     const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
     if (dir) Deno.mkdirSync(dir, { recursive: true });
     const quarantined: string[] = [];
+    let startedFull: string | undefined;
     for (let attempt = 0;; attempt++) {
       let db: DatabaseSync | undefined;
       try {
         db = new DatabaseSync(path);
         const buf = new Buffer(db, path, config, opts, quarantined);
         buf.#init();
+        buf.#afterOpen(startedFull);
         return buf;
       } catch (e) {
         try {
           db?.close();
         } catch { /* already unusable */ }
+        // Opening writes (owner row, WAL): on a full disk the reserve makes the room for it.
+        if (
+          startedFull === undefined && (isDiskFull(e) || nearlyFull(path, opts)) &&
+          releaseReserve(path)
+        ) {
+          startedFull = (e as Error).message;
+          opts.log.error("disk full at start: released the buffer's reserve file to open it", {
+            file: path,
+            error: startedFull,
+          });
+          attempt--;
+          continue;
+        }
         if (!isCorruption(e) || attempt > 0) {
           throw new BufferError(`Cannot open buffer "${path}": ${(e as Error).message}`, {
             cause: e,
@@ -297,8 +410,15 @@ export class Buffer {
       ).run(this.#owner);
       db.exec("COMMIT");
     } catch (e) {
-      db.exec("ROLLBACK");
-      throw e;
+      // SQLite ends a transaction itself on some errors (SQLITE_FULL): a ROLLBACK then would
+      // throw "no transaction is active" and hide the real error.
+      if (db.isTransaction) db.exec("ROLLBACK");
+      if (!isDiskFull(e)) throw e;
+      // No other live holder (checked above) and no room to say so: the row is written with the
+      // first commit that succeeds. Until then nothing is written, so nothing can clash.
+      this.#ownerUnwritten = true;
+      this.#diskFull = { since: this.#now(), error: (e as Error).message };
+      this.#retryAt = this.#now() + 1000;
     }
   }
 
@@ -465,11 +585,15 @@ export class Buffer {
     const total = this.#queued;
     this.#queue = [];
     this.#queued = 0;
+    if (this.#diskFull && this.#now() < this.#retryAt) {
+      const err = this.#diskFullError(total);
+      for (const w of waiters) w.reject(err);
+      return;
+    }
     const seqs: number[][] = [];
     let rejected: number[] = [];
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
+      this.#transaction(() => {
         const room = this.#makeRoom(total);
         rejected = waiters.map(() => 0);
         let allowed = room;
@@ -507,36 +631,228 @@ export class Buffer {
         if (localOut.length) this.#insertRows(localOut, localOut.length / 4, true);
         const rejectedTotal = rejected.reduce((a, b) => a + b, 0);
         if (rejectedTotal) this.#counters.rejectedFull += rejectedTotal;
+        this.#fault?.("meta");
         this.#nextSeq = seq;
         this.#setMeta.run("next_seq", seq);
         for (const c of COUNTERS) this.#setMeta.run(c, this.#counters[c]);
         if (this.#ackDirty) this.#writeAcks();
-        this.#db.exec("COMMIT");
         this.#rows += inserted;
         this.#localRows += insertedLocal;
         this.#pending += inserted - insertedLocal;
-        if (inserted) this.#lastAppendTs = this.#now();
-      } catch (e) {
-        try {
-          this.#db.exec("ROLLBACK");
-        } catch { /* transaction already gone */ }
-        throw e;
-      }
+      });
     } catch (e) {
-      const err = new BufferError(
+      const err = isDiskFull(e) ? this.#diskFullError(total) : new BufferError(
         `Cannot write to buffer "${this.#path}": ${(e as Error).message}`,
-        {
-          cause: e,
-        },
+        { cause: e },
       );
-      this.#log.error("buffer write failed; readings not accepted", { error: err.message });
+      if (!(err instanceof DiskFullError)) {
+        this.#log.error("buffer write failed; readings not accepted", { error: err.message });
+      }
       for (const w of waiters) w.reject(err);
       return;
+    }
+    if (seqs.some((s) => s.length > 0)) this.#lastAppendTs = this.#now();
+    if (this.#diskFull) {
+      this.#log.info("buffer takes readings again after the disk was full", {
+        fullForMs: this.#now() - this.#diskFull.since,
+      });
+      this.#diskFull = null;
     }
     for (let w = 0; w < waiters.length; w++) {
       waiters[w].resolve({ seqs: seqs[w], rejected: rejected[w] });
     }
     for (const l of this.#listeners) l();
+  }
+
+  #diskFullError(readings: number): DiskFullError {
+    return new DiskFullError(
+      `Cannot store ${readings} reading(s): the disk holding buffer "${this.#path}" is full (${
+        this.#diskFull?.error ?? "database or disk is full"
+      }); nothing was stored, send again later`,
+    );
+  }
+
+  /**
+   * Runs `fn` in a write transaction. In-memory state `fn` changes (counters, floor, acknowledged
+   * ranges, series ids, next sequence number) stands only if the commit succeeds; any failure puts
+   * it back as it was, so memory always equals the file.
+   */
+  #transaction<T>(fn: () => T): T {
+    const snap = this.#snapshot();
+    this.#txnSeries = [];
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      const out = fn();
+      if (this.#ownerUnwritten) this.#setMeta.run("owner", this.#owner);
+      this.#fault?.("commit");
+      this.#db.exec("COMMIT");
+      this.#ownerUnwritten = false;
+      this.#txnSeries = [];
+      this.#lastCommitAt = this.#now();
+      this.#lastCommitError = null;
+      return out;
+    } catch (e) {
+      try {
+        // SQLite ends the transaction itself on some errors (SQLITE_FULL among them).
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      } catch { /* the connection is gone; nothing was committed */ }
+      this.#restore(snap);
+      this.#commitFailed(e);
+      throw e;
+    }
+  }
+
+  #snapshot(): Snapshot {
+    return {
+      nextSeq: this.#nextSeq,
+      floor: this.#floor,
+      acked: this.#acked.map(([lo, hi]) => [lo, hi] as SeqRange),
+      ackDirty: this.#ackDirty,
+      rows: this.#rows,
+      pending: this.#pending,
+      localRows: this.#localRows,
+      counters: { ...this.#counters },
+      seriesLength: this.#series.length,
+      atCap: this.#atCap,
+      episodeDropped: this.#episodeDropped,
+    };
+  }
+
+  #restore(s: Snapshot): void {
+    this.#nextSeq = s.nextSeq;
+    this.#floor = s.floor;
+    this.#acked = s.acked;
+    this.#ackDirty = s.ackDirty;
+    this.#rows = s.rows;
+    this.#pending = s.pending;
+    this.#localRows = s.localRows;
+    this.#counters = s.counters;
+    for (const key of this.#txnSeries) this.#seriesIds.delete(key);
+    this.#txnSeries = [];
+    this.#series.length = s.seriesLength;
+    this.#atCap = s.atCap;
+    this.#episodeDropped = s.episodeDropped;
+  }
+
+  #commitFailed(e: unknown): void {
+    const now = this.#now();
+    const error = (e as Error)?.message ?? String(e);
+    this.#commitFailures++;
+    this.#lastCommitError = { at: now, error };
+    if (!isDiskFull(e)) return;
+    this.#retryAt = now + 1000;
+    if (!this.#diskFull) {
+      this.#diskFull = { since: now, error };
+      this.#log.error(
+        "DISK FULL: buffer commits fail; refusing new readings (senders are told to resend), forwarding and evicting go on",
+        { file: this.#path, error, reserve: this.#reserve },
+      );
+    }
+    if (this.#reserve === "ready" && releaseReserve(this.#path)) {
+      this.#reserve = "released";
+      this.#log.warn("released the buffer's reserve file so eviction and checkpoints can run", {
+        file: reservePath(this.#path),
+        bytes: this.#config.reserve,
+      });
+    }
+    this.#scheduleMaintain();
+  }
+
+  /** Called once the file is open: the start-up state of the disk and the reserve file. */
+  #afterOpen(startedFull: string | undefined): void {
+    if (startedFull !== undefined && !this.#diskFull) {
+      this.#diskFull = { since: this.#now(), error: startedFull };
+      this.#retryAt = this.#now() + 1000;
+    }
+    this.#reserve = this.#config.reserve > 0 ? "released" : "off";
+    // Started on a full disk: the reserve makes the room the first commits need.
+    if (this.#diskFull) releaseReserve(this.#path);
+    else this.#ensureReserve();
+    if (this.#reserve === "released" || this.#diskFull) this.#scheduleMaintain();
+    this.#checkDisk();
+  }
+
+  /**
+   * Creates the reserve file when it is missing and the disk has room for it with at least
+   * max(minFreeDisk, reserve) left over; true when the reserve is in place (or turned off).
+   */
+  #ensureReserve(): boolean {
+    const size = this.#config.reserve;
+    if (size <= 0) {
+      this.#reserve = "off";
+      return true;
+    }
+    const file = reservePath(this.#path);
+    try {
+      if (Deno.statSync(file).size >= size) {
+        this.#reserve = "ready";
+        return true;
+      }
+    } catch { /* missing */ }
+    let free: number;
+    try {
+      free = this.#freeDisk(this.#path);
+    } catch {
+      return false;
+    }
+    if (free < size + Math.max(this.#config.minFreeDisk, size)) return false;
+    const tmp = `${file}.tmp`;
+    try {
+      // Real bytes: a sparse file would reserve nothing.
+      const f = Deno.openSync(tmp, { create: true, write: true, truncate: true });
+      try {
+        const chunk = new Uint8Array(Math.min(size, 1 << 20));
+        for (let done = 0; done < size;) {
+          done += f.writeSync(chunk.subarray(0, Math.min(chunk.length, size - done)));
+        }
+      } finally {
+        f.close();
+      }
+      Deno.renameSync(tmp, file);
+      this.#reserve = "ready";
+      return true;
+    } catch {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      return false;
+    }
+  }
+
+  #scheduleMaintain(): void {
+    if (this.#closed || this.#maintainTimer !== undefined) return;
+    this.#maintainTimer = setTimeout(() => this.#maintain(), 1000);
+  }
+
+  /**
+   * Once a second while the disk is full or the reserve is released: persists acknowledgements,
+   * shrinks the WAL, and recreates the reserve when space came back.
+   */
+  #maintain(): void {
+    this.#maintainTimer = undefined;
+    if (this.#closed) return;
+    if (this.#ackDirty) this.#persistAcks();
+    if (this.#diskFull) {
+      try {
+        this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch { /* a reader holds it, or no room yet: next time */ }
+    }
+    if (this.#reserve === "released" && this.#ensureReserve()) {
+      this.#log.info("disk space is back: buffer reserve file recreated", {
+        file: reservePath(this.#path),
+      });
+    }
+    if (this.#diskFull && this.#reserve !== "released") {
+      // Room again (the reserve is back, or there is none to wait for): a one-row commit tells.
+      try {
+        this.#transaction(() => this.#setMeta.run("next_seq", this.#nextSeq));
+        this.#log.info("buffer takes readings again after the disk was full", {
+          fullForMs: this.#now() - this.#diskFull.since,
+        });
+        this.#diskFull = null;
+      } catch { /* still full; #commitFailed keeps this going */ }
+    }
+    if (this.#reserve === "released" || this.#diskFull) this.#scheduleMaintain();
   }
 
   #insertRows(values: (number | string | null)[], n: number, local: boolean): void {
@@ -549,6 +865,7 @@ export class Buffer {
       );
       cache.set(n, stmt);
     }
+    this.#fault?.("insert");
     stmt.run(...values);
   }
 
@@ -574,9 +891,11 @@ export class Buffer {
       const kind = kindOf(r.value);
       const unit = r.unit ?? "";
       id = this.#series.length || 1;
+      this.#fault?.("series");
       this.#insertSeries.run(id, r.device, r.metric, unit, kind);
       this.#series[id] = { device: r.device, metric: r.metric, unit, kind };
       this.#seriesIds.set(key, id);
+      this.#txnSeries.push(key);
     }
     return id;
   }
@@ -590,15 +909,21 @@ export class Buffer {
     this.#usedBytes = (pc - fl) * this.#pageSize;
   }
 
+  /** Free space, at every commit (one statfs, ~2 µs): a floor checked now and then is overrun. */
   #checkDisk(): void {
-    const now = this.#now();
-    if (now - this.#diskCheckedAt < 2000) return;
-    this.#diskCheckedAt = now;
-    try {
-      this.#diskLow = this.#freeDisk(this.#path) < this.#config.minFreeDisk;
-    } catch {
-      this.#diskLow = false;
+    // Space came back since the reserve went: take it back before deciding the disk is low.
+    if (this.#reserve === "released" && this.#ensureReserve()) {
+      this.#log.info("disk space is back: buffer reserve file recreated", {
+        file: reservePath(this.#path),
+      });
     }
+    try {
+      this.#freeBytes = this.#freeDisk(this.#path);
+    } catch {
+      this.#freeBytes = null;
+    }
+    this.#diskLow = (this.#freeBytes !== null && this.#freeBytes < this.#config.minFreeDisk) ||
+      this.#reserve === "released";
   }
 
   /**
@@ -674,6 +999,7 @@ export class Buffer {
    * (by sequence number) first; returns how many went.
    */
   #evictDone(n: number): number {
+    this.#fault?.("evict");
     if (this.#localRows === 0) return this.#evictForwarded(n);
     const local = (this.#oldestLocal.all(n) as { seq: number }[]).map((r) => Number(r.seq));
     const forwarded = this.#oldestForwarded(n);
@@ -729,6 +1055,7 @@ export class Buffer {
 
   /** Deletes the `n` oldest unforwarded rows, counting each exactly; moves the floor past them. */
   #dropOldestPending(n: number): number {
+    this.#fault?.("drop");
     const boundary = this.#nthPending.get(this.#floor, n - 1) as { seq: number } | undefined;
     const hi = boundary ? Number(boundary.seq) : this.#nextSeq - 1;
     const del = this.#deleteRange;
@@ -789,6 +1116,7 @@ export class Buffer {
   }
 
   #writeAcks(): void {
+    this.#fault?.("acks");
     this.#setMeta.run("ack_floor", this.#floor);
     this.#db.exec("DELETE FROM acked");
     if (this.#acked.length) {
@@ -800,13 +1128,8 @@ export class Buffer {
 
   #persistAcks(): void {
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
-      this.#writeAcks();
-      this.#db.exec("COMMIT");
+      this.#transaction(() => this.#writeAcks());
     } catch (e) {
-      try {
-        this.#db.exec("ROLLBACK");
-      } catch { /* gone */ }
       this.#log.error("cannot persist acknowledgements; they will be resent", {
         error: (e as Error).message,
       });
@@ -929,9 +1252,10 @@ export class Buffer {
    * buffer for export, are listed in status, and no longer block the queue.
    */
   setAside(lo: number, hi: number, reason: string): void {
-    this.#db.prepare(
+    const insert = this.#db.prepare(
       "INSERT INTO aside(lo, hi, reason, at) VALUES (?, ?, ?, ?) ON CONFLICT(lo) DO UPDATE SET hi = excluded.hi, reason = excluded.reason",
-    ).run(lo, hi, reason.slice(0, 500), this.#now());
+    );
+    this.#transaction(() => insert.run(lo, hi, reason.slice(0, 500), this.#now()));
     this.ack(lo, hi);
   }
 
@@ -954,26 +1278,31 @@ export class Buffer {
     const del = this.#db.prepare(
       "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ? AND ts < ? ORDER BY seq LIMIT 5000)",
     );
+    const delLocal = this.#db.prepare(
+      "DELETE FROM local_readings WHERE seq IN (SELECT seq FROM local_readings WHERE ts < ? ORDER BY seq LIMIT 5000)",
+    );
+    // One transaction per batch: rows, counters and the file change together or not at all.
+    const batch = (local: boolean) =>
+      this.#transaction(() => {
+        this.#fault?.("prune");
+        const n = Number((local ? delLocal.run(cutoff) : del.run(this.#floor, cutoff)).changes);
+        if (n) {
+          if (local) this.#localRows -= n;
+          this.#rows -= n;
+          this.#counters.pruned += n;
+          this.#setMeta.run("pruned", this.#counters.pruned);
+        }
+        return n;
+      });
     for (;;) {
-      const n = Number(del.run(this.#floor, cutoff).changes);
+      const n = batch(false);
       total += n;
       if (n < 5000) break;
     }
-    if (this.#localRows > 0) {
-      const delLocal = this.#db.prepare(
-        "DELETE FROM local_readings WHERE seq IN (SELECT seq FROM local_readings WHERE ts < ? ORDER BY seq LIMIT 5000)",
-      );
-      for (;;) {
-        const n = Number(delLocal.run(cutoff).changes);
-        total += n;
-        this.#localRows -= n;
-        if (n < 5000) break;
-      }
-    }
-    if (total) {
-      this.#rows -= total;
-      this.#counters.pruned += total;
-      this.#setMeta.run("pruned", this.#counters.pruned);
+    while (this.#localRows > 0) {
+      const n = batch(true);
+      total += n;
+      if (n < 5000) break;
     }
     return total;
   }
@@ -988,6 +1317,7 @@ export class Buffer {
   /** Current counters and gauges. */
   stats(): BufferStats {
     this.#refreshBytes();
+    this.#checkDisk();
     return {
       file: this.#path,
       epoch: this.#epoch,
@@ -1002,6 +1332,12 @@ export class Buffer {
       localOnly: this.#localRows,
       atCap: this.#atCap,
       quarantined: [...this.#quarantined],
+      diskFull: this.#diskFull ? { ...this.#diskFull } : null,
+      freeDisk: this.#freeBytes,
+      reserve: this.#reserve,
+      lastCommitAt: this.#lastCommitAt,
+      lastCommitError: this.#lastCommitError ? { ...this.#lastCommitError } : null,
+      commitFailures: this.#commitFailures,
     };
   }
 
@@ -1012,6 +1348,7 @@ export class Buffer {
     if (this.#ackDirty) this.#persistAcks();
     this.#closed = true;
     clearTimeout(this.#ackTimer);
+    clearTimeout(this.#maintainTimer);
     try {
       this.#db.prepare("DELETE FROM meta WHERE key = 'owner' AND value = ?").run(this.#owner);
     } catch { /* the next open sees this process gone and takes over */ }

@@ -219,6 +219,27 @@ Deno.test("low disk space acts as a cap", async () => {
   b.close();
 });
 
+Deno.test("minFreeDisk is checked at every commit, not every few seconds", async () => {
+  const dir = await Deno.makeTempDir();
+  let free = 10 * 1024 ** 3;
+  const b = Buffer.open(config(dir, { minFreeDisk: 1024 ** 3, reserve: 0 }), {
+    log: silentLogger(),
+    freeDisk: () => free,
+    now: () => T0,
+  });
+  await b.append(readings(5000));
+  assert.equal(b.stats().atCap, null);
+  // The same instant: a check throttled by the clock would not see the disk go low.
+  free = 100 * 1024 ** 2;
+  await b.append(readings(5000, 5000));
+  const s = b.stats();
+  assert.equal(s.atCap, "disk");
+  assert.ok(s.droppedUnforwarded > 0);
+  assert.equal(s.freeDisk, free);
+  b.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("a corrupt buffer file is moved aside and a fresh one starts", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;

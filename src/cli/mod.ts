@@ -18,6 +18,7 @@ import {
   statusLine,
   SystemdNotifier,
   watchdogIntervalMs,
+  watchdogProblem,
 } from "../systemd.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -334,11 +335,7 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
       notifier: systemd,
       intervalMs: watchdogMs ?? 10_000,
       ping: watchdogMs !== undefined,
-      check: () => {
-        const buffer = gateway.health().checks.buffer;
-        if (!buffer?.ok) return `buffer: ${buffer?.detail ?? "no check"}`;
-        return probe.check();
-      },
+      check: () => watchdogProblem(gateway.health(), probe),
       status: () => statusLine(gateway.status()),
       log: sdLog,
       signal: lifetime.signal,

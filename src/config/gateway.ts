@@ -28,6 +28,10 @@ export const bufferSchema = s.object({
     ),
   minFreeDisk: s.bytes().default(256 * 1024 ** 2)
     .describe("Free space to leave on the disk; below it the buffer acts as full"),
+  reserve: s.bytes().default(8 * 1024 ** 2)
+    .describe(
+      "Spare file kept beside the buffer (<path>.reserve) and released when the disk fills, so eviction and checkpoints still run; 0 turns it off",
+    ),
   overflow: s.enum(["drop-oldest", "reject-new"] as const).default("drop-oldest")
     .describe("At a cap: drop forwarded then oldest rows, or refuse new readings"),
   retention: s.duration({ min: 0 }).default(30 * 86_400_000)

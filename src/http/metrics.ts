@@ -156,13 +156,16 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
     "Readings lost or held back, by reason: failed validation (invalid_*), deleted unforwarded " +
       "at a buffer cap (buffer_full_dropped), refused by a full buffer in reject-new mode " +
       "(buffer_full_rejected), kept aside after the receiver refused them (set_aside), of new " +
-      "series beyond buffer.maxSeries (series_limit).",
+      "series beyond buffer.maxSeries (series_limit), refused while the disk was full " +
+      "(disk_full) or a commit failed (write_failed); nothing of those was stored.",
     [
       ...INVALID_REASONS.map((r): Sample => [{ reason: `invalid_${r}` }, p.invalid[r] ?? 0]),
       [{ reason: "series_limit" }, p.seriesLimit],
       [{ reason: "buffer_full_dropped" }, status.drops.droppedUnforwarded],
       [{ reason: "buffer_full_rejected" }, status.drops.rejectedFull],
       [{ reason: "set_aside" }, status.drops.setAside],
+      [{ reason: "disk_full" }, status.drops.diskFull ?? 0],
+      [{ reason: "write_failed" }, status.drops.writeFailed ?? 0],
     ],
   );
   e.family(
@@ -262,6 +265,26 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
     "gauge",
     "1 for the buffer cap (rows, bytes or disk) currently binding.",
     (["rows", "bytes", "disk"] as const).map((cap) => [{ cap }, b.atCap === cap ? 1 : 0]),
+  );
+  e.family(
+    "outpost_buffer_disk_full",
+    "gauge",
+    "1 while buffer commits fail for want of disk space (new readings are refused).",
+    b.diskFull ? 1 : 0,
+  );
+  if (b.freeDisk !== null) {
+    e.family(
+      "outpost_buffer_disk_free_bytes",
+      "gauge",
+      "Free bytes on the buffer's filesystem.",
+      b.freeDisk,
+    );
+  }
+  e.family(
+    "outpost_buffer_commit_failures_total",
+    "counter",
+    "Buffer transactions that failed (rolled back, nothing changed) since start.",
+    b.commitFailures,
   );
   e.family(
     "outpost_buffer_evicted_forwarded_total",

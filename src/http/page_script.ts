@@ -382,6 +382,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         dr.seriesLimit ? "bad" : null],
       ["Lost at a buffer cap", fmtCount(dr.droppedUnforwarded), dr.droppedUnforwarded ? "bad" : null],
       ["Refused, buffer full", fmtCount(dr.rejectedFull), dr.rejectedFull ? "bad" : null],
+      ["Refused, disk full (sender resends)", fmtCount(dr.diskFull ?? 0), dr.diskFull ? "bad" : null],
+      ["Refused, write failed (sender resends)", fmtCount(dr.writeFailed ?? 0),
+        dr.writeFailed ? "bad" : null],
       ["Set aside (refused upstream)", fmtCount(dr.setAside), dr.setAside ? "warn" : null],
     ]);
   }
