@@ -35,7 +35,7 @@ const CASES: [file: string, expected: RegExp][] = [
   ["09-yaml-syntax.yaml", /:\d+:\d+ YAML syntax error: /],
   [
     "10-duplicate-adapter-name.yaml",
-    /:7:11 adapters\[1\]\.name: duplicate adapter name "sim" \(also adapters\[0\]\)$/,
+    /:7:11 adapters\[1\]\.name: duplicate adapter name "sim" \(also adapters\[0\]\.name at \/.*10-duplicate-adapter-name\.yaml:5:11\)$/,
   ],
   [
     "11-bad-overflow.yaml",
@@ -84,6 +84,14 @@ const CASES: [file: string, expected: RegExp][] = [
   [
     "35-commands-unknown-command.yaml",
     /:7:25 commands\.allow\[2\]: expected one of ping, status, .*, got "reboot"$/,
+  ],
+  [
+    "36-serial-port-twice.yaml",
+    /:14:22 adapters\[1\]\.devices\[0\]\.rtu\.port: serial port "\/dev\/ttyUSB0" is opened by two adapters, .* \(also adapters\[0\]\.devices\[0\]\.rtu\.port at \/.*36-serial-port-twice\.yaml:8:22\)$/,
+  ],
+  [
+    "37-listen-twice.yaml",
+    /:8:13 adapters\[0\]\.listen: listen address "0\.0\.0\.0:8787" is taken by another server \("127\.0\.0\.1:8787"\); .* \(also http\.listen at \/.*37-listen-twice\.yaml:4:11\)$/,
   ],
 ];
 

@@ -14,6 +14,7 @@ import { httpsUplinkSchema } from "../uplink/https_config.ts";
 import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
 import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
+import { checkConflicts } from "./conflicts.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -201,17 +202,7 @@ export function gatewaySchema(
       .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
   }, {
     refine: (c, ctx) => {
-      const seen = new Map<string, number>();
-      c.adapters.forEach((a, i) => {
-        const prev = seen.get(a.name);
-        if (prev !== undefined) {
-          ctx.fail(
-            ["adapters", i, "name"],
-            `duplicate adapter name "${a.name}" (also adapters[${prev}])`,
-          );
-        }
-        seen.set(a.name, i);
-      });
+      checkConflicts(c, ctx);
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
       if (c.update && c.http.enabled && c.http.tls && !c.http.healthListen) {

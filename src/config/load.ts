@@ -360,13 +360,12 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
     });
     const located = issues.map((issue: Issue) => {
       const pos = lc.linePos(issue.offset ?? locate(doc, issue.path, issue.atKey ?? false));
-      return {
-        file,
-        line: pos.line,
-        col: pos.col,
-        path: formatPath(issue.path),
-        message: issue.message,
-      };
+      let message = issue.message;
+      if (issue.also) {
+        const other = lc.linePos(locate(doc, issue.also, false));
+        message += ` (also ${formatPath(issue.also)} at ${file}:${other.line}:${other.col})`;
+      }
+      return { file, line: pos.line, col: pos.col, path: formatPath(issue.path), message };
     });
     located.sort((a, b) => a.line - b.line || a.col - b.col);
     throw new ConfigError(located);
