@@ -63,6 +63,19 @@ export const MAX_CONFIG_NODES = 20_000;
 /** Most nodes that aliases (`*name`) may expand to in all, against "billion laughs" files. */
 export const MAX_ALIAS_NODES = 10_000;
 
+/** Most problems reported at once; a broken file can have thousands, all alike. */
+export const MAX_PROBLEMS = 20;
+
+function capped(problems: ConfigProblem[]): ConfigProblem[] {
+  if (problems.length <= MAX_PROBLEMS) return problems;
+  const next = problems[MAX_PROBLEMS];
+  return [...problems.slice(0, MAX_PROBLEMS), {
+    ...next,
+    path: "",
+    message: `${problems.length - MAX_PROBLEMS} more problems not shown; fix these first`,
+  }];
+}
+
 /** Where YAML text breaks a limit before it is parsed: the offset and what is wrong. */
 interface Refusal {
   offset: number;
@@ -315,7 +328,7 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
   }
   const doc = parsed.doc;
   if (doc.errors.length) {
-    throw new ConfigError(doc.errors.map((e) => {
+    throw new ConfigError(capped(doc.errors.map((e) => {
       const pos = lc.linePos(e.pos[0]);
       return {
         file,
@@ -324,7 +337,7 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
         path: "",
         message: `YAML syntax error: ${e.message.split("\n")[0]}`,
       };
-    }));
+    })));
   }
   const ctx = new Ctx();
   const opts = {
@@ -368,7 +381,7 @@ export function parseConfig<T>(text: string, schema: Schema<T>, options: LoadOpt
       return { file, line: pos.line, col: pos.col, path: formatPath(issue.path), message };
     });
     located.sort((a, b) => a.line - b.line || a.col - b.col);
-    throw new ConfigError(located);
+    throw new ConfigError(capped(located));
   }
   return value as T;
 }

@@ -123,3 +123,10 @@ Deno.test("a whole-value reference is re-read within the same limits", () => {
   });
   assert.equal(v.secret, "[".repeat(100_000));
 });
+
+Deno.test("a file with thousands of problems reports the first 20 and how many more", () => {
+  const p = gatewayProblems("gateway: { id: gw }\n" + "}{ x\n".repeat(5000));
+  assert.equal(p.length, 21);
+  assert.match(p[0], /^t\.yaml:2:\d+ YAML syntax error: /);
+  assert.match(p[20], /^t\.yaml:\d+:\d+ \d+ more problems not shown; fix these first$/);
+});
