@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "./load.ts";
+import { ConfigError, loadConfigFile, parseConfig } from "./load.ts";
 import { gatewaySchema } from "./gateway.ts";
 import { s } from "./schema.ts";
 import { adapters } from "../../adapters/mod.ts";
@@ -129,4 +129,15 @@ Deno.test("a file with thousands of problems reports the first 20 and how many m
   assert.equal(p.length, 21);
   assert.match(p[0], /^t\.yaml:2:\d+ YAML syntax error: /);
   assert.match(p[20], /^t\.yaml:\d+:\d+ \d+ more problems not shown; fix these first$/);
+});
+
+Deno.test("loadConfigFile() reads no more than 256 KB + 1 byte of a file or device", () => {
+  for (const path of ["/dev/zero", "/dev/urandom"]) {
+    assert.throws(
+      () => loadConfigFile(path, gatewaySchema(adapters)),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === `${path}:1:1 config file is larger than 262144 bytes (the most read)`,
+    );
+  }
 });
