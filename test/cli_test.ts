@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { laughs } from "./helpers/hostile.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -157,6 +158,20 @@ adapters:
       "ingest to go on with the old config",
       async () => (await gw.status()).buffer.rows > rows,
     );
+    // Files that exhaust a 64 MB heap or the stack when parsed naively: refused, the gateway lives.
+    const hostile = [
+      ["nested deeper than 64 levels", yaml(5) + "x: " + "[".repeat(100_000) + "\n"],
+      ["aliases expand to more than 10000", yaml(5) + laughs()],
+      ["more than 20000 values", yaml(5) + "y: [" + "1,".repeat(100_000) + "1]\n"],
+    ];
+    for (const [problem, text] of hostile) {
+      await Deno.writeTextFile(gw.configPath, text + listen);
+      Deno.kill(gw.pid, "SIGHUP");
+      await waitFor(`the refusal (${problem})`, () => gw.output().includes(problem));
+      const n = (await gw.status()).buffer.rows;
+      await waitFor("ingest to go on", async () => (await gw.status()).buffer.rows > n);
+    }
+    assert.doesNotMatch(gw.output(), /out of memory|Maximum call stack/);
   } finally {
     await gw.kill();
   }

@@ -3,6 +3,7 @@
  * test console that publishes requests and reads the replies, as the fleet console does.
  */
 import assert from "node:assert/strict";
+import { laughs } from "./helpers/hostile.ts";
 import mqtt, { type MqttClient } from "mqtt";
 import { Buffer } from "../src/buffer/buffer.ts";
 import { exportReadings } from "../src/buffer/export.ts";
@@ -483,6 +484,13 @@ Deno.test({
     );
     const syntax = await con.call("cmd-config", "config-set", { yaml: "gateway: [\n  id: x" });
     expectError(syntax.final, "invalid-config", /\d+:\d+ YAML syntax error/);
+    // YAML that exhausts a 64 MB heap or the stack when parsed naively: refused, gateway lives.
+    const deep = await con.call("cmd-config", "config-set", {
+      yaml: original + "x: " + "[".repeat(100_000) + "\n",
+    });
+    expectError(deep.final, "invalid-config", /\d+:\d+ nested deeper than 64 levels/);
+    const laughing = await con.call("cmd-config", "config-set", { yaml: original + laughs() });
+    expectError(laughing.final, "invalid-config", /aliases expand to more than 10000 values/);
     assert.equal(await Deno.readTextFile(gw.configPath), original, "nothing changed");
     await assert.rejects(Deno.stat(`${gw.configPath}.prev`), "no .prev either");
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DIR = new URL("./testdata/broken/", import.meta.url).pathname;
@@ -34,7 +35,7 @@ const CASES: [file: string, expected: RegExp][] = [
   ["09-yaml-syntax.yaml", /:\d+:\d+ YAML syntax error: /],
   [
     "10-duplicate-adapter-name.yaml",
-    /:7:11 adapters\[1\]\.name: duplicate adapter name "sim" \(also adapters\[0\]\)$/,
+    /:7:11 adapters\[1\]\.name: duplicate adapter name "sim" \(also adapters\[0\]\.name at \/.*10-duplicate-adapter-name\.yaml:5:11\)$/,
   ],
   [
     "11-bad-overflow.yaml",
@@ -100,11 +101,19 @@ const CASES: [file: string, expected: RegExp][] = [
     "44-redacted-placeholder.yaml",
     /:7:13 uplink\.password: holds \[redacted\], a secret masked on its way out \(config-get\): put the secret back/,
   ],
+  [
+    "36-serial-port-twice.yaml",
+    /:14:22 adapters\[1\]\.devices\[0\]\.rtu\.port: serial port "\/dev\/ttyUSB0" is opened by two adapters, .* \(also adapters\[0\]\.devices\[0\]\.rtu\.port at \/.*36-serial-port-twice\.yaml:8:22\)$/,
+  ],
+  [
+    "37-listen-twice.yaml",
+    /:8:13 adapters\[0\]\.listen: listen address "0\.0\.0\.0:8787" is taken by another server \("127\.0\.0\.1:8787"\); .* \(also http\.listen at \/.*37-listen-twice\.yaml:4:11\)$/,
+  ],
 ];
 
-async function checkConfig(file: string) {
+async function checkConfig(file: string, flags: string[] = []) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "check-config", file],
+    args: ["run", "-A", ...flags, MAIN, "check-config", file],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -150,5 +159,48 @@ Deno.test("check-config accepts the shipped example configs", async () => {
     const path = new URL(`../${file}`, import.meta.url).pathname;
     const r = await checkConfig(path);
     assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+  }
+});
+
+/** Deeply nested and alias-heavy files, each with the first line check-config must print. */
+const HOSTILE: [name: string, text: string, expected: RegExp][] = [
+  [
+    "deep-flow.yaml",
+    "gateway: { id: gw }\nx: " + "[".repeat(100_000) + "]".repeat(100_000) + "\n",
+    /:2:67 nested deeper than 64 levels of mappings and lists$/,
+  ],
+  ["deep-block.yaml", "- ".repeat(100_000) + "x\n", /:1:129 nested deeper than 64 levels/],
+  [
+    "laughs.yaml",
+    [
+      "gateway: { id: gw }",
+      'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+      ...Array.from(
+        { length: 9 },
+        (_, i) => `a${i + 1}: &a${i + 1} [${`*a${i}, `.repeat(8)}*a${i}]`,
+      ),
+    ].join("\n"),
+    /:\d+:\d+ a\d[^:]*: aliases expand to more than 10000 values; write it out$/,
+  ],
+  [
+    "many-values.yaml",
+    "gateway: { id: gw }\nx: [" + "1,".repeat(100_000) + "1]\n",
+    /:2:\d+ more than 20000 values in one config$/,
+  ],
+];
+
+Deno.test("check-config refuses deep and alias-heavy YAML with exit 2 under the production heap cap", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [name, text, expected] of HOSTILE) {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+      const r = await checkConfig(`${dir}/${name}`, [`--v8-flags=${GATEWAY_V8_FLAGS}`]);
+      assert.equal(r.code, 2, `${name}: exit status (stderr: ${r.stderr.slice(0, 500)})`);
+      assert.ok(r.stderr.startsWith(`${dir}/${name}:`), `${name}: names the file`);
+      assert.match(r.stderr, expected, name);
+      assert.ok(r.stderr.length < 1000, `${name}: a short message`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,8 +1,12 @@
 /** Parsing of the JSON-lines reading format external adapters print on stdout. */
 import type { Reading } from "../../src/reading.ts";
+import { checkJsonShape, DEFAULT_JSON_LIMITS, type LimitReason } from "../../src/limits.ts";
 
-/** The outcome of one stdout line: readings, nothing (blank line), or why it was refused. */
-export type ParsedLine = { readings: Reading[] } | { error: string };
+/**
+ * The outcome of one stdout line: readings, nothing (blank line), or why it was refused
+ * (`reason` when it broke a shape limit, checked before parsing).
+ */
+export type ParsedLine = { readings: Reading[] } | { error: string; reason?: LimitReason };
 
 function toReading(v: unknown, now: number): Reading | string {
   if (v === null || typeof v !== "object" || Array.isArray(v)) return "expected an object";
@@ -36,6 +40,8 @@ function toReading(v: unknown, now: number): Reading | string {
 export function parseLine(line: string, now: number): ParsedLine {
   const text = line.trim();
   if (text === "") return { readings: [] };
+  const over = checkJsonShape(text, DEFAULT_JSON_LIMITS);
+  if (over) return { error: over.message, reason: over.reason };
   let v: unknown;
   try {
     v = JSON.parse(text);

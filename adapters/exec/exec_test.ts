@@ -254,3 +254,12 @@ Deno.test("exec: a program that cannot start is retried, not fatal", async () =>
     await r.stop();
   }
 });
+
+Deno.test("parseLine() refuses deep and wide JSON before parsing it, with the reason", () => {
+  assert.deepEqual(parseLine("[".repeat(60_000), 0), {
+    error: "JSON nested deeper than 32 levels",
+    reason: "depth",
+  });
+  const wide = `[${'{"device":"d","metric":"m","value":1},'.repeat(4000)}1]`;
+  assert.equal((parseLine(wide, 0) as { reason?: string }).reason, "values");
+});

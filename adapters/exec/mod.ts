@@ -9,6 +9,7 @@ import type { Reading } from "../../src/reading.ts";
 import { type ExecConfig, execSchema } from "./config.ts";
 import { LineSplitter } from "./_lines.ts";
 import { parseLine } from "./_parse.ts";
+import { RefusalLog, sample } from "../../src/limits.ts";
 
 export type { ExecConfig } from "./config.ts";
 
@@ -27,26 +28,6 @@ type Ctx = AdapterContext<ExecConfig>;
 const PIPE_GRACE_MS = 1000;
 /** Longest stderr line text put into one log record. */
 const MAX_LOGGED_CHARS = 4096;
-/** At most one warning per this period about refused stdout lines. */
-const WARN_EVERY_MS = 10_000;
-
-/** Logs the first event at once and later ones at most every `period`, counting the rest. */
-class Throttled {
-  #last = -Infinity;
-  #suppressed = 0;
-  constructor(readonly period: number, readonly write: (suppressed: number) => void) {}
-  hit(): void {
-    const now = Date.now();
-    if (now - this.#last < this.period) {
-      this.#suppressed++;
-      return;
-    }
-    this.#last = now;
-    this.write(this.#suppressed);
-    this.#suppressed = 0;
-  }
-}
-
 /** Sends `sig` to the program's process group (it runs in its own session), else to it alone. */
 function signalGroup(pid: number, sig: Deno.Signal): void {
   try {
@@ -96,28 +77,26 @@ async function pumpStdout(
   ctx: Ctx,
 ): Promise<void> {
   let batch: Reading[] = [];
-  let lastProblem = "";
-  const warn = new Throttled(
-    WARN_EVERY_MS,
-    (suppressed) =>
-      ctx.log.warn("skipped stdout line", {
-        problem: lastProblem,
-        ...(suppressed ? { suppressed } : {}),
-      }),
-  );
-  const splitter = new LineSplitter(ctx.config.maxLineLength, {
+  const refusals = new RefusalLog(ctx.log);
+  const max = ctx.config.maxLineLength;
+  const splitter = new LineSplitter(max, {
     line(text) {
       const parsed = parseLine(text, Date.now());
       if ("error" in parsed) {
         ctx.count("invalid_lines");
-        lastProblem = `${parsed.error}: ${text.length > 80 ? text.slice(0, 77) + "..." : text}`;
-        warn.hit();
+        if (parsed.reason) ctx.count(`refused_${parsed.reason}`);
+        refusals.refused(parsed.reason ?? "invalid", "skipped stdout line", {
+          error: parsed.error,
+          sample: sample(text),
+        });
       } else batch.push(...parsed.readings);
     },
     tooLong(bytes) {
       ctx.count("invalid_lines");
-      lastProblem = `line of ${bytes} bytes exceeds maxLineLength ${ctx.config.maxLineLength}`;
-      warn.hit();
+      ctx.count("refused_line_length");
+      refusals.refused("line_length", "skipped stdout line", {
+        error: `line of ${bytes} bytes exceeds maxLineLength ${max}`,
+      });
     },
   });
   try {

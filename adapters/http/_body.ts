@@ -1,7 +1,18 @@
 import { MAX_FUTURE_MS, MAX_STRING_VALUE, MIN_TS, type Reading } from "../../src/reading.ts";
+import { checkJsonShape, type LimitReason } from "../../src/limits.ts";
 
-/** A request body turned into readings, or the status and reason to refuse it with. */
-export type BodyResult = { readings: Reading[] } | { status: 400 | 413; error: string };
+/**
+ * A request body turned into readings, or the status and reason to refuse it with (`reason` when
+ * it broke a shape limit, checked before parsing).
+ */
+export type BodyResult =
+  | { readings: Reading[] }
+  | { status: 400 | 413; error: string; reason?: LimitReason };
+
+/** Deepest JSON a body may have: `{"readings":[{…}]}` needs 3. */
+const MAX_BODY_DEPTH = 8;
+/** JSON values a reading may take: an object of at most five fields. */
+const VALUES_PER_READING = 6;
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:\-\/]{0,127}$/;
 const FIELDS = new Set(["device", "metric", "value", "unit", "ts"]);
@@ -73,6 +84,15 @@ function checkItem(item: unknown, label: string, now: number): Reading | string 
  * or `{"readings":[...]}`. Errors name the item and field. Never throws.
  */
 export function parseBody(text: string, now: number, maxReadings: number): BodyResult {
+  const over = checkJsonShape(text, {
+    maxDepth: MAX_BODY_DEPTH,
+    maxValues: (maxReadings + 1) * VALUES_PER_READING,
+  });
+  if (over) {
+    const status = over.reason === "depth" ? 400 : 413;
+    const hint = over.reason === "depth" ? "" : ` (room for ${maxReadings} readings, maxReadings)`;
+    return { status, error: over.message + hint, reason: over.reason };
+  }
   let doc: unknown;
   try {
     doc = JSON.parse(text);

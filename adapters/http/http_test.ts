@@ -640,3 +640,24 @@ Deno.test("http on an address beyond loopback needs tls or allowInsecure, report
     /adapters\[0\]\.tls: missing required key "key"/,
   );
 });
+
+Deno.test("parseBody refuses deep JSON (400) and more values than maxReadings allow (413) before parsing", () => {
+  const now = Date.now();
+  assert.deepEqual(parseBody("[".repeat(500_000), now, 10_000), {
+    status: 400,
+    error: "JSON nested deeper than 8 levels",
+    reason: "depth",
+  });
+  const wide = `{"readings":[${'{"device":"d","metric":"m","value":1},'.repeat(200)}1]}`;
+  const r = parseBody(wide, now, 10);
+  assert.equal("error" in r && r.status, 413);
+  assert.equal("error" in r && r.reason, "values");
+  const fits = `[${
+    Array(10).fill('{"device":"d","metric":"m","value":1,"unit":"V","ts":1}').join(",")
+  }]`;
+  assert.equal(
+    (parseBody(fits.replace(/"ts":1/g, `"ts":${now}`), now, 10) as { readings: unknown[] }).readings
+      .length,
+    10,
+  );
+});

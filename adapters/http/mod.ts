@@ -128,15 +128,20 @@ function handler(
     }
     const length = req.headers.get("content-length");
     if (length !== null && Number(length) > config.maxBody) {
+      count("refused_size");
       return refuse(413, `body of ${length} bytes exceeds maxBody of ${config.maxBody} bytes`);
     }
     const body = await readBody(req, config.maxBody, config.bodyTimeout, signal);
     if ("error" in body) {
+      if (body.status === 413) count("refused_size");
       return refuse(body.status, body.error, body.status === 503 ? { "Retry-After": "5" } : {});
     }
     const now = Date.now();
     const parsed = parseBody(body.text, now, config.maxReadings);
-    if ("error" in parsed) return refuse(parsed.status, parsed.error);
+    if ("error" in parsed) {
+      if (parsed.reason) count(`refused_${parsed.reason}`);
+      return refuse(parsed.status, parsed.error);
+    }
     const { readings } = parsed;
     const perDevice = new Map<string, number>();
     for (let i = 0; i < readings.length; i++) {

@@ -1,4 +1,11 @@
 import { checkReading, type Reading, type ReadingValue } from "../../src/reading.ts";
+import {
+  checkJsonShape,
+  checkSize,
+  DEFAULT_JSON_LIMITS,
+  type LimitExceeded,
+  type LimitReason,
+} from "../../src/limits.ts";
 import type { SubscriptionConfig } from "./config.ts";
 import {
   compileTemplate,
@@ -16,8 +23,11 @@ export interface Parsed {
   skipped: number;
 }
 
-/** Either readings or why the whole message was refused. */
-export type ParseResult = Parsed | { error: string };
+/**
+ * Either readings or why the whole message was refused; `reason` is set when it broke a size or
+ * shape limit (checked before parsing) rather than being malformed.
+ */
+export type ParseResult = Parsed | { error: string; reason?: LimitReason };
 
 /** How a value is turned into a reading. */
 interface ValueSpec {
@@ -39,6 +49,10 @@ export interface CompiledSubscription {
 
 /** Most readings taken from one message, so a hostile payload cannot flood the buffer. */
 export const MAX_READINGS_PER_MESSAGE = 10_000;
+/** Most lines of a CSV payload. */
+export const MAX_CSV_LINES = 10_000;
+/** Longest line of a CSV payload, in characters. */
+export const MAX_CSV_LINE_LENGTH = 8192;
 const MAX_DEPTH = 8;
 const NUMBER_RE = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -128,6 +142,16 @@ class MessageError extends Error {
   override name = "MessageError";
 }
 
+/** A message over a limit: refused before it is parsed. */
+class LimitError extends MessageError {
+  override name = "LimitError";
+  readonly reason: LimitReason;
+  constructor(over: LimitExceeded) {
+    super(over.message);
+    this.reason = over.reason;
+  }
+}
+
 function flatten(
   v: unknown,
   prefix: string,
@@ -148,6 +172,8 @@ function jsonParser(sub: SubscriptionConfig) {
     Object.entries(sub.fields).map(([path, v]) => ({ path: path.split("."), spec: spec(v) }));
   const tsPath = sub.timestampField?.split(".");
   return (device: string, text: string, now: number, out: Parsed) => {
+    const over = checkJsonShape(text, DEFAULT_JSON_LIMITS);
+    if (over) throw new LimitError(over);
     let doc: unknown;
     try {
       doc = JSON.parse(text);
@@ -194,9 +220,24 @@ function jsonParser(sub: SubscriptionConfig) {
 function csvParser(sub: SubscriptionConfig) {
   const columns = (sub.columns ?? []).map((c) => c === "-" ? undefined : spec(c));
   return (device: string, text: string, now: number, out: Parsed) => {
+    let lines = 1;
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) {
+      if (++lines > MAX_CSV_LINES) {
+        throw new LimitError({
+          reason: "lines",
+          message: `CSV has more than ${MAX_CSV_LINES} lines`,
+        });
+      }
+    }
     const rows = text.split(/\r?\n/).filter((l) => l.trim() !== "");
     if (rows.length === 0) throw new MessageError("empty CSV payload");
     rows.forEach((row, i) => {
+      if (row.length > MAX_CSV_LINE_LENGTH) {
+        throw new LimitError({
+          reason: "line_length",
+          message: `CSV row ${i + 1} is longer than ${MAX_CSV_LINE_LENGTH} characters`,
+        });
+      }
       const cells = row.split(sub.delimiter);
       if (cells.length !== columns.length) {
         throw new MessageError(
@@ -264,6 +305,9 @@ export function compileSubscription(sub: SubscriptionConfig): CompiledSubscripti
     topic,
     match: (t) => matchTopic(topic, t),
     parse(match, payload, now) {
+      const size = typeof payload === "string" ? payload.length : payload.byteLength;
+      const big = checkSize(size, sub.maxMessageBytes, "message");
+      if (big) return { error: `${big.message} (maxMessageBytes)`, reason: big.reason };
       const text = decode(payload);
       if (text === undefined) return { error: "payload is not UTF-8 text" };
       const id = renderTemplate(device, match);
@@ -272,6 +316,7 @@ export function compileSubscription(sub: SubscriptionConfig): CompiledSubscripti
       try {
         parseBody(id, text, now, out, match);
       } catch (e) {
+        if (e instanceof LimitError) return { error: e.message, reason: e.reason };
         if (e instanceof MessageError) return { error: e.message };
         throw e;
       }

@@ -53,6 +53,8 @@ const subscription = s.object({
   format: s.enum(["json", "number", "csv"] as const).default("json")
     .describe("Payload format"),
   qos: s.integer({ min: 0, max: 2 }).default(1).describe("Subscription QoS"),
+  maxMessageBytes: s.bytes({ min: 16, max: 64 * 1024 ** 2 }).default(256 * 1024)
+    .describe("Largest payload read; larger messages are acknowledged, counted and dropped"),
   fields: s.record(fieldSchema).optional()
     .describe(
       "json: dotted path (a.b.c, list items by index) → metric; absent: every number and boolean",

@@ -3,6 +3,7 @@ import { type MqttConfig, mqttSchema } from "./config.ts";
 import { runSubscriber } from "./_broker.ts";
 import { compileSubscription } from "./_parse.ts";
 import { ReadingQueue } from "./_queue.ts";
+import { RefusalLog, sample } from "../../src/limits.ts";
 
 export { type MqttConfig, mqttSchema, type SubscriptionConfig } from "./config.ts";
 export {
@@ -47,7 +48,7 @@ export const mqtt = defineAdapter<MqttConfig>({
       topics[sub.topic.filter] = Math.max(topics[sub.topic.filter] ?? 0, qos) as 0 | 1 | 2;
     }
     const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count });
-    const warned = new Set<number>();
+    const refusals = new RefusalLog(log);
     log.info("subscribing", { topics: Object.keys(topics).join(" ") });
     try {
       await runSubscriber(config, {
@@ -63,13 +64,15 @@ export const mqtt = defineAdapter<MqttConfig>({
             if (!match) continue;
             const r = subs[i].parse(match, payload, Date.now());
             if ("error" in r) {
+              // Returning without a promise acknowledges it: a broker must not redeliver it.
               count("invalid_payloads");
-              // Warn once per subscription; a misbehaving device would otherwise flood the log.
-              (warned.has(i) ? log.debug : log.warn)("invalid payload skipped", {
-                topic,
+              if (r.reason) count(`refused_${r.reason}`);
+              refusals.refused(r.reason ?? "invalid", "payload refused", {
+                topic: sample(topic),
                 error: r.error,
+                bytes: payload.byteLength,
+                sample: sample(payload),
               });
-              warned.add(i);
               return;
             }
             if (r.skipped) count("skipped_fields", r.skipped);

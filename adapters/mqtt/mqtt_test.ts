@@ -7,8 +7,10 @@ import { parseConfig } from "../../src/config/load.ts";
 import { checkReading } from "../../src/reading.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
+import { deepJsonList, longCsv, wideJsonObject } from "../../test/helpers/hostile.ts";
 import {
   BrokerSetupError,
+  type CompiledSubscription,
   compileSubscription,
   mqtt,
   type MqttConfig,
@@ -341,4 +343,33 @@ Deno.test("example.yaml is a valid gateway config", () => {
     displayName: "example.yaml",
   });
   assert.equal(c.adapters[0].type, mqtt.type);
+});
+
+Deno.test("payloads over a size or shape limit are refused before parsing, with the reason", () => {
+  const sub = (extra: Record<string, unknown>) =>
+    compileSubscription(
+      config({ url: "mqtt://h", subscriptions: [{ topic: "t/{device}", ...extra }] })
+        .subscriptions[0],
+    );
+  const json = sub({});
+  const m = json.match("t/d")!;
+  const now = Date.now();
+  const enc = new TextEncoder();
+  assert.deepEqual(json.parse(m, enc.encode(deepJsonList(5_000_000)), now), {
+    error: "message of 10000000 bytes exceeds the limit of 262144 bytes (maxMessageBytes)",
+    reason: "size",
+  });
+  const big = sub({ maxMessageBytes: "16MB" });
+  assert.equal(big.config.maxMessageBytes, 16 * 1024 ** 2);
+  const reason = (s: CompiledSubscription, payload: string) => {
+    const r = s.parse(m, enc.encode(payload), now);
+    return "error" in r ? r.reason ?? r.error : "ok";
+  };
+  assert.equal(reason(big, deepJsonList(5_000_000)), "depth");
+  assert.equal(reason(big, wideJsonObject(600_000)), "values");
+  assert.equal(reason(big, JSON.stringify({ a: { b: [1, 2] } })), "ok");
+  const csv = sub({ format: "csv", columns: ["-", "v"], maxMessageBytes: "16MB" });
+  assert.equal(reason(csv, longCsv(700_000)), "lines");
+  assert.equal(reason(csv, longCsv(10_000)), "ok");
+  assert.equal(reason(csv, "1," + "9".repeat(10_000)), "line_length");
 });

@@ -1,4 +1,5 @@
 import { checkReading, type Reading, type ReadingValue } from "../../src/reading.ts";
+import { checkJsonShape, DEFAULT_JSON_LIMITS, type LimitReason } from "../../src/limits.ts";
 
 /** Units of the payload keys zigbee2mqtt devices commonly report. */
 export const UNITS: Readonly<Record<string, string>> = {
@@ -50,8 +51,13 @@ export interface MapOptions {
   timestamp: "received" | "last_seen";
 }
 
-/** Readings of one message and the number of keys skipped, or why the message was refused. */
-export type MapResult = { readings: Reading[]; skipped: number } | { error: string };
+/**
+ * Readings of one message and the number of keys skipped, or why the message was refused
+ * (`reason` when it broke a shape limit before parsing).
+ */
+export type MapResult =
+  | { readings: Reading[]; skipped: number }
+  | { error: string; reason?: LimitReason };
 
 const MAX_DEPTH = 4;
 const MAX_READINGS = 1000;
@@ -77,6 +83,8 @@ function wanted(key: string, top: string, o: MapOptions): boolean {
  * keys (`color.x`). Never throws.
  */
 export function mapPayload(device: string, text: string, o: MapOptions, now: number): MapResult {
+  const over = checkJsonShape(text, DEFAULT_JSON_LIMITS);
+  if (over) return { error: over.message, reason: over.reason };
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -144,6 +152,7 @@ export function mapPayload(device: string, text: string, o: MapOptions, now: num
 export function parseAvailability(text: string): "online" | "offline" | undefined {
   const t = text.trim();
   if (t === "online" || t === "offline") return t;
+  if (checkJsonShape(t, DEFAULT_JSON_LIMITS)) return undefined;
   try {
     const doc = JSON.parse(t);
     const state = typeof doc === "string" ? doc : doc?.state;

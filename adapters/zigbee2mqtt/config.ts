@@ -11,6 +11,8 @@ export const zigbee2mqttSchema = s.object({
     patternName: "a topic without wildcards or leading/trailing slash, such as zigbee2mqtt",
   }).default("zigbee2mqtt").describe("zigbee2mqtt's base_topic"),
   qos: s.integer({ min: 0, max: 2 }).default(1).describe("Subscription QoS"),
+  maxMessageBytes: s.bytes({ min: 16, max: 64 * 1024 ** 2 }).default(256 * 1024)
+    .describe("Largest payload read; larger messages are acknowledged, counted and dropped"),
   devices: s.record(s.id()).optional()
     .describe("Friendly name → device id; other names are used as ids (unsafe characters → _)"),
   onlyMapped: s.boolean().default(false)

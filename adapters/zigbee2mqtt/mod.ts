@@ -2,6 +2,7 @@ import { defineAdapter } from "../../src/adapter.ts";
 import { ReadingQueue, runSubscriber } from "../mqtt/mod.ts";
 import { type Zigbee2mqttConfig, zigbee2mqttSchema } from "./config.ts";
 import { type MapOptions, mapPayload, parseAvailability, sanitizeId } from "./_map.ts";
+import { checkSize, type LimitReason, RefusalLog, sample } from "../../src/limits.ts";
 
 export { type Zigbee2mqttConfig, zigbee2mqttSchema } from "./config.ts";
 export {
@@ -59,7 +60,7 @@ export const zigbee2mqtt = defineAdapter<Zigbee2mqttConfig>({
       }
       return ids.get(friendly);
     };
-    const warned = new Set<string>();
+    const refusals = new RefusalLog(log);
     const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count });
     log.info("following zigbee2mqtt", { baseTopic: base });
 
@@ -74,16 +75,22 @@ export const zigbee2mqtt = defineAdapter<Zigbee2mqttConfig>({
       const id = deviceId(parts[0]);
       if (id === undefined) return;
       count("messages");
+      const big = checkSize(payload.byteLength, config.maxMessageBytes, "message");
+      if (big) return invalid(topic, `${big.message} (maxMessageBytes)`, payload, big.reason);
       let text: string;
       try {
         text = decoder.decode(payload);
       } catch {
-        return invalid(topic, "payload is not UTF-8 text");
+        return invalid(topic, "payload is not UTF-8 text", payload);
       }
       if (isAvailability) {
         const state = parseAvailability(text);
         if (!state) {
-          return invalid(topic, `unknown availability ${JSON.stringify(text.slice(0, 40))}`);
+          return invalid(
+            topic,
+            `unknown availability ${JSON.stringify(text.slice(0, 40))}`,
+            payload,
+          );
         }
         setDeviceState(
           id,
@@ -93,17 +100,27 @@ export const zigbee2mqtt = defineAdapter<Zigbee2mqttConfig>({
         return;
       }
       const r = mapPayload(id, text, options, Date.now());
-      if ("error" in r) return invalid(topic, r.error);
+      if ("error" in r) return invalid(topic, r.error, payload, r.reason);
       if (r.skipped) count("skipped_fields", r.skipped);
       count("readings", r.readings.length);
       return queue.push(r.readings);
     };
 
-    function invalid(topic: string, error: string): undefined {
+    /** Counts and logs a refused message; returning no promise acknowledges it to the broker. */
+    function invalid(
+      topic: string,
+      error: string,
+      payload: Uint8Array,
+      reason?: LimitReason,
+    ): undefined {
       count("invalid_payloads");
-      // Warn once per topic; a chatty device would otherwise flood the log.
-      (warned.has(topic) ? log.debug : log.warn)("invalid payload skipped", { topic, error });
-      if (warned.size < 10_000) warned.add(topic);
+      if (reason) count(`refused_${reason}`);
+      refusals.refused(reason ?? "invalid", "payload refused", {
+        topic: sample(topic),
+        error,
+        bytes: payload.byteLength,
+        sample: sample(payload),
+      });
       return undefined;
     }
 

@@ -1,4 +1,5 @@
 import { type AdapterRun, runAdapter } from "../../test/helpers/adapter_run.ts";
+import { deepJsonList, wideJsonObject } from "../../test/helpers/hostile.ts";
 import assert from "node:assert/strict";
 import mqttjs from "mqtt";
 import { Ctx, INVALID } from "../../src/config/schema.ts";
@@ -303,4 +304,17 @@ Deno.test("example.yaml is a valid gateway config", () => {
     displayName: "example.yaml",
   });
   assert.equal(c.adapters[0].type, zigbee2mqtt.type);
+});
+
+Deno.test("mapPayload() refuses deep and wide JSON before parsing it", () => {
+  const o = { strings: false, timestamp: "received" as const };
+  assert.deepEqual(mapPayload("d", deepJsonList(1_000_000), o, Date.now()), {
+    error: "JSON nested deeper than 32 levels",
+    reason: "depth",
+  });
+  assert.equal(
+    (mapPayload("d", wideJsonObject(600_000), o, Date.now()) as { reason: string }).reason,
+    "values",
+  );
+  assert.equal(parseAvailability("[".repeat(100_000)), undefined);
 });

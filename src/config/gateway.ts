@@ -15,6 +15,7 @@ import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edg
 import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
 import { checkUrlCredentials } from "./credentials.ts";
+import { checkConflicts } from "./conflicts.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -206,17 +207,7 @@ export function gatewaySchema(
       .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
   }, {
     refine: (c, ctx) => {
-      const seen = new Map<string, number>();
-      c.adapters.forEach((a, i) => {
-        const prev = seen.get(a.name);
-        if (prev !== undefined) {
-          ctx.fail(
-            ["adapters", i, "name"],
-            `duplicate adapter name "${a.name}" (also adapters[${prev}])`,
-          );
-        }
-        seen.set(a.name, i);
-      });
+      checkConflicts(c, ctx);
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
       checkUrlCredentials(c, ctx);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "./load.ts";
+import { ConfigError, loadConfigFile, parseConfig } from "./load.ts";
 import { gatewaySchema } from "./gateway.ts";
 import { s } from "./schema.ts";
 import { adapters } from "../../adapters/mod.ts";
 import { configJsonSchema } from "../cli/mod.ts";
+import { laughs } from "../../test/helpers/hostile.ts";
 
 const schema = s.object({
   port: s.integer({ min: 1, max: 65535 }),
@@ -67,4 +68,76 @@ Deno.test("the gateway schema fills defaults for an almost empty file", () => {
   assert.equal(c.buffer.commitInterval, 20);
   assert.equal(c.http.listen, "127.0.0.1:8787");
   assert.deepEqual(c.adapters, []);
+});
+
+function gatewayProblems(text: string): string[] {
+  try {
+    parseConfig(text, gatewaySchema(adapters), { displayName: "t.yaml" });
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message.split("\n");
+    throw e;
+  }
+  return [];
+}
+
+Deno.test("a 100,000-deep flow list is refused before parsing, naming where", () => {
+  const deep = "gateway: { id: gw }\nx: " + "[".repeat(100_000) + "]".repeat(100_000) + "\n";
+  assert.deepEqual(gatewayProblems(deep), [
+    "t.yaml:2:67 nested deeper than 64 levels of mappings and lists",
+  ]);
+  const maps = gatewayProblems("gateway: { id: gw }\nx: " + "[{a: ".repeat(50_000));
+  assert.match(maps[0], /^t\.yaml:2:\d+ nested deeper than 64 levels/);
+  const huge = "gateway: { id: gw }\n#" + "x".repeat(300_000);
+  assert.match(gatewayProblems(huge)[0], /^t\.yaml:1:1 config is \d+ characters; at most 262144/);
+});
+
+Deno.test("deep block nesting (compact `- - -` and indented maps) is refused", () => {
+  assert.match(gatewayProblems("- ".repeat(100_000) + "x\n")[0], /nested deeper than 64 levels/);
+  const indented = Array.from({ length: 200 }, (_, i) => " ".repeat(i) + `k${i}:`).join("\n");
+  assert.match(gatewayProblems(indented)[0], /^t\.yaml:65:\d+ nested deeper than 64 levels/);
+});
+
+Deno.test("billion laughs: aliases expand to at most 10,000 values", () => {
+  const p = gatewayProblems("gateway: { id: gw }\n" + laughs());
+  assert.equal(p.length, 1);
+  assert.match(p[0], /^t\.yaml:\d+:\d+ x\d.*: aliases expand to more than 10000 values/);
+});
+
+Deno.test("an alias inside itself is refused, not followed forever", () => {
+  assert.match(gatewayProblems("gateway: { id: gw }\nx: &a [1, *a]\n")[0], /nested deeper than 64/);
+});
+
+Deno.test("aliases of a few values resolve like the anchored value", () => {
+  const v = parseConfig("x: &a 5\ny: *a\n", s.object({ x: s.number(), y: s.number() }));
+  assert.deepEqual(v, { x: 5, y: 5 });
+});
+
+Deno.test("more than 20,000 values in one file are refused (each costs heap while parsing)", () => {
+  const flat = "gateway: { id: gw }\nx: [" + "1,".repeat(30_000) + "1]\n";
+  assert.match(gatewayProblems(flat)[0], /^t\.yaml:2:\d+ more than 20000 values in one config$/);
+});
+
+Deno.test("a whole-value reference is re-read within the same limits", () => {
+  const v = parseConfig("secret: ${DEEP}", s.object({ secret: s.string() }), {
+    env: () => "[".repeat(100_000),
+  });
+  assert.equal(v.secret, "[".repeat(100_000));
+});
+
+Deno.test("a file with thousands of problems reports the first 20 and how many more", () => {
+  const p = gatewayProblems("gateway: { id: gw }\n" + "}{ x\n".repeat(5000));
+  assert.equal(p.length, 21);
+  assert.match(p[0], /^t\.yaml:2:\d+ YAML syntax error: /);
+  assert.match(p[20], /^t\.yaml:\d+:\d+ \d+ more problems not shown; fix these first$/);
+});
+
+Deno.test("loadConfigFile() reads no more than 256 KB + 1 byte of a file or device", () => {
+  for (const path of ["/dev/zero", "/dev/urandom"]) {
+    assert.throws(
+      () => loadConfigFile(path, gatewaySchema(adapters)),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === `${path}:1:1 config file is larger than 262144 bytes (the most read)`,
+    );
+  }
 });

@@ -22,6 +22,8 @@ export interface Issue {
   atKey?: boolean;
   /** Character offset in the source, when known better than the path (duplicate keys). */
   offset?: number;
+  /** The other place of a conflict (same name, port or address twice); errors name both. */
+  also?: Path;
 }
 
 /** Collects issues during one validation pass. */
@@ -30,6 +32,11 @@ export class Ctx {
   /** Records a problem at `path`. */
   fail(path: Path, message: string, atKey = false, offset?: number): typeof INVALID {
     this.issues.push({ path, message, atKey, offset });
+    return INVALID;
+  }
+  /** Records a conflict between the values at `path` and `also`; the error names both places. */
+  conflict(path: Path, message: string, also: Path): typeof INVALID {
+    this.issues.push({ path, message, also });
     return INVALID;
   }
 }
