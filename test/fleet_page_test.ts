@@ -1,6 +1,7 @@
 // The fleet page (`outpost fleet serve`) in Debian's Chromium, driven by Playwright, with real
 // gateway processes behind a real Mosquitto: the token, the live list, a restart, a CSV export.
 import assert from "node:assert/strict";
+import { generateKey } from "../src/update/keys.ts";
 import { Buffer } from "../src/buffer/buffer.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../src/buffer/export.ts";
 import { bufferSchema } from "../src/config/gateway.ts";
@@ -90,6 +91,9 @@ Deno.test({
   let browser: TestBrowser | undefined;
   try {
     const ids = ["plant-1", "plant-2", "plant-3"];
+    // The console's operator key: plant-3 grants it read only.
+    const operator = await generateKey();
+    await Deno.writeTextFile(`${root}/operator.key`, JSON.stringify(operator));
     const end = Date.now() - 60_000;
     await Deno.mkdir(`${root}/plant-1`);
     const seeded = await seed(`${root}/plant-1/buffer.db`, end);
@@ -103,6 +107,10 @@ Deno.test({
           `gateway: { id: ${id} }
 buffer: { path: ${root}/${id}/buffer.db, retention: 60d }
 uplink: { type: mqtt, url: ${broker.url}, reconnect: { min: 200ms, max: 1s } }
+commands:
+  operatorKeys: [{ key: "${operator.public}", scopes: [${
+            id === "plant-3" ? "read" : "read, operate"
+          }] }]
 adapters:
   - { type: simulated, name: sim, devices: 2, interval: 500ms }
 `,
@@ -123,7 +131,14 @@ adapters:
     );
 
     const tokenFile = `${root}/fleet-token`;
-    page = await startFleetPage(["--broker", broker.url, "--token-file", tokenFile]);
+    page = await startFleetPage([
+      "--broker",
+      broker.url,
+      "--token-file",
+      tokenFile,
+      "--key",
+      `${root}/operator.key`,
+    ]);
     const token = (await Deno.readTextFile(tokenFile)).trim();
     assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
     assert.match(
@@ -163,6 +178,13 @@ adapters:
       await tab.waitForSelector(`tr[data-gateway="${id}"][data-state="online"]`);
     }
     assert.match(await tab.textContent("#counts") ?? "", /^3 gateways: 3 online, 0 offline$/);
+    // What each gateway grants the console's key, from the ping the console sent at start.
+    await tab.waitForSelector('tr[data-gateway="plant-3"] td[data-col="scopes"]:text-is("read")');
+    assert.equal(
+      await tab.textContent('tr[data-gateway="plant-1"] td[data-col="scopes"]'),
+      "read, operate",
+    );
+    assert.match(await tab.textContent("#conn") ?? "", /signing as operator key [0-9a-f]{16}/);
 
     const started = async (i: number) =>
       (await gws[i].status() as unknown as { startedAt: number; pid: number }).startedAt;
