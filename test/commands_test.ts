@@ -273,10 +273,11 @@ Deno.test({
         /self-update is not configured/,
       );
     }
-    // The same id again.
-    const once = await con.call("cmd-basic", "ping", undefined, { id: "only-once" });
-    expectDone(once.final);
-    await con.request("cmd-basic", "ping", { id: "only-once" });
+    // The same signed request again.
+    const onceReq = await signRequest(OPERATOR, "ping", "cmd-basic", { id: "only-once" });
+    await con.request("cmd-basic", "ping", onceReq);
+    expectDone(await con.final("only-once"));
+    await con.request("cmd-basic", "ping", onceReq);
     await waitFor("the replay's reply", () => con.replies("only-once").length === 2);
     expectError(con.replies("only-once")[1], "replayed", /already received/);
 

@@ -517,28 +517,12 @@ export class CommandService {
         } scope (commands.operatorKeys${cfg.operatorKeys.length ? "" : " is empty"})`,
       );
     }
-    const state = this.#state!;
-    const now = Date.now();
-    if (req.ts !== undefined && Math.abs(now - req.ts) > cfg.replayWindow) {
-      return refuse(
-        id,
-        ERROR_CODES.expired,
-        `expired: request ts ${req.ts} is ${
-          Math.round(Math.abs(now - req.ts) / 1000)
-        }s from the gateway clock (${now}), outside the replay window of ${
-          cfg.replayWindow / 1000
-        }s`,
-      );
+    // Unsigned open commands (ping) skip the replay cache: anyone can make a fresh one, and a
+    // flood of them must not push the ids of signed requests out of it.
+    if (operator || cfg.insecureUnsigned) {
+      const bad = await this.#checkReplay(cfg, req);
+      if (bad) return refuse(id, bad.code, bad.message);
     }
-    if (state.seen(id, now)) {
-      return refuse(id, ERROR_CODES.replayed, `replayed: request id "${id}" was already received`);
-    }
-    const until = Math.max(now, req.ts ?? now) + cfg.replayWindow;
-    await state.remember(id, until, req.ts !== undefined, now).catch((e) =>
-      this.#log?.error("cannot persist the replay cache; replays across a restart are possible", {
-        error: (e as Error).message,
-      })
-    );
     if (!known) {
       return refuse(
         id,
@@ -584,6 +568,39 @@ export class CommandService {
       return refuse(id, ERROR_CODES.busy, `${MAX_QUERIES} queries are running; try again later`);
     }
     await this.#run(entry, { prefix, target, cmd, req, operator });
+  }
+
+  /** `expired` or `replayed`, or undefined after remembering the request's id. */
+  async #checkReplay(
+    cfg: CommandsConfig,
+    req: CommandRequest,
+  ): Promise<{ code: string; message: string } | undefined> {
+    const id = req.id;
+    const state = this.#state!;
+    const now = Date.now();
+    if (req.ts !== undefined && Math.abs(now - req.ts) > cfg.replayWindow) {
+      return {
+        code: ERROR_CODES.expired,
+        message: `expired: request ts ${req.ts} is ${
+          Math.round(Math.abs(now - req.ts) / 1000)
+        }s from the gateway clock (${now}), outside the replay window of ${
+          cfg.replayWindow / 1000
+        }s`,
+      };
+    }
+    if (state.seen(id, now)) {
+      return {
+        code: ERROR_CODES.replayed,
+        message: `replayed: request id "${id}" was already received`,
+      };
+    }
+    const until = Math.max(now, req.ts ?? now) + cfg.replayWindow;
+    await state.remember(id, until, req.ts !== undefined, now).catch((e) =>
+      this.#log?.error("cannot persist the replay cache; replays across a restart are possible", {
+        error: (e as Error).message,
+      })
+    );
+    return undefined;
   }
 
   /**

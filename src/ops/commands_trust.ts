@@ -65,12 +65,15 @@ function references(v: unknown, path: string, out: Map<string, Set<string>>): vo
   }
 }
 
-/** Adapters of type exec, by path segment. */
+/** Adapters of type exec (or whose type is a reference, which may resolve to exec), by path. */
 function execAdapters(tree: Record<string, unknown>): Map<string, unknown> {
   const list = Array.isArray(tree.adapters) ? tree.adapters : [];
   const out = new Map<string, unknown>();
   list.forEach((a, i) => {
-    if (obj(a).type === "exec") out.set(`adapters${segment(a, i)}`, a);
+    const type = obj(a).type;
+    if (type === "exec" || (typeof type === "string" && type.includes("${"))) {
+      out.set(`adapters${segment(a, i)}`, a);
+    }
   });
   return out;
 }

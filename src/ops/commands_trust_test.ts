@@ -66,6 +66,9 @@ Deno.test("protectedChanges() names every trust anchor a remote config-set touch
       "adapters[name=sim]",
     ],
   );
+  // An adapter whose type is a reference may be exec: it is guarded like one.
+  const typed = BASE.replace("type: simulated, name: sim", 'type: "${SIM_TYPE}", name: sim');
+  assert.deepEqual(paths(typed.replace("devices: 2", "devices: 3"), typed), ["adapters[name=sim]"]);
   // References: new ones, and existing ones moved where their value would show.
   assert.deepEqual(paths(BASE.replace('"${SITE:-plant}"', '"${file:/etc/shadow}"')), [
     "gateway.site",
