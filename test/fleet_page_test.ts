@@ -2,6 +2,7 @@
 // gateway processes behind a real Mosquitto: the token, the live list, a restart, a CSV export.
 import assert from "node:assert/strict";
 import { generateKey } from "../src/update/keys.ts";
+import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { Buffer } from "../src/buffer/buffer.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../src/buffer/export.ts";
 import { bufferSchema } from "../src/config/gateway.ts";
@@ -89,6 +90,7 @@ Deno.test({
   const gws: GatewayProcess[] = [];
   let page: Awaited<ReturnType<typeof startFleetPage>> | undefined;
   let browser: TestBrowser | undefined;
+  let late: FakeGateway | undefined;
   try {
     const ids = ["plant-1", "plant-2", "plant-3"];
     // The console's operator key: plant-3 grants it read only.
@@ -295,7 +297,25 @@ adapters:
     const cookieApi = await tab.evaluate(async () => (await fetch("/api/fleet")).status);
     assert.equal(cookieApi, 401);
     assert.deepEqual(errors, []);
+
+    // A gateway that comes online later is asked for its scopes too.
+    late = await startFakeGateway({
+      url: broker.url,
+      id: "plant-4",
+      operatorKeys: [operator.public],
+    });
+    await waitFor(
+      "plant-4's scopes for the console's key",
+      async () => {
+        const s = await (await api("/api/fleet", token)).json();
+        const g = s.gateways.find((g: { id: string }) => g.id === "plant-4");
+        return g?.operator?.scopes?.join(",") === "read,operate,admin";
+      },
+      15_000,
+      100,
+    );
   } finally {
+    await late?.close();
     await browser?.close();
     const code = page ? await page.stop() : 0;
     for (const g of gws) await g.stop().catch(() => g.kill());

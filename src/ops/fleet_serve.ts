@@ -672,13 +672,22 @@ export async function serveFleet(fleet: Fleet, opts: ServeOptions): Promise<numb
       ? `commands signed with operator key ${fleet.keyid}; each gateway's ping reply shows its scopes`
       : "no operator key (--key FILE): gateways refuse every command but ping",
   );
-  // One fleet-wide ping: every gateway online says which scopes it grants this console's key.
+  // One fleet-wide ping: every gateway online says which scopes it grants this console's key;
+  // a gateway seen online later gets its own, once.
+  const asked = new Set(fleet.gateways().filter((g) => g.state === "online").map((g) => g.id));
   fleet.send("ping", { targets: "all", timeoutMs: 10_000, signal: opts.signal });
+  const unwatch = fleet.onChange((id) => {
+    const g = fleet.gateway(id);
+    if (!g || g.state !== "online" || g.operator !== undefined || asked.has(id)) return;
+    asked.add(id);
+    fleet.send("ping", { targets: [id], timeoutMs: 10_000, signal: opts.signal });
+  });
   if (!opts.signal.aborted) {
     await new Promise<void>((resolve) =>
       opts.signal.addEventListener("abort", () => resolve(), { once: true })
     );
   }
+  unwatch();
   opts.log.info("stopping the fleet page");
   await server.close();
   return 0;
