@@ -443,3 +443,115 @@ Deno.test({
     /old\.yaml:4:\d+ commands\.requireSignature: requireSignature was removed.*commands\.insecureUnsigned: true/,
   );
 });
+
+/** The Mosquitto acl_file the README gives (the code block after "A Mosquitto `acl_file`"). */
+async function readmeAcl(): Promise<string> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const at = readme.indexOf("A Mosquitto `acl_file`");
+  assert.ok(at > 0, "the README has the ACL example");
+  const block = /```\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert.ok(block, "the ACL example is a code block");
+  return block[1];
+}
+
+Deno.test({
+  name:
+    "the README's Mosquitto ACL confines a gateway to its own topics: another gateway's identity cannot fake its status or replies, nor send it commands; the gateway and the console work under it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outpost-acl-" });
+  await Deno.chmod(dir, 0o755);
+  await Deno.writeTextFile(`${dir}/acl`, await readmeAcl());
+  await Deno.chmod(`${dir}/acl`, 0o644);
+  const broker = await startMosquitto({ extra: [`acl_file ${dir}/acl`] });
+  const opsFile = await generateKey();
+  const ops = await importSigningKey(opsFile);
+  const as = (username: string) =>
+    mqtt.connectAsync(broker.url, { clientId: `${username}-${crypto.randomUUID()}`, username });
+  const cloud = await as("cloud");
+  const seen: string[] = [];
+  cloud.on("message", (topic, payload) => seen.push(`${topic} ${payload}`));
+  await cloud.subscribeAsync("gateways/#", { qos: 1 });
+  const gw = await startGateway(
+    dir,
+    (await baseYaml(
+      "gw-a",
+      dir,
+      broker,
+      `commands:
+  operatorKeys: [{ key: "${opsFile.public}", scopes: [read, operate], name: ops }]
+`,
+    )).replace("  reconnect:", "  username: gw-a\n  reconnect:"),
+  );
+  const intruder = await as("gw-b");
+  const operator = await as("ops");
+  const opsReplies: CommandReply[] = [];
+  operator.on("message", (_t, p) => opsReplies.push(JSON.parse(p.toString())));
+  try {
+    await waitSubscribed(gw);
+    await waitFor(
+      "gw-a's status at the cloud",
+      () => seen.some((m) => m.startsWith("gateways/gw-a/status")),
+    );
+    // Another gateway's identity: fake status, fake reply, a request. The broker drops them all.
+    await intruder.publishAsync(
+      "gateways/gw-a/status",
+      JSON.stringify({ gatewayId: "gw-a", state: "offline", reason: "FAKE-STATUS" }),
+      { qos: 1, retain: true },
+    );
+    await intruder.publishAsync(
+      "gateways/gw-a/reply",
+      JSON.stringify({
+        id: "x",
+        gatewayId: "gw-a",
+        cmd: "ping",
+        status: "done",
+        final: true,
+        result: "FAKE-REPLY",
+      }),
+      { qos: 1 },
+    );
+    await intruder.publishAsync("gateways/gw-a/cmd/ping", JSON.stringify({ id: "INTRUDER-PING" }), {
+      qos: 1,
+    });
+    await intruder.publishAsync(
+      "gateways/fleet/cmd/ping",
+      JSON.stringify({ id: "INTRUDER-FLEET" }),
+      {
+        qos: 1,
+      },
+    );
+    // The operator: a signed ping goes through, and its reply comes back.
+    await operator.subscribeAsync("gateways/+/reply", { qos: 1 });
+    const req = await signRequest(ops, "ping", "gw-a", { id: crypto.randomUUID() });
+    await operator.publishAsync("gateways/gw-a/cmd/ping", JSON.stringify(req), { qos: 1 });
+    const pong = await waitFor(
+      "the operator's pong",
+      () => opsReplies.find((r) => r.id === req.id && r.final),
+    );
+    assert.deepEqual((pong.result as { operator: unknown }).operator, {
+      keyid: ops.keyid,
+      name: "ops",
+      scopes: ["read", "operate"],
+    });
+    // The intruder's messages were acknowledged before the operator's ping was sent: Mosquitto
+    // would have handed them to the cloud before the pong.
+    await waitFor("the pong at the cloud", () => seen.some((m) => m.includes(req.id)));
+    assert.ok(!seen.some((m) => /FAKE-STATUS|FAKE-REPLY|INTRUDER/.test(m)), seen.join("\n"));
+    const audit = (await (await gw.get("/audit")).json()).audit as { id: string }[];
+    assert.deepEqual(audit.map((e) => e.id), [req.id], "no intruder request reached the gateway");
+    // The retained status is still the gateway's own.
+    const fresh = await as("cloud");
+    const retained: string[] = [];
+    fresh.on("message", (t, p) => retained.push(`${t} ${p}`));
+    await fresh.subscribeAsync("gateways/gw-a/status", { qos: 1 });
+    await waitFor("the retained status", () => retained.length > 0);
+    assert.match(retained[0], /"state":"online"/);
+    await fresh.endAsync(true);
+  } finally {
+    await gw.kill();
+    await Promise.all([cloud, intruder, operator].map((c) => c.endAsync(true)));
+    await broker.stop();
+  }
+});
