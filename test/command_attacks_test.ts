@@ -220,6 +220,16 @@ Deno.test({
     assert.equal(audit.at(-1)!.cmd, "ping");
     assert.equal(audit.at(-1)!.result, "done");
     assert.doesNotMatch(gw.output(), /planted-secret-hash/);
+
+    // A flood: every request is answered and counted, but only 60 refusals a minute are written
+    // out one by one (journal and audit file).
+    await Promise.all(Array.from({ length: 60 }, () => attacker.call("victim", "status")));
+    const flooded = await (await gw.get("/metrics")).text();
+    assert.match(flooded, /outpost_commands_refused_total\{reason="unsigned"\} 79\n/);
+    const rows = (await (await gw.get("/audit?n=1000")).json()).audit as unknown[];
+    assert.equal(rows.length, 60 + 1, "60 refusals and the ping");
+    assert.match(gw.output(), /60 refusals this minute: further ones are only counted/);
+    assert.equal(gw.output().match(/command status refused/g)?.length, 2 + (60 - 20));
   } finally {
     await gw.kill();
     await attacker.close();
