@@ -608,6 +608,9 @@ export class CommandService {
    * a minute: a flood of forged requests is counted, not written out one by one.
    */
   #recordRefusal(e: AuditEntry): void {
+    // The command name comes from the topic: an unknown one may be long.
+    if (e.cmd.length > 64) e.cmd = e.cmd.slice(0, 61) + "...";
+    if (e.message && e.message.length > 300) e.message = e.message.slice(0, 297) + "...";
     const w = this.#refusalWindow;
     if (e.ts - w.start >= 60_000) {
       if (w.skipped) {
@@ -931,9 +934,10 @@ export function parseRequest(
   if (b.ts !== undefined && (typeof b.ts !== "number" || !Number.isFinite(b.ts))) {
     return { error: "expected ts to be ms since the epoch (a number)", id };
   }
-  for (const k of ["keyid", "sig"] as const) {
-    if (b[k] !== undefined && typeof b[k] !== "string") {
-      return { error: `expected ${k} to be a string`, id };
+  // Bounded: an unknown keyid is echoed in the reply, the journal and the audit trail.
+  for (const [k, max] of [["keyid", 64], ["sig", 256]] as const) {
+    if (b[k] !== undefined && (typeof b[k] !== "string" || (b[k] as string).length > max)) {
+      return { error: `expected ${k} to be a string of at most ${max} characters`, id };
     }
   }
   return {

@@ -112,8 +112,12 @@ Deno.test("parseRequest() reads id, args, ts, keyid and sig, and names what is w
     id: "3",
   });
   assert.deepEqual(parseRequest({ id: "4", sig: 1 }), {
-    error: "expected sig to be a string",
+    error: "expected sig to be a string of at most 256 characters",
     id: "4",
+  });
+  assert.deepEqual(parseRequest({ id: "5", keyid: "k".repeat(65) }), {
+    error: "expected keyid to be a string of at most 64 characters",
+    id: "5",
   });
 });
 
