@@ -10,6 +10,9 @@ import { createServer } from "node:net";
 import mqtt from "mqtt";
 import { decodeBatch } from "../src/uplink/encode.ts";
 import { parseDuration } from "../src/config/schema.ts";
+import { Fleet } from "../src/ops/fleet.ts";
+import { formatGrant } from "../src/ops/fleet_format.ts";
+import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/keys.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"];
@@ -96,6 +99,36 @@ const httpPort = freePort();
 const dataDir = `${ROOT}data/demo`;
 await Deno.mkdir(dataDir, { recursive: true });
 
+/**
+ * The operator key of the demo's fleet console (kept across runs): the gateway accepts only
+ * commands it signed. The gateway runs a copy of config/demo.yaml that names the public half.
+ */
+async function operatorKey(): Promise<{ file: string; key: PrivateKeyFile }> {
+  const file = `${dataDir}/operator.key`;
+  let key: PrivateKeyFile;
+  try {
+    key = JSON.parse(await Deno.readTextFile(file));
+    await importSigningKey(key);
+  } catch {
+    key = await generateKey();
+    await Deno.writeTextFile(file, JSON.stringify(key, null, 2) + "\n", { mode: 0o600 });
+    await Deno.chmod(file, 0o600);
+  }
+  await Deno.writeTextFile(`${dataDir}/operator.pub`, key.public + "\n");
+  return { file, key };
+}
+const operator = await operatorKey();
+const configPath = `${dataDir}/demo.yaml`;
+await Deno.writeTextFile(
+  configPath,
+  (await Deno.readTextFile(`${ROOT}config/demo.yaml`)) + `
+# Added by deno task demo: the operator key of its fleet console (private half ${operator.file}).
+commands:
+  operatorKeys:
+    - { key: "\${file:${dataDir}/operator.pub}", scopes: [read, operate, admin], name: demo-console }
+`,
+);
+
 const broker = await startBroker(brokerPort, values.broker ?? "auto");
 const url = `mqtt://127.0.0.1:${brokerPort}`;
 const cloud = await mqtt.connectAsync(url, { clientId: "demo-cloud" });
@@ -144,7 +177,7 @@ const gateway = new Deno.Command(Deno.execPath(), {
     `${ROOT}main.ts`,
     "run",
     "--config",
-    `${ROOT}config/demo.yaml`,
+    configPath,
   ],
   env: {
     OUTPOST_DEMO_BROKER: url,
@@ -158,7 +191,10 @@ const gateway = new Deno.Command(Deno.execPath(), {
 console.log(`
 Outpost demo
   broker      ${broker.name} on ${url}
-  gateway     pid ${gateway.pid}, config config/demo.yaml, buffer ${dataDir}/buffer.db
+  gateway     pid ${gateway.pid}, config ${configPath} (config/demo.yaml + operator key), buffer ${dataDir}/buffer.db
+  operator    key ${operator.key.keyid} in ${operator.file} (private: keep it to yourself), scopes read, operate, admin
+              deno task start fleet --broker ${url} --key ${operator.file}
+              deno task start fleet send status --gateway demo-gw --broker ${url} --key ${operator.file}
   look at     http://127.0.0.1:${httpPort}/   (gateway page; sign in with the token in ${dataDir}/http-token)
               deno task start status --url http://127.0.0.1:${httpPort} --token-file ${dataDir}/http-token
               deno task start export --db ${dataDir}/buffer.db --device sim-1 --since 1h
@@ -167,6 +203,40 @@ Outpost demo
 `);
 
 const { promise: done, resolve } = Promise.withResolvers<void>();
+
+/** The demo's fleet console: one signed ping, retried until the gateway listens for commands. */
+async function consolePing(signal: AbortSignal): Promise<void> {
+  const fleet = await Fleet.connect({
+    connection: { url },
+    key: await importSigningKey(operator.key),
+  });
+  try {
+    while (!signal.aborted) {
+      const run = fleet.send("ping", { targets: ["demo-gw"], timeoutMs: 1000, signal });
+      await run.done;
+      const t = run.results()[0];
+      if (t?.ok) {
+        const r = t.result as { version?: string; operator?: unknown };
+        console.log(
+          `fleet console → ping demo-gw (signed): pong, version ${r.version}, ${
+            formatGrant(r.operator)
+          }`,
+        );
+        return;
+      }
+      if (t?.error) {
+        console.log(`fleet console → ping demo-gw: ${t.error.code}: ${t.error.message}`);
+        return;
+      }
+    }
+  } finally {
+    await fleet.close();
+  }
+}
+const pinging = new AbortController();
+const pinged = consolePing(pinging.signal).catch((e) =>
+  console.log(`fleet console: ${(e as Error).message}`)
+);
 const onSig = () => resolve();
 Deno.addSignalListener("SIGINT", onSig);
 Deno.addSignalListener("SIGTERM", onSig);
@@ -174,6 +244,8 @@ const timer = duration ? setTimeout(resolve, duration) : undefined;
 gateway.status.then(() => resolve());
 await done;
 clearTimeout(timer);
+pinging.abort();
+await pinged;
 Deno.removeSignalListener("SIGINT", onSig);
 Deno.removeSignalListener("SIGTERM", onSig);
 try {

@@ -19,7 +19,7 @@ import {
   sha256Hex,
   signRequest,
 } from "../src/ops/protocol.ts";
-import { readSigningKey } from "../src/update/keys.ts";
+import { generateKey, importSigningKey, readSigningKey } from "../src/update/keys.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
@@ -37,6 +37,13 @@ import {
 } from "./helpers/update.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** The test console's operator key: every gateway here grants it all scopes. */
+const OPERATOR_FILE = await generateKey();
+const OPERATOR = await importSigningKey(OPERATOR_FILE);
+const OPERATOR_YAML = `commands:
+  operatorKeys: [{ key: "${OPERATOR_FILE.public}", scopes: [read, operate, admin], name: test }]
+`;
 
 /** The test's side of the protocol: requests out, every reply in, by request id. */
 interface Console {
@@ -57,6 +64,7 @@ interface Console {
     target: string,
     cmd: string,
     args?: Record<string, unknown>,
+    /** `sign` replaces the default signature by the console's operator key (a no-op: unsigned). */
     opts?: { id?: string; timeoutMs?: number; sign?: (req: CommandRequest) => Promise<void> },
   ): Promise<{ final: CommandReply; all: CommandReply[] }>;
   /** Waits for the final reply to `id`. */
@@ -97,7 +105,7 @@ async function openConsole(url: string, prefix = "gateways"): Promise<Console> {
       waitFor(`the final reply to ${id}`, () => con.replies(id).find((r) => r.final), timeoutMs),
     call: async (target, cmd, args, opts = {}) => {
       const req: CommandRequest = { id: opts.id ?? crypto.randomUUID(), ...(args ? { args } : {}) };
-      await opts.sign?.(req);
+      await (opts.sign ?? ((r) => signRequest(OPERATOR, cmd, target, r).then(() => {})))(req);
       await con.request(target, cmd, req);
       const final = await con.final(req.id, opts.timeoutMs);
       return { final, all: con.replies(req.id) };
@@ -109,8 +117,20 @@ async function openConsole(url: string, prefix = "gateways"): Promise<Console> {
   return con;
 }
 
-function gatewayYaml(id: string, dir: string, broker: Broker, extra = ""): string {
+/** A gateway config; `commands` lines (indented two spaces) join the operator key's section. */
+function gatewayYaml(
+  id: string,
+  dir: string,
+  broker: Broker,
+  extra = "",
+  commands: string[] = [],
+): string {
+  const keys = commands.some((l) => l.startsWith("operatorKeys:"))
+    ? []
+    : [OPERATOR_YAML.split("\n")[1].trim()];
   return `gateway: { id: ${id} }
+commands:
+${[...keys, ...commands].map((l) => `  ${l}\n`).join("")}
 buffer: { path: ${dir}/buffer.db, retention: 60d }
 uplink:
   type: mqtt
@@ -188,7 +208,8 @@ Deno.test({
       "cmd-basic",
       dir,
       broker,
-      "commands: { allow: [ping, status, logs, config-get, query, update-check, update-apply, rollback] }",
+      "",
+      ["allow: [ping, status, logs, config-get, query, update-check, update-apply, rollback]"],
     ),
   );
   try {
@@ -253,10 +274,11 @@ Deno.test({
         /self-update is not configured/,
       );
     }
-    // The same id again.
-    const once = await con.call("cmd-basic", "ping", undefined, { id: "only-once" });
-    expectDone(once.final);
-    await con.request("cmd-basic", "ping", { id: "only-once" });
+    // The same signed request again.
+    const onceReq = await signRequest(OPERATOR, "ping", "cmd-basic", { id: "only-once" });
+    await con.request("cmd-basic", "ping", onceReq);
+    expectDone(await con.final("only-once"));
+    await con.request("cmd-basic", "ping", onceReq);
     await waitFor("the replay's reply", () => con.replies("only-once").length === 2);
     expectError(con.replies("only-once")[1], "replayed", /already received/);
 
@@ -264,7 +286,7 @@ Deno.test({
     const lines = logs.lines as { level: string; component: string; msg: string }[];
     assert.ok(lines.length <= 40 && lines.length > 0);
     assert.ok(
-      lines.some((l) => l.component === "commands" && /command reboot refused/.test(l.msg)),
+      lines.some((l) => l.component === "audit" && /command reboot refused/.test(l.msg)),
     );
     const warnings = expectDone(
       (await con.call("cmd-basic", "logs", { lines: 500, level: "warn" })).final,
@@ -309,10 +331,11 @@ Deno.test({
     "cmd-signed",
     dir,
     broker,
-    `commands:
-  requireSignature: true
-  operatorKeys: ["\${file:${keyFile.replace(/\.key$/, ".pub")}}"]
-  replayWindow: 2m`,
+    "",
+    [
+      `operatorKeys: [{ key: "\${file:${keyFile.replace(/\.key$/, ".pub")}}", scopes: [read] }]`,
+      "replayWindow: 2m",
+    ],
   );
   let gw = await startCommandGateway(dir, yaml);
   try {
@@ -321,13 +344,13 @@ Deno.test({
         await signRequest(key, cmd, target, req);
       };
     expectError(
-      (await con.call("cmd-signed", "ping")).final,
+      (await con.call("cmd-signed", "status", undefined, { sign: async () => {} })).final,
       "unsigned",
-      /requires commands signed/,
+      /missing signature/,
     );
     expectError(
       (await con.call("cmd-signed", "ping", undefined, { sign: signedBy(rogue, "ping") })).final,
-      "bad-signature",
+      "unknown-key",
       /unknown operator key/,
     );
     // Signed for "logs" with 5 lines, sent with 500: the signature no longer matches.
@@ -364,7 +387,7 @@ Deno.test({
         await signRequest(operator, "ping", "cmd-signed", req);
       },
     });
-    expectError(stale.final, "replayed", /outside the replay window of 120s/);
+    expectError(stale.final, "expired", /outside the replay window of 120s/);
 
     const good: CommandRequest = { id: crypto.randomUUID() };
     await signRequest(operator, "ping", "cmd-signed", good);
@@ -617,7 +640,7 @@ Deno.test({
   const con = await openConsole(broker.url);
   const gw = await startCommandGateway(
     dir,
-    gatewayYaml("cmd-query", dir, broker, "commands: { query: { pageBytes: 64KB } }"),
+    gatewayYaml("cmd-query", dir, broker, "", ["query: { pageBytes: 64KB }"]),
   );
   try {
     const want = [...exportReadings(path, { device: "meter-1" })];
@@ -689,6 +712,7 @@ Deno.test({
   const con = await openConsole(broker.url);
   // Checks on its own only once, a second after start: every install here is commanded.
   const dev = await device({
+    extraYaml: OPERATOR_YAML,
     channelUrl: srv.url,
     pubkeys: [keys.pub],
     broker: broker.url,
@@ -784,6 +808,7 @@ async function rollbackRig(
   // Checks once, a second after each start: enough to install 2.0.0 and to reinstall it after
   // the rollback, were it not recorded as rolled back.
   const dev = await device({
+    extraYaml: OPERATOR_YAML,
     channelUrl: srv.url,
     pubkeys: [keys.pub],
     broker: broker.url,
@@ -823,7 +848,11 @@ async function rollbackHeld(
   step: string,
 ): Promise<string> {
   const id = crypto.randomUUID();
-  await con.request(r.dev.id, "rollback", { id });
+  await con.request(
+    r.dev.id,
+    "rollback",
+    await signRequest(OPERATOR, "rollback", r.dev.id, { id }),
+  );
   await waitFor(
     `${r.dev.id}: the rollback's trial held at "${step}"`,
     () => Deno.stat(`${r.hold}/held-${step}`),
@@ -981,10 +1010,14 @@ Deno.test({
     const original = await Deno.readTextFile(gw.configPath);
     const unreachable = original.replace(broker.url, `mqtt://127.0.0.1:${freePort()}`);
     const id = crypto.randomUUID();
-    await con.request("cmd-crash", "config-set", {
-      id,
-      args: { yaml: unreachable, deadline: 4000 },
-    });
+    await con.request(
+      "cmd-crash",
+      "config-set",
+      await signRequest(OPERATOR, "config-set", "cmd-crash", {
+        id,
+        args: { yaml: unreachable, deadline: 4000 },
+      }),
+    );
     await waitFor(
       "the new config written",
       async () => (await Deno.readTextFile(gw.configPath)) === unreachable,

@@ -69,8 +69,8 @@ const CASES: [file: string, expected: RegExp][] = [
     /:6:14 uplink\.topicMode: expected one of batch, per-reading, got "per-device"$/,
   ],
   [
-    "31-commands-signature-without-keys.yaml",
-    /:8:21 commands\.requireSignature: requireSignature is true but operatorKeys is empty/,
+    "31-commands-require-signature-false.yaml",
+    /:8:21 commands\.requireSignature: requireSignature was removed: .* set commands\.insecureUnsigned: true$/,
   ],
   [
     "32-commands-https-uplink.yaml",

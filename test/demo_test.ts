@@ -21,5 +21,15 @@ for (const broker of ["auto", "embedded"]) {
       text,
       /demo finished: the cloud received [1-9]\d* readings; gateway exit status 0/,
     );
+    // Its fleet console signs with the operator key the demo generated, and says where it is.
+    const keyFile = /operator\s+key [0-9a-f]{16} in (\S+operator\.key)/.exec(text)?.[1];
+    assert.ok(keyFile, text);
+    assert.match(
+      text,
+      /fleet console → ping demo-gw \(signed\): pong, version \S+, key demo-console \([0-9a-f]{16}\): read, operate, admin/,
+    );
+    const key = JSON.parse(await Deno.readTextFile(keyFile));
+    assert.equal((await Deno.stat(keyFile)).mode! & 0o777, 0o600);
+    assert.ok(!text.includes(key.private), "no private key material in the output");
   });
 }

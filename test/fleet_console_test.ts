@@ -333,6 +333,13 @@ Deno.test("fleet send --key signs requests: a gateway that requires signatures a
     ]);
     assert.equal(signed.code, 0, signed.stdout + signed.stderr);
     assert.equal(fake.requests[0].req.keyid, key.keyid);
+    // The reply says what the gateway grants this key.
+    assert.match(
+      signed.stdout,
+      new RegExp(
+        `sig\\s+done\\s+\\S+\\s+pong, version 1\\.0\\.0, key ${key.keyid}: read, operate, admin`,
+      ),
+    );
     // Fleet-wide requests are signed for the fleet target.
     const all = await outpost([
       "fleet",
@@ -368,7 +375,7 @@ Deno.test("fleet send --key signs requests: a gateway that requires signatures a
       broker.url,
     ]);
     assert.equal(wrong.code, 1);
-    assert.match(wrong.stdout, /sig\s+error\s+\S+\s+bad-signature: unknown operator key/);
+    assert.match(wrong.stdout, /sig\s+error\s+\S+\s+unknown-key: unknown operator key/);
   } finally {
     await fake?.close();
     await broker.stop();

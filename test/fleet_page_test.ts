@@ -1,6 +1,8 @@
 // The fleet page (`outpost fleet serve`) in Debian's Chromium, driven by Playwright, with real
 // gateway processes behind a real Mosquitto: the token, the live list, a restart, a CSV export.
 import assert from "node:assert/strict";
+import { generateKey } from "../src/update/keys.ts";
+import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { Buffer } from "../src/buffer/buffer.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../src/buffer/export.ts";
 import { bufferSchema } from "../src/config/gateway.ts";
@@ -88,8 +90,12 @@ Deno.test({
   const gws: GatewayProcess[] = [];
   let page: Awaited<ReturnType<typeof startFleetPage>> | undefined;
   let browser: TestBrowser | undefined;
+  let late: FakeGateway | undefined;
   try {
     const ids = ["plant-1", "plant-2", "plant-3"];
+    // The console's operator key: plant-3 grants it read only.
+    const operator = await generateKey();
+    await Deno.writeTextFile(`${root}/operator.key`, JSON.stringify(operator));
     const end = Date.now() - 60_000;
     await Deno.mkdir(`${root}/plant-1`);
     const seeded = await seed(`${root}/plant-1/buffer.db`, end);
@@ -103,6 +109,10 @@ Deno.test({
           `gateway: { id: ${id} }
 buffer: { path: ${root}/${id}/buffer.db, retention: 60d }
 uplink: { type: mqtt, url: ${broker.url}, reconnect: { min: 200ms, max: 1s } }
+commands:
+  operatorKeys: [{ key: "${operator.public}", scopes: [${
+            id === "plant-3" ? "read" : "read, operate"
+          }] }]
 adapters:
   - { type: simulated, name: sim, devices: 2, interval: 500ms }
 `,
@@ -123,7 +133,14 @@ adapters:
     );
 
     const tokenFile = `${root}/fleet-token`;
-    page = await startFleetPage(["--broker", broker.url, "--token-file", tokenFile]);
+    page = await startFleetPage([
+      "--broker",
+      broker.url,
+      "--token-file",
+      tokenFile,
+      "--key",
+      `${root}/operator.key`,
+    ]);
     const token = (await Deno.readTextFile(tokenFile)).trim();
     assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
     assert.match(
@@ -163,6 +180,13 @@ adapters:
       await tab.waitForSelector(`tr[data-gateway="${id}"][data-state="online"]`);
     }
     assert.match(await tab.textContent("#counts") ?? "", /^3 gateways: 3 online, 0 offline$/);
+    // What each gateway grants the console's key, from the ping the console sent at start.
+    await tab.waitForSelector('tr[data-gateway="plant-3"] td[data-col="scopes"]:text-is("read")');
+    assert.equal(
+      await tab.textContent('tr[data-gateway="plant-1"] td[data-col="scopes"]'),
+      "read, operate",
+    );
+    assert.match(await tab.textContent("#conn") ?? "", /signing as operator key [0-9a-f]{16}/);
 
     const started = async (i: number) =>
       (await gws[i].status() as unknown as { startedAt: number; pid: number }).startedAt;
@@ -273,7 +297,25 @@ adapters:
     const cookieApi = await tab.evaluate(async () => (await fetch("/api/fleet")).status);
     assert.equal(cookieApi, 401);
     assert.deepEqual(errors, []);
+
+    // A gateway that comes online later is asked for its scopes too.
+    late = await startFakeGateway({
+      url: broker.url,
+      id: "plant-4",
+      operatorKeys: [operator.public],
+    });
+    await waitFor(
+      "plant-4's scopes for the console's key",
+      async () => {
+        const s = await (await api("/api/fleet", token)).json();
+        const g = s.gateways.find((g: { id: string }) => g.id === "plant-4");
+        return g?.operator?.scopes?.join(",") === "read,operate,admin";
+      },
+      15_000,
+      100,
+    );
   } finally {
+    await late?.close();
     await browser?.close();
     const code = page ? await page.stop() : 0;
     for (const g of gws) await g.stop().catch(() => g.kill());

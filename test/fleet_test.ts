@@ -8,6 +8,7 @@ import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
 import { Fleet } from "../src/ops/fleet.ts";
 import { generateKey, publish, Slots } from "../src/update/mod.ts";
+import { importSigningKey } from "../src/update/keys.ts";
 import { VERSION } from "../src/version.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
@@ -17,9 +18,12 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const COUNT = 20;
 const DAY = 86_400_000;
 
+/** The operator key file every `outpost fleet` call here signs with (all scopes on every gateway). */
+let operatorKeyFile = "";
+
 async function outpost(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "-A", MAIN, ...args, ...(operatorKeyFile ? ["--key", operatorKeyFile] : [])],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -117,6 +121,9 @@ Deno.test({
     // install anything newer on its own at start, which this test does not want).
     const key = await generateKey();
     await Deno.writeTextFile(`${root}/release.key`, JSON.stringify(key));
+    const operator = await generateKey();
+    operatorKeyFile = `${root}/operator.key`;
+    await Deno.writeTextFile(operatorKeyFile, JSON.stringify(operator));
     await Deno.writeTextFile(`${root}/artifact`, "#!/bin/sh\necho not a real release\n");
     await publish({
       channel: `${root}/channel`,
@@ -152,6 +159,8 @@ uplink:
   type: mqtt
   url: ${broker.url}
   reconnect: { min: 200ms, max: 1s }
+commands:
+  operatorKeys: [{ key: "${operator.public}", scopes: [read, operate] }]
 adapters:
   - { type: simulated, name: sim, devices: 1, interval: 1s }
 update:
@@ -190,7 +199,10 @@ update:
     const upAt = Date.now();
 
     // The console process lists all twenty online.
-    fleet = await Fleet.connect({ connection: { url: broker.url } });
+    fleet = await Fleet.connect({
+      connection: { url: broker.url },
+      key: await importSigningKey(operator),
+    });
     await fleet.sync();
     await waitFor(
       "20 online in the console",

@@ -6,6 +6,7 @@ import { parseDuration } from "../config/schema.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
 import { Gateway, type GatewayStatus, provideStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
+import { auditPath, readAuditFile } from "../ops/commands_audit.ts";
 import { localClient, openHttpAccess } from "../http/local.ts";
 import { readTokenFile, rotateTokenFile, tokenPath } from "../http/token.ts";
 import { createLogger } from "../log.ts";
@@ -321,6 +322,7 @@ async function run(args: string[], deps: CliDeps): Promise<number> {
         gateway,
         log: log.child("http"),
         recentLogs: (n) => log.recent(n),
+        audit: (n) => readAuditFile(auditPath(config.buffer.path), n),
       })
       : undefined;
   let http = await startHttp();

@@ -98,6 +98,16 @@ class Exposition {
   }
 }
 
+/** Refusal reasons of remote commands always present in `outpost_commands_refused_total`. */
+const REFUSAL_REASONS = [
+  "unsigned",
+  "unknown-key",
+  "expired",
+  "replayed",
+  "bad-signature",
+  "forbidden",
+];
+
 const INVALID_REASONS = ["device", "metric", "value", "unit", "timestamp"] as const;
 
 /**
@@ -374,6 +384,27 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       "gauge",
       "When a new version last failed its trial and was rolled back, seconds since the epoch.",
       upd.lastRollback.at / 1000,
+    );
+  }
+  const cmds = (status as { commands?: { handled?: number; refusedBy?: Record<string, number> } })
+    .commands;
+  if (cmds?.refusedBy) {
+    const refused = {
+      ...Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])),
+      ...cmds.refusedBy,
+    };
+    e.family(
+      "outpost_commands_refused_total",
+      "counter",
+      "Remote commands refused before running, by reason (unsigned, unknown-key, expired, " +
+        "replayed, bad-signature, forbidden, malformed, busy, ...).",
+      Object.entries(refused).map(([reason, n]): Sample => [{ reason }, n]),
+    );
+    e.family(
+      "outpost_commands_handled_total",
+      "counter",
+      "Remote commands run (whatever their outcome).",
+      cmds.handled ?? 0,
     );
   }
   if (extra.http) {

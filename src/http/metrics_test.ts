@@ -244,6 +244,7 @@ Deno.test("GET /metrics needs the token and serves the exposition with the 0.0.4
         "/status",
         "/metrics",
         "/logs",
+        "/audit",
         "/api/dashboard",
       ]);
     } finally {

@@ -30,6 +30,8 @@ export interface HttpServerOptions {
   recentLogs?: (limit: number) => LogRecord[];
   /** Trend lines: sampling interval and bounds. */
   trends?: TrendOptions & { intervalMs?: number };
+  /** The newest entries of the remote-command audit trail, oldest first (`/audit`). */
+  audit?: (limit: number) => Promise<unknown[]>;
 }
 
 /** A running local HTTP server. */
@@ -107,7 +109,7 @@ function formatAddress(addr: Deno.NetAddr): string {
   return `${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
 }
 
-const PATHS = ["/", "/healthz", "/status", "/metrics", "/logs", "/api/dashboard"];
+const PATHS = ["/", "/healthz", "/status", "/metrics", "/logs", "/audit", "/api/dashboard"];
 const MAX_LOGIN_BODY = 4096;
 
 /** One `Deno.serve` listener, resolved once it listens. */
@@ -150,7 +152,7 @@ function serve(
 }
 
 /**
- * Serves the gateway page (`/`), `/status`, `/metrics`, `/logs` and `/api/dashboard` behind the
+ * Serves the gateway page (`/`), `/status`, `/metrics`, `/logs`, `/audit` and `/api/dashboard` behind the
  * access token, and `/healthz` open for supervisors. The token comes as
  * `Authorization: Bearer …` or, for the page, as a session cookie that `POST /login` issues.
  */
@@ -329,6 +331,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       case "/logs": {
         const n = Math.min(1000, Math.max(1, Number(url.searchParams.get("n") ?? "100") || 100));
         return json({ lines: opts.recentLogs?.(n) ?? [] });
+      }
+      case "/audit": {
+        const n = Math.min(1000, Math.max(1, Number(url.searchParams.get("n") ?? "100") || 100));
+        return json({ audit: await opts.audit?.(n) ?? [] });
       }
       default:
         return dashboard(url);

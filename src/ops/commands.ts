@@ -13,21 +13,41 @@ import type { GatewayConfig } from "../config/gateway.ts";
 import type { Gateway } from "../gateway.ts";
 import { provideStatus } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
-import type { TrustedKey } from "../update/keys.ts";
+import { keyIdOf, type TrustedKey } from "../update/keys.ts";
 import type { InboundMessage, UplinkSubscription } from "../uplink/uplink.ts";
+import { type AuditEntry, auditPath, AuditTrail } from "./commands_audit.ts";
 import { type CommandsConfig, commandsOf } from "./commands_config.ts";
 import { CommandState, type PendingOp } from "./commands_state.ts";
 import {
   COMMAND_NAMES,
+  COMMAND_SCOPES,
   type CommandName,
   type CommandReply,
   type CommandRequest,
   ERROR_CODES,
   FLEET_TARGET,
   importOperatorKeys,
+  OPEN_COMMANDS,
   replyTopic,
+  type Scope,
+  SCOPES,
   verifyRequest,
 } from "./protocol.ts";
+
+/** The operator key a request was verified with. */
+export interface Operator {
+  keyid: string;
+  name?: string;
+  scopes: Scope[];
+}
+
+interface OperatorKeys {
+  trusted: Map<string, TrustedKey>;
+  grants: Map<string, { name?: string; scopes: Scope[] }>;
+}
+
+/** Refusals logged and written to the audit file per minute; beyond, they are only counted. */
+const REFUSALS_RECORDED_PER_MINUTE = 60;
 
 /** A command failed in a way the requester should know by `code` (see protocol ERROR_CODES). */
 export class CommandError extends Error {
@@ -61,6 +81,8 @@ export interface CommandContext {
   readonly log: Logger;
   /** The gateway the request arrived at. */
   readonly gateway: Gateway;
+  /** The verified operator key; undefined for an open command sent unsigned. */
+  readonly operator?: Operator;
   /** Sends a non-final reply; resolves once the broker acknowledged it (PUBACK). */
   reply(
     status: "accepted" | "progress" | "page",
@@ -119,6 +141,8 @@ export interface CommandEnv {
   gateway(): Gateway | undefined;
   /** The process logger with its ring of recent lines. */
   logger(): RootLogger;
+  /** The newest entries of the audit trail of remote commands, oldest first. */
+  audit(limit: number): AuditEntry[];
   /** Validates config text exactly as `run` would; throws ConfigError. */
   parse(text: string): GatewayConfig;
   /** Applies a validated config to the running gateway, as SIGHUP does. */
@@ -178,11 +202,14 @@ export interface CommandsStatus {
   prefix: string | null;
   /** The broker granted the request subscriptions on the current connection. */
   subscribed: boolean;
-  requireSignature: boolean;
+  /** `required` (the default) or `off` (commands.insecureUnsigned: anyone on the broker). */
+  signatures: "required" | "off";
   operatorKeys: number;
   /** Requests run (whatever their outcome) and refused before running, since start. */
   handled: number;
   refused: number;
+  /** Refusals by error code (unsigned, unknown-key, expired, replayed, bad-signature, ...). */
+  refusedBy: Record<string, number>;
   running: string[];
   last: { id: string | null; cmd: string; at: number; outcome: string } | null;
 }
@@ -202,9 +229,13 @@ export class CommandService {
   #root: RootLogger | undefined;
   #log: Logger | undefined;
   #sub: UplinkSubscription | undefined;
-  #keys: Promise<Map<string, TrustedKey>> = Promise.resolve(new Map());
+  #keys: Promise<OperatorKeys> = Promise.resolve({ trusted: new Map(), grants: new Map() });
   #keysFor = "";
   #state: CommandState | undefined;
+  #audit: AuditTrail | undefined;
+  #auditLog: Logger | undefined;
+  #refusedBy = new Map<string, number>();
+  #refusalWindow = { start: 0, recorded: 0, skipped: 0 };
   #attached = new AbortController();
   #exclusive: string | undefined;
   #queries = 0;
@@ -233,6 +264,7 @@ export class CommandService {
       commands: () => this.#need(this.#cmds),
       gateway: () => this.#gateway,
       logger: () => this.#need(this.#root),
+      audit: (limit) => this.#audit?.recent(limit) ?? [],
       parse: (text) => opts.parse(text),
       apply: (config) => opts.apply(config),
       restart: (config) => opts.restart(config),
@@ -263,6 +295,7 @@ export class CommandService {
     this.#gateway = gateway;
     this.#root = log;
     this.#log = log.child("commands");
+    this.#auditLog = log.child("audit");
     this.#attached = new AbortController();
     const dir = config.buffer.path.includes("/")
       ? config.buffer.path.slice(0, config.buffer.path.lastIndexOf("/"))
@@ -273,6 +306,12 @@ export class CommandService {
     const state = this.#state!;
     const problem = state.load();
     if (problem) this.#log.warn("command state unreadable", { error: problem });
+    const trailPath = auditPath(config.buffer.path);
+    if (this.#audit?.path !== trailPath) {
+      this.#audit = new AuditTrail(trailPath);
+      const bad = this.#audit.load();
+      if (bad) this.#log.warn("audit trail unreadable; starting it again", { error: bad });
+    }
     // A restart onto another buffer directory: what is owed moves along.
     if (before && before !== state) {
       state.adopt(before).catch((e) =>
@@ -291,14 +330,14 @@ export class CommandService {
     this.#cmds = next;
     const gateway = this.#gateway;
     if (!gateway) return;
-    const keyList = next?.operatorKeys.join(",") ?? "";
+    const keyList = JSON.stringify(next?.operatorKeys ?? []);
     if (keyList !== this.#keysFor) {
       this.#keysFor = keyList;
-      this.#keys = importOperatorKeys(next?.operatorKeys ?? []).catch((e) => {
+      this.#keys = loadOperatorKeys(next?.operatorKeys ?? []).catch((e) => {
         this.#log?.error("operator keys unusable: signed requests will be refused", {
           error: (e as Error).message,
         });
-        return new Map<string, TrustedKey>();
+        return { trusted: new Map(), grants: new Map() };
       });
     }
     const filters = next
@@ -316,10 +355,22 @@ export class CommandService {
       if (next) {
         this.#log?.info("accepting remote commands", {
           topics: filters.join(" "),
-          signatures: next.requireSignature ? "required" : "optional",
+          signatures: next.insecureUnsigned ? "off" : "required",
           keys: next.operatorKeys.length,
         });
       }
+    }
+    if (next?.insecureUnsigned) {
+      this.#log?.warn(
+        "INSECURE: commands.insecureUnsigned is true, so anyone who can publish on the broker " +
+          "can run every command on this gateway (config-set, restart, update); remove it and " +
+          "configure commands.operatorKeys",
+      );
+    } else if (next && next.operatorKeys.length === 0) {
+      this.#log?.warn(
+        "no commands.operatorKeys: every remote command except ping is refused; add a key " +
+          "(outpost release keygen) with its scopes to command this gateway",
+      );
     }
     this.#watchUplink();
   }
@@ -359,10 +410,11 @@ export class CommandService {
       enabled: c !== undefined,
       prefix: c?.prefix ?? null,
       subscribed: this.#sub?.active ?? false,
-      requireSignature: c?.requireSignature ?? false,
+      signatures: c?.insecureUnsigned ? "off" : "required",
       operatorKeys: c?.operatorKeys.length ?? 0,
       handled: this.#handled,
       refused: this.#refused,
+      refusedBy: Object.fromEntries(this.#refusedBy),
       running: [...this.#running.values()],
       last: this.#last,
     };
@@ -401,10 +453,23 @@ export class CommandService {
     payload: Uint8Array,
   ): Promise<void> {
     const prefix = cfg.prefix;
+    let operator: Operator | undefined;
+    const claimed: { keyid?: string } = {};
     const refuse = (id: string | null, code: string, message: string) => {
       this.#refused++;
+      this.#refusedBy.set(code, (this.#refusedBy.get(code) ?? 0) + 1);
       this.#last = { id, cmd, at: Date.now(), outcome: code };
-      this.#log?.warn(`command ${cmd} refused`, { id: id ?? undefined, target, code, message });
+      this.#recordRefusal({
+        ts: Date.now(),
+        id,
+        cmd,
+        target,
+        keyid: operator?.keyid ?? claimed.keyid ?? null,
+        verified: operator !== undefined,
+        ...(operator?.name ? { key: operator.name } : {}),
+        result: code,
+        message,
+      });
       return this.#sendQuietly(prefix, {
         id,
         cmd,
@@ -430,41 +495,49 @@ export class CommandService {
     if ("error" in parsed) return refuse(parsed.id, ERROR_CODES.malformed, parsed.error);
     const req = parsed.request;
     const id = req.id;
-    const keys = await this.#keys;
-    if (cfg.requireSignature || (req.sig !== undefined && keys.size > 0)) {
-      const bad = await verifyRequest(keys, cmd, target, req).catch((e) => ({
+    claimed.keyid = req.keyid;
+    const known = (COMMAND_NAMES as readonly string[]).includes(cmd);
+    if (req.sig !== undefined || req.keyid !== undefined) {
+      const keys = await this.#keys;
+      const bad = await verifyRequest(keys.trusted, cmd, target, req).catch((e) => ({
         code: ERROR_CODES.badSignature,
         message: `signature unusable: ${(e as Error).message}`,
       }));
       if (bad) return refuse(id, bad.code, bad.message);
-    }
-    const state = this.#state!;
-    const now = Date.now();
-    if (req.ts !== undefined && Math.abs(now - req.ts) > cfg.replayWindow) {
+      const grant = keys.grants.get(req.keyid!)!;
+      operator = { keyid: req.keyid!, ...grant };
+    } else if (cfg.insecureUnsigned) {
+      operator = undefined;
+    } else if (!known || !OPEN_COMMANDS.includes(cmd as CommandName)) {
       return refuse(
         id,
-        ERROR_CODES.replayed,
-        `request ts ${req.ts} is ${
-          Math.round(Math.abs(now - req.ts) / 1000)
-        }s from the gateway clock (${now}), outside the replay window of ${
-          cfg.replayWindow / 1000
-        }s`,
+        ERROR_CODES.unsigned,
+        `missing signature: this gateway runs ${cmd} only when signed by an operator key with the ${
+          known ? COMMAND_SCOPES[cmd as CommandName] : "right"
+        } scope (commands.operatorKeys${cfg.operatorKeys.length ? "" : " is empty"})`,
       );
     }
-    if (state.seen(id, now)) {
-      return refuse(id, ERROR_CODES.replayed, `request id "${id}" was already received`);
+    // Unsigned open commands (ping) skip the replay cache: anyone can make a fresh one, and a
+    // flood of them must not push the ids of signed requests out of it.
+    if (operator || cfg.insecureUnsigned) {
+      const bad = await this.#checkReplay(cfg, req);
+      if (bad) return refuse(id, bad.code, bad.message);
     }
-    const until = Math.max(now, req.ts ?? now) + cfg.replayWindow;
-    await state.remember(id, until, req.ts !== undefined, now).catch((e) =>
-      this.#log?.error("cannot persist the replay cache; replays across a restart are possible", {
-        error: (e as Error).message,
-      })
-    );
-    if (!(COMMAND_NAMES as readonly string[]).includes(cmd)) {
+    if (!known) {
       return refuse(
         id,
         ERROR_CODES.unknownCommand,
         `unknown command "${cmd}"; expected one of ${COMMAND_NAMES.join(", ")}`,
+      );
+    }
+    const needed = COMMAND_SCOPES[cmd as CommandName];
+    if (operator && !operator.scopes.includes(needed)) {
+      return refuse(
+        id,
+        ERROR_CODES.forbidden,
+        `command "${cmd}" needs the ${needed} scope; operator key ${
+          operator.name ? `"${operator.name}" (${operator.keyid})` : operator.keyid
+        } has ${operator.scopes.join(", ")}`,
       );
     }
     if (cfg.allow && !(cfg.allow as readonly string[]).includes(cmd)) {
@@ -494,14 +567,102 @@ export class CommandService {
     if (cmd === "query" && this.#queries >= MAX_QUERIES) {
       return refuse(id, ERROR_CODES.busy, `${MAX_QUERIES} queries are running; try again later`);
     }
-    await this.#run(entry, { prefix, target, cmd, req });
+    await this.#run(entry, { prefix, target, cmd, req, operator });
+  }
+
+  /** `expired` or `replayed`, or undefined after remembering the request's id. */
+  async #checkReplay(
+    cfg: CommandsConfig,
+    req: CommandRequest,
+  ): Promise<{ code: string; message: string } | undefined> {
+    const id = req.id;
+    const state = this.#state!;
+    const now = Date.now();
+    if (req.ts !== undefined && Math.abs(now - req.ts) > cfg.replayWindow) {
+      return {
+        code: ERROR_CODES.expired,
+        message: `expired: request ts ${req.ts} is ${
+          Math.round(Math.abs(now - req.ts) / 1000)
+        }s from the gateway clock (${now}), outside the replay window of ${
+          cfg.replayWindow / 1000
+        }s`,
+      };
+    }
+    if (state.seen(id, now)) {
+      return {
+        code: ERROR_CODES.replayed,
+        message: `replayed: request id "${id}" was already received`,
+      };
+    }
+    const until = Math.max(now, req.ts ?? now) + cfg.replayWindow;
+    await state.remember(id, until, req.ts !== undefined, now).catch((e) =>
+      this.#log?.error("cannot persist the replay cache; replays across a restart are possible", {
+        error: (e as Error).message,
+      })
+    );
+    return undefined;
+  }
+
+  /**
+   * A refusal into the journal and the audit table, at most {@linkcode REFUSALS_RECORDED_PER_MINUTE}
+   * a minute: a flood of forged requests is counted, not written out one by one.
+   */
+  #recordRefusal(e: AuditEntry): void {
+    // The command name comes from the topic: an unknown one may be long.
+    if (e.cmd.length > 64) e.cmd = e.cmd.slice(0, 61) + "...";
+    if (e.message && e.message.length > 300) e.message = e.message.slice(0, 297) + "...";
+    const w = this.#refusalWindow;
+    if (e.ts - w.start >= 60_000) {
+      if (w.skipped) {
+        this.#auditLog?.warn("remote commands refused and not recorded one by one", {
+          count: w.skipped,
+          since: new Date(w.start).toISOString(),
+        });
+      }
+      this.#refusalWindow = { start: e.ts, recorded: 0, skipped: 0 };
+    }
+    const now = this.#refusalWindow;
+    if (now.recorded >= REFUSALS_RECORDED_PER_MINUTE) {
+      now.skipped++;
+      return;
+    }
+    now.recorded++;
+    this.#record(e, true);
+    if (now.recorded === REFUSALS_RECORDED_PER_MINUTE) {
+      this.#auditLog?.warn(
+        `${REFUSALS_RECORDED_PER_MINUTE} refusals this minute: further ones are only counted (/metrics) until the minute is over`,
+      );
+    }
+  }
+
+  /** One audit row: a journal line and a row in the bounded audit file. */
+  #record(e: AuditEntry, refused = false): void {
+    const fields = {
+      id: e.id ?? undefined,
+      target: e.target,
+      key: !e.keyid
+        ? "unsigned"
+        : e.verified
+        ? (e.key ? `${e.key} (${e.keyid})` : e.keyid)
+        : `${e.keyid} (not verified)`,
+      result: e.result,
+      ...(e.message ? { message: e.message } : {}),
+    };
+    const ok = e.result === "done" || e.result === "accepted";
+    this.#auditLog?.[ok ? "info" : "warn"](
+      refused ? `command ${e.cmd} refused` : `command ${e.cmd}: ${e.result}`,
+      fields,
+    );
+    this.#audit?.record(e).catch((err) =>
+      this.#log?.error("cannot write the audit trail", { error: (err as Error).message })
+    );
   }
 
   async #run(
     entry: Registered,
-    r: { prefix: string; target: string; cmd: string; req: CommandRequest },
+    r: { prefix: string; target: string; cmd: string; req: CommandRequest; operator?: Operator },
   ): Promise<void> {
-    const { prefix, target, cmd, req } = r;
+    const { prefix, target, cmd, req, operator } = r;
     const id = req.id;
     const gateway = this.#gateway!;
     const log = this.#log!;
@@ -513,7 +674,9 @@ export class CommandService {
     log.info(`command ${cmd}`, {
       id,
       target,
-      signed: req.sig !== undefined ? `keyid ${req.keyid}` : "no",
+      key: operator
+        ? (operator.name ? `${operator.name} (${operator.keyid})` : operator.keyid)
+        : "unsigned",
       args: describeArgs(cmd, req.args ?? {}),
     });
     const signal = this.#attached.signal;
@@ -526,17 +689,30 @@ export class CommandService {
       signal,
       log,
       gateway,
+      operator,
       reply: (status, fields) =>
         this.#send(prefix, { id, cmd, status, final: false, ...fields }, {
           waitMs: status === "page" ? 30_000 : REPLY_WAIT_MS,
           chain,
         }),
       defer: async (op) => {
-        await this.#state!.addPending({ ...op, id, cmd, prefix, at: Date.now() } as PendingOp);
+        await this.#state!.addPending(
+          {
+            ...op,
+            id,
+            cmd,
+            prefix,
+            at: Date.now(),
+            target,
+            ...(operator ? { keyid: operator.keyid } : {}),
+            ...(operator?.name ? { key: operator.name } : {}),
+          } as PendingOp,
+        );
         return DEFERRED;
       },
     };
     let outcome = "done";
+    let failure: string | undefined;
     try {
       const result = await entry.handler(ctx);
       if (result === DEFERRED) {
@@ -549,6 +725,7 @@ export class CommandService {
     } catch (e) {
       const err = asCommandError(e, signal);
       outcome = err.code;
+      failure = err.message;
       log.warn(`command ${cmd} failed`, { id, code: err.code, error: err.message });
       await this.#sendQuietly(prefix, {
         id,
@@ -560,6 +737,17 @@ export class CommandService {
       }, chain);
     } finally {
       this.#last = { id, cmd, at: Date.now(), outcome };
+      this.#record({
+        ts: Date.now(),
+        id,
+        cmd,
+        target,
+        keyid: operator?.keyid ?? null,
+        verified: operator !== undefined,
+        ...(operator?.name ? { key: operator.name } : {}),
+        result: outcome === "deferred" ? "accepted" : outcome,
+        ...(failure ? { message: failure } : {}),
+      });
       this.#running.delete(id);
       if (cmd === "query") this.#queries--;
       if (entry.exclusive && this.#exclusive === `${cmd} ${id}`) this.#exclusive = undefined;
@@ -586,6 +774,17 @@ export class CommandService {
         }
         if (!r) return;
         await state.removePending(op.id);
+        this.#record({
+          ts: Date.now(),
+          id: op.id,
+          cmd: op.cmd,
+          target: op.target ?? "-",
+          keyid: op.keyid ?? null,
+          verified: op.keyid !== undefined,
+          ...(op.key ? { key: op.key } : {}),
+          result: r.status === "done" ? "done" : r.code,
+          ...(r.status === "error" ? { message: r.message } : {}),
+        });
         this.#log?.info(`command ${op.cmd} settled after the restart`, {
           id: op.id,
           status: r.status,
@@ -735,9 +934,10 @@ export function parseRequest(
   if (b.ts !== undefined && (typeof b.ts !== "number" || !Number.isFinite(b.ts))) {
     return { error: "expected ts to be ms since the epoch (a number)", id };
   }
-  for (const k of ["keyid", "sig"] as const) {
-    if (b[k] !== undefined && typeof b[k] !== "string") {
-      return { error: `expected ${k} to be a string`, id };
+  // Bounded: an unknown keyid is echoed in the reply, the journal and the audit trail.
+  for (const [k, max] of [["keyid", 64], ["sig", 256]] as const) {
+    if (b[k] !== undefined && (typeof b[k] !== "string" || (b[k] as string).length > max)) {
+      return { error: `expected ${k} to be a string of at most ${max} characters`, id };
     }
   }
   return {
@@ -762,4 +962,20 @@ function describeArgs(cmd: string, args: Record<string, unknown>): string | unde
   const text = JSON.stringify(shown);
   if (text === "{}") return undefined;
   return text.length > 300 ? text.slice(0, 297) + "..." : text;
+}
+
+/** Imports the configured operator keys; one key listed twice gets the union of its scopes. */
+async function loadOperatorKeys(
+  keys: readonly { key: string; scopes: readonly Scope[]; name?: string }[],
+): Promise<OperatorKeys> {
+  const trusted = await importOperatorKeys(keys.map((k) => k.key));
+  const grants = new Map<string, { name?: string; scopes: Scope[] }>();
+  for (const k of keys) {
+    const keyid = await keyIdOf(k.key);
+    const had = grants.get(keyid);
+    const scopes = new Set([...(had?.scopes ?? []), ...k.scopes]);
+    const name = had?.name ?? k.name;
+    grants.set(keyid, { ...(name ? { name } : {}), scopes: SCOPES.filter((x) => scopes.has(x)) });
+  }
+  return { trusted, grants };
 }

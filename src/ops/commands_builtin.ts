@@ -48,6 +48,8 @@ function ping(ctx: CommandContext, env: CommandEnv): Promise<unknown> {
     pid: s.pid,
     startedAt: s.startedAt,
     uptimeMs: s.uptimeMs,
+    // What this gateway grants the key that signed the request (null: unsigned).
+    operator: ctx.operator ?? null,
   });
 }
 
@@ -63,8 +65,18 @@ function status(ctx: CommandContext, env: CommandEnv): Promise<unknown> {
 }
 
 function logs(ctx: CommandContext, env: CommandEnv): Promise<unknown> {
-  onlyArgs(ctx, ["lines", "level"]);
-  const { lines = 100, level } = ctx.args as { lines?: unknown; level?: unknown };
+  onlyArgs(ctx, ["lines", "level", "audit"]);
+  const { lines = 100, level, audit } = ctx.args as {
+    lines?: unknown;
+    level?: unknown;
+    audit?: unknown;
+  };
+  if (audit !== undefined && typeof audit !== "boolean") {
+    throw new CommandError(
+      ERROR_CODES.badArgs,
+      `args.audit: expected true or false, got ${JSON.stringify(audit)}`,
+    );
+  }
   if (typeof lines !== "number" || !Number.isInteger(lines) || lines < 1 || lines > 500) {
     throw new CommandError(
       ERROR_CODES.badArgs,
@@ -76,6 +88,18 @@ function logs(ctx: CommandContext, env: CommandEnv): Promise<unknown> {
       ERROR_CODES.badArgs,
       `args.level: expected one of ${LEVELS.join(", ")}, got ${JSON.stringify(level)}`,
     );
+  }
+  if (audit) {
+    if (level !== undefined) {
+      throw new CommandError(ERROR_CODES.badArgs, "args.level: not with audit: true");
+    }
+    let entries = env.audit(lines);
+    let truncated = false;
+    while (entries.length > 1 && bytesOf(entries) > env.maxReplyBytes() - 2048) {
+      entries = entries.slice(Math.ceil(entries.length / 10));
+      truncated = true;
+    }
+    return Promise.resolve({ audit: entries, truncated });
   }
   const min = level === undefined ? 0 : LEVELS.indexOf(level as LogLevel);
   let recs = env.logger().recent().filter((r) => LEVELS.indexOf(r.level) >= min).slice(-lines);

@@ -1,7 +1,62 @@
-import { Ctx, type Infer, INVALID, s } from "../config/schema.ts";
-import { COMMAND_NAMES, DEFAULT_PREFIX, FLEET_TARGET } from "./protocol.ts";
+import {
+  Ctx,
+  type Infer,
+  INVALID,
+  type JsonSchema,
+  type Path,
+  s,
+  Schema,
+  show,
+} from "../config/schema.ts";
+import { COMMAND_NAMES, DEFAULT_PREFIX, FLEET_TARGET, type Scope, SCOPES } from "./protocol.ts";
 
 const KEY_RE = /^ed25519:[A-Za-z0-9+/]{43}=$/;
+
+const keyText = s.string({
+  pattern: KEY_RE,
+  patternName: 'an operator public key "ed25519:BASE64" (as `outpost release keygen` prints)',
+});
+
+const keyObject = s.object({
+  key: keyText.describe("The public key; use ${file:/path/key.pub} for a file"),
+  scopes: s.array(s.enum(SCOPES), { min: 1 })
+    .describe("What the key may do: read, operate and/or admin (each separately)"),
+  name: s.string({ min: 1, max: 64 }).optional().describe("Who holds the key, for logs and audit"),
+});
+
+/** One entry of `commands.operatorKeys`, as validated. */
+export interface OperatorKeyConfig {
+  key: string;
+  scopes: Scope[];
+  name?: string;
+}
+
+/**
+ * An operator key: `{key, scopes, name}`, or a plain `"ed25519:…"` string, which means a key with
+ * the `read` scope only (the safe reading of the older form).
+ */
+class OperatorKeySchema extends Schema<OperatorKeyConfig> {
+  check(v: unknown, ctx: Ctx, path: Path): OperatorKeyConfig | typeof INVALID {
+    if (typeof v === "string") {
+      const key = keyText.check(v, ctx, path);
+      return key === INVALID ? INVALID : { key, scopes: ["read"] };
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      return ctx.fail(
+        path,
+        `expected an operator key { key: "ed25519:…", scopes: [read, operate, admin], name: … } or a plain "ed25519:…" string (read only), got ${
+          show(v)
+        }`,
+      );
+    }
+    const o = keyObject.check(v, ctx, path);
+    if (o === INVALID) return INVALID;
+    return { key: o.key, scopes: [...new Set(o.scopes)], ...(o.name ? { name: o.name } : {}) };
+  }
+  protected json(): JsonSchema {
+    return { anyOf: [keyText.toJsonSchema(), keyObject.toJsonSchema()] };
+  }
+}
 
 /** Config schema of the optional `commands:` section (remote commands over the MQTT uplink). */
 export const commandsSchema = s.object({
@@ -14,15 +69,16 @@ export const commandsSchema = s.object({
     patternName: "a topic prefix such as gateways (no wildcards, no leading or trailing /)",
   }).default(DEFAULT_PREFIX)
     .describe("Requests on {prefix}/{gatewayId}/cmd/{name} and {prefix}/fleet/cmd/{name}"),
-  requireSignature: s.boolean().default(false)
-    .describe("Refuse requests not signed by one of operatorKeys"),
-  operatorKeys: s.array(
-    s.string({
-      pattern: KEY_RE,
-      patternName: 'an operator public key "ed25519:BASE64" (as `outpost release keygen` prints)',
-    }),
-  ).default([])
-    .describe("Public keys whose signatures are accepted; use ${file:/path/key.pub} for files"),
+  insecureUnsigned: s.boolean().default(false)
+    .describe(
+      "Accept unsigned requests with every scope (anyone who can publish on the broker commands the gateway); trusted test benches only",
+    ),
+  requireSignature: s.boolean().optional()
+    .describe("Deprecated: signatures are always required; true is ignored, false is an error"),
+  operatorKeys: s.array(new OperatorKeySchema()).default([])
+    .describe(
+      'Keys whose signed requests are accepted, each with scopes: { key: "ed25519:…", scopes: [read, operate, admin], name: alice }; a plain string is a read-only key',
+    ),
   replayWindow: s.duration({ min: 1000, max: 86_400_000 }).default(300_000)
     .describe("A request's ts must be this close to the gateway clock; ids are remembered as long"),
   allow: s.array(s.enum(COMMAND_NAMES), { min: 1 }).optional()
@@ -40,10 +96,12 @@ export const commandsSchema = s.object({
     .describe("Default time a config-set has to become healthy before it is reverted"),
 }, {
   refine: (c, ctx, path) => {
-    if (c.requireSignature && c.operatorKeys.length === 0) {
+    if (c.requireSignature === false) {
       ctx.fail(
         [...path, "requireSignature"],
-        "requireSignature is true but operatorKeys is empty: no request could be accepted",
+        "requireSignature was removed: remote commands always need an operator signature now. " +
+          "To accept unsigned commands anyway (anyone on the broker can then run them), set " +
+          "commands.insecureUnsigned: true",
       );
     }
   },

@@ -17,6 +17,7 @@ import {
   type SettleResult,
 } from "./commands.ts";
 import { commandsOf } from "./commands_config.ts";
+import { protectedChanges } from "./commands_trust.ts";
 import type { PendingConfigSet } from "./commands_state.ts";
 import { type ConfigGetResult, ERROR_CODES, sha256Hex } from "./protocol.ts";
 
@@ -127,6 +128,16 @@ export async function configSet(ctx: CommandContext, env: CommandEnv): Promise<u
       ERROR_CODES.conflict,
       `the config on the gateway changed (sha256 ${currentSha}, expected ${a.expectSha256}); nothing changed`,
       { result: { sha256: currentSha } },
+    );
+  }
+  const changes = protectedChanges(current, yaml);
+  if (changes.length) {
+    throw new CommandError(
+      ERROR_CODES.protectedConfig,
+      `config-set may not change ${
+        changes.map((c) => `${c.path} (${c.why})`).join("; ")
+      }. Trust anchors change only in the file on the device; nothing changed`,
+      { result: { paths: changes.map((c) => c.path) } },
     );
   }
   const next = validate(env, yaml);

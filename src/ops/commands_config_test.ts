@@ -25,7 +25,8 @@ Deno.test("commands are on by default with an mqtt uplink, off without one or wh
     schema,
   );
   assert.equal(commandsOf(mqtt)?.prefix, "gateways");
-  assert.equal(commandsOf(mqtt)?.requireSignature, false);
+  assert.equal(commandsOf(mqtt)?.insecureUnsigned, false);
+  assert.deepEqual(commandsOf(mqtt)?.operatorKeys, [], "no keys: nothing but ping is accepted");
   assert.equal(commandsOf(mqtt)?.replayWindow, 300_000);
   const off = parseConfig(
     "gateway: { id: a }\nuplink: { type: mqtt, url: mqtt://h:1883 }\ncommands: { enabled: false }",
@@ -56,6 +57,42 @@ Deno.test("a gateway id with a slash, a wildcard prefix and an explicit enable w
   assert.deepEqual(problems("gateway: { id: site/a }"), []);
 });
 
+Deno.test("operatorKeys: {key, scopes, name} entries; a plain key string is read-only; bad scopes and the removed requireSignature: false are named", () => {
+  const key = "ed25519:" + "A".repeat(43) + "=";
+  const c = parseConfig(
+    `gateway: { id: a }
+uplink: { type: mqtt, url: mqtt://h:1883 }
+commands:
+  requireSignature: true
+  operatorKeys:
+    - "${key}"
+    - { key: "${key}", scopes: [operate, admin, operate], name: alice }
+`,
+    schema,
+  );
+  assert.deepEqual(commandsOf(c)?.operatorKeys, [
+    { key, scopes: ["read"] },
+    { key, scopes: ["operate", "admin"], name: "alice" },
+  ]);
+  const base = "gateway: { id: a }\nuplink: { type: mqtt, url: mqtt://h:1883 }\ncommands:\n";
+  assert.deepEqual(
+    problems(`${base}  operatorKeys: [{ key: "${key}", scopes: [root] }]`),
+    ['4:90 commands.operatorKeys[0].scopes[0]: expected one of read, operate, admin, got "root"'],
+  );
+  assert.match(
+    problems(`${base}  operatorKeys: [{ key: "${key}" }]`)[0],
+    /commands\.operatorKeys\[0\]: missing required key "scopes"/,
+  );
+  assert.match(
+    problems(`${base}  operatorKeys: [42]`)[0],
+    /commands\.operatorKeys\[0\]: expected an operator key \{ key: "ed25519:…", scopes: \[read, operate, admin\]/,
+  );
+  assert.match(
+    problems(`${base}  requireSignature: false`)[0],
+    /^4:21 commands\.requireSignature: requireSignature was removed: .* set commands\.insecureUnsigned: true$/,
+  );
+});
+
 Deno.test("parseRequest() reads id, args, ts, keyid and sig, and names what is wrong", () => {
   assert.deepEqual(parseRequest({ id: "1", args: { a: 1 }, ts: 5, keyid: "k", sig: "s" }), {
     request: { id: "1", args: { a: 1 }, ts: 5, keyid: "k", sig: "s" },
@@ -75,8 +112,12 @@ Deno.test("parseRequest() reads id, args, ts, keyid and sig, and names what is w
     id: "3",
   });
   assert.deepEqual(parseRequest({ id: "4", sig: 1 }), {
-    error: "expected sig to be a string",
+    error: "expected sig to be a string of at most 256 characters",
     id: "4",
+  });
+  assert.deepEqual(parseRequest({ id: "5", keyid: "k".repeat(65) }), {
+    error: "expected keyid to be a string of at most 64 characters",
+    id: "5",
   });
 });
 

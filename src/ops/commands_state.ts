@@ -14,6 +14,10 @@ export interface PendingRestart {
   /** Reply topic prefix of the request. */
   prefix: string;
   at: number;
+  /** Operator key id, key name and target of the request (for the audit trail). */
+  keyid?: string;
+  key?: string;
+  target?: string;
   previousStartedAt: number;
   previousPid: number;
 }
@@ -25,6 +29,10 @@ export interface PendingConfigSet {
   cmd: string;
   prefix: string;
   at: number;
+  /** Operator key id, key name and target of the request (for the audit trail). */
+  keyid?: string;
+  key?: string;
+  target?: string;
   deadlineMs: number;
   sha256: string;
   prevSha256: string;
@@ -37,6 +45,10 @@ export interface PendingUpdate {
   cmd: string;
   prefix: string;
   at: number;
+  /** Operator key id, key name and target of the request (for the audit trail). */
+  keyid?: string;
+  key?: string;
+  target?: string;
   /** The version that should be committed once the trial succeeds. */
   expectVersion: string;
   fromVersion: string;

@@ -79,8 +79,20 @@ export interface GatewayView {
   lastSeen: number | null;
   startedAt: number | null;
   reason: string | null;
+  /**
+   * What this gateway grants the console's operator key, as its last `ping` reply said: the key
+   * id, name and scopes; null when it answered an unsigned ping; undefined when not known yet.
+   */
+  operator?: GrantedKey | null;
   /** The retained status message as published. */
   status: StatusMessage;
+}
+
+/** An operator key as a gateway grants it (the `operator` of a ping reply). */
+export interface GrantedKey {
+  keyid: string;
+  name?: string;
+  scopes: string[];
 }
 
 /** Options of {@linkcode Fleet.send}. */
@@ -160,6 +172,7 @@ export class Fleet {
   readonly #replyHandlers = new Map<string, Set<(r: CommandReply) => void>>();
   readonly #runs = new Set<CommandRun>();
   readonly #syncWaiters = new Map<string, () => void>();
+  readonly #granted = new Map<string, GrantedKey | null>();
   readonly #idSegment: number;
   #connected = true;
   #closing = false;
@@ -322,6 +335,7 @@ export class Fleet {
     if (rest.length === 2 && rest[1] === "reply" && !topicMatches(this.statusFilter, topic)) {
       const reply = parseReply(text);
       if (!reply || reply.id === null) return;
+      this.#noteGrant(reply);
       for (const h of this.#replyHandlers.get(reply.id) ?? []) h(reply);
       for (const run of this.#runs) run.handleReply(reply);
       return;
@@ -352,6 +366,28 @@ export class Fleet {
       });
     }
     this.#emit(id);
+  }
+
+  /** Remembers the scopes a gateway's ping reply says this console's key has there. */
+  #noteGrant(reply: CommandReply): void {
+    if (reply.cmd !== "ping" || reply.status !== "done") return;
+    const op = (reply.result as { operator?: unknown } | undefined)?.operator;
+    if (op === undefined) return;
+    const o = op as Partial<GrantedKey> | null;
+    const grant = o && typeof o.keyid === "string" && Array.isArray(o.scopes)
+      ? {
+        keyid: o.keyid,
+        ...(typeof o.name === "string" ? { name: o.name } : {}),
+        scopes: o.scopes.filter((x): x is string => typeof x === "string"),
+      }
+      : null;
+    this.#granted.set(reply.gatewayId, grant);
+    if (this.#gateways.has(reply.gatewayId)) this.#emit(reply.gatewayId);
+  }
+
+  /** Key id of the operator key requests are signed with; null when unsigned. */
+  get keyid(): string | null {
+    return this.#key?.keyid ?? null;
   }
 
   #emit(id: string): void {
@@ -392,12 +428,14 @@ export class Fleet {
   gateway(id: string): GatewayView | undefined {
     const e = this.#gateways.get(id);
     if (!e) return undefined;
-    return gatewayView(id, e.status, {
+    const view = gatewayView(id, e.status, {
       receivedAt: e.receivedAt,
       live: e.live,
       now: this.#now(),
       staleAfterMs: this.#staleAfter,
     });
+    if (this.#granted.has(id)) view.operator = this.#granted.get(id);
+    return view;
   }
 
   /** Calls `listener` with the id of every gateway whose status changes. */

@@ -54,6 +54,8 @@ password, tls {ca, cert, key, servername}, prefix, statusTopic, key, clientId):
   --prefix P              the gateways' commands.prefix (default gateways)
   --status-topic FILTER   filter matching every status topic (default {prefix}/+/status)
   --key FILE              operator key from "outpost release keygen": signs every command
+                          (gateways refuse unsigned ones but ping; "send ping" shows the
+                          scopes each gateway grants the key)
 
 TIME is ISO 8601, ms since the epoch, or a duration back from now (30d).
 
@@ -366,6 +368,11 @@ export async function fleetMain(
   try {
     const { connection, keyFile } = resolveConnection(inv.connection);
     const key: SigningKey | undefined = keyFile ? await readSigningKey(keyFile) : undefined;
+    if (!key && inv.sub !== "list" && inv.sub !== "serve" && inv.cmd !== "ping") {
+      io.err(
+        "outpost fleet: no operator key (--key FILE or key: in --connection): gateways refuse unsigned commands except ping",
+      );
+    }
     const long = inv.sub === "serve" || (inv.sub === "list" && inv.watch === true);
     const log = createLogger({ level: "info", format: "text", syslogPrefix: false }).child("fleet");
     fleet = await Fleet.connect({

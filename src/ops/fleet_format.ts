@@ -80,7 +80,16 @@ export function describeOutcome(t: TargetResult): string {
     );
   }
   if (t.note) parts.push(t.note);
-  if (t.result !== undefined && t.result !== null && !t.after) parts.push(brief(t.result));
+  const pong = t.result as { pong?: unknown; version?: unknown; operator?: unknown } | null;
+  if (pong?.pong === true && !t.after) {
+    parts.push(
+      [
+        "pong",
+        ...(typeof pong.version === "string" ? [`version ${pong.version}`] : []),
+        ...(pong.operator !== undefined ? [formatGrant(pong.operator)] : []),
+      ].join(", "),
+    );
+  } else if (t.result !== undefined && t.result !== null && !t.after) parts.push(brief(t.result));
   if (t.progress && !t.finished) {
     parts.push(
       `${t.progress.done}${t.progress.total !== undefined ? `/${t.progress.total}` : ""}${
@@ -89,6 +98,16 @@ export function describeOutcome(t: TargetResult): string {
     );
   }
   return parts.join("; ");
+}
+
+/** What a gateway grants the console's key: `key alice (0123…): read, operate`, or `unsigned`. */
+export function formatGrant(operator: unknown): string {
+  if (operator === undefined) return "scopes unknown";
+  const o = operator as { keyid?: string; name?: string; scopes?: string[] } | null;
+  if (!o?.keyid) return "unsigned (no operator key)";
+  return `key ${o.name ? `${o.name} (${o.keyid})` : o.keyid}: ${
+    o.scopes?.length ? o.scopes.join(", ") : "no scopes"
+  }`;
 }
 
 function brief(v: unknown): string {

@@ -60,7 +60,8 @@ export const FLEET_PAGE_HTML = `<!doctype html>
         <tr>
           <th><input type="checkbox" id="select-all" aria-label="select all gateways"></th>
           <th>Gateway</th><th>State</th><th>Version</th><th class="num">Backlog</th>
-          <th class="num">Oldest pending</th><th>Last seen</th><th>Up since</th><th>Actions</th>
+          <th class="num">Oldest pending</th><th>Last seen</th><th>Up since</th>
+          <th title="What each gateway grants this console's operator key (from its ping reply)">Your scopes</th><th>Actions</th>
         </tr>
       </thead>
       <tbody></tbody>
@@ -237,7 +238,9 @@ export const FLEET_PAGE_SCRIPT = `"use strict";
     snap = data;
     skew = Date.now() - data.now;
     $("conn").textContent = data.broker + (data.connected ? "" : " - DISCONNECTED" +
-      (data.lastError ? ": " + data.lastError : ""));
+      (data.lastError ? ": " + data.lastError : "")) +
+      (data.keyid ? " - signing as operator key " + data.keyid
+        : " - NO OPERATOR KEY (--key): gateways refuse every command but ping");
     renderGateways(data.gateways, data.now);
     renderOps(data.ops);
     renderExports(data.exports, data.gateways);
@@ -264,7 +267,7 @@ export const FLEET_PAGE_SCRIPT = `"use strict";
           actionButton("update-apply", "Update", g.id));
         r = { tr: el("tr", { "data-gateway": g.id }), box, cells: {} };
         r.tr.append(el("td", {}, box));
-        for (const k of ["id", "state", "version", "backlog", "oldest", "seen", "started"]) {
+        for (const k of ["id", "state", "version", "backlog", "oldest", "seen", "started", "scopes"]) {
           const td = el("td", { class: k === "backlog" || k === "oldest" ? "num" : "", "data-col": k });
           r.cells[k] = td;
           r.tr.append(td);
@@ -285,6 +288,9 @@ export const FLEET_PAGE_SCRIPT = `"use strict";
       r.cells.oldest.textContent = age(g.oldestPendingAgeMs);
       r.cells.seen.textContent = g.lastSeen ? age(now - g.lastSeen) + " ago" : "-";
       r.cells.started.textContent = when(g.startedAt);
+      r.cells.scopes.textContent = g.operator === undefined ? "?"
+        : g.operator === null ? "none (unsigned)"
+        : g.operator.scopes.join(", ") || "none";
       // Move a row only when the order changed, so that nothing under the pointer jumps.
       const at = tbody.children[seen.size - 1];
       if (at !== r.tr) tbody.insertBefore(r.tr, at || null);

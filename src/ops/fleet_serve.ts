@@ -162,6 +162,7 @@ function gatewayJson(g: GatewayView) {
     lastSeen: g.lastSeen,
     startedAt: g.startedAt,
     reason: g.reason,
+    operator: g.operator,
   };
 }
 
@@ -252,6 +253,7 @@ export async function startFleetServer(
     now: Date.now(),
     broker: fleet.url,
     prefix: fleet.prefix,
+    keyid: fleet.keyid,
     connected: fleet.connected,
     lastError: fleet.lastError,
     gateways: fleet.gateways().map(gatewayJson),
@@ -665,11 +667,27 @@ export async function serveFleet(fleet: Fleet, opts: ServeOptions): Promise<numb
   });
   opts.print(`fleet page on ${server.url} (broker ${fleet.url}, prefix ${fleet.prefix})`);
   opts.print(tokenLine);
+  opts.print(
+    fleet.keyid
+      ? `commands signed with operator key ${fleet.keyid}; each gateway's ping reply shows its scopes`
+      : "no operator key (--key FILE): gateways refuse every command but ping",
+  );
+  // One fleet-wide ping: every gateway online says which scopes it grants this console's key;
+  // a gateway seen online later gets its own, once.
+  const asked = new Set(fleet.gateways().filter((g) => g.state === "online").map((g) => g.id));
+  fleet.send("ping", { targets: "all", timeoutMs: 10_000, signal: opts.signal });
+  const unwatch = fleet.onChange((id) => {
+    const g = fleet.gateway(id);
+    if (!g || g.state !== "online" || g.operator !== undefined || asked.has(id)) return;
+    asked.add(id);
+    fleet.send("ping", { targets: [id], timeoutMs: 10_000, signal: opts.signal });
+  });
   if (!opts.signal.aborted) {
     await new Promise<void>((resolve) =>
       opts.signal.addEventListener("abort", () => resolve(), { once: true })
     );
   }
+  unwatch();
   opts.log.info("stopping the fleet page");
   await server.close();
   return 0;

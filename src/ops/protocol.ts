@@ -12,10 +12,11 @@
  * and always a final one with `final: true` (`status` `done` or `error`). Malformed requests get an
  * `error` reply (with the id when one could be read), never a crash.
  *
- * Signatures (when a gateway requires them): Ed25519 over the UTF-8 bytes of
- * {@linkcode signedBytes}, i.e. canonical JSON of `{cmd, target, id, ts, args}` where `target` is
- * the gateway id or `fleet` as in the topic — so a request cannot be replayed to another command,
- * another gateway or, after the gateway's replay window, at all.
+ * Signatures (required unless a gateway sets `commands.insecureUnsigned`; only `ping` is open):
+ * Ed25519 over the UTF-8 bytes of {@linkcode signedBytes}, i.e. canonical JSON of
+ * `{cmd, target, id, ts, args}` where `target` is the gateway id or `fleet` as in the topic — so a
+ * request cannot be replayed to another command, another gateway or, after the gateway's replay
+ * window, at all. Each operator key carries scopes ({@linkcode COMMAND_SCOPES}).
  */
 import { canonicalJson } from "../update/canonical.ts";
 import {
@@ -43,6 +44,29 @@ export const COMMAND_NAMES = [
 
 /** One of {@linkcode COMMAND_NAMES}. */
 export type CommandName = typeof COMMAND_NAMES[number];
+
+/** Scopes an operator key can carry; each grants the commands {@linkcode COMMAND_SCOPES} lists. */
+export const SCOPES = ["read", "operate", "admin"] as const;
+
+/** One of {@linkcode SCOPES}. */
+export type Scope = typeof SCOPES[number];
+
+/** The scope a key needs for each command (scopes do not include one another). */
+export const COMMAND_SCOPES: Readonly<Record<CommandName, Scope>> = {
+  ping: "read",
+  status: "read",
+  query: "read",
+  logs: "read",
+  "config-get": "read",
+  restart: "operate",
+  "update-check": "operate",
+  "update-apply": "operate",
+  rollback: "operate",
+  "config-set": "admin",
+};
+
+/** Commands a gateway answers without a signature (nothing in the reply is not in its status). */
+export const OPEN_COMMANDS: readonly CommandName[] = ["ping"];
 
 /** The target segment of fleet-wide requests. */
 export const FLEET_TARGET = "fleet";
@@ -113,11 +137,15 @@ export const ERROR_CODES = {
   malformed: "malformed",
   /** No command of that name. */
   unknownCommand: "unknown-command",
-  /** Signed by an unknown key, or the signature does not verify. */
+  /** The signature does not verify (another command, target, id, ts or args; or corrupt). */
   badSignature: "bad-signature",
-  /** This gateway requires signed requests. */
+  /** The request is not signed, and this gateway requires signatures (the default). */
   unsigned: "unsigned",
-  /** The id was seen before, or `ts` lies outside the gateway's replay window. */
+  /** Signed by a key that is not in this gateway's `commands.operatorKeys`. */
+  unknownKey: "unknown-key",
+  /** `ts` lies outside the gateway's replay window (too old, or too far ahead). */
+  expired: "expired",
+  /** The id was received before. */
   replayed: "replayed",
   /** The arguments are wrong (message says which). */
   badArgs: "bad-args",
@@ -125,8 +153,10 @@ export const ERROR_CODES = {
   busy: "busy",
   /** The command ran and failed. */
   failed: "failed",
-  /** The command is not in this gateway's `commands.allow`. */
+  /** The key lacks the command's scope, or the command is not in `commands.allow`. */
   forbidden: "forbidden",
+  /** config-set: the new config changes a trust anchor (message names the key path). */
+  protectedConfig: "protected",
   /** The command needs something this gateway does not have (e.g. self-update configured). */
   unavailable: "unavailable",
   /** config-set: `expectSha256` does not match the config on disk (result has the current one). */
@@ -147,6 +177,8 @@ export interface LogsArgs {
   lines?: number;
   /** Only lines at this level or above. */
   level?: "debug" | "info" | "warn" | "error";
+  /** Instead of log lines: the most recent entries of the audit trail of remote commands. */
+  audit?: boolean;
 }
 
 /** `args` of `query`: readings of one device, oldest first, in `page` replies. */
@@ -292,14 +324,20 @@ export async function verifyRequest(
   if (!req.sig || !req.keyid) {
     return {
       code: "unsigned",
-      message: "this gateway requires commands signed by an operator key",
+      message:
+        "missing signature: this gateway requires commands signed by an operator key (commands.operatorKeys)",
     };
   }
   if (typeof req.ts !== "number") {
     return { code: "malformed", message: "a signed request needs ts (ms since epoch)" };
   }
   const key = keys.get(req.keyid);
-  if (!key) return { code: "bad-signature", message: `unknown operator key ${req.keyid}` };
+  if (!key) {
+    return {
+      code: "unknown-key",
+      message: `unknown operator key ${req.keyid} (not in this gateway's commands.operatorKeys)`,
+    };
+  }
   let sig: Uint8Array;
   try {
     sig = fromBase64(req.sig, "sig");

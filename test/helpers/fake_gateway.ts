@@ -172,7 +172,17 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
     if (quirks.has("accept-only")) return reply(req, t.cmd, { status: "accepted" });
     switch (t.cmd) {
       case "ping":
-        return reply(req, t.cmd, { final: true, result: { pong: true, version } });
+        return reply(req, t.cmd, {
+          final: true,
+          result: {
+            pong: true,
+            version,
+            // As the real gateway: the scopes it grants the signing key (all here).
+            ...(keys
+              ? { operator: { keyid: req.keyid, scopes: ["read", "operate", "admin"] } }
+              : {}),
+          },
+        });
       case "update-check":
         return reply(req, t.cmd, {
           final: true,

@@ -305,6 +305,8 @@ export interface DeviceOptions {
   startTimeoutMs?: number;
   /** More YAML under `update:`. */
   updateExtra?: string;
+  /** More top-level YAML sections (e.g. `commands:` with operator keys). */
+  extraYaml?: string;
 }
 
 /** A gateway installed in A/B slots and run by a fake systemd. */
@@ -369,7 +371,8 @@ update:
   healthDeadline: ${opts.healthDeadline ?? "20s"}
   allowInsecure: true
   trustedKeys: [${opts.pubkeys.map((k) => JSON.stringify(k)).join(", ")}]
-${opts.updateExtra ?? ""}`,
+${opts.updateExtra ?? ""}
+${opts.extraYaml ?? ""}`,
   );
   const log = `${dir}/gateway.log`;
   const base = `http://127.0.0.1:${httpPort}`;
