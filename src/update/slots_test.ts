@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Slots } from "./slots.ts";
+import { Slots, writeFileAtomic } from "./slots.ts";
 
 Deno.test("Slots.init() lays out slot a, current and committed state", async () => {
   const root = await Deno.makeTempDir();
@@ -72,6 +72,7 @@ Deno.test("removeLeftovers() removes what an interrupted write leaves, never a s
   const junk = [
     `${slots.root}/state.json.tmp-4242`,
     `${slots.root}/trial.env.tmp-17`,
+    `${slots.root}/state.json.tmp-4242-3`,
     `${slots.root}/current.guard-tmp`,
     `${slots.dir("b")}/outpost.tmp`,
   ];
@@ -83,4 +84,17 @@ Deno.test("removeLeftovers() removes what an interrupted write leaves, never a s
   assert.equal(await Deno.readTextFile(slots.staging("b")), "partial download");
   assert.equal(await slots.active(), "a");
   assert.equal((await slots.readState()).committed.version, "1.0.0");
+});
+
+Deno.test("writeFileAtomic() twice at once on one file: both complete, one whole content wins", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/state.json`;
+  const a = JSON.stringify({ writer: "a", pad: "x".repeat(200_000) });
+  const b = JSON.stringify({ writer: "b", pad: "y".repeat(200_000) });
+  await Promise.all([writeFileAtomic(path, a), writeFileAtomic(path, b)]);
+  assert.ok([a, b].includes(await Deno.readTextFile(path)));
+  const left = [];
+  for await (const e of Deno.readDir(dir)) left.push(e.name);
+  assert.deepEqual(left, ["state.json"]);
+  await Deno.remove(dir, { recursive: true });
 });
