@@ -91,7 +91,7 @@ interface Refusal {
  * levels, a block level being a column where a line's first node (or a compact `- `/`? ` item)
  * starts deeper than the one it is inside.
  */
-function checkShape(text: string): Refusal | undefined {
+export function checkShape(text: string): Refusal | undefined {
   if (text.length > MAX_CONFIG_BYTES) {
     return {
       offset: 0,

@@ -4,6 +4,7 @@
  * smuggled into any value is seen as such.
  */
 import { parseDocument } from "yaml";
+import { checkShape, MAX_CONFIG_BYTES } from "../config/load.ts";
 import { canonicalJson } from "../update/canonical.ts";
 
 /** Keys of `update:` a remote config-set may change; every other one is a trust anchor. */
@@ -23,11 +24,20 @@ export interface ProtectedChange {
   why: string;
 }
 
-/** The YAML as plain data, `${…}` left as written; undefined when it does not parse. */
+/**
+ * The YAML as plain data, `${…}` left as written; undefined when it does not parse or is beyond
+ * the config loader's size and shape limits (that validation then refuses it without parsing it).
+ */
 function rawTree(text: string): Record<string, unknown> | undefined {
+  if (text.length > MAX_CONFIG_BYTES || checkShape(text)) return undefined;
   const doc = parseDocument(text);
   if (doc.errors.length) return undefined;
-  const v = doc.toJS({ maxAliasCount: 1000 });
+  let v: unknown;
+  try {
+    v = doc.toJS({ maxAliasCount: 1000 });
+  } catch {
+    return undefined;
+  }
   return v && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : {};
 }
 

@@ -87,3 +87,17 @@ Deno.test("protectedChanges() names every trust anchor a remote config-set touch
   );
   assert.deepEqual(paths(aliased), ["update.channel", "update.channelName"]);
 });
+
+Deno.test("protectedChanges() leaves YAML beyond the loader's limits to validation, unparsed", () => {
+  const base = "gateway: { id: gw }\n";
+  // 100,000-deep flow list: parsed naively it exhausts a 64 MB heap.
+  assert.deepEqual(protectedChanges(base, base + "x: " + "[".repeat(100_000) + "\n"), []);
+  // Alias expansion beyond what toJS allows: not a crash, refused later by validation.
+  let laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (let i = 1; i < 8; i++) {
+    const prev = String.fromCharCode(96 + i);
+    const cur = String.fromCharCode(97 + i);
+    laughs += `${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(", ")}]\n`;
+  }
+  assert.deepEqual(protectedChanges(base, base + laughs), []);
+});
