@@ -17,8 +17,18 @@ export interface Subscriber {
   close(): Promise<void>;
 }
 
+/** Options of {@linkcode subscribe}. */
+export interface SubscribeOptions {
+  /** Called for every message as it arrives, before it is decoded (timing, sizes, other topics). */
+  onMessage?: (topic: string, payload: Uint8Array, receivedAt: number) => void;
+}
+
 /** Connects to `url` and subscribes to `gateways/#`. */
-export async function subscribe(url: string, topic = "gateways/#"): Promise<Subscriber> {
+export async function subscribe(
+  url: string,
+  topic = "gateways/#",
+  opts: SubscribeOptions = {},
+): Promise<Subscriber> {
   const client = await mqtt.connectAsync(url, {
     clientId: `test-sub-${crypto.randomUUID().slice(0, 8)}`,
     reconnectPeriod: 200,
@@ -30,6 +40,7 @@ export async function subscribe(url: string, topic = "gateways/#"): Promise<Subs
   const epochs = new Set<string>();
   const order: StoredReading[] = [];
   client.on("message", (t, payload) => {
+    opts.onMessage?.(t, payload, Date.now());
     const text = payload.toString();
     if (t.endsWith("/status")) {
       statuses.push(JSON.parse(text));
