@@ -14,6 +14,7 @@ import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
 import { benchRules } from "../src/edge/bench.ts";
+import { measureWear } from "./wear.ts";
 
 /** One measured value. */
 export interface Result {
@@ -201,6 +202,44 @@ async function benchRuleLatency(): Promise<void> {
   });
 }
 
+/**
+ * Storage written per reading by a gateway process (HTTP ingest, MQTT uplink to Mosquitto), 50
+ * devices at 30 readings/s: posted one at a time, then in posts of 150 (every 5 s).
+ */
+async function benchWear(): Promise<void> {
+  const seconds = values.quick ? 10 : 30;
+  const single = await measureWear({ devices: 50, rate: 30, perRequest: 1, seconds });
+  report({
+    name: "wear_bytes_per_reading_single",
+    value: single.bytesPerReading,
+    unit: "bytes",
+    target: "≤ 512 (256)",
+    ok: single.bytesPerReading <= 512,
+  });
+  report({
+    name: "wear_mb_per_day_30rps",
+    value: Math.round(single.bytesPerReading * 30 * 86_400 / 1e6),
+    unit: "MB/day",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "wear_single_max_wait",
+    value: single.maxLatencyMs,
+    unit: "ms",
+    target: "≤ 1100",
+    ok: single.maxLatencyMs <= 1100,
+  });
+  const batched = await measureWear({ devices: 50, rate: 30, perRequest: 150, seconds });
+  report({
+    name: "wear_bytes_per_reading_batched",
+    value: batched.bytesPerReading,
+    unit: "bytes",
+    target: "≤ 256",
+    ok: batched.bytesPerReading <= 256,
+  });
+}
+
 const dir = await Deno.makeTempDir({ prefix: "outpost-bench-" });
 try {
   const only = values.only;
@@ -216,6 +255,7 @@ try {
   if (!only || only === "billing") benchBilling();
   if (!only || only === "modbus") await benchModbusPolling();
   if (!only || only === "rules") await benchRuleLatency();
+  if (!only || only === "wear") await benchWear();
   for (
     const extra
       of (globalThis as { outpostBenchExtras?: (() => Promise<Result[]>)[] }).outpostBenchExtras ??

@@ -91,6 +91,14 @@ export interface GatewayStatus {
   update?: unknown;
 }
 
+/**
+ * Adapters whose devices each wait for their own answer (HTTP 200), so their readings may wait for
+ * `buffer.commitWindow` when they trickle in. Pollers (modbus, ble, simulated, exec) have their
+ * schedule wait on the commit, and a local MQTT broker caps the messages in flight to the gateway:
+ * both commit after `commitInterval`.
+ */
+const COALESCING = new Set(["http"]);
+
 function mb(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
 }
@@ -263,7 +271,8 @@ export class Gateway {
         name: entry.name,
         module,
         config: entry.config,
-        emit: (readings) => this.#pipeline.emit(entry.name, readings),
+        emit: (readings) =>
+          this.#pipeline.emit(entry.name, readings, { coalesce: COALESCING.has(entry.type) }),
         log: this.#root.child(entry.name),
       });
       this.#supervisors.push(sup);

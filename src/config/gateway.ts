@@ -38,6 +38,10 @@ export const bufferSchema = s.object({
     .describe("How long forwarded readings are kept for export and queries"),
   commitInterval: s.duration({ min: 1, max: 1000 }).default(20)
     .describe("Longest wait before a group of readings is committed"),
+  commitWindow: s.duration({ min: 1, max: 1000 }).default(1000)
+    .describe(
+      "Longest wait before a commit when readings trickle in (fewer than 32 waiting): at most one such commit per window, to spare the flash",
+    ),
   commitRows: s.integer({ min: 1, max: 100_000 }).default(1000)
     .describe("Commit as soon as this many readings are waiting"),
   integrityCheck: s.boolean().default(true)
