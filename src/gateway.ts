@@ -1,5 +1,6 @@
 import type { AdapterModule } from "./adapter.ts";
 import { Buffer, type BufferStats } from "./buffer/buffer.ts";
+import { WearMeter, type WearStats } from "./buffer/wear.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
 import { Forwarder, type ForwarderStats } from "./forwarder.ts";
 import { Edge, type EdgeStatus } from "./edge/mod.ts";
@@ -69,6 +70,8 @@ export interface GatewayStatus {
   health: Health;
   adapters: AdapterStatus[];
   buffer: BufferStats & { oldestPendingAgeMs: number | null };
+  /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
+  storage: WearStats;
   uplink: (UplinkState & { forSeconds: number }) | null;
   forwarder: ForwarderStats | null;
   pipeline: PipelineStats;
@@ -141,6 +144,7 @@ export class Gateway {
   readonly #stuckMs: number | undefined;
   #config: GatewayConfig;
   #buffer!: Buffer;
+  #wear!: WearMeter;
   #pipeline!: Pipeline;
   #supervisors: AdapterSupervisor[] = [];
   #uplink: Uplink | undefined;
@@ -173,6 +177,8 @@ export class Gateway {
     const c = this.#config;
     this.#log.info("starting", { gateway: c.gateway.id, version: this.#version, pid: Deno.pid });
     this.#buffer = Buffer.open(c.buffer, { log: this.#root.child("buffer") });
+    // After the open: its one-off writes (reserve file) are not the rate of wear.
+    this.#wear = new WearMeter({ enduranceBytes: c.buffer.storageEndurance });
     this.#pipeline = new Pipeline({ buffer: this.#buffer, log: this.#root.child("pipeline") });
     this.#startUplink();
     this.#startEdge();
@@ -447,6 +453,7 @@ export class Gateway {
         ...b,
         oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
       },
+      storage: this.#wear.stats(),
       uplink: u ? { ...u, forSeconds: Math.round((Date.now() - u.since) / 1000) } : null,
       forwarder: f,
       pipeline: p,
@@ -478,6 +485,7 @@ export class Gateway {
     rememberSecretsIn(config);
     this.#config = config;
     this.#buffer.reconfigure(config.buffer);
+    this.#wear.setEndurance(config.buffer.storageEndurance);
     this.#startUplink();
     this.#startEdge();
     this.#startAdapters();

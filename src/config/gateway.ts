@@ -15,6 +15,7 @@ import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edg
 import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
 import { checkUrlCredentials } from "./credentials.ts";
+import { EnduranceSchema } from "../buffer/wear.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -44,6 +45,10 @@ export const bufferSchema = s.object({
     ),
   commitRows: s.integer({ min: 1, max: 100_000 }).default(1000)
     .describe("Commit as soon as this many readings are waiting"),
+  storageEndurance: new EnduranceSchema().optional()
+    .describe(
+      "Rated endurance (TBW) of the storage holding the buffer, e.g. 30TB: status and metrics project its years of life at the gateway's write rate",
+    ),
   integrityCheck: s.boolean().default(true)
     .describe("Run SQLite's quick_check at start; a corrupt file is moved aside"),
 });
