@@ -4,6 +4,14 @@ import type { Logger } from "../log.ts";
 import type { Reading, ReadingValue, StoredReading } from "../reading.ts";
 import type { BufferConfig } from "../config/gateway.ts";
 import { type BufferOwner, currentOwner, heldByOther, parseOwner } from "./owner.ts";
+import {
+  buildChunk,
+  CHUNK_ROWS,
+  dropChunksBelow,
+  ensureSeriesIndex,
+  indexedUpTo,
+  selectRows,
+} from "./series_index.ts";
 
 /** The buffer file could not be opened or used. */
 export class BufferError extends Error {
@@ -138,6 +146,7 @@ interface Snapshot {
   localRows: number;
   counters: Record<Counter, number>;
   seriesLength: number;
+  indexedHi: number;
   atCap: BufferStats["atCap"];
   episodeDropped: number;
 }
@@ -335,6 +344,9 @@ export class Buffer {
   #queuedSince = 0;
   #lastCommitMono = -Infinity;
   #timerAt = Infinity;
+  /** Highest sequence number the series index covers; past it, queries scan. */
+  #indexedHi = 0;
+  #indexTimer: ReturnType<typeof setTimeout> | undefined;
   /** Queued appends that may not wait for the commit window. */
   #queuedPrompt = 0;
   #ownerUnwritten = false;
@@ -477,6 +489,8 @@ export class Buffer {
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
     db.exec(SCHEMA);
+    // Kept apart from SCHEMA so it can join the migrations of the file's schema version.
+    ensureSeriesIndex(db);
     this.#claim();
     const meta = new Map<string, unknown>();
     for (const r of db.prepare("SELECT key, value FROM meta").all()) {
@@ -524,6 +538,7 @@ export class Buffer {
     );
     this.#countRange = db.prepare("SELECT count(*) AS n FROM readings WHERE seq > ? AND seq <= ?");
     this.#pending = this.#countPending();
+    this.#indexedHi = indexedUpTo(db);
     this.#pageCount = db.prepare("PRAGMA page_count");
     this.#freelistCount = db.prepare("PRAGMA freelist_count");
     this.#insertSeries = db.prepare(
@@ -719,6 +734,30 @@ export class Buffer {
       waiters[w].resolve({ seqs: seqs[w], rejected: rejected[w] });
     }
     for (const l of this.#listeners) l();
+    this.#scheduleIndex();
+  }
+
+  /** Indexes the next chunk once a whole one is committed, off the commit's path. */
+  #scheduleIndex(): void {
+    if (this.#closed || this.#indexTimer !== undefined) return;
+    if (this.lastSeq - this.#indexedHi < CHUNK_ROWS) return;
+    this.#indexTimer = setTimeout(() => {
+      this.#indexTimer = undefined;
+      if (this.#closed) return;
+      const lo = this.#indexedHi;
+      try {
+        this.#transaction(() => {
+          buildChunk(this.#db, lo, lo + CHUNK_ROWS, true);
+          this.#indexedHi = lo + CHUNK_ROWS;
+        });
+      } catch (e) {
+        this.#log.error("cannot index buffered readings by series; queries scan them meanwhile", {
+          error: (e as Error).message,
+        });
+        return;
+      }
+      this.#scheduleIndex();
+    }, 0);
   }
 
   #diskFullError(readings: number): DiskFullError {
@@ -773,6 +812,7 @@ export class Buffer {
       localRows: this.#localRows,
       counters: { ...this.#counters },
       seriesLength: this.#series.length,
+      indexedHi: this.#indexedHi,
       atCap: this.#atCap,
       episodeDropped: this.#episodeDropped,
     };
@@ -791,6 +831,7 @@ export class Buffer {
     for (const key of this.#txnSeries) this.#seriesIds.delete(key);
     this.#txnSeries = [];
     this.#series.length = s.seriesLength;
+    this.#indexedHi = s.indexedHi;
     this.#atCap = s.atCap;
     this.#episodeDropped = s.episodeDropped;
   }
@@ -1297,25 +1338,20 @@ export class Buffer {
       ) sids.push(id);
     });
     if (sids.length === 0) return [];
-    const where = ["seq > ?"];
-    const params: (number | string)[] = [q.afterSeq ?? 0];
-    if (q.device !== undefined || q.metric !== undefined) where.push(`sid IN (${sids.join(",")})`);
-    if (q.from !== undefined) {
-      where.push("ts >= ?");
-      params.push(q.from);
+    const out: StoredReading[] = [];
+    const rows = selectRows(this.#db, {
+      sids: q.device !== undefined || q.metric !== undefined ? sids : undefined,
+      from: q.from,
+      to: q.to,
+      afterSeq: q.afterSeq,
+      hasLocal: this.#localRows > 0,
+      pageSize: Math.min(limit, 5000),
+    });
+    for (const r of rows) {
+      out.push(this.#toReading(r));
+      if (out.length >= limit) break;
     }
-    if (q.to !== undefined) {
-      where.push("ts < ?");
-      params.push(q.to);
-    }
-    const cond = where.join(" AND ");
-    const sql = this.#localRows > 0
-      ? `SELECT seq, ts, sid, value FROM readings WHERE ${cond} UNION ALL ` +
-        `SELECT seq, ts, sid, value FROM local_readings WHERE ${cond} ORDER BY seq LIMIT ?`
-      : `SELECT seq, ts, sid, value FROM readings WHERE ${cond} ORDER BY seq LIMIT ?`;
-    const all = this.#localRows > 0 ? [...params, ...params, limit] : [...params, limit];
-    const rows = this.#db.prepare(sql).all(...all) as unknown as RawRow[];
-    return rows.map((r) => this.#toReading(r));
+    return out;
   }
 
   /**
@@ -1375,7 +1411,20 @@ export class Buffer {
       total += n;
       if (n < 5000) break;
     }
+    if (total > 0) this.#dropIndexedBelowOldest();
     return total;
+  }
+
+  /** Drops the index chunks of readings all gone. */
+  #dropIndexedBelowOldest(): void {
+    const oldest = Number(
+      (this.#db.prepare(
+        "SELECT min(m) AS m FROM (SELECT min(seq) AS m FROM readings UNION ALL SELECT min(seq) FROM local_readings)",
+      ).get() as { m: number | null }).m ?? this.#nextSeq,
+    );
+    try {
+      this.#transaction(() => dropChunksBelow(this.#db, oldest));
+    } catch { /* stale chunks only cost space; next prune tries again */ }
   }
 
   /** Oldest pending reading's source timestamp, or null when nothing is pending. */
@@ -1421,6 +1470,7 @@ export class Buffer {
     this.#closed = true;
     clearTimeout(this.#ackTimer);
     clearTimeout(this.#maintainTimer);
+    clearTimeout(this.#indexTimer);
     try {
       this.#db.prepare("DELETE FROM meta WHERE key = 'owner' AND value = ?").run(this.#owner);
     } catch { /* the next open sees this process gone and takes over */ }
