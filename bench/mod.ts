@@ -14,6 +14,10 @@ import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
 import { benchRules } from "../src/edge/bench.ts";
+import { measureWear } from "./wear.ts";
+import { exportReadings } from "../src/buffer/export.ts";
+import { buildChunk, CHUNK_ROWS } from "../src/buffer/series_index.ts";
+import { DatabaseSync } from "node:sqlite";
 
 /** One measured value. */
 export interface Result {
@@ -201,6 +205,110 @@ async function benchRuleLatency(): Promise<void> {
   });
 }
 
+/**
+ * Storage written per reading by a gateway process (HTTP ingest, MQTT uplink to Mosquitto), 50
+ * devices at 30 readings/s: posted one at a time, then in posts of 150 (every 5 s).
+ */
+async function benchWear(): Promise<void> {
+  const seconds = values.quick ? 10 : 30;
+  const single = await measureWear({ devices: 50, rate: 30, perRequest: 1, seconds });
+  report({
+    name: "wear_bytes_per_reading_single",
+    value: single.bytesPerReading,
+    unit: "bytes",
+    target: "≤ 512 (256)",
+    ok: single.bytesPerReading <= 512,
+  });
+  report({
+    name: "wear_mb_per_day_30rps",
+    value: Math.round(single.bytesPerReading * 30 * 86_400 / 1e6),
+    unit: "MB/day",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "wear_single_max_wait",
+    value: single.maxLatencyMs,
+    unit: "ms",
+    target: "≤ 1100",
+    ok: single.maxLatencyMs <= 1100,
+  });
+  const batched = await measureWear({ devices: 50, rate: 30, perRequest: 150, seconds });
+  report({
+    name: "wear_bytes_per_reading_batched",
+    value: batched.bytesPerReading,
+    unit: "bytes",
+    target: "≤ 256",
+    ok: batched.bytesPerReading <= 256,
+  });
+}
+
+/**
+ * A 30-day export of one device out of a 5M-reading buffer (100 devices), by the CLI's path
+ * (`exportReadings`, read-only) and the remote query's (`Buffer.query` pages); and what the series
+ * index costs ingest (one chunk built per CHUNK_ROWS readings, timed alone).
+ */
+async function benchQuery(dir: string): Promise<void> {
+  const total = values.quick ? 1_000_000 : 5_000_000;
+  const path = `${dir}/query.db`;
+  const buffer = openBuffer(path);
+  for (let i = 0; i < total; i += 100_000) await buffer.append(makeReadings(100_000, i, T0));
+  const db = new DatabaseSync(path, { readOnly: true });
+  const chunks = () =>
+    Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n);
+  while (chunks() < Math.floor(total / CHUNK_ROWS)) await new Promise((r) => setTimeout(r, 50));
+  db.close();
+  const from = Date.now() - 30 * 86_400_000;
+  let t = performance.now();
+  let n = 0;
+  for (const _ of exportReadings(path, { device: "dev-7", from })) n++;
+  const cli = Math.round(performance.now() - t);
+  report({
+    name: `query_30d_one_device_ms_${total / 1e6}M`,
+    value: cli,
+    unit: `ms (${n} rows)`,
+    target: "≤ 1000",
+    ok: cli <= 1000,
+  });
+  t = performance.now();
+  let m = 0;
+  for (let after = 0;;) {
+    const page = buffer.query({ device: "dev-7", from, afterSeq: after, limit: 500 });
+    if (page.length === 0) break;
+    m += page.length;
+    after = page[page.length - 1].seq;
+  }
+  const remote = Math.round(performance.now() - t);
+  report({
+    name: "query_30d_one_device_remote_path_ms",
+    value: remote,
+    unit: `ms (${m} rows)`,
+    target: "≤ 2× CLI",
+    ok: remote <= 2 * Math.max(cli, 100),
+  });
+  buffer.close();
+  // The index's cost, alone: the last chunk built again in a transaction that is rolled back.
+  const w = new DatabaseSync(path);
+  w.exec("BEGIN");
+  const lo = total - CHUNK_ROWS;
+  w.exec(`DELETE FROM chunk_series WHERE chunk = ${lo}`);
+  w.exec(`DELETE FROM chunks WHERE lo = ${lo}`);
+  t = performance.now();
+  buildChunk(w, lo, total, true);
+  const chunkMs = performance.now() - t;
+  w.exec("ROLLBACK");
+  w.close();
+  // At the ingest target (300k readings/s) that many chunks a second, as a share of one core.
+  const cost = Math.round(chunkMs * (300_000 / CHUNK_ROWS) / 10);
+  report({
+    name: "index_cost_at_300k_per_s",
+    value: cost,
+    unit: `% (${Math.round(chunkMs)} ms/chunk)`,
+    target: "≤ 10",
+    ok: cost <= 10,
+  });
+}
+
 const dir = await Deno.makeTempDir({ prefix: "outpost-bench-" });
 try {
   const only = values.only;
@@ -216,6 +324,8 @@ try {
   if (!only || only === "billing") benchBilling();
   if (!only || only === "modbus") await benchModbusPolling();
   if (!only || only === "rules") await benchRuleLatency();
+  if (!only || only === "wear") await benchWear();
+  if (!only || only === "query") await benchQuery(dir);
   for (
     const extra
       of (globalThis as { outpostBenchExtras?: (() => Promise<Result[]>)[] }).outpostBenchExtras ??

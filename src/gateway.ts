@@ -1,5 +1,6 @@
 import type { AdapterModule } from "./adapter.ts";
 import { Buffer, type BufferStats } from "./buffer/buffer.ts";
+import { WearMeter, type WearStats } from "./buffer/wear.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
 import { Forwarder, type ForwarderStats } from "./forwarder.ts";
 import { Edge, type EdgeStatus } from "./edge/mod.ts";
@@ -69,6 +70,8 @@ export interface GatewayStatus {
   health: Health;
   adapters: AdapterStatus[];
   buffer: BufferStats & { oldestPendingAgeMs: number | null };
+  /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
+  storage: WearStats;
   uplink: (UplinkState & { forSeconds: number }) | null;
   forwarder: ForwarderStats | null;
   pipeline: PipelineStats;
@@ -90,6 +93,14 @@ export interface GatewayStatus {
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
 }
+
+/**
+ * Adapters whose devices each wait for their own answer (HTTP 200), so their readings may wait for
+ * `buffer.commitWindow` when they trickle in. Pollers (modbus, ble, simulated, exec) have their
+ * schedule wait on the commit, and a local MQTT broker caps the messages in flight to the gateway:
+ * both commit after `commitInterval`.
+ */
+const COALESCING = new Set(["http"]);
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
@@ -133,6 +144,7 @@ export class Gateway {
   readonly #stuckMs: number | undefined;
   #config: GatewayConfig;
   #buffer!: Buffer;
+  #wear!: WearMeter;
   #pipeline!: Pipeline;
   #supervisors: AdapterSupervisor[] = [];
   #uplink: Uplink | undefined;
@@ -165,6 +177,8 @@ export class Gateway {
     const c = this.#config;
     this.#log.info("starting", { gateway: c.gateway.id, version: this.#version, pid: Deno.pid });
     this.#buffer = Buffer.open(c.buffer, { log: this.#root.child("buffer") });
+    // After the open: its one-off writes (reserve file) are not the rate of wear.
+    this.#wear = new WearMeter({ enduranceBytes: c.buffer.storageEndurance });
     this.#pipeline = new Pipeline({ buffer: this.#buffer, log: this.#root.child("pipeline") });
     this.#startUplink();
     this.#startEdge();
@@ -263,7 +277,8 @@ export class Gateway {
         name: entry.name,
         module,
         config: entry.config,
-        emit: (readings) => this.#pipeline.emit(entry.name, readings),
+        emit: (readings) =>
+          this.#pipeline.emit(entry.name, readings, { coalesce: COALESCING.has(entry.type) }),
         log: this.#root.child(entry.name),
       });
       this.#supervisors.push(sup);
@@ -438,6 +453,7 @@ export class Gateway {
         ...b,
         oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
       },
+      storage: this.#wear.stats(),
       uplink: u ? { ...u, forSeconds: Math.round((Date.now() - u.since) / 1000) } : null,
       forwarder: f,
       pipeline: p,
@@ -469,6 +485,7 @@ export class Gateway {
     rememberSecretsIn(config);
     this.#config = config;
     this.#buffer.reconfigure(config.buffer);
+    this.#wear.setEndurance(config.buffer.storageEndurance);
     this.#startUplink();
     this.#startEdge();
     this.#startAdapters();

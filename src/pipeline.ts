@@ -78,8 +78,16 @@ export class Pipeline {
     this.#stages = stages;
   }
 
-  /** Validates, processes and appends readings from `source`; resolves once they are durable. */
-  async emit(source: string, readings: Reading[]): Promise<EmitResult> {
+  /**
+   * Validates, processes and appends readings from `source`; resolves once they are durable. With
+   * `coalesce`, the commit may wait for `buffer.commitWindow` while few readings are queued (for
+   * sources whose devices each wait for their own answer, see `AppendOptions.coalesce`).
+   */
+  async emit(
+    source: string,
+    readings: Reading[],
+    opts: { coalesce?: boolean } = {},
+  ): Promise<EmitResult> {
     const now = this.#now();
     const src = this.#stats.bySource[source] ??= { received: 0, accepted: 0, invalid: 0 };
     this.#stats.received += readings.length;
@@ -113,9 +121,10 @@ export class Pipeline {
     if (invalid > 0) src.invalid += invalid;
     const local: Reading[] = [];
     for (const stage of this.#stages) valid = stage.process(valid, source, local);
-    if (local.length > 0) return this.#appendBoth(src, valid, local, refused);
+    const coalesce = opts.coalesce === true;
+    if (local.length > 0) return this.#appendBoth(src, valid, local, refused, coalesce);
     if (valid.length === 0) return { accepted: 0, rejected: refused, seqs: [] };
-    const res = await this.#append(this.#buffer.append(valid), valid.length);
+    const res = await this.#append(this.#buffer.append(valid, { coalesce }), valid.length);
     const accepted = res.seqs.length;
     this.#stats.accepted += accepted;
     this.#stats.rejectedFull += res.rejected;
@@ -130,9 +139,13 @@ export class Pipeline {
     valid: Reading[],
     local: Reading[],
     refused: number,
+    coalesce: boolean,
   ): Promise<EmitResult> {
     const [fwd, loc] = await this.#append(
-      Promise.all([this.#buffer.append(valid), this.#buffer.append(local, { forward: false })]),
+      Promise.all([
+        this.#buffer.append(valid, { coalesce }),
+        this.#buffer.append(local, { forward: false, coalesce }),
+      ]),
       valid.length + local.length,
     );
     let accepted = 0;

@@ -1,5 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
 import type { StoredReading } from "../reading.ts";
+import { selectRows } from "./series_index.ts";
 
 /** Filter of {@linkcode exportReadings}. */
 export interface ExportFilter {
@@ -58,58 +59,38 @@ export function* exportReadings(
     const acked = db.prepare("SELECT lo, hi FROM acked").all().map((
       r,
     ) => [Number(r.lo), Number(r.hi)]);
-    const where = ["seq > ?"];
-    const params: number[] = [];
-    if (filter.device !== undefined || filter.metric !== undefined) {
-      where.push(`sid IN (${[...series.keys()].join(",")})`);
-    }
-    if (filter.from !== undefined) {
-      where.push("ts >= ?");
-      params.push(filter.from);
-    }
-    if (filter.to !== undefined) {
-      where.push("ts < ?");
-      params.push(filter.to);
-    }
-    const cond = where.join(" AND ");
     // Files written before local-only readings existed have no such table.
     const hasLocal = db.prepare(
       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'local_readings'",
     ).get() !== undefined;
-    const stmt = db.prepare(
-      `SELECT seq, ts, sid, value, 0 AS local FROM readings WHERE ${cond}` +
-        (hasLocal
-          ? ` UNION ALL SELECT seq, ts, sid, value, 1 AS local FROM local_readings WHERE ${cond}`
-          : "") +
-        " ORDER BY seq LIMIT ?",
-    );
-    let after = 0;
-    for (;;) {
-      const rows = hasLocal
-        ? stmt.all(after, ...params, after, ...params, pageSize)
-        : stmt.all(after, ...params, pageSize);
-      for (const row of rows) {
-        const s = series.get(Number(row.sid));
-        if (!s) continue;
-        const seq = Number(row.seq);
-        const local = row.local === 1;
-        let value = row.value as number | string | boolean;
-        if (s.kind === 1) value = row.value === 1;
-        else if (s.kind === 0) value = Number(row.value);
-        const out: ExportRow = {
-          seq,
-          device: s.device,
-          metric: s.metric,
-          value,
-          ts: Number(row.ts),
-          forwarded: !local && (seq <= floor || acked.some(([lo, hi]) => seq >= lo && seq <= hi)),
-        };
-        if (s.unit) out.unit = s.unit;
-        if (local) out.local = true;
-        yield out;
-      }
-      if (rows.length < pageSize) break;
-      after = Number(rows[rows.length - 1].seq);
+    const rows = selectRows(db, {
+      sids: filter.device !== undefined || filter.metric !== undefined
+        ? [...series.keys()]
+        : undefined,
+      from: filter.from,
+      to: filter.to,
+      hasLocal,
+      pageSize,
+    });
+    for (const row of rows) {
+      const s = series.get(row.sid);
+      if (!s) continue;
+      const seq = row.seq;
+      const local = row.local;
+      let value = row.value as number | string | boolean;
+      if (s.kind === 1) value = row.value === 1;
+      else if (s.kind === 0) value = Number(row.value);
+      const out: ExportRow = {
+        seq,
+        device: s.device,
+        metric: s.metric,
+        value,
+        ts: row.ts,
+        forwarded: !local && (seq <= floor || acked.some(([lo, hi]) => seq >= lo && seq <= hi)),
+      };
+      if (s.unit) out.unit = s.unit;
+      if (local) out.local = true;
+      yield out;
     }
   } finally {
     db.close();

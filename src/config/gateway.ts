@@ -16,6 +16,7 @@ import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
 import { checkUrlCredentials } from "./credentials.ts";
 import { checkConflicts } from "./conflicts.ts";
+import { EnduranceSchema } from "../buffer/wear.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -39,8 +40,16 @@ export const bufferSchema = s.object({
     .describe("How long forwarded readings are kept for export and queries"),
   commitInterval: s.duration({ min: 1, max: 1000 }).default(20)
     .describe("Longest wait before a group of readings is committed"),
+  commitWindow: s.duration({ min: 1, max: 1000 }).default(1000)
+    .describe(
+      "Longest wait before a commit when readings trickle in (fewer than 32 waiting): at most one such commit per window, to spare the flash",
+    ),
   commitRows: s.integer({ min: 1, max: 100_000 }).default(1000)
     .describe("Commit as soon as this many readings are waiting"),
+  storageEndurance: new EnduranceSchema().optional()
+    .describe(
+      "Rated endurance (TBW) of the storage holding the buffer, e.g. 30TB: status and metrics project its years of life at the gateway's write rate",
+    ),
   integrityCheck: s.boolean().default(true)
     .describe("Run SQLite's quick_check at start; a corrupt file is moved aside"),
 });

@@ -290,6 +290,37 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       b.freeDisk,
     );
   }
+  const w = status.storage;
+  if (w?.writtenBytes != null) {
+    e.family(
+      "outpost_storage_written_bytes_total",
+      "counter",
+      "Bytes the gateway process caused to be written to storage since it started (/proc/self/io write_bytes).",
+      w.writtenBytes,
+    );
+  }
+  if (w?.bytesPerDay != null) {
+    e.family(
+      "outpost_storage_written_bytes_per_day",
+      "gauge",
+      "Storage write rate of the gateway process over the last hour, as bytes per day.",
+      w.bytesPerDay,
+    );
+  }
+  if (w?.lifeYears != null) {
+    e.family(
+      "outpost_storage_life_years",
+      "gauge",
+      "Years until buffer.storageEndurance is written at the current rate (this process's writes only).",
+      w.lifeYears,
+    );
+  }
+  e.family(
+    "outpost_buffer_commits_total",
+    "counter",
+    "Buffer transactions committed since start (each one WAL write).",
+    b.commits,
+  );
   e.family(
     "outpost_buffer_commit_failures_total",
     "counter",

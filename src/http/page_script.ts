@@ -331,6 +331,18 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     }
   }
 
+  /** Storage written per day by the gateway and, with buffer.storageEndurance, years of life. */
+  function wearRow(w) {
+    if (!w || w.bytesPerDay === null || w.bytesPerDay === undefined) return null;
+    const life = w.lifeYears === null ? "" : ", card life " + (w.lifeYears >= 100
+      ? "over 100 years"
+      : w.lifeYears.toFixed(1) + " years");
+    const low = w.lifeYears !== null && w.lifeYears < 3;
+    return ["Written to storage", fmtBytes(w.bytesPerDay) + "/day" + life, low ? "warn" : null,
+      w.enduranceBytes ? "at the current rate, of " + (w.enduranceBytes / 1e12).toFixed(1) + " TB rated" :
+        "set buffer.storageEndurance for the card's life"];
+  }
+
   function renderBuffer(d) {
     const b = d.status.buffer;
     const drain = drainText(d.drain);
@@ -344,6 +356,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         fmtRate(d.rates.forwardedPerSecond)],
       ["Stored", fmtCount(b.rows) + " readings, " + fmtBytes(b.bytes)],
       b.atCap ? ["Cap", "at the " + b.atCap + " cap", "bad"] : null,
+      wearRow(d.status.storage),
     ]);
   }
 

@@ -1,0 +1,193 @@
+/**
+ * The block index that makes one device's readings quick to find: every `CHUNK_ROWS` sequence
+ * numbers, one transaction copies `(sid, seq)` of that span, sorted by series, into
+ * `chunk_series`, keyed by the span. Rows are appended at the end of its B-tree in one sorted
+ * batch, so ingest pays a small, bounded step per chunk instead of an index update per row (an
+ * index on `readings(sid, ts)` would dirty one page per series in every commit: flash wear and
+ * ingest both suffer). The readings past the last chunk are scanned.
+ *
+ * Entries of deleted readings stay until their chunk is dropped (`dropChunksBelow`); a lookup of
+ * one simply finds nothing.
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+/** Sequence numbers per chunk: the most a query scans without the index. */
+export const CHUNK_ROWS = 50_000;
+
+/**
+ * Creates the index's tables if missing. Additive: a binary without them ignores the tables and
+ * a file without them is indexed from its oldest reading on.
+ */
+export function ensureSeriesIndex(db: DatabaseSync): void {
+  db.exec(`
+CREATE TABLE IF NOT EXISTS chunks(
+  lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, ts_min INTEGER, ts_max INTEGER) STRICT;
+CREATE TABLE IF NOT EXISTS chunk_series(
+  chunk INTEGER NOT NULL, sid INTEGER NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(chunk, sid, seq)) STRICT, WITHOUT ROWID;
+`);
+}
+
+/** Highest sequence number covered by a chunk (0 when none; the tables may be absent). */
+export function indexedUpTo(db: DatabaseSync): number {
+  if (!hasIndex(db)) return 0;
+  const row = db.prepare("SELECT max(hi) AS hi FROM chunks").get() as { hi: number | null };
+  return Number(row.hi ?? 0);
+}
+
+/** Whether the file has the index tables. */
+export function hasIndex(db: DatabaseSync): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks'")
+    .get() !== undefined;
+}
+
+/**
+ * Indexes `(lo, hi]` as one chunk. Call inside a write transaction; `hasLocal` when the file has
+ * the `local_readings` table.
+ */
+export function buildChunk(db: DatabaseSync, lo: number, hi: number, hasLocal: boolean): void {
+  const span = hasLocal
+    ? "SELECT sid, seq, ts FROM readings WHERE seq > ?1 AND seq <= ?2 UNION ALL " +
+      "SELECT sid, seq, ts FROM local_readings WHERE seq > ?1 AND seq <= ?2"
+    : "SELECT sid, seq, ts FROM readings WHERE seq > ?1 AND seq <= ?2";
+  db.prepare(
+    `INSERT INTO chunk_series(chunk, sid, seq) SELECT ?1, sid, seq FROM (${span}) ORDER BY sid, seq`,
+  ).run(lo, hi);
+  db.prepare(
+    `INSERT INTO chunks(lo, hi, ts_min, ts_max) SELECT ?1, ?2, min(ts), max(ts) FROM (${span})`,
+  ).run(lo, hi);
+}
+
+/** Drops chunks entirely below `seq` (all their readings are gone). */
+export function dropChunksBelow(db: DatabaseSync, seq: number): number {
+  const gone = db.prepare("SELECT lo FROM chunks WHERE hi < ?").all(seq) as { lo: number }[];
+  const delEntries = db.prepare("DELETE FROM chunk_series WHERE chunk = ?");
+  const delChunk = db.prepare("DELETE FROM chunks WHERE lo = ?");
+  for (const { lo } of gone) {
+    delEntries.run(lo);
+    delChunk.run(lo);
+  }
+  return gone.length;
+}
+
+/** A stored row as the queries read it. */
+export interface Row {
+  seq: number;
+  ts: number;
+  sid: number;
+  value: number | string;
+  local: boolean;
+}
+
+/** What {@linkcode selectRows} selects. */
+export interface RowFilter {
+  /** Series ids to select; undefined: all. */
+  sids?: number[];
+  from?: number;
+  to?: number;
+  afterSeq?: number;
+  /** Whether the file has `local_readings`. */
+  hasLocal: boolean;
+  pageSize?: number;
+}
+
+/**
+ * Rows matching `f`, in sequence order. With series ids given and the index present, the chunks
+ * name the rows (only chunks whose time range overlaps are read); the readings past the last
+ * chunk are scanned.
+ */
+export function* selectRows(db: DatabaseSync, f: RowFilter): Generator<Row> {
+  const pageSize = f.pageSize ?? 5000;
+  let after = f.afterSeq ?? 0;
+  let tailFrom = after;
+  if (f.sids !== undefined && hasIndex(db)) {
+    const chunks = db.prepare(
+      "SELECT lo, hi, ts_min, ts_max FROM chunks WHERE hi > ? ORDER BY lo",
+    ).all(after) as { lo: number; hi: number; ts_min: number | null; ts_max: number | null }[];
+    const entries = db.prepare(
+      "SELECT seq FROM chunk_series WHERE chunk = ? AND sid = ? AND seq > ? ORDER BY seq",
+    );
+    const one = db.prepare("SELECT seq, ts, sid, value FROM readings WHERE seq = ?");
+    const oneLocal = f.hasLocal
+      ? db.prepare("SELECT seq, ts, sid, value FROM local_readings WHERE seq = ?")
+      : undefined;
+    // Chunks are contiguous from the oldest indexed one: what lies before it is scanned too.
+    const firstLo = chunks.length ? Number(chunks[0].lo) : Infinity;
+    if (after < firstLo && chunks.length) {
+      yield* scan(db, { ...f, afterSeq: after }, pageSize, firstLo);
+      after = firstLo;
+    }
+    for (const c of chunks) {
+      const lo = Number(c.lo);
+      const hi = Number(c.hi);
+      tailFrom = Math.max(tailFrom, hi);
+      if (c.ts_min === null) continue;
+      if (f.to !== undefined && Number(c.ts_min) >= f.to) continue;
+      if (f.from !== undefined && Number(c.ts_max) < f.from) continue;
+      const seqs: number[] = [];
+      for (const sid of f.sids) {
+        for (const r of entries.all(lo, sid, after)) seqs.push(Number(r.seq));
+      }
+      if (f.sids.length > 1) seqs.sort((a, b) => a - b);
+      for (const seq of seqs) {
+        let row = one.get(seq) as Omit<Row, "local"> | undefined;
+        let local = false;
+        if (!row && oneLocal) {
+          row = oneLocal.get(seq) as Omit<Row, "local"> | undefined;
+          local = row !== undefined;
+        }
+        if (!row) continue;
+        const ts = Number(row.ts);
+        if ((f.from !== undefined && ts < f.from) || (f.to !== undefined && ts >= f.to)) continue;
+        yield { seq, ts, sid: Number(row.sid), value: row.value, local };
+      }
+      after = Math.max(after, hi);
+    }
+    tailFrom = Math.max(tailFrom, after);
+  }
+  yield* scan(db, { ...f, afterSeq: tailFrom }, pageSize, Infinity);
+}
+
+/** Scans rows with `afterSeq < seq < before` matching `f`, in sequence order. */
+function* scan(db: DatabaseSync, f: RowFilter, pageSize: number, before: number): Generator<Row> {
+  const where = ["seq > ?"];
+  const params: number[] = [];
+  if (before !== Infinity) {
+    where.push("seq < ?");
+    params.push(before);
+  }
+  if (f.sids !== undefined) where.push(`sid IN (${f.sids.join(",")})`);
+  if (f.from !== undefined) {
+    where.push("ts >= ?");
+    params.push(f.from);
+  }
+  if (f.to !== undefined) {
+    where.push("ts < ?");
+    params.push(f.to);
+  }
+  const cond = where.join(" AND ");
+  const stmt = db.prepare(
+    `SELECT seq, ts, sid, value, 0 AS local FROM readings WHERE ${cond}` +
+      (f.hasLocal
+        ? ` UNION ALL SELECT seq, ts, sid, value, 1 AS local FROM local_readings WHERE ${cond}`
+        : "") +
+      " ORDER BY seq LIMIT ?",
+  );
+  let after = f.afterSeq ?? 0;
+  for (;;) {
+    const rows = f.hasLocal
+      ? stmt.all(after, ...params, after, ...params, pageSize)
+      : stmt.all(after, ...params, pageSize);
+    for (const r of rows) {
+      yield {
+        seq: Number(r.seq),
+        ts: Number(r.ts),
+        sid: Number(r.sid),
+        value: r.value as number | string,
+        local: r.local === 1,
+      };
+    }
+    if (rows.length < pageSize) break;
+    after = Number(rows[rows.length - 1].seq);
+  }
+}
