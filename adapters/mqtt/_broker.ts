@@ -195,7 +195,12 @@ function session(url: string, opts: IClientOptions, o: SubscriberOptions): Promi
       const timer = setTimeout(() => client.end(true), ACK_GRACE_MS);
       tail.then(() => {
         clearTimeout(timer);
-        client.end(true);
+        if (!client.connected) return client.end(true);
+        // A clean end flushes the PUBACKs just written (a forced one may drop them); a broker
+        // that does not take them within a second gets the forced one.
+        const force = setTimeout(() => client.end(true), 1000);
+        client.once("close", () => clearTimeout(force));
+        client.end(false);
       });
     };
     client.handleMessage = (packet: IPublishPacket, done) => {
