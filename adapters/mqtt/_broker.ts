@@ -151,16 +151,23 @@ const ACK_GRACE_MS = 3000;
  */
 const HELD = new Error("PUBACK held until the message is stored");
 
-/** Sends the PUBACK of QoS 1 message `id` on this connection; nothing once it is gone. */
-function acknowledger(client: MqttClient): (id: number) => void {
-  // mqtt.js has no public call to acknowledge later over MQTT 3.1.1; `_sendPacket` is the one
-  // it uses itself. Checked here so an mqtt.js without it fails loudly, not by acking early.
-  const send = (client as unknown as {
-    _sendPacket?: (packet: { cmd: "puback"; messageId: number }, cb?: () => void) => void;
-  })._sendPacket;
+type SendPacket = (packet: { cmd: "puback"; messageId: number }) => void;
+
+/**
+ * mqtt.js has no public call to acknowledge later over MQTT 3.1.1; `_sendPacket` is the one it
+ * uses itself. Checked before connecting so an mqtt.js without it fails loudly, not by acking
+ * early.
+ */
+function sendPacket(): SendPacket {
+  const send = (mqtt.MqttClient.prototype as unknown as { _sendPacket?: SendPacket })._sendPacket;
   if (typeof send !== "function") {
     throw new BrokerSetupError("this mqtt.js has no _sendPacket: cannot acknowledge after storing");
   }
+  return send;
+}
+
+/** Sends the PUBACK of QoS 1 message `id` on this connection; nothing once it is gone. */
+function acknowledger(client: MqttClient, send: SendPacket): (id: number) => void {
   return (id) => {
     // Not connected: mqtt.js would queue it for the next connection, where the id means another
     // message; the broker resends this one on the new session instead.
@@ -179,12 +186,13 @@ function session(url: string, opts: IClientOptions, o: SubscriberOptions): Promi
     let connected = false;
     let error: Error | undefined;
     let client: MqttClient;
+    const send = sendPacket();
     try {
       client = mqtt.connect(url, opts);
     } catch (e) {
       return resolve({ connected, error: e as Error });
     }
-    const ack = acknowledger(client);
+    const ack = acknowledger(client, send);
     // Acknowledgements go out in the order the messages came in (MQTT-4.6.0-2): each waits for
     // the one before it.
     let tail: Promise<void> = Promise.resolve();
@@ -213,20 +221,19 @@ function session(url: string, opts: IClientOptions, o: SubscriberOptions): Promi
         o.log.error("message handler failed", { topic: packet.topic, error: e as Error });
       }
       if (packet.qos === 1 && packet.messageId !== undefined) {
-        const id = packet.messageId;
+        // Only the id and topic wait with the acknowledgement, not the payload.
+        const { messageId: id, topic } = packet;
         tail = tail.then(() => stored).then(() => ack(id), (e) => {
           // Not stored: no PUBACK. The broker redelivers it when the session resumes.
           if (!(e instanceof Error && e.name === "QueueStoppedError")) {
-            o.log.error("message not stored; left unacknowledged", {
-              topic: packet.topic,
-              error: e as Error,
-            });
+            o.log.error("message not stored; left unacknowledged", { topic, error: e as Error });
           }
         });
       }
       // The PUBACK is ours to send (above), so mqtt.js is told to send none: it then goes on
       // with the next packet at once, and many messages can wait for one buffer commit.
-      const next = () => packet.qos === 1 ? done(HELD) : done();
+      const held = packet.qos === 1;
+      const next = () => held ? done(HELD) : done();
       const wait = o.ready?.();
       if (wait) wait.then(next, next);
       else next();
