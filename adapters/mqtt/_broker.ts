@@ -46,10 +46,17 @@ export interface SubscriberOptions {
   /** Topic filters to subscribe to, each with its QoS. */
   topics: Record<string, 0 | 1 | 2>;
   /**
-   * Handles one message. Returning a promise pauses the connection until it settles, which
-   * pushes back on the broker (and delays the PUBACK of QoS 1 messages).
+   * Handles one message. Returning a promise holds the message's acknowledgement (the PUBACK of
+   * QoS 1) until it resolves, which the adapter does once the message is durable; if it rejects,
+   * the message stays unacknowledged and the broker sends it again after a reconnect. Returning
+   * nothing acknowledges the message (in order, after those before it).
    */
   onMessage(topic: string, payload: Uint8Array): void | Promise<void>;
+  /**
+   * Asked after each message; a promise pauses reading from the broker until it settles
+   * (back-pressure when too much waits for the buffer).
+   */
+  ready?(): Promise<void> | undefined;
   log: Logger;
   count(counter: string, by?: number): void;
   signal: AbortSignal;
@@ -135,6 +142,40 @@ export async function runSubscriber(
   }
 }
 
+/** Longest wait on stop for messages being stored, so they are acknowledged and not resent. */
+const ACK_GRACE_MS = 3000;
+
+/**
+ * Passed to mqtt.js's `handleMessage` callback: an error there makes it skip its own PUBACK
+ * (and go on with the next packet), because the adapter sends it once the message is stored.
+ */
+const HELD = new Error("PUBACK held until the message is stored");
+
+type SendPacket = (packet: { cmd: "puback"; messageId: number }) => void;
+
+/**
+ * mqtt.js has no public call to acknowledge later over MQTT 3.1.1; `_sendPacket` is the one it
+ * uses itself. Checked before connecting so an mqtt.js without it fails loudly, not by acking
+ * early.
+ */
+function sendPacket(): SendPacket {
+  const send = (mqtt.MqttClient.prototype as unknown as { _sendPacket?: SendPacket })._sendPacket;
+  if (typeof send !== "function") {
+    throw new BrokerSetupError("this mqtt.js has no _sendPacket: cannot acknowledge after storing");
+  }
+  return send;
+}
+
+/** Sends the PUBACK of QoS 1 message `id` on this connection; nothing once it is gone. */
+function acknowledger(client: MqttClient, send: SendPacket): (id: number) => void {
+  return (id) => {
+    // Not connected: mqtt.js would queue it for the next connection, where the id means another
+    // message; the broker resends this one on the new session instead.
+    if (!client.connected || client.disconnecting) return;
+    send.call(client, { cmd: "puback", messageId: id });
+  };
+}
+
 interface SessionEnd {
   connected: boolean;
   error?: Error;
@@ -145,27 +186,57 @@ function session(url: string, opts: IClientOptions, o: SubscriberOptions): Promi
     let connected = false;
     let error: Error | undefined;
     let client: MqttClient;
+    const send = sendPacket();
     try {
       client = mqtt.connect(url, opts);
     } catch (e) {
       return resolve({ connected, error: e as Error });
     }
-    const onAbort = () => client.end(true);
-    // mqtt.js sends the PUBACK of a QoS 1 message and reads the next packet only once this
-    // callback ran, so awaiting the handler here is our back-pressure.
+    const ack = acknowledger(client, send);
+    // Acknowledgements go out in the order the messages came in (MQTT-4.6.0-2): each waits for
+    // the one before it.
+    let tail: Promise<void> = Promise.resolve();
+    let stopping = false;
+    const onAbort = () => {
+      stopping = true;
+      // What is being stored now gets its PUBACK (bounded wait); the rest the broker resends.
+      const timer = setTimeout(() => client.end(true), ACK_GRACE_MS);
+      tail.then(() => {
+        clearTimeout(timer);
+        if (!client.connected) return client.end(true);
+        // A clean end flushes the PUBACKs just written (a forced one may drop them); a broker
+        // that does not take them within a second gets the forced one.
+        const force = setTimeout(() => client.end(true), 1000);
+        client.once("close", () => clearTimeout(force));
+        client.end(false);
+      });
+    };
     client.handleMessage = (packet: IPublishPacket, done) => {
-      let pending: void | Promise<void> = undefined;
+      // After a stop nothing more is taken (and so nothing more acknowledged).
+      if (stopping) return;
+      let stored: void | Promise<void> = undefined;
       try {
-        pending = o.onMessage(packet.topic, packet.payload as Uint8Array);
+        stored = o.onMessage(packet.topic, packet.payload as Uint8Array);
       } catch (e) {
         o.log.error("message handler failed", { topic: packet.topic, error: e as Error });
       }
-      if (pending) {
-        pending.then(() => done(), (e) => {
-          o.log.error("message handler failed", { topic: packet.topic, error: e as Error });
-          done();
+      if (packet.qos === 1 && packet.messageId !== undefined) {
+        // Only the id and topic wait with the acknowledgement, not the payload.
+        const { messageId: id, topic } = packet;
+        tail = tail.then(() => stored).then(() => ack(id), (e) => {
+          // Not stored: no PUBACK. The broker redelivers it when the session resumes.
+          if (!(e instanceof Error && e.name === "QueueStoppedError")) {
+            o.log.error("message not stored; left unacknowledged", { topic, error: e as Error });
+          }
         });
-      } else done();
+      }
+      // The PUBACK is ours to send (above), so mqtt.js is told to send none: it then goes on
+      // with the next packet at once, and many messages can wait for one buffer commit.
+      const held = packet.qos === 1;
+      const next = () => held ? done(HELD) : done();
+      const wait = o.ready?.();
+      if (wait) wait.then(next, next);
+      else next();
     };
     client.on("connect", () => {
       connected = true;

@@ -47,7 +47,7 @@ export const mqtt = defineAdapter<MqttConfig>({
       const qos = sub.config.qos as 0 | 1 | 2;
       topics[sub.topic.filter] = Math.max(topics[sub.topic.filter] ?? 0, qos) as 0 | 1 | 2;
     }
-    const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count });
+    const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count, signal });
     const refusals = new RefusalLog(log);
     log.info("subscribing", { topics: Object.keys(topics).join(" ") });
     try {
@@ -81,6 +81,7 @@ export const mqtt = defineAdapter<MqttConfig>({
           }
           count("unmatched");
         },
+        ready: () => queue.room(),
       });
     } finally {
       await queue.flush();

@@ -5,6 +5,8 @@ import { Ctx, INVALID } from "../../src/config/schema.ts";
 import { gatewaySchema } from "../../src/config/gateway.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { checkReading } from "../../src/reading.ts";
+import type { Emit } from "../../src/adapter.ts";
+import { silentLogger } from "../../src/log.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
 import { deepJsonList, longCsv, wideJsonObject } from "../../test/helpers/hostile.ts";
@@ -372,4 +374,119 @@ Deno.test("payloads over a size or shape limit are refused before parsing, with 
   assert.equal(reason(csv, longCsv(700_000)), "lines");
   assert.equal(reason(csv, longCsv(10_000)), "ok");
   assert.equal(reason(csv, "1," + "9".repeat(10_000)), "line_length");
+});
+
+/** Runs the adapter with `emit` of the test's own (to refuse or hold readings). */
+function runWith(cfg: MqttConfig, emit: Emit) {
+  const abort = new AbortController();
+  const counts = new Map<string, number>();
+  const running = mqtt.start({
+    name: "esp",
+    config: cfg,
+    emit,
+    log: silentLogger(),
+    signal: abort.signal,
+    setDeviceState() {},
+    count(c, by = 1) {
+      counts.set(c, (counts.get(c) ?? 0) + by);
+    },
+    setWriter() {},
+  });
+  return {
+    counts,
+    async stop() {
+      abort.abort();
+      await running;
+    },
+  };
+}
+
+Deno.test("mqtt adapter acknowledges a QoS 1 message only once its readings are stored", async () => {
+  const broker = await startMosquitto();
+  const pub = await mqttjs.connectAsync(broker.url);
+  const cfg = config({
+    url: broker.url,
+    clientId: "outpost-ack-test",
+    cleanSession: false,
+    reconnect: { min: "20ms", max: "100ms" },
+    subscriptions: [{ topic: "n/{device}", format: "number", metric: "n" }],
+  });
+  const full = Object.assign(new Error("disk full"), { name: "DiskFullError" });
+  let attempts = 0;
+  // A buffer on a full disk: every emit is refused.
+  const refusing = runWith(cfg, () => {
+    attempts++;
+    return Promise.reject(full);
+  });
+  let r: AdapterRun | undefined;
+  try {
+    await waitFor("subscription", () => refusing.counts.get("subscribed") === 1);
+    for (const v of [1, 2, 3]) await pub.publishAsync("n/d", String(v), { qos: 1 });
+    // Refused, then tried again rather than dropped.
+    await waitFor("a retry", () => attempts >= 2);
+    await refusing.stop();
+    // Never acknowledged: the broker hands them to the next session, in order.
+    r = run(cfg);
+    await waitFor("the messages again", () => r!.collected.length === 3);
+    assert.deepEqual(r.collected.map((x) => x.value), [1, 2, 3]);
+    assert.ok((refusing.counts.get("disk_full") ?? 0) >= 3, "refusals counted as disk_full");
+    await pub.publishAsync("n/d", "4", { qos: 1 });
+    await waitFor("message 4", () => r!.collected.length === 4);
+    await r.stop();
+    // Stored and so acknowledged: a new session gets only what comes next.
+    r = run(cfg);
+    await waitFor("subscription", () => r!.counts.get("subscribed") === 1);
+    await pub.publishAsync("n/d", "5", { qos: 1 });
+    await waitFor("message 5", () => r!.collected.length >= 1);
+    assert.deepEqual(r.collected.map((x) => x.value), [5]);
+  } finally {
+    await pub.endAsync();
+    await r?.stop();
+    await broker.stop();
+  }
+});
+
+Deno.test("mqtt adapter reads on while a commit is open and acknowledges what it stored", async () => {
+  const broker = await startMosquitto();
+  const pub = await mqttjs.connectAsync(broker.url);
+  const cfg = config({
+    url: broker.url,
+    clientId: "outpost-hold-test",
+    cleanSession: false,
+    subscriptions: [{ topic: "n/{device}", format: "number", metric: "n" }],
+  });
+  // A commit that completes only when the test says so.
+  let release!: () => void;
+  const committed = new Promise<void>((resolve) => release = resolve);
+  const batches: number[] = [];
+  const held = runWith(cfg, async (rs) => {
+    batches.push(rs.length);
+    await committed;
+    return { accepted: rs.length, rejected: 0, seqs: [] };
+  });
+  try {
+    await waitFor("subscription", () => held.counts.get("subscribed") === 1);
+    for (let v = 0; v < 200; v++) pub.publish("n/d", String(v), { qos: 1 });
+    // All 200 reach the adapter while the first commit is still open: reading goes on.
+    await waitFor("every message read", () => held.counts.get("readings") === 200);
+    assert.ok(batches.length <= 2, `${batches.length} emit calls`);
+    release();
+    await waitFor("the rest emitted", () => batches.reduce((a, b) => a + b, 0) === 200);
+  } finally {
+    await held.stop();
+    await pub.endAsync();
+  }
+  // Acknowledged after the commit: a new session with the same id gets nothing back.
+  const r = run(cfg);
+  try {
+    await waitFor("subscription", () => r.counts.get("subscribed") === 1);
+    const p2 = await mqttjs.connectAsync(broker.url);
+    await p2.publishAsync("n/d", "1000", { qos: 1 });
+    await waitFor("the new message", () => r.collected.length >= 1);
+    assert.deepEqual(r.collected.map((x) => x.value), [1000]);
+    await p2.endAsync();
+  } finally {
+    await r.stop();
+    await broker.stop();
+  }
 });

@@ -61,7 +61,7 @@ export const zigbee2mqtt = defineAdapter<Zigbee2mqttConfig>({
       return ids.get(friendly);
     };
     const refusals = new RefusalLog(log);
-    const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count });
+    const queue = new ReadingQueue(emit, { highWater: config.maxPending, log, count, signal });
     log.info("following zigbee2mqtt", { baseTopic: base });
 
     const onMessage = (topic: string, payload: Uint8Array): Promise<void> | undefined => {
@@ -125,7 +125,15 @@ export const zigbee2mqtt = defineAdapter<Zigbee2mqttConfig>({
     }
 
     try {
-      await runSubscriber(config, { name, topics, log, count, signal, onMessage });
+      await runSubscriber(config, {
+        name,
+        topics,
+        log,
+        count,
+        signal,
+        onMessage,
+        ready: () => queue.room(),
+      });
     } finally {
       await queue.flush();
     }

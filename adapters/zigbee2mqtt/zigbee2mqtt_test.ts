@@ -9,6 +9,7 @@ import { checkReading, type Reading } from "../../src/reading.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { waitFor } from "../../test/helpers/ports.ts";
 import { mulberry32 as prng } from "../../src/rng.ts";
+import { silentLogger } from "../../src/log.ts";
 import {
   type MapOptions,
   mapPayload,
@@ -317,4 +318,50 @@ Deno.test("mapPayload() refuses deep and wide JSON before parsing it", () => {
     "values",
   );
   assert.equal(parseAvailability("[".repeat(100_000)), undefined);
+});
+
+Deno.test("zigbee2mqtt adapter leaves messages the buffer refuses unacknowledged: the next session gets them", async () => {
+  const broker = await startMosquitto();
+  const pub = await mqttjs.connectAsync(broker.url);
+  const cfg = config({
+    url: broker.url,
+    clientId: "outpost-zigbee-ack",
+    cleanSession: false,
+    availability: false,
+    reconnect: { min: "20ms", max: "100ms" },
+  });
+  const abort = new AbortController();
+  const counts = new Map<string, number>();
+  let attempts = 0;
+  const refusing = zigbee2mqtt.start({
+    name: "zigbee",
+    config: cfg,
+    // A buffer on a full disk.
+    emit: () => {
+      attempts++;
+      return Promise.reject(Object.assign(new Error("full"), { name: "DiskFullError" }));
+    },
+    log: silentLogger(),
+    signal: abort.signal,
+    setDeviceState() {},
+    count: (c, by = 1) => void counts.set(c, (counts.get(c) ?? 0) + by),
+    setWriter() {},
+  });
+  let r: AdapterRun | undefined;
+  try {
+    await waitFor("subscription", () => counts.get("subscribed") === 1);
+    for (const t of [1, 2]) {
+      await pub.publishAsync("zigbee2mqtt/door", JSON.stringify({ temperature: t }), { qos: 1 });
+    }
+    await waitFor("a retry", () => attempts >= 2);
+    abort.abort();
+    await refusing;
+    r = run(cfg);
+    await waitFor("the messages again", () => r!.collected.length === 2);
+    assert.deepEqual(r.collected.map((x) => x.value), [1, 2]);
+  } finally {
+    await pub.endAsync();
+    await r?.stop();
+    await broker.stop();
+  }
 });
