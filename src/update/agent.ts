@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
 } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
-import { Updater } from "./updater.ts";
+import { type DownloadProgress, Updater } from "./updater.ts";
 import { initTestHooks, testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode UpdateAgent}. */
@@ -41,6 +41,8 @@ export interface UpdateStatus {
   /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
   history?: UpdateOutcome[];
   staged?: { slot: Slot; version: string };
+  /** A check under way: fetching metadata, or downloading (bytes so far of the total). */
+  progress?: { step: "checking" | "downloading" } & Partial<DownloadProgress>;
   error?: string;
 }
 
@@ -76,7 +78,11 @@ export class UpdateAgent {
   #state: UpdateState | undefined;
   #last: UpdateOutcome | undefined;
   #staged: Staged | undefined;
-  #busy = false;
+  /** The check under way: later requests join it; a rollback on request stops it. */
+  #inflight: { done: Promise<boolean>; stop: AbortController } | undefined;
+  #progress: UpdateStatus["progress"];
+  /** A rollback on request is being staged. */
+  #rollingBack = false;
 
   constructor(opts: UpdateAgentOptions) {
     this.#o = opts;
@@ -104,6 +110,7 @@ export class UpdateAgent {
       ...(this.#staged
         ? { staged: { slot: this.#staged.slot, version: this.#staged.version } }
         : {}),
+      ...(this.#progress ? { progress: { ...this.#progress } } : {}),
     };
   }
 
@@ -271,12 +278,27 @@ export class UpdateAgent {
     signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
   }
 
-  /** One check; stages an accepted artifact. Returns true when one is staged for a trial. */
-  async checkAndStage(signal?: AbortSignal): Promise<boolean> {
+  /**
+   * One check; stages an accepted artifact. Returns true when one is staged for a trial. A check
+   * asked for while another runs joins that one and returns its outcome.
+   */
+  checkAndStage(signal?: AbortSignal): Promise<boolean> {
     // A staged rollback is about to run: a release must not take its place.
-    if (this.#busy || this.#staged?.rollback) return false;
-    this.#busy = true;
+    if (this.#rollingBack || this.#staged?.rollback) return Promise.resolve(false);
+    if (this.#inflight) return this.#inflight.done;
+    const stop = new AbortController();
+    const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const done = this.#checkAndStage(both, stop.signal).finally(() => {
+      this.#inflight = undefined;
+      this.#progress = undefined;
+    });
+    this.#inflight = { done, stop };
+    return done;
+  }
+
+  async #checkAndStage(signal: AbortSignal, stopped: AbortSignal): Promise<boolean> {
     try {
+      this.#progress = { step: "checking" };
       const state = await this.#reload();
       if (state.phase === "trial") return false;
       const r = await this.updater.check({ signal });
@@ -285,7 +307,10 @@ export class UpdateAgent {
         this.#record(r.outcome);
         return false;
       }
-      const slot = await this.updater.stage(r.available, { signal });
+      const slot = await this.updater.stage(r.available, {
+        signal,
+        onProgress: (p) => this.#progress = { step: "downloading", ...p },
+      });
       this.#staged = {
         slot,
         version: r.available.version,
@@ -294,7 +319,14 @@ export class UpdateAgent {
       this.#record({ at: Date.now(), result: "staged", version: r.available.version });
       return true;
     } catch (e) {
-      if (e instanceof UpdateRefused) {
+      if (stopped.aborted) {
+        this.#record({
+          at: Date.now(),
+          result: "interrupted",
+          version: this.#progress?.version,
+          reason: `check stopped: ${(stopped.reason as Error)?.message ?? stopped.reason}`,
+        });
+      } else if (e instanceof UpdateRefused) {
         this.#record({
           at: Date.now(),
           result: e.code === "clock-behind" ? "deferred" : "refused",
@@ -310,8 +342,6 @@ export class UpdateAgent {
         });
       }
       return false;
-    } finally {
-      this.#busy = false;
     }
   }
 
@@ -334,14 +364,20 @@ export class UpdateAgent {
   async stageRollback(
     opts: { requestedBy: string; signal?: AbortSignal },
   ): Promise<RollbackTarget> {
-    if (this.#busy) throw new RollbackRefused("busy", "an update check or download is under way");
+    if (this.#rollingBack) throw new RollbackRefused("busy", "a rollback is being staged");
+    if (this.#inflight) {
+      // A release being fetched must not keep the operator from going back: stop it (a partial
+      // download stays for a later resume) and wait for it to let go.
+      this.#inflight.stop.abort(new Error("a rollback was requested"));
+      await this.#inflight?.done;
+    }
     if (this.#staged) {
       throw new RollbackRefused(
         "busy",
         `${this.#staged.version} is staged and about to run on trial`,
       );
     }
-    this.#busy = true;
+    this.#rollingBack = true;
     try {
       let state: UpdateState;
       try {
@@ -380,7 +416,7 @@ export class UpdateAgent {
       };
       return { slot, version, from: state.committed.version };
     } finally {
-      this.#busy = false;
+      this.#rollingBack = false;
     }
   }
 

@@ -14,6 +14,14 @@ export const updateSchema = s.object({
     .describe("Holds slots/a, slots/b, the `current` symlink and state.json"),
   maxArtifactBytes: s.bytes({ min: 1024 }).default(256 * 1024 ** 2)
     .describe("Refuse artifacts larger than this"),
+  maxMetadataBytes: s.bytes({ min: 1024, max: 16 * 1024 ** 2 }).default(512 * 1024)
+    .describe("Refuse release metadata (manifest.json) larger than this; checked while reading"),
+  minDownloadRate: s.bytes({ min: 1 }).default(4 * 1024)
+    .describe(
+      "Give up a download slower than this many bytes per second over 30 s (kept for resume)",
+    ),
+  downloadTimeout: s.duration({ min: 1000 }).default(3_600_000)
+    .describe("Give up a download not done within this time (kept for resume)"),
   healthDeadline: s.duration({ min: 1000, max: 3_600_000 }).default(60_000)
     .describe("How long a new version has to report healthy before it is rolled back"),
   maxAttempts: s.integer({ min: 1, max: 20 }).default(3)

@@ -2,6 +2,7 @@
 export type RefusalCode =
   | "manifest-unreachable"
   | "manifest-malformed"
+  | "metadata-too-large"
   | "bad-signature"
   | "unknown-key"
   | "counter-replayed"

@@ -4,6 +4,7 @@ import type { Logger } from "../log.ts";
 import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import { testHold } from "./_test_hooks.ts";
+import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
 import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
 import { compareVersions, inRollout, type Manifest, verifyManifest } from "./manifest.ts";
 import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
@@ -17,8 +18,17 @@ export interface UpdaterOptions {
   target?: string;
   /** For tests: the clock. */
   now?: () => number;
-  /** Give up a download that receives nothing for this long (the partial file stays for resume). */
-  stallTimeoutMs?: number;
+  /** The window over which a download must average `minDownloadRate`, ms (30 s). */
+  rateWindowMs?: number;
+  /** The whole metadata fetch must end within this, ms (30 s). */
+  metadataTimeoutMs?: number;
+}
+
+/** Progress of a download, for /status. */
+export interface DownloadProgress {
+  version: string;
+  done: number;
+  total: number;
 }
 
 /** A verified manifest naming a newer version for this device's target. */
@@ -49,7 +59,8 @@ export class Updater {
   readonly #gatewayId: string;
   readonly #target: string;
   readonly #now: () => number;
-  readonly #stallTimeoutMs: number;
+  readonly #rateWindowMs: number;
+  readonly #metadataTimeoutMs: number;
 
   constructor(opts: UpdaterOptions) {
     this.#config = opts.config;
@@ -57,7 +68,8 @@ export class Updater {
     this.#gatewayId = opts.gatewayId;
     this.#target = opts.target ?? opts.config.target ?? Deno.build.target;
     this.#now = opts.now ?? Date.now;
-    this.#stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
+    this.#rateWindowMs = opts.rateWindowMs ?? 30_000;
+    this.#metadataTimeoutMs = opts.metadataTimeoutMs ?? 30_000;
     this.slots = new Slots(opts.config.installRoot);
   }
 
@@ -87,31 +99,7 @@ export class Updater {
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
-    let body: unknown;
-    try {
-      const res = await fetch(url, {
-        signal: anySignal(opts.signal, AbortSignal.timeout(30_000)),
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new Error(`HTTP ${res.status}`);
-      }
-      const text = await res.text();
-      try {
-        body = JSON.parse(text);
-      } catch (e) {
-        throw new UpdateRefused("manifest-malformed", `manifest "${url}" is not JSON`, {
-          cause: e,
-        });
-      }
-    } catch (e) {
-      if (e instanceof UpdateRefused) throw e;
-      throw new UpdateRefused(
-        "manifest-unreachable",
-        `Cannot fetch manifest "${url}": ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
+    const body = await this.#fetchMetadata(url, opts.signal);
     const trustedKeys = await importTrustedKeys([
       ...BUILTIN_ROOT_KEYS,
       ...this.#config.trustedKeys,
@@ -182,6 +170,42 @@ export class Updater {
     };
   }
 
+  /**
+   * Fetches one metadata file: at most `update.maxMetadataBytes`, checked while it streams in,
+   * within the metadata deadline. Returns the parsed JSON.
+   */
+  async #fetchMetadata(url: string, signal?: AbortSignal): Promise<unknown> {
+    const max = this.#config.maxMetadataBytes;
+    let bytes: Uint8Array;
+    try {
+      const res = await fetch(url, {
+        signal: anySignal(signal, AbortSignal.timeout(this.#metadataTimeoutMs)),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      bytes = await readCapped(res, max);
+    } catch (e) {
+      if (e instanceof TooLarge) {
+        throw new UpdateRefused(
+          "metadata-too-large",
+          `"${url}" ${e.message}: more than ${max} bytes (update.maxMetadataBytes); not read further`,
+        );
+      }
+      throw new UpdateRefused(
+        "manifest-unreachable",
+        `Cannot fetch "${url}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      throw new UpdateRefused("manifest-malformed", `"${url}" is not JSON`, { cause: e });
+    }
+  }
+
   async #remember(state: UpdateState, counter: number, published: number): Promise<void> {
     if (counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0)) return;
     // Re-read so a concurrent writer (the trial supervisor) is not overwritten with stale fields.
@@ -197,7 +221,10 @@ export class Updater {
    * Downloads `a` into the inactive slot's staging file (resuming a partial one), checks length
    * and SHA-256, and only then makes it executable and renames it into place.
    */
-  async stage(a: Available, opts: { signal?: AbortSignal } = {}): Promise<Slot> {
+  async stage(
+    a: Available,
+    opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void } = {},
+  ): Promise<Slot> {
     this.#checkScheme(a.url);
     const active = await this.slots.active();
     const slot = otherSlot(active);
@@ -227,7 +254,7 @@ export class Updater {
         }", only ${free} free`,
       );
     }
-    if (have < a.length) await this.#download(a, staging, have, opts.signal);
+    if (have < a.length) await this.#download(a, staging, have, opts);
     const got = (await Deno.stat(staging)).size;
     await testHold("verify");
     if (got !== a.length) {
@@ -250,23 +277,36 @@ export class Updater {
     return slot;
   }
 
-  async #download(a: Available, staging: string, have: number, signal?: AbortSignal) {
+  async #download(
+    a: Available,
+    staging: string,
+    have: number,
+    opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+  ) {
     const headers: HeadersInit = have > 0 ? { range: `bytes=${have}-` } : {};
-    // A server that stops sending must not hold the updater (and every later check) forever.
-    const stall = new AbortController();
-    let stallTimer: ReturnType<typeof setTimeout> | undefined;
-    const alive = () => {
-      clearTimeout(stallTimer);
-      stallTimer = setTimeout(
-        () => stall.abort(new Error(`no data for ${this.#stallTimeoutMs}ms`)),
-        this.#stallTimeoutMs,
-      );
-    };
-    alive();
+    // A server that drips or never ends must not hold the updater (and every later check).
+    const guard = downloadGuard({
+      minRate: this.#config.minDownloadRate,
+      windowMs: this.#rateWindowMs,
+      deadlineMs: this.#config.downloadTimeout,
+    });
+    const progress = (done: number) =>
+      opts.onProgress?.({ version: a.version, done, total: a.length });
+    progress(have);
     try {
-      await this.#receive(a, staging, have, headers, anySignal(signal, stall.signal), alive);
+      await this.#receive(
+        a,
+        staging,
+        have,
+        headers,
+        anySignal(opts.signal, guard.signal),
+        (n, done) => {
+          guard.got(n);
+          progress(done);
+        },
+      );
     } finally {
-      clearTimeout(stallTimer);
+      guard.stop();
     }
   }
 
@@ -276,7 +316,7 @@ export class Updater {
     have: number,
     headers: HeadersInit,
     signal: AbortSignal,
-    alive: () => void,
+    got: (bytes: number, done: number) => void,
   ) {
     let res: Response;
     try {
@@ -319,7 +359,7 @@ export class Updater {
         let off = 0;
         while (off < chunk.length) off += await f.write(chunk.subarray(off));
         written += chunk.length;
-        alive();
+        got(chunk.length, written);
       }
       await f.sync();
     } catch (e) {

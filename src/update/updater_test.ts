@@ -26,6 +26,9 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
     checkInterval: 3_600_000,
     installRoot: slots.root,
     maxArtifactBytes: 1024 ** 2,
+    maxMetadataBytes: 512 * 1024,
+    minDownloadRate: 1024,
+    downloadTimeout: 60_000,
     healthDeadline: 10_000,
     maxAttempts: 3,
     allowInsecure: true,
@@ -51,7 +54,7 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
   };
 }
 
-Deno.test("stage() gives up a download that stalls, keeps the part for a resume that completes it", async () => {
+Deno.test("stage() gives up a download that stops sending, keeps the part for a resume that completes it", async () => {
   let stalled = false;
   const t = await setup((req, data) => {
     const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
@@ -67,13 +70,13 @@ Deno.test("stage() gives up a download that stalls, keeps the part for a resume 
     );
   });
   try {
-    const updater = new Updater({ config: t.config, gatewayId: "gw", log, stallTimeoutMs: 300 });
+    const updater = new Updater({ config: t.config, gatewayId: "gw", log, rateWindowMs: 300 });
     const err = await updater.stage(t.available).catch((e) => e);
     assert.ok(err instanceof UpdateRefused, String(err));
     assert.equal(err.code, "download-failed");
     assert.match(
       err.message,
-      /broke off after 24576 of 49152 bytes \(kept for resume\): no data for 300ms/,
+      /broke off after 24576 of 49152 bytes \(kept for resume\): average 0 B\/s over the last 300ms/,
     );
     assert.ok(stalled);
     assert.equal((await Deno.stat(t.slots.staging("b"))).size, t.data.length / 2);
@@ -108,6 +111,115 @@ Deno.test("check({ remember: false }) leaves state.json alone; a check records t
     assert.equal(await Deno.readTextFile(t.slots.stateFile), before);
     await updater.check();
     assert.equal((await t.slots.readState()).lastCounter, 7);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("check() stops reading an endless manifest at update.maxMetadataBytes", async () => {
+  let sent = 0;
+  const chunk = new Uint8Array(64 * 1024).fill(0x20);
+  const t = await setup((req) => {
+    if (!req.url.endsWith("/manifest.json")) return new Response("no", { status: 404 });
+    return new Response(
+      new ReadableStream({
+        // Endless whitespace (valid JSON padding); bounded at 64 MB only so that a reader
+        // without a cap ends instead of filling the test machine's memory.
+        pull(c) {
+          if (sent >= 64 * 1024 ** 2) return c.close();
+          sent += chunk.length;
+          c.enqueue(chunk);
+        },
+      }),
+    );
+  });
+  try {
+    const config = { ...t.config, maxMetadataBytes: 16 * 1024 };
+    const updater = new Updater({ config, gatewayId: "gw", log });
+    const started = Date.now();
+    const err = await updater.check().catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "metadata-too-large");
+    assert.match(err.message, /more than 16384 bytes \(update\.maxMetadataBytes\)/);
+    // The server got ahead by what was buffered, not by the 64 MB it would have sent.
+    assert.ok(sent < 4 * 1024 ** 2, `server sent ${sent} bytes`);
+    assert.ok(Date.now() - started < 5000);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("stage() gives up a download that drips below update.minDownloadRate; the part is kept", async () => {
+  const t = await setup((_req, data) => {
+    let i = 0;
+    let timer: ReturnType<typeof setInterval>;
+    // One byte every 20 ms: 50 B/s, never a gap long enough for a stall timer.
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          timer = setInterval(() => {
+            try {
+              c.enqueue(data.subarray(i, ++i));
+            } catch {
+              clearInterval(timer);
+            }
+          }, 20);
+        },
+        cancel() {
+          clearInterval(timer);
+        },
+      }),
+    );
+  });
+  try {
+    const config = { ...t.config, minDownloadRate: 1024 };
+    const updater = new Updater({ config, gatewayId: "gw", log, rateWindowMs: 500 });
+    const started = Date.now();
+    const err = await Promise.race([
+      updater.stage(t.available).catch((e) => e),
+      new Promise((r) => setTimeout(() => r(new Error("still downloading after 10 s")), 10_000)),
+    ]);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "download-failed");
+    assert.match(err.message, /below update\.minDownloadRate 1024 B\/s/);
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    const kept = (await Deno.stat(t.slots.staging("b"))).size;
+    assert.ok(kept > 0 && kept < t.data.length, `kept ${kept}`);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("stage() gives up a download that is fast enough but outlasts update.downloadTimeout", async () => {
+  const t = await setup((_req, data) => {
+    let i = 0;
+    let timer: ReturnType<typeof setInterval>;
+    // 4 KB every 100 ms (40 KB/s): over the minimum rate, done only after 1.2 s.
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          timer = setInterval(() => {
+            try {
+              c.enqueue(data.subarray(i, i += 4096));
+              if (i >= data.length) c.close();
+            } catch {
+              clearInterval(timer);
+            }
+          }, 100);
+        },
+        cancel() {
+          clearInterval(timer);
+        },
+      }),
+    );
+  });
+  try {
+    const config = { ...t.config, minDownloadRate: 1024, downloadTimeout: 500 };
+    const updater = new Updater({ config, gatewayId: "gw", log, rateWindowMs: 300 });
+    const err = await updater.stage(t.available).catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "download-failed");
+    assert.match(err.message, /not done within update\.downloadTimeout 500ms/);
   } finally {
     await t.close();
   }
