@@ -153,3 +153,88 @@ Deno.test({
     await broker.stop();
   }
 });
+
+Deno.test({
+  name:
+    "update init and release publish refuse what is not an Outpost build of that version, and names that leave the channel",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const a = await artifacts();
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-init-" });
+  await Deno.writeTextFile(`${tmp}/notes.txt`, "not a binary\n");
+  const notes = await cli(
+    "update",
+    "init",
+    "--install-root",
+    `${tmp}/opt1`,
+    "--artifact",
+    `${tmp}/notes.txt`,
+    "--version",
+    "1.1.0",
+  );
+  assert.equal(notes.code, 1, notes.out);
+  assert.match(notes.out, /notes\.txt" is not an Outpost build/);
+  // The base artifact is 1.1.0: it cannot be installed as 6.6.6.
+  const wrong = await cli(
+    "update",
+    "init",
+    "--install-root",
+    `${tmp}/opt2`,
+    "--artifact",
+    a.base,
+    "--version",
+    "6.6.6",
+  );
+  assert.equal(wrong.code, 1, wrong.out);
+  assert.match(wrong.out, /reports version 1\.1\.0, not --version 6\.6\.6/);
+  for (const dir of ["opt1", "opt2"]) await assert.rejects(Deno.stat(`${tmp}/${dir}`));
+  const ok = await cli(
+    "update",
+    "init",
+    "--install-root",
+    `${tmp}/opt`,
+    "--artifact",
+    a.base,
+    "--version",
+    "1.1.0",
+  );
+  assert.equal(ok.code, 0, ok.out);
+
+  const key = await keypair(`${tmp}/keys`);
+  const channel = `${tmp}/www/stable`;
+  const escape = await cli(
+    "release",
+    "publish",
+    "--channel",
+    channel,
+    "--artifact",
+    a.base,
+    "--version",
+    "1.1.0",
+    "--target",
+    "../../x",
+    "--key",
+    key.key,
+  );
+  assert.equal(escape.code, 2, escape.out);
+  assert.match(escape.out, /--target: expected a build target/);
+  await assert.rejects(Deno.stat(`${tmp}/www`));
+  const mislabelled = await cli(
+    "release",
+    "publish",
+    "--channel",
+    channel,
+    "--artifact",
+    a.base,
+    "--version",
+    "6.6.6",
+    "--target",
+    Deno.build.target,
+    "--key",
+    key.key,
+  );
+  assert.equal(mislabelled.code, 1, mislabelled.out);
+  assert.match(mislabelled.out, /reports version 1\.1\.0, not --version 6\.6\.6/);
+  await assert.rejects(Deno.stat(`${tmp}/www`));
+});

@@ -21,11 +21,14 @@ import {
 } from "../systemd.ts";
 import { VERSION } from "../version.ts";
 import {
+  checkArtifact,
   keygen,
   parseExpires,
+  parseVersion,
   publish,
   readPublicKeys,
   Slots,
+  TARGET_RE,
   UpdateAgent,
   type UpdateConfig,
   Updater,
@@ -112,12 +115,14 @@ Prints the JSON Schema of the config file (config/schema.json), for editors.`,
   release: `Usage: outpost release keygen --out DIR
        outpost release publish --channel DIR --artifact FILE --version X --target T
                                --key PRIV [--key PRIV2] [--expires 30d] [--rollout 100]
-                               [--counter N]
+                               [--hardware CLASS]… [--channel-name NAME] [--counter N]
        outpost release verify --channel DIR --pubkey FILE|ed25519:… [--pubkey …]
 
 keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.pub and prints
-the public key. publish copies the artifact into the channel and writes a signed manifest.json
-with the next counter; give two --key during a key rotation. verify checks the manifest as a
+the public key. publish checks the artifact is an Outpost build of that version for that target,
+verifies the channel's current manifest.json and its artifacts, copies the artifact into the
+channel and writes a signed manifest.json with the next counter; give two --key during a key
+rotation. verify checks the manifest as a
 device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`,
   update: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
@@ -125,7 +130,8 @@ device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`
 
 check fetches and verifies the channel's manifest and prints what the device would do (nothing
 changes). apply asks the running gateway (pid from its /status) to check and install now
-(SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json).`,
+(SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json);
+the artifact must be an Outpost build for this machine that reports exactly --version.`,
 };
 
 function printErr(msg: string): void {
@@ -785,6 +791,7 @@ async function releaseCmd(args: string[]): Promise<number> {
           rollout: { type: "string" },
           counter: { type: "string" },
           "channel-name": { type: "string" },
+          hardware: { type: "string", multiple: true },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -800,9 +807,28 @@ async function releaseCmd(args: string[]): Promise<number> {
         throw new UsageError(`--rollout: expected a percentage 0–100, got "${v.rollout}"`);
       }
       const counter = v.counter === undefined ? undefined : Number(v.counter);
-      if (counter !== undefined && !Number.isSafeInteger(counter)) {
-        throw new UsageError(`--counter: expected an integer, got "${v.counter}"`);
+      if (
+        counter !== undefined &&
+        !(/^\d+$/.test(v.counter!) && Number.isSafeInteger(counter) && counter >= 0)
+      ) {
+        throw new UsageError(
+          `--counter: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got "${v.counter}"`,
+        );
       }
+      if (!parseVersion(v.version!)) {
+        throw new UsageError(`--version: expected a semantic version, got "${v.version}"`);
+      }
+      if (!TARGET_RE.test(v.target!)) {
+        throw new UsageError(
+          `--target: expected a build target such as x86_64-unknown-linux-gnu, got "${v.target}"`,
+        );
+      }
+      console.log(
+        `artifact ok: ${await checkArtifact(v.artifact!, {
+          version: v.version!,
+          target: v.target!,
+        })}`,
+      );
       const m = await publish({
         channel: v.channel!,
         artifact: v.artifact!,
@@ -813,6 +839,7 @@ async function releaseCmd(args: string[]): Promise<number> {
         rollout,
         counter,
         channelName: v["channel-name"],
+        hardware: v.hardware,
       });
       console.log(
         `published ${m.signed.version} for ${v.target} on ${v.channel}: counter ${m.signed.counter}, expires ${m.signed.expires}, signed by ${
@@ -872,6 +899,13 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
         `init: needs --install-root, --artifact and --version\n\n${HELP.update}`,
       );
     }
+    if (!parseVersion(values.version)) {
+      throw new UsageError(`--version: expected a semantic version, got "${values.version}"`);
+    }
+    await checkArtifact(values.artifact, {
+      version: values.version,
+      target: Deno.build.target,
+    });
     await new Slots(values["install-root"]).init(values.artifact, values.version);
     console.log(`initialised ${values["install-root"]}: slot a = ${values.version}, committed`);
     return EXIT_OK;

@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
 } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
-import { type DownloadProgress, Updater } from "./updater.ts";
+import { type DownloadProgress, reportedVersion, Updater } from "./updater.ts";
 import { initTestHooks, testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode UpdateAgent}. */
@@ -400,7 +400,7 @@ export class UpdateAgent {
       }
       let version: string;
       try {
-        version = await slotVersion(binary, opts.signal);
+        version = await reportedVersion(binary, opts.signal);
       } catch (e) {
         throw new RollbackRefused(
           "no-previous",
@@ -597,29 +597,6 @@ export class UpdateAgent {
 function restorePrior(state: UpdateState, prior: UpdateState["lastRollback"]): void {
   if (prior) state.lastRollback = prior;
   else delete state.lastRollback;
-}
-
-/** Asks a slot's executable for its version (`outpost version --json`). */
-async function slotVersion(binary: string, signal?: AbortSignal): Promise<string> {
-  const out = await new Deno.Command(binary, {
-    args: ["version", "--json"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: signal
-      ? AbortSignal.any([signal, AbortSignal.timeout(30_000)])
-      : AbortSignal.timeout(30_000),
-  }).output();
-  const dec = new TextDecoder();
-  const text = dec.decode(out.stdout).trim();
-  if (!out.success) {
-    throw new Error(
-      `exited with status ${out.code}: ${dec.decode(out.stderr).trim().slice(0, 300)}`,
-    );
-  }
-  const v = JSON.parse(text).version;
-  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text)}`);
-  return v;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

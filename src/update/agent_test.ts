@@ -34,10 +34,11 @@ async function setup() {
     published: new Date(Date.now() - 1000).toISOString(),
     expires: new Date(Date.now() + 86_400_000).toISOString(),
     targets: {
-      t: {
+      [Deno.build.target]: {
         path: "artifact",
         sha256: createHash("sha256").update(data).digest("hex"),
         length: data.length,
+        hardware: ["generic"],
       },
     },
   }, [await importSigningKey(file)]);
@@ -72,6 +73,7 @@ async function setup() {
     channelName: "stable",
     checkInterval: 3_600_000,
     installRoot: slots.root,
+    hardwareClass: "generic",
     maxArtifactBytes: 1024 ** 2,
     maxMetadataBytes: 512 * 1024,
     minDownloadRate: 1,
@@ -80,7 +82,7 @@ async function setup() {
     maxAttempts: 3,
     allowInsecure: true,
     trustedKeys: [file.public],
-    target: "t",
+    target: Deno.build.target,
   };
   const agent = new UpdateAgent({
     config,

@@ -1,13 +1,32 @@
 import { type Infer, s } from "../config/schema.ts";
 
+const NAME = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, patternName: "a name such as stable" };
+
+/** The last path segment of a channel URL (`…/stable/` → `stable`), when it is a valid name. */
+export function channelNameOf(url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const last = path.split("/").filter(Boolean).pop() ?? "";
+  return NAME.pattern.test(last) ? last : undefined;
+}
+
 /** Config schema of the optional `update:` section. */
 export const updateSchema = s.object({
   channel: s.string({
     pattern: /^https?:\/\/\S+$/,
     patternName: "an https:// URL of a release channel directory",
   }).describe("Release channel: the directory URL that holds manifest.json"),
-  channelName: s.string({ min: 1 }).optional()
-    .describe("Expected `channel` in the manifest (e.g. stable); any when absent"),
+  channelName: s.string(NAME).optional()
+    .describe(
+      "The channel this device follows: a manifest naming another is refused; the last path " +
+        "segment of `channel` when absent",
+    ),
+  hardwareClass: s.string(NAME).default("generic")
+    .describe("This device's hardware class: only artifacts listing it are installed"),
   checkInterval: s.duration({ min: 1000 }).default(6 * 3_600_000)
     .describe("How often to look for a new release"),
   installRoot: s.string({ min: 1 }).default("/opt/outpost")
@@ -34,6 +53,18 @@ export const updateSchema = s.object({
     s.string({ pattern: /^ed25519:[A-Za-z0-9+/=]+$/, patternName: "ed25519:BASE64" }),
   )
     .default([]).describe("Public release keys trusted in addition to the built-in root keys"),
+}, {
+  refine(v, ctx, path) {
+    // A device must know which channel it follows: a mirror or a mistake serving another
+    // channel's (validly signed) manifest would otherwise be installed.
+    v.channelName ??= channelNameOf(v.channel);
+    if (!v.channelName) {
+      ctx.fail(
+        path,
+        `set update.channelName: the channel URL "${v.channel}" does not end with the channel's name`,
+      );
+    }
+  },
 });
 
 /** Validated `update:` config. */

@@ -9,6 +9,8 @@ export type RefusalCode =
   | "expired"
   | "clock-behind"
   | "wrong-channel"
+  | "incompatible"
+  | "version-mismatch"
   | "no-target"
   | "older-version"
   | "too-large"

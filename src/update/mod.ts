@@ -32,11 +32,20 @@ export {
 export {
   compareVersions,
   type Manifest,
+  parseVersion,
   type SignedManifest,
   signManifest,
+  TARGET_RE,
   verifyManifest,
 } from "./manifest.ts";
-export { keygen, parseExpires, publish, readPublicKeys, verifyChannel } from "./release.ts";
+export {
+  checkArtifact,
+  keygen,
+  parseExpires,
+  publish,
+  readPublicKeys,
+  verifyChannel,
+} from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
 export { runTrial, trialUnhealthy } from "./trial.ts";
 export { type Available, type CheckResult, Updater } from "./updater.ts";

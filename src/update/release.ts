@@ -1,9 +1,16 @@
 import { parseDuration } from "../config/schema.ts";
 import { ReleaseError, UpdateRefused } from "./errors.ts";
 import { generateKey, importTrustedKeys, type PublicKeyText, readSigningKey } from "./keys.ts";
-import { type Manifest, parseVersion, signManifest, verifyManifest } from "./manifest.ts";
+import {
+  type Manifest,
+  NAME_RE,
+  parseVersion,
+  signManifest,
+  TARGET_RE,
+  verifyManifest,
+} from "./manifest.ts";
 import { writeFileAtomic } from "./slots.ts";
-import { sha256File } from "./updater.ts";
+import { reportedVersion, sha256File } from "./updater.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
 export async function keygen(dir: string): Promise<{ keyid: string; key: string; pub: string }> {
@@ -36,9 +43,17 @@ export interface PublishOptions {
   rollout?: number;
   /** Channel name in the manifest; the directory name when absent. */
   channelName?: string;
+  /** Hardware classes the artifact runs on; `["generic"]` when absent. */
+  hardware?: string[];
   /** Force the counter (tests of replay); otherwise the previous manifest's plus one. */
   counter?: number;
   now?: number;
+}
+
+function checkName(what: string, value: string, re: RegExp, like: string): void {
+  if (!re.test(value)) {
+    throw new ReleaseError(`${what}: expected ${like}, got ${JSON.stringify(value)}`);
+  }
 }
 
 /**
@@ -49,15 +64,38 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
   if (!parseVersion(opts.version)) {
     throw new ReleaseError(`--version: expected a semantic version, got "${opts.version}"`);
   }
+  checkName("--target", opts.target, TARGET_RE, "a build target such as x86_64-unknown-linux-gnu");
+  const hardware = opts.hardware?.length ? opts.hardware : ["generic"];
+  for (const h of hardware) checkName("--hardware", h, NAME_RE, "hardware class names");
+  if (
+    opts.counter !== undefined && !(Number.isSafeInteger(opts.counter) && opts.counter >= 0)
+  ) {
+    throw new ReleaseError(
+      `--counter: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${opts.counter}`,
+    );
+  }
   if (!opts.keys.length) throw new ReleaseError("publish needs at least one --key");
   const keys = await Promise.all(opts.keys.map(readSigningKey));
   const channel = opts.channel.replace(/\/+$/, "");
-  let prev: Manifest | undefined;
-  try {
-    prev = JSON.parse(await Deno.readTextFile(`${channel}/manifest.json`));
-  } catch { /* first release on this channel */ }
-  const rel = `artifacts/${opts.version}/${opts.target}/outpost`;
-  await Deno.mkdir(`${channel}/artifacts/${opts.version}/${opts.target}`, { recursive: true });
+  const channelName = opts.channelName ?? channel.slice(channel.lastIndexOf("/") + 1);
+  checkName(
+    opts.channelName ? "--channel-name" : "channel directory name (or --channel-name)",
+    channelName,
+    NAME_RE,
+    "a channel name such as stable",
+  );
+  const prev = await readPrevious(channel, keys.map((k) => k.publicKey));
+  if (prev && prev.signed.channel !== channelName) {
+    throw new ReleaseError(
+      `${channel}/manifest.json is for channel "${prev.signed.channel}", not "${channelName}"`,
+    );
+  }
+  const counter = opts.counter ?? (prev?.signed.counter ?? 0) + 1;
+  if (!Number.isSafeInteger(counter)) {
+    throw new ReleaseError(
+      `the next counter after ${prev?.signed.counter} is over ${Number.MAX_SAFE_INTEGER}; devices could not read it`,
+    );
+  }
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(opts.artifact);
@@ -66,6 +104,8 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       cause: e,
     });
   }
+  const rel = `artifacts/${opts.version}/${opts.target}/outpost`;
+  await Deno.mkdir(`${channel}/artifacts/${opts.version}/${opts.target}`, { recursive: true });
   await Deno.copyFile(opts.artifact, `${channel}/${rel}`);
   const now = opts.now ?? Date.now();
   const targets = prev?.signed.version === opts.version ? { ...prev.signed.targets } : {};
@@ -73,12 +113,13 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     path: rel,
     sha256: await sha256File(`${channel}/${rel}`),
     length: stat.size,
+    hardware,
   };
   const manifest = await signManifest({
     _type: "outpost-release",
-    channel: opts.channelName ?? channel.slice(channel.lastIndexOf("/") + 1),
+    channel: channelName,
     version: opts.version,
-    counter: opts.counter ?? (prev?.signed.counter ?? 0) + 1,
+    counter,
     published: new Date(now).toISOString(),
     expires: new Date(now + (opts.expiresInMs ?? 30 * 86_400_000)).toISOString(),
     ...(opts.rollout !== undefined && opts.rollout < 100 ? { rollout: opts.rollout } : {}),
@@ -86,6 +127,137 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
   }, keys);
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
   return manifest;
+}
+
+/**
+ * The channel's current manifest, verified before anything is taken from it: signed by one of
+ * the publishing keys (expiry aside) and every artifact it names with its length and SHA-256.
+ * Undefined when there is none yet.
+ */
+async function readPrevious(
+  channel: string,
+  publicKeys: PublicKeyText[],
+): Promise<Manifest | undefined> {
+  const path = `${channel}/manifest.json`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new ReleaseError(`Cannot read "${path}": ${(e as Error).message}`, { cause: e });
+  }
+  const fix = `; if the file is damaged, move it away and publish with --counter N above the ` +
+    `last counter devices saw`;
+  try {
+    const raw = JSON.parse(text);
+    const m = await verifyManifest(raw, {
+      trustedKeys: await importTrustedKeys(publicKeys),
+      // An expired manifest is still a sound base for the next one.
+      now: Date.parse(raw?.signed?.expires),
+    });
+    await checkArtifacts(channel, m);
+    return m;
+  } catch (e) {
+    throw new ReleaseError(
+      `existing "${path}" does not verify, nothing taken from it: ${(e as Error).message}${fix}`,
+      { cause: e },
+    );
+  }
+}
+
+async function checkArtifacts(dir: string, m: Manifest): Promise<string[]> {
+  const lines: string[] = [];
+  for (const [target, t] of Object.entries(m.signed.targets)) {
+    const path = `${dir}/${t.path}`;
+    const size = (await Deno.stat(path)).size;
+    if (size !== t.length) {
+      throw new UpdateRefused(
+        "length-mismatch",
+        `${path}: ${size} bytes, manifest says ${t.length}`,
+      );
+    }
+    const digest = await sha256File(path);
+    if (digest !== t.sha256) {
+      throw new UpdateRefused(
+        "hash-mismatch",
+        `${path}: sha256 ${digest}, manifest says ${t.sha256}`,
+      );
+    }
+    lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
+  }
+  return lines;
+}
+
+const ELF_MACHINE: Record<number, string> = { 62: "x86_64", 183: "aarch64" };
+
+/**
+ * Checks that `path` is an Outpost build of `version` for `target`: a compiled executable (ELF
+ * for the target's architecture) or a bundle (`#!…deno run` first line), which — when this
+ * machine can run it — must answer `version --json` with exactly `version`. Returns what was
+ * checked; throws a {@linkcode ReleaseError} naming what is wrong.
+ */
+export async function checkArtifact(
+  path: string,
+  opts: { version: string; target: string },
+): Promise<string> {
+  let head: Uint8Array;
+  try {
+    const f = await Deno.open(path, { read: true });
+    try {
+      head = new Uint8Array(256);
+      const n = await f.read(head) ?? 0;
+      head = head.subarray(0, n);
+    } finally {
+      f.close();
+    }
+  } catch (e) {
+    throw new ReleaseError(`Cannot read artifact "${path}": ${(e as Error).message}`, { cause: e });
+  }
+  const arch = opts.target.split("-")[0];
+  const isElf = head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
+  const firstLine = new TextDecoder().decode(head).split("\n")[0];
+  let kind: string;
+  if (isElf) {
+    const machine = ELF_MACHINE[head[18] | head[19] << 8] ?? `machine ${head[18] | head[19] << 8}`;
+    if (machine !== arch) {
+      throw new ReleaseError(
+        `artifact "${path}" is an executable for ${machine}, not for --target ${opts.target}`,
+      );
+    }
+    kind = `${machine} executable`;
+  } else if (/^#!.*\bdeno run\b/.test(firstLine)) {
+    kind = "Deno bundle";
+  } else {
+    throw new ReleaseError(
+      `artifact "${path}" is not an Outpost build (neither an executable nor a bundle starting ` +
+        `with "#!/usr/bin/env -S deno run"; first bytes ${JSON.stringify(firstLine.slice(0, 40))})`,
+    );
+  }
+  if (arch !== Deno.build.arch) {
+    return `${kind}; not run (this machine is ${Deno.build.arch})`;
+  }
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-artifact-" });
+  try {
+    await Deno.copyFile(path, `${tmp}/outpost`);
+    await Deno.chmod(`${tmp}/outpost`, 0o700);
+    let reported: string;
+    try {
+      reported = await reportedVersion(`${tmp}/outpost`);
+    } catch (e) {
+      throw new ReleaseError(
+        `artifact "${path}" (${kind}) does not answer \`version --json\`: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    if (reported !== opts.version) {
+      throw new ReleaseError(
+        `artifact "${path}" reports version ${reported}, not --version ${opts.version}`,
+      );
+    }
+    return `${kind} reporting ${reported}`;
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Parses `--expires` ("30d", "12h"). */
@@ -130,23 +302,6 @@ export async function verifyChannel(channel: string, pubkeys: PublicKeyText[]): 
       m.signatures.map((s) => s.keyid).join(", ")
     }`,
   ];
-  for (const [target, t] of Object.entries(m.signed.targets)) {
-    const path = `${dir}/${t.path}`;
-    const size = (await Deno.stat(path)).size;
-    if (size !== t.length) {
-      throw new UpdateRefused(
-        "length-mismatch",
-        `${path}: ${size} bytes, manifest says ${t.length}`,
-      );
-    }
-    const digest = await sha256File(path);
-    if (digest !== t.sha256) {
-      throw new UpdateRefused(
-        "hash-mismatch",
-        `${path}: sha256 ${digest}, manifest says ${t.sha256}`,
-      );
-    }
-    lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
-  }
+  lines.push(...await checkArtifacts(dir, m));
   return lines;
 }

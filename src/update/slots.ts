@@ -49,6 +49,9 @@ export interface UpdateState {
   };
   /** Highest manifest counter accepted (replay protection). */
   lastCounter?: number;
+  /** SHA-256 of the signed part that carried `lastCounter`: that counter with other content is
+   * refused. */
+  lastDigest?: string;
   /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
   trustedTime?: number;
   lastCheck?: UpdateOutcome;

@@ -1,12 +1,18 @@
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
+import { channelNameOf, type UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import { testHold } from "./_test_hooks.ts";
 import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
 import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
-import { compareVersions, inRollout, type Manifest, verifyManifest } from "./manifest.ts";
+import {
+  compareVersions,
+  inRollout,
+  type Manifest,
+  signedDigest,
+  verifyManifest,
+} from "./manifest.ts";
 import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
 
 /** Options of {@linkcode Updater}. */
@@ -96,6 +102,13 @@ export class Updater {
    * the manifest's counter and time in state.json (replay protection) unless `remember` is false.
    */
   async check(opts: { signal?: AbortSignal; remember?: boolean } = {}): Promise<CheckResult> {
+    const arch = this.#target.split("-")[0];
+    if (arch !== Deno.build.arch) {
+      throw new UpdateRefused(
+        "incompatible",
+        `update.target "${this.#target}" is for ${arch}; this device runs ${Deno.build.arch}`,
+      );
+    }
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
@@ -105,15 +118,25 @@ export class Updater {
       ...this.#config.trustedKeys,
     ]);
     const now = this.#now();
+    const channel = this.#config.channelName ?? channelNameOf(this.#config.channel);
+    if (!channel) {
+      throw new UpdateRefused(
+        "wrong-channel",
+        `no update.channelName, and "${this.#config.channel}" does not end with one`,
+      );
+    }
     const manifest = await verifyManifest(body, {
       trustedKeys,
-      channel: this.#config.channelName,
+      channel,
       lastCounter: state.lastCounter,
+      lastDigest: state.lastDigest,
       trustedTime: state.trustedTime,
       now,
     });
     const s = manifest.signed;
-    if (opts.remember !== false) await this.#remember(state, s.counter, Date.parse(s.published));
+    if (opts.remember !== false) {
+      await this.#remember(state, s.counter, await signedDigest(s), Date.parse(s.published));
+    }
     const committed = state.committed.version;
     const cmp = compareVersions(s.version, committed);
     if (cmp === 0) {
@@ -157,13 +180,29 @@ export class Updater {
         })`,
       );
     }
+    const hw = this.#config.hardwareClass ?? "generic";
+    if (!t.hardware.includes(hw)) {
+      throw new UpdateRefused(
+        "incompatible",
+        `manifest ${s.version} for ${this.#target} is for hardware ${
+          t.hardware.join(", ")
+        }; this device is "${hw}" (update.hardwareClass)`,
+      );
+    }
+    const artifactUrl = new URL(t.path, `${this.#channel}/`).href;
+    if (!artifactUrl.startsWith(`${this.#channel}/`)) {
+      throw new UpdateRefused(
+        "manifest-malformed",
+        `artifact path "${t.path}" leads outside the channel (${artifactUrl})`,
+      );
+    }
     return {
       kind: "available",
       available: {
         manifest,
         version: s.version,
         target: this.#target,
-        url: new URL(t.path, `${this.#channel}/`).href,
+        url: artifactUrl,
         sha256: t.sha256,
         length: t.length,
       },
@@ -206,14 +245,24 @@ export class Updater {
     }
   }
 
-  async #remember(state: UpdateState, counter: number, published: number): Promise<void> {
-    if (counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0)) return;
+  async #remember(
+    state: UpdateState,
+    counter: number,
+    digest: string,
+    published: number,
+  ): Promise<void> {
+    if (
+      counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0) &&
+      (counter < (state.lastCounter ?? -1) || state.lastDigest === digest)
+    ) return;
     // Re-read so a concurrent writer (the trial supervisor) is not overwritten with stale fields.
     const fresh = await this.slots.readState();
+    if (counter >= (fresh.lastCounter ?? 0)) fresh.lastDigest = digest;
     fresh.lastCounter = Math.max(fresh.lastCounter ?? 0, counter);
     fresh.trustedTime = Math.max(fresh.trustedTime ?? 0, published);
     await this.slots.writeState(fresh);
     state.lastCounter = fresh.lastCounter;
+    state.lastDigest = fresh.lastDigest;
     state.trustedTime = fresh.trustedTime;
   }
 
@@ -272,9 +321,39 @@ export class Updater {
         `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}`,
       );
     }
+    await this.#checkReportsVersion(staging, a, opts.signal);
     await this.slots.promoteStaging(slot);
     this.#log.info("staged verified artifact", { version: a.version, slot, bytes: a.length });
     return slot;
+  }
+
+  /**
+   * Runs the verified artifact with `version --json` (as the trial will run it: same user, same
+   * environment) and refuses it unless it reports exactly the manifest's version: a signed
+   * artifact of another release cannot be committed under this one's name.
+   */
+  async #checkReportsVersion(staging: string, a: Available, signal?: AbortSignal): Promise<void> {
+    await Deno.chmod(staging, 0o700);
+    let reported: string;
+    try {
+      reported = await reportedVersion(staging, signal);
+    } catch (e) {
+      await Deno.chmod(staging, 0o600);
+      throw new UpdateRefused(
+        "version-mismatch",
+        `artifact ${a.version} does not run as an Outpost build (\`version --json\`): ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+    if (reported !== a.version) {
+      await Deno.remove(staging);
+      throw new UpdateRefused(
+        "version-mismatch",
+        `artifact "${a.url}" reports version ${reported}, the manifest says ${a.version}; deleted`,
+      );
+    }
   }
 
   async #download(
@@ -393,6 +472,37 @@ export class Updater {
       } catch { /* closed above */ }
     }
   }
+}
+
+/**
+ * Asks an Outpost executable for its version (`outpost version --json`), within 30 s. Throws
+ * naming the exit status and stderr when it does not answer with one.
+ */
+export async function reportedVersion(binary: string, signal?: AbortSignal): Promise<string> {
+  const out = await new Deno.Command(binary, {
+    args: ["version", "--json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: anySignal(signal, AbortSignal.timeout(30_000)),
+  }).output();
+  const dec = new TextDecoder();
+  const text = dec.decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(
+      `exited with ${out.signal ? `signal ${out.signal}` : `status ${out.code}`}: ${
+        dec.decode(out.stderr).trim().slice(0, 300)
+      }`,
+    );
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text).version;
+  } catch {
+    v = undefined;
+  }
+  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text.slice(0, 200))}`);
+  return v;
 }
 
 /** SHA-256 of a file in hex, read in chunks. */

@@ -3,18 +3,26 @@ import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
 import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
-import type { Manifest } from "./manifest.ts";
+import type { Manifest, SignedManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
+
+/** A shell script that answers `version --json` like an Outpost build of `version`. */
+function script(version: string): string {
+  return `#!/bin/sh\n[ "$1" = version ] && echo '{"version":"${version}"}'\nexit 0\n`;
+}
 
 async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => Response) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/art`, "#!/bin/sh\n");
   const slots = new Slots(`${dir}/opt`);
   await slots.init(`${dir}/art`, "1.0.0");
+  // A shell script that answers `version --json` with 2.0.0, padded with random bytes (after
+  // `exit` the shell reads no further).
   const data = crypto.getRandomValues(new Uint8Array(48 * 1024));
+  data.set(new TextEncoder().encode(script("2.0.0")));
   const ac = new AbortController();
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
@@ -23,8 +31,10 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
   const url = `http://127.0.0.1:${server.addr.port}`;
   const config: UpdateConfig = {
     channel: url,
+    channelName: "stable",
     checkInterval: 3_600_000,
     installRoot: slots.root,
+    hardwareClass: "generic",
     maxArtifactBytes: 1024 ** 2,
     maxMetadataBytes: 512 * 1024,
     minDownloadRate: 1024,
@@ -37,7 +47,7 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
   const available: Available = {
     manifest: {} as Manifest,
     version: "2.0.0",
-    target: "t",
+    target: Deno.build.target,
     url: `${url}/artifact`,
     sha256: createHash("sha256").update(data).digest("hex"),
     length: data.length,
@@ -99,11 +109,18 @@ Deno.test("check({ remember: false }) leaves state.json alone; a check records t
     counter: 7,
     published: new Date(Date.now() - 1000).toISOString(),
     expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: { t: { path: "artifact", sha256: "a".repeat(64), length: 10 } },
+    targets: {
+      [Deno.build.target]: {
+        path: "artifact",
+        sha256: "a".repeat(64),
+        length: 10,
+        hardware: ["generic"],
+      },
+    },
   }, [key]);
   const t = await setup(() => Response.json(manifest));
   try {
-    const config = { ...t.config, trustedKeys: [file.public], target: "t" };
+    const config = { ...t.config, trustedKeys: [file.public], target: Deno.build.target };
     const updater = new Updater({ config, gatewayId: "gw", log });
     const before = await Deno.readTextFile(t.slots.stateFile);
     const r = await updater.check({ remember: false });
@@ -220,6 +237,91 @@ Deno.test("stage() gives up a download that is fast enough but outlasts update.d
     assert.ok(err instanceof UpdateRefused, String(err));
     assert.equal(err.code, "download-failed");
     assert.match(err.message, /not done within update\.downloadTimeout 500ms/);
+  } finally {
+    await t.close();
+  }
+});
+
+/** A channel serving one signed manifest (built by `over`) and `artifact`. */
+async function offered(
+  over: Partial<SignedManifest>,
+  artifact: Uint8Array<ArrayBuffer>,
+  target = Deno.build.target,
+) {
+  const { generateKey, importSigningKey } = await import("./keys.ts");
+  const { signManifest } = await import("./manifest.ts");
+  const file = await generateKey();
+  const manifest = await signManifest({
+    _type: "outpost-release",
+    channel: "stable",
+    version: "2.0.0",
+    counter: 7,
+    published: new Date(Date.now() - 1000).toISOString(),
+    expires: new Date(Date.now() + 86_400_000).toISOString(),
+    targets: {
+      [target]: {
+        path: "artifact",
+        sha256: createHash("sha256").update(artifact).digest("hex"),
+        length: artifact.length,
+        hardware: ["generic"],
+      },
+    },
+    ...over,
+  }, [await importSigningKey(file)]);
+  const t = await setup((req) =>
+    req.url.endsWith("/manifest.json") ? Response.json(manifest) : new Response(artifact)
+  );
+  return { ...t, config: { ...t.config, trustedKeys: [file.public] } };
+}
+
+Deno.test("check() refuses another channel's manifest: the name comes from the channel URL", async () => {
+  const t = await offered({ channel: "beta" }, new Uint8Array(10));
+  try {
+    // A device following …/stable with no channelName set.
+    const config = { ...t.config, channel: `${t.config.channel}/stable`, channelName: undefined };
+    const err = await new Updater({ config, gatewayId: "gw", log }).check().catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "wrong-channel");
+    assert.match(err.message, /manifest is for channel "beta", device follows "stable"/);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("check() refuses an artifact for another hardware class or architecture", async () => {
+  const t = await offered({}, new Uint8Array(10));
+  try {
+    const cm4 = { ...t.config, hardwareClass: "cm4" };
+    const err = await new Updater({ config: cm4, gatewayId: "gw", log }).check().catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "incompatible");
+    assert.match(err.message, /is for hardware generic; this device is "cm4"/);
+    const other = Deno.build.arch === "x86_64"
+      ? "aarch64-unknown-linux-gnu"
+      : "x86_64-unknown-linux-gnu";
+    const wrong = { ...t.config, target: other };
+    const e2 = await new Updater({ config: wrong, gatewayId: "gw", log }).check().catch((e) => e);
+    assert.ok(e2 instanceof UpdateRefused, String(e2));
+    assert.equal(e2.code, "incompatible");
+    assert.match(e2.message, new RegExp(`this device runs ${Deno.build.arch}`));
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("stage() refuses a signed artifact that reports another version than the manifest", async () => {
+  const t = await offered({ version: "6.6.6" }, new TextEncoder().encode(script("1.6.0")));
+  try {
+    const updater = new Updater({ config: t.config, gatewayId: "gw", log });
+    const r = await updater.check();
+    assert.equal(r.kind, "available");
+    if (r.kind !== "available") return;
+    const err = await updater.stage(r.available).catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "version-mismatch");
+    assert.match(err.message, /reports version 1\.6\.0, the manifest says 6\.6\.6; deleted/);
+    await assert.rejects(Deno.stat(t.slots.binary("b")));
+    await assert.rejects(Deno.stat(t.slots.staging("b")));
   } finally {
     await t.close();
   }

@@ -243,7 +243,7 @@ export async function keypair(dir: string): Promise<{ key: string; pub: string }
   return { key, pub };
 }
 
-/** `outpost release publish` of an artifact for this machine's target. */
+/** `outpost release publish` of an artifact for this machine's target on channel "stable". */
 export const publish = (
   channel: string,
   artifact: string,
@@ -263,6 +263,8 @@ export const publish = (
     "--target",
     TARGET,
     ...keys.flatMap((k) => ["--key", k]),
+    // The devices follow "stable", whatever the channel directory is called.
+    ...(more.includes("--channel-name") ? [] : ["--channel-name", "stable"]),
     ...more,
   );
 
@@ -305,6 +307,8 @@ export interface DeviceOptions {
   startTimeoutMs?: number;
   /** More YAML under `update:`. */
   updateExtra?: string;
+  /** update.channelName; "stable" when absent. */
+  channelName?: string;
 }
 
 /** A gateway installed in A/B slots and run by a fake systemd. */
@@ -364,6 +368,7 @@ adapters:
 http: { listen: 127.0.0.1:${httpPort} }
 update:
   channel: ${opts.channelUrl}
+  channelName: ${opts.channelName ?? "stable"}
   installRoot: ${installRoot}
   checkInterval: ${opts.checkInterval ?? "1s"}
   healthDeadline: ${opts.healthDeadline ?? "20s"}
