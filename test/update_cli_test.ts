@@ -238,3 +238,80 @@ Deno.test({
   assert.match(mislabelled.out, /reports version 1\.1\.0, not --version 6\.6\.6/);
   await assert.rejects(Deno.stat(`${tmp}/www`));
 });
+
+Deno.test({
+  name:
+    "update rollback by hand keeps the version rolled back from out until unpin; pin holds every release",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const a = await artifacts();
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-pin-" });
+  const channel = `${tmp}/stable`;
+  await Deno.mkdir(channel);
+  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const srv = channelServer(channel);
+  const dev = await device({
+    channelUrl: srv.url,
+    pubkeys: [key.pub],
+    broker: broker.url,
+    checkInterval: "1s",
+  });
+  const lastCheckAt = (s: { update: { lastCheck?: unknown } }) =>
+    (s.update.lastCheck as { at?: number } | undefined)?.at ?? 0;
+  try {
+    await publish(channel, a.good, "2.0.0", [key.key]);
+    await dev.boot();
+    await dev.waitStatus(
+      "2.0.0 installed",
+      (s) => s.version === "2.0.0" && s.update.committed.version === "2.0.0",
+    );
+    // Refused while the gateway runs: it would race the running updater.
+    let r = await cli("update", "rollback", "--config", dev.config);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /a gateway answers on .*; stop it first/);
+
+    await dev.powerCut();
+    r = await cli("update", "rollback", "--config", dev.config, "--reason", "bad readings");
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /rolled back from 2\.0\.0 to 1\.1\.0/);
+    assert.equal(await dev.slots.active(), "a");
+    const booted = Date.now();
+    await dev.boot();
+    // Checks go on every second; 2.0.0 is still offered and stays out.
+    let s = await dev.waitStatus(
+      "1.1.0 running, 2.0.0 skipped for three seconds of checks",
+      (s) =>
+        s.version === "1.1.0" && s.update.lastCheck?.result === "skipped" &&
+        lastCheckAt(s) > booted + 3000,
+    );
+    assert.match(s.update.lastCheck!.reason!, /2\.0\.0 was rolled back \(bad readings\)/);
+    assert.equal(s.update.committed.version, "1.1.0");
+    assert.equal(s.update.lastRollback?.version, "2.0.0");
+
+    // Pin: nothing at all is installed.
+    r = await cli("update", "pin", "--config", dev.config, "--reason", "audit week");
+    assert.equal(r.code, 0, r.out);
+    const pinned = Date.now();
+    s = await dev.waitStatus("the pin seen by a check", (s) => lastCheckAt(s) > pinned);
+    assert.match(
+      s.update.lastCheck!.reason!,
+      /pinned at 1\.1\.0 by the operator since .*audit week/,
+    );
+    assert.equal((s.update as { pinned?: { reason: string } }).pinned?.reason, "audit week");
+
+    // Unpin: 2.0.0 may come back, and does at the next check.
+    r = await cli("update", "unpin", "--config", dev.config);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /2\.0\.0 \(rolled back before\) may be installed again/);
+    s = await dev.waitStatus(
+      "2.0.0 installed again",
+      (s) => s.version === "2.0.0" && s.update.committed.version === "2.0.0",
+    );
+    assert.equal(s.update.committed.slot, "b");
+  } finally {
+    await dev.close();
+    await srv.close();
+    await broker.stop();
+  }
+});

@@ -25,10 +25,13 @@ import {
   keygen,
   parseExpires,
   parseVersion,
+  pinUpdates,
   publish,
   readPublicKeys,
+  rollbackByHand,
   Slots,
   TARGET_RE,
+  unpinUpdates,
   UpdateAgent,
   type UpdateConfig,
   Updater,
@@ -127,11 +130,17 @@ device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`
   update: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
        outpost update init --install-root DIR --artifact FILE --version X
+       outpost update rollback --config FILE [--reason TEXT]
+       outpost update pin (--config FILE | --install-root DIR) [--reason TEXT]
+       outpost update unpin (--config FILE | --install-root DIR)
 
 check fetches and verifies the channel's manifest and prints what the device would do (nothing
 changes). apply asks the running gateway (pid from its /status) to check and install now
 (SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json);
-the artifact must be an Outpost build for this machine that reports exactly --version.`,
+the artifact must be an Outpost build for this machine that reports exactly --version.
+rollback (gateway stopped) makes the other slot's version the committed one; the version rolled
+back from is not installed again until a newer release or unpin. pin stops all installs until
+unpin.`,
 };
 
 function printErr(msg: string): void {
@@ -891,8 +900,12 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     "install-root": { type: "string" },
     artifact: { type: "string" },
     version: { type: "string" },
+    reason: { type: "string" },
   });
   if (values.help) return help("update");
+  if (sub === "rollback" || sub === "pin" || sub === "unpin") {
+    return await updateHold(sub, values, deps);
+  }
   if (sub === "init") {
     if (!values["install-root"] || !values.artifact || !values.version) {
       throw new UsageError(
@@ -911,7 +924,9 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     return EXIT_OK;
   }
   if (sub !== "check" && sub !== "apply") {
-    throw new UsageError(`update: expected check, apply or init, got "${sub ?? ""}"`);
+    throw new UsageError(
+      `update: expected check, apply, init, rollback, pin or unpin, got "${sub ?? ""}"`,
+    );
   }
   if (!values.config) throw new UsageError(`${sub}: missing --config FILE\n\n${HELP.update}`);
   const config = loadGatewayConfig(values.config, deps);
@@ -956,4 +971,55 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     }
     throw e;
   }
+}
+
+/** `update rollback | pin | unpin`: the operator's hand on which version runs. */
+async function updateHold(
+  sub: "rollback" | "pin" | "unpin",
+  values: Values,
+  deps: CliDeps,
+): Promise<number> {
+  const config = values.config ? loadGatewayConfig(values.config, deps) : undefined;
+  const root = values["install-root"] ??
+    (config?.update as UpdateConfig | undefined)?.installRoot;
+  if (!root || (sub === "rollback" && !config)) {
+    throw new UsageError(
+      `${sub}: needs --config FILE${
+        sub === "rollback" ? "" : " or --install-root DIR"
+      }\n\n${HELP.update}`,
+    );
+  }
+  if (config && !config.update) throw new UsageError(`${values.config}: has no update: section`);
+  const slots = new Slots(root);
+  if (sub === "pin") {
+    const p = await pinUpdates(slots, values.reason ?? "pinned with outpost update pin");
+    console.log(`pinned at ${p.pinned!.version}: no release is installed until \`update unpin\``);
+    return EXIT_OK;
+  }
+  if (sub === "unpin") {
+    const allowed = await unpinUpdates(slots);
+    console.log(
+      `unpinned${
+        allowed ? `; ${allowed} (rolled back before) may be installed again` : ""
+      }: the next check installs what the channel offers`,
+    );
+    return EXIT_OK;
+  }
+  const health = config!.http.healthListen
+    ? `http://${config!.http.healthListen}`
+    : parseListenUrl(config!.http.listen);
+  const running = await fetch(`${health}/healthz`, { signal: AbortSignal.timeout(2000) })
+    .then(async (r) => (await r.body?.cancel(), true), () => false);
+  if (running) {
+    printErr(
+      `update rollback: a gateway answers on ${health}; stop it first (systemctl stop outpost), ` +
+        `or send it the \`rollback\` command`,
+    );
+    return EXIT_FAILURE;
+  }
+  const r = await rollbackByHand(slots, values.reason ?? "rolled back by hand (update rollback)");
+  console.log(
+    `rolled back from ${r.from} to ${r.to}; ${r.from} is not installed again until a newer release or \`update unpin\``,
+  );
+  return EXIT_OK;
 }

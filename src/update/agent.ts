@@ -11,7 +11,9 @@ import {
   writeFileAtomic,
 } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
-import { type DownloadProgress, reportedVersion, Updater } from "./updater.ts";
+import { type Pin, readPin } from "./pin.ts";
+import { reportedVersion } from "./probe.ts";
+import { type DownloadProgress, Updater } from "./updater.ts";
 import { initTestHooks, testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode UpdateAgent}. */
@@ -38,6 +40,8 @@ export interface UpdateStatus {
   lastCounter?: number;
   lastCheck?: UpdateOutcome;
   lastRollback?: UpdateState["lastRollback"];
+  /** Set while the operator holds updates (`outpost update pin`). */
+  pinned?: Pin["pinned"];
   /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
   history?: UpdateOutcome[];
   staged?: { slot: Slot; version: string };
@@ -81,6 +85,7 @@ export class UpdateAgent {
   /** The check under way: later requests join it; a rollback on request stops it. */
   #inflight: { done: Promise<boolean>; stop: AbortController } | undefined;
   #progress: UpdateStatus["progress"];
+  #pin: Pin | undefined;
   /** A rollback on request is being staged. */
   #rollingBack = false;
 
@@ -106,6 +111,7 @@ export class UpdateAgent {
       lastCounter: s?.lastCounter,
       lastCheck: this.#last ?? s?.lastCheck,
       lastRollback: s?.lastRollback,
+      ...(this.#pin?.pinned ? { pinned: this.#pin.pinned } : {}),
       history: s?.history.slice(0, 5),
       ...(this.#staged
         ? { staged: { slot: this.#staged.slot, version: this.#staged.version } }
@@ -117,6 +123,7 @@ export class UpdateAgent {
   /** Reads state.json; returns a copy to change, so /status never shows what is not written. */
   async #reload(): Promise<UpdateState> {
     this.#state = await this.slots.readState();
+    this.#pin = await readPin(this.slots).catch(() => undefined);
     return structuredClone(this.#state);
   }
 

@@ -48,4 +48,11 @@ export {
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
 export { runTrial, trialUnhealthy } from "./trial.ts";
+export {
+  type Pin,
+  pin as pinUpdates,
+  readPin,
+  rollbackByHand,
+  unpin as unpinUpdates,
+} from "./pin.ts";
 export { type Available, type CheckResult, Updater } from "./updater.ts";

@@ -10,7 +10,8 @@ import {
   verifyManifest,
 } from "./manifest.ts";
 import { writeFileAtomic } from "./slots.ts";
-import { reportedVersion, sha256File } from "./updater.ts";
+import { reportedVersion } from "./probe.ts";
+import { sha256File } from "./updater.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
 export async function keygen(dir: string): Promise<{ keyid: string; key: string; pub: string }> {

@@ -5,6 +5,8 @@ import { channelNameOf, type UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import { testHold } from "./_test_hooks.ts";
 import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
+import { readPin } from "./pin.ts";
+import { reportedVersion } from "./probe.ts";
 import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
 import {
   compareVersions,
@@ -148,7 +150,21 @@ export class Updater {
         `manifest version ${s.version} is older than the committed ${committed}`,
       );
     }
-    if (state.lastRollback?.version === s.version) {
+    const pin = await readPin(this.slots);
+    if (pin.pinned) {
+      return {
+        kind: "none",
+        outcome: {
+          at: now,
+          result: "skipped",
+          version: s.version,
+          reason: `pinned at ${pin.pinned.version} by the operator since ${
+            new Date(pin.pinned.at).toISOString()
+          } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
+        },
+      };
+    }
+    if (state.lastRollback?.version === s.version && pin.allow !== s.version) {
       return {
         kind: "none",
         outcome: {
@@ -156,7 +172,7 @@ export class Updater {
           result: "skipped",
           version: s.version,
           reason:
-            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release`,
+            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
         },
       };
     }
@@ -472,37 +488,6 @@ export class Updater {
       } catch { /* closed above */ }
     }
   }
-}
-
-/**
- * Asks an Outpost executable for its version (`outpost version --json`), within 30 s. Throws
- * naming the exit status and stderr when it does not answer with one.
- */
-export async function reportedVersion(binary: string, signal?: AbortSignal): Promise<string> {
-  const out = await new Deno.Command(binary, {
-    args: ["version", "--json"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: anySignal(signal, AbortSignal.timeout(30_000)),
-  }).output();
-  const dec = new TextDecoder();
-  const text = dec.decode(out.stdout).trim();
-  if (!out.success) {
-    throw new Error(
-      `exited with ${out.signal ? `signal ${out.signal}` : `status ${out.code}`}: ${
-        dec.decode(out.stderr).trim().slice(0, 300)
-      }`,
-    );
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text).version;
-  } catch {
-    v = undefined;
-  }
-  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text.slice(0, 200))}`);
-  return v;
 }
 
 /** SHA-256 of a file in hex, read in chunks. */

@@ -326,3 +326,34 @@ Deno.test("stage() refuses a signed artifact that reports another version than t
     await t.close();
   }
 });
+
+Deno.test("rollbackByHand(), pin and unpin: the version rolled back from stays out until unpin", async () => {
+  const { pin, rollbackByHand, unpin } = await import("./pin.ts");
+  const t = await offered({}, new TextEncoder().encode(script("2.0.0")));
+  try {
+    // 2.0.0 committed in slot b, 1.1.0 in slot a.
+    await Deno.writeTextFile(t.slots.binary("a"), script("1.1.0"));
+    await Deno.writeTextFile(t.slots.binary("b"), script("2.0.0"), { mode: 0o755 });
+    await t.slots.switchTo("b");
+    const state = await t.slots.readState();
+    state.committed = { slot: "b", version: "2.0.0" };
+    await t.slots.writeState(state);
+
+    assert.deepEqual(await rollbackByHand(t.slots, "by hand"), { from: "2.0.0", to: "1.1.0" });
+    assert.equal(await t.slots.active(), "a");
+    const updater = new Updater({ config: t.config, gatewayId: "gw", log });
+    let r = await updater.check();
+    assert.equal(r.kind, "none");
+    if (r.kind === "none") assert.match(r.outcome.reason!, /2\.0\.0 was rolled back \(by hand\)/);
+
+    await pin(t.slots, "freeze");
+    r = await updater.check();
+    assert.equal(r.kind, "none");
+    if (r.kind === "none") assert.match(r.outcome.reason!, /pinned at 1\.1\.0 by the operator/);
+
+    assert.equal(await unpin(t.slots), "2.0.0");
+    assert.equal((await updater.check()).kind, "available");
+  } finally {
+    await t.close();
+  }
+});
