@@ -7,8 +7,9 @@
  *
  * TEST-ONLY: `--behaviour exit|unhealthy|hang` bakes a misbehaviour into the stamp so the update
  * tests get real bad releases (see src/version.ts `TEST_BEHAVIOUR`); `--test-hooks` lets the
- * power-loss tests hold the updater at a chosen step (src/update/_test_hooks.ts). Never use
- * either for a release.
+ * power-loss tests hold the updater at a chosen step (src/update/_test_hooks.ts);
+ * `--test-schema next` adds one additive buffer schema step (src/buffer/schema.ts) for the
+ * schema round-trip test. Never use any of them for a release.
  *
  * `deno compile` needs its `denort` base binary; offline, point DENORT_BIN at one
  * (e.g. from the `@deno/linux-arm64-glibc` npm package). `--v8-flags` given to `deno compile`
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     out: { type: "string" },
     behaviour: { type: "string" },
     "test-hooks": { type: "boolean" },
+    "test-schema": { type: "string" },
   },
 });
 const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
@@ -54,6 +56,11 @@ if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
 const behaviour = values.behaviour;
 if (behaviour !== undefined && !["exit", "unhealthy", "hang"].includes(behaviour)) {
   console.error(`build: --behaviour: expected exit, unhealthy or hang, got "${behaviour}"`);
+  Deno.exit(2);
+}
+const testSchema = values["test-schema"];
+if (testSchema !== undefined && testSchema !== "next") {
+  console.error(`build: --test-schema: expected next, got "${testSchema}"`);
   Deno.exit(2);
 }
 const OUT = values.out ? await Deno.realPath(values.out).catch(() => values.out!) : DIST;
@@ -71,6 +78,11 @@ await Deno.writeTextFile(
       : "") +
     (values["test-hooks"]
       ? `// TEST-ONLY hold points for the power-loss tests.\n(globalThis as { __OUTPOST_TEST_HOOKS__?: boolean }).__OUTPOST_TEST_HOOKS__ = true;\n`
+      : "") +
+    (testSchema
+      ? `// TEST-ONLY: one more (additive) buffer schema step, src/buffer/schema.ts.\n(globalThis as { __OUTPOST_TEST_SCHEMA__?: string }).__OUTPOST_TEST_SCHEMA__ = ${
+        JSON.stringify(testSchema)
+      };\n`
       : ""),
 );
 const src = (p: string) => JSON.stringify(new URL(p, `file://${ROOT}`).href);

@@ -4,6 +4,7 @@ import type { Logger } from "../log.ts";
 import type { Reading, ReadingValue, StoredReading } from "../reading.ts";
 import type { BufferConfig } from "../config/gateway.ts";
 import { type BufferOwner, currentOwner, heldByOther, parseOwner } from "./owner.ts";
+import { prepareSchema } from "./schema.ts";
 
 /** The buffer file could not be opened or used. */
 export class BufferError extends Error {
@@ -324,7 +325,7 @@ export class Buffer {
       const verdict = String(Object.values(row ?? {})[0]);
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
-    db.exec(SCHEMA);
+    prepareSchema(db, SCHEMA, { path: this.#path, log: this.#log });
     this.#claim();
     const meta = new Map<string, unknown>();
     for (const r of db.prepare("SELECT key, value FROM meta").all()) {

@@ -32,7 +32,8 @@ export async function sh(cmd: string, args: string[]): Promise<string> {
 export const outpost = (...args: string[]): Promise<string> =>
   sh(Deno.execPath(), ["run", "-A", `${ROOT}main.ts`, ...args]);
 
-/** The release artifacts of the tests: name → [version, TEST-ONLY behaviour]. */
+/** The release artifacts of the tests: name → [version, TEST-ONLY behaviour, TEST-ONLY buffer
+ * schema]. `next` knows one additive buffer schema step more than the others. */
 const SPECS = {
   base: ["1.1.0"],
   good: ["2.0.0"],
@@ -40,7 +41,9 @@ const SPECS = {
   exit: ["1.2.0", "exit"],
   unhealthy: ["1.3.0", "unhealthy"],
   hang: ["1.4.0", "hang"],
+  next: ["2.1.0", undefined, "next"],
 } as const;
+type Spec = readonly [version: string, behaviour?: string, schema?: string];
 /** Names of the test artifacts. */
 export type ArtifactName = keyof typeof SPECS;
 /** Version of each test artifact. */
@@ -89,7 +92,7 @@ export function artifacts(): Promise<Record<ArtifactName, string>> {
     await Deno.mkdir(cache, { recursive: true });
     const tmp = await Deno.makeTempDir({ dir: cache, prefix: ".build-" });
     await Promise.all(
-      Object.entries(SPECS).map(([name, [version, behaviour]]) =>
+      Object.entries(SPECS as Record<string, Spec>).map(([name, [version, behaviour, schema]]) =>
         sh(Deno.execPath(), [
           "run",
           "-A",
@@ -101,6 +104,7 @@ export function artifacts(): Promise<Record<ArtifactName, string>> {
           "--out",
           `${tmp}/${name}`,
           ...(behaviour ? ["--behaviour", behaviour] : []),
+          ...(schema ? ["--test-schema", schema] : []),
         ])
       ),
     );
