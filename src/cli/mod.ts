@@ -22,13 +22,20 @@ import {
 import { VERSION } from "../version.ts";
 import {
   checkArtifact,
+  describeRoot,
+  initRelease,
   keygen,
   parseExpires,
   parseVersion,
   pinUpdates,
   publish,
   readPublicKeys,
+  readRoot,
+  readRootFile,
+  readSigningKey,
+  releaseRoleKeys,
   rollbackByHand,
+  rotateRole,
   Slots,
   TARGET_RE,
   unpinUpdates,
@@ -37,6 +44,7 @@ import {
   Updater,
   UpdateRefused,
   verifyChannel,
+  writeTimestamp,
 } from "../update/mod.ts";
 
 /** Exit status: success. */
@@ -115,12 +123,23 @@ the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as 
 
 Prints the JSON Schema of the config file (config/schema.json), for editors.`,
   version: `Usage: outpost version [--json]`,
-  release: `Usage: outpost release keygen --out DIR
+  release:
+    `Usage: outpost release init --out DIR [--ROLE-keys N] [--ROLE-threshold K] [--expires 365d]
+       outpost release rotate --dir DIR --role root|targets|timestamp [--expires 365d]
        outpost release publish --channel DIR --artifact FILE --version X --target T
-                               --key PRIV [--key PRIV2] [--expires 30d] [--rollout 100]
-                               [--hardware CLASS]… [--channel-name NAME] [--counter N]
+                               (--root-dir DIR [--key TARGETS.key]… [--timestamp-key TS.key]
+                                [--timestamp-expires 1d] | --key PRIV [--key PRIV2])
+                               [--expires 30d] [--rollout 100] [--hardware CLASS]…
+                               [--channel-name NAME] [--counter N]
+       outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
+       outpost release keygen --out DIR
        outpost release verify --channel DIR --pubkey FILE|ed25519:… [--pubkey …]
 
+init makes a release directory: new keys for the root, targets and timestamp roles (ROLE is
+root, targets or timestamp; 1 key, threshold 1 each unless given) and root.json version 1, the
+file devices pin (update init --root). rotate replaces one role's keys with a root version
+signed by the old and the new root keys. timestamp re-signs timestamp.json (run it daily with
+the timestamp key: devices report the channel stale once it expires).
 keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.pub and prints
 the public key. publish checks the artifact is an Outpost build of that version for that target,
 verifies the channel's current manifest.json and its artifacts, copies the artifact into the
@@ -129,7 +148,7 @@ rotation. verify checks the manifest as a
 device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`,
   update: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
-       outpost update init --install-root DIR --artifact FILE --version X
+       outpost update init --install-root DIR --artifact FILE --version X [--root root.json]
        outpost update rollback --config FILE [--reason TEXT]
        outpost update pin (--config FILE | --install-root DIR) [--reason TEXT]
        outpost update unpin (--config FILE | --install-root DIR)
@@ -801,6 +820,9 @@ async function releaseCmd(args: string[]): Promise<number> {
           counter: { type: "string" },
           "channel-name": { type: "string" },
           hardware: { type: "string", multiple: true },
+          "root-dir": { type: "string" },
+          "timestamp-key": { type: "string", multiple: true },
+          "timestamp-expires": { type: "string" },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -810,7 +832,9 @@ async function releaseCmd(args: string[]): Promise<number> {
       for (const k of ["channel", "artifact", "version", "target"] as const) {
         if (!v[k]) throw new UsageError(`publish: missing --${k}\n\n${HELP.release}`);
       }
-      if (!v.key?.length) throw new UsageError(`publish: missing --key PRIV\n\n${HELP.release}`);
+      if (!v.key?.length && !v["root-dir"]) {
+        throw new UsageError(`publish: missing --root-dir DIR or --key PRIV\n\n${HELP.release}`);
+      }
       const rollout = v.rollout === undefined ? undefined : Number(v.rollout);
       if (rollout !== undefined && !(rollout >= 0 && rollout <= 100)) {
         throw new UsageError(`--rollout: expected a percentage 0–100, got "${v.rollout}"`);
@@ -843,7 +867,12 @@ async function releaseCmd(args: string[]): Promise<number> {
         artifact: v.artifact!,
         version: v.version!,
         target: v.target!,
-        keys: v.key,
+        keys: v.key ?? [],
+        rootDir: v["root-dir"],
+        timestampKeys: v["timestamp-key"],
+        timestampExpiresInMs: v["timestamp-expires"]
+          ? parseExpires(v["timestamp-expires"])
+          : undefined,
         expiresInMs: v.expires ? parseExpires(v.expires) : undefined,
         rollout,
         counter,
@@ -854,6 +883,104 @@ async function releaseCmd(args: string[]): Promise<number> {
         `published ${m.signed.version} for ${v.target} on ${v.channel}: counter ${m.signed.counter}, expires ${m.signed.expires}, signed by ${
           m.signatures.map((s) => s.keyid).join(", ")
         }`,
+      );
+      return EXIT_OK;
+    }
+    case "init": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          out: { type: "string" },
+          expires: { type: "string" },
+          ...Object.fromEntries(
+            ["root", "targets", "timestamp"].flatMap((role) => [
+              [`${role}-keys`, { type: "string" as const }],
+              [`${role}-threshold`, { type: "string" as const }],
+            ]),
+          ),
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      const v = r.values as Record<string, string | boolean | undefined>;
+      if (v.help) return help("release");
+      if (!v.out) throw new UsageError(`init: missing --out DIR\n\n${HELP.release}`);
+      const int = (name: string, dflt: number) => {
+        const text = v[name] as string | undefined;
+        if (text === undefined) return dflt;
+        if (!/^\d+$/.test(text)) {
+          throw new UsageError(`--${name}: expected a whole number, got "${text}"`);
+        }
+        return Number(text);
+      };
+      const roles = Object.fromEntries(
+        (["root", "targets", "timestamp"] as const).map((role) => [role, {
+          keys: int(`${role}-keys`, 1),
+          threshold: int(`${role}-threshold`, 1),
+        }]),
+      );
+      const root = await initRelease(v.out as string, {
+        roles,
+        expiresInMs: v.expires ? parseExpires(v.expires as string) : undefined,
+      });
+      console.log(describeRoot(v.out as string, root.signed));
+      return EXIT_OK;
+    }
+    case "rotate": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          dir: { type: "string" },
+          role: { type: "string" },
+          expires: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      if (r.values.help) return help("release");
+      const role = r.values.role;
+      if (!r.values.dir || (role !== "root" && role !== "targets" && role !== "timestamp")) {
+        throw new UsageError(
+          `rotate: needs --dir DIR and --role root|targets|timestamp\n\n${HELP.release}`,
+        );
+      }
+      const root = await rotateRole(r.values.dir, role, {
+        expiresInMs: r.values.expires ? parseExpires(r.values.expires) : undefined,
+      });
+      console.log(describeRoot(r.values.dir, root.signed));
+      console.log(
+        `publish again (release publish --root-dir ${r.values.dir}) to put root/${root.signed.version}.json on the channel`,
+      );
+      return EXIT_OK;
+    }
+    case "timestamp": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          channel: { type: "string" },
+          "root-dir": { type: "string" },
+          key: { type: "string", multiple: true },
+          expires: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      if (r.values.help) return help("release");
+      if (!r.values.channel || !r.values["root-dir"]) {
+        throw new UsageError(
+          `timestamp: needs --channel DIR and --root-dir DIR\n\n${HELP.release}`,
+        );
+      }
+      const dir = r.values["root-dir"];
+      const root = (await readRoot(dir)).signed;
+      const keys = r.values.key?.length
+        ? await Promise.all(r.values.key.map(readSigningKey))
+        : await releaseRoleKeys(dir, root, "timestamp");
+      const ts = await writeTimestamp(r.values.channel, root, keys, {
+        expiresInMs: r.values.expires ? parseExpires(r.values.expires) : undefined,
+      });
+      console.log(
+        `timestamp version ${ts.signed.version} for manifest counter ${ts.signed.manifest.counter}, expires ${ts.signed.expires}`,
       );
       return EXIT_OK;
     }
@@ -888,7 +1015,9 @@ async function releaseCmd(args: string[]): Promise<number> {
     }
     default:
       throw new UsageError(
-        `release: expected keygen, publish or verify, got "${sub ?? ""}"\n\n${HELP.release}`,
+        `release: expected init, rotate, keygen, publish, timestamp or verify, got "${
+          sub ?? ""
+        }"\n\n${HELP.release}`,
       );
   }
 }
@@ -901,6 +1030,7 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     artifact: { type: "string" },
     version: { type: "string" },
     reason: { type: "string" },
+    root: { type: "string" },
   });
   if (values.help) return help("update");
   if (sub === "rollback" || sub === "pin" || sub === "unpin") {
@@ -919,7 +1049,11 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
       version: values.version,
       target: Deno.build.target,
     });
-    await new Slots(values["install-root"]).init(values.artifact, values.version);
+    const pinned = values.root ? await readRootFile(values.root) : undefined;
+    const slots = new Slots(values["install-root"]);
+    await slots.init(values.artifact, values.version);
+    if (values.root) await Deno.copyFile(values.root, `${slots.root}/root.json`);
+    if (pinned) console.log(`pinned root version ${pinned.version} (${values.root})`);
     console.log(`initialised ${values["install-root"]}: slot a = ${values.version}, committed`);
     return EXIT_OK;
   }

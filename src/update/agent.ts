@@ -40,6 +40,10 @@ export interface UpdateStatus {
   lastCounter?: number;
   lastCheck?: UpdateOutcome;
   lastRollback?: UpdateState["lastRollback"];
+  /** When the newest verified timestamp expires (ms); absent without a pinned root. */
+  metadataExpires?: number;
+  /** Set once that time has passed: "release metadata stale since …". */
+  metadataStale?: string;
   /** Set while the operator holds updates (`outpost update pin`). */
   pinned?: Pin["pinned"];
   /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
@@ -112,6 +116,14 @@ export class UpdateAgent {
       lastCheck: this.#last ?? s?.lastCheck,
       lastRollback: s?.lastRollback,
       ...(this.#pin?.pinned ? { pinned: this.#pin.pinned } : {}),
+      ...(s?.lastTimestamp ? { metadataExpires: s.lastTimestamp.expires } : {}),
+      ...(s?.lastTimestamp && Date.now() > s.lastTimestamp.expires
+        ? {
+          metadataStale: `release metadata stale since ${
+            new Date(s.lastTimestamp.expires).toISOString()
+          }`,
+        }
+        : {}),
       history: s?.history.slice(0, 5),
       ...(this.#staged
         ? { staged: { slot: this.#staged.slot, version: this.#staged.version } }

@@ -3,6 +3,7 @@ export type RefusalCode =
   | "manifest-unreachable"
   | "manifest-malformed"
   | "metadata-too-large"
+  | "manifest-mismatch"
   | "bad-signature"
   | "unknown-key"
   | "counter-replayed"

@@ -186,9 +186,9 @@ export async function verifyManifest(value: unknown, ctx: VerifyContext): Promis
   if (good.size < threshold) {
     fail(
       "bad-signature",
-      `manifest ${s.version} (counter ${s.counter}): signature by key ${
+      `manifest ${s.version} (counter ${s.counter}): ${good.size} valid signature(s) by trusted keys, ${threshold} needed; signed by ${
         known.map((x) => `"${x.keyid}"`).join(", ")
-      } does not verify (${good.size} of ${threshold} needed)`,
+      } (a signature that does not verify counts for nothing)`,
     );
   }
   if (ctx.channel !== undefined && s.channel !== ctx.channel) {

@@ -9,6 +9,8 @@ import {
   TARGET_RE,
   verifyManifest,
 } from "./manifest.ts";
+import { publishRootChain, readRoot, roleKeys, writeTimestamp } from "./release_roles.ts";
+import type { Signed, SignedRoot } from "./roles.ts";
 import { writeFileAtomic } from "./slots.ts";
 import { reportedVersion } from "./probe.ts";
 import { sha256File } from "./updater.ts";
@@ -48,6 +50,13 @@ export interface PublishOptions {
   hardware?: string[];
   /** Force the counter (tests of replay); otherwise the previous manifest's plus one. */
   counter?: number;
+  /** A release directory (`release init`): its root decides which keys may sign; its targets
+   * keys sign when `keys` is empty; its root chain and a timestamp are published too. */
+  rootDir?: string;
+  /** Timestamp keys (files); the release directory's when absent. */
+  timestampKeys?: string[];
+  /** Timestamp validity, ms (1 day when absent). */
+  timestampExpiresInMs?: number;
   now?: number;
 }
 
@@ -75,8 +84,27 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       `--counter: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${opts.counter}`,
     );
   }
-  if (!opts.keys.length) throw new ReleaseError("publish needs at least one --key");
-  const keys = await Promise.all(opts.keys.map(readSigningKey));
+  const root = opts.rootDir ? (await readRoot(opts.rootDir)).signed : undefined;
+  if (!opts.keys.length && !root) throw new ReleaseError("publish needs at least one --key");
+  const keys = opts.keys.length
+    ? await Promise.all(opts.keys.map(readSigningKey))
+    : await roleKeys(opts.rootDir!, root!, "targets");
+  if (root) {
+    const ids = root.roles.targets.keyids;
+    const stray = keys.filter((k) => !ids.includes(k.keyid)).map((k) => k.keyid);
+    if (stray.length) {
+      throw new ReleaseError(
+        `key(s) ${stray.join(", ")} are not targets keys of root version ${root.version} (${
+          ids.join(", ")
+        })`,
+      );
+    }
+    if (keys.length < root.roles.targets.threshold) {
+      throw new ReleaseError(
+        `${keys.length} targets key(s) given; root version ${root.version} needs ${root.roles.targets.threshold} of ${ids.length}`,
+      );
+    }
+  }
   const channel = opts.channel.replace(/\/+$/, "");
   const channelName = opts.channelName ?? channel.slice(channel.lastIndexOf("/") + 1);
   checkName(
@@ -85,7 +113,10 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     NAME_RE,
     "a channel name such as stable",
   );
-  const prev = await readPrevious(channel, keys.map((k) => k.publicKey));
+  const prev = await readPrevious(
+    channel,
+    root ? await chainTargetsKeys(opts.rootDir!, root) : keys.map((k) => k.publicKey),
+  );
   if (prev && prev.signed.channel !== channelName) {
     throw new ReleaseError(
       `${channel}/manifest.json is for channel "${prev.signed.channel}", not "${channelName}"`,
@@ -127,7 +158,29 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     targets,
   }, keys);
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  if (root) {
+    await publishRootChain(opts.rootDir!, channel);
+    const tsKeys = opts.timestampKeys?.length
+      ? await Promise.all(opts.timestampKeys.map(readSigningKey))
+      : await roleKeys(opts.rootDir!, root, "timestamp");
+    await writeTimestamp(channel, root, tsKeys, {
+      expiresInMs: opts.timestampExpiresInMs,
+      now: opts.now,
+    });
+  }
   return manifest;
+}
+
+/** The targets keys of every root version so far: the current manifest may predate a rotation. */
+async function chainTargetsKeys(dir: string, root: SignedRoot): Promise<PublicKeyText[]> {
+  const out = new Set<PublicKeyText>();
+  for (let v = 1; v <= root.version; v++) {
+    const r = v === root.version
+      ? root
+      : (JSON.parse(await Deno.readTextFile(`${dir}/root/${v}.json`)) as Signed<SignedRoot>).signed;
+    for (const id of r.roles.targets.keyids) out.add(r.keys[id]);
+  }
+  return [...out];
 }
 
 /**

@@ -52,6 +52,9 @@ export interface UpdateState {
   /** SHA-256 of the signed part that carried `lastCounter`: that counter with other content is
    * refused. */
   lastDigest?: string;
+  /** The newest timestamp seen (with a root): its version (replay floor) and expiry, ms (after
+   * it, release metadata is stale). */
+  lastTimestamp?: { version: number; expires: number };
   /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
   trustedTime?: number;
   lastCheck?: UpdateOutcome;

@@ -7,7 +7,17 @@ import { testHold } from "./_test_hooks.ts";
 import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
 import { readPin } from "./pin.ts";
 import { reportedVersion } from "./probe.ts";
-import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
+import { importTrustedKeys, type TrustedKey } from "./keys.ts";
+import {
+  parseRoot,
+  parseTimestamp,
+  roleRotated,
+  type Signed,
+  type SignedRoot,
+  type SignedTimestamp,
+  verifyNextRoot,
+  verifyRole,
+} from "./roles.ts";
 import {
   compareVersions,
   inRollout,
@@ -15,7 +25,14 @@ import {
   signedDigest,
   verifyManifest,
 } from "./manifest.ts";
-import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
+import {
+  otherSlot,
+  type Slot,
+  Slots,
+  type UpdateOutcome,
+  type UpdateState,
+  writeFileAtomic,
+} from "./slots.ts";
 
 /** Options of {@linkcode Updater}. */
 export interface UpdaterOptions {
@@ -114,11 +131,6 @@ export class Updater {
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
-    const body = await this.#fetchMetadata(url, opts.signal);
-    const trustedKeys = await importTrustedKeys([
-      ...BUILTIN_ROOT_KEYS,
-      ...this.#config.trustedKeys,
-    ]);
     const now = this.#now();
     const channel = this.#config.channelName ?? channelNameOf(this.#config.channel);
     if (!channel) {
@@ -127,8 +139,30 @@ export class Updater {
         `no update.channelName, and "${this.#config.channel}" does not end with one`,
       );
     }
+    const remember = opts.remember !== false;
+    const root = await this.#trustedRoot(state, { signal: opts.signal, remember, now });
+    let trustedKeys: Map<string, TrustedKey>;
+    let threshold = 1;
+    let body: unknown;
+    let ts: Signed<SignedTimestamp> | undefined;
+    if (root) {
+      ts = await this.#timestamp(root, state, now, opts.signal);
+      body = await this.#fetchMetadata(url, opts.signal, ts.signed.manifest);
+      trustedKeys = await importTrustedKeys(root.roles.targets.keyids.map((id) => root.keys[id]));
+      threshold = root.roles.targets.threshold;
+    } else if (this.#config.trustedKeys.length) {
+      // Without a root: the configured keys, threshold 1, no timestamp (no freeze detection).
+      body = await this.#fetchMetadata(url, opts.signal);
+      trustedKeys = await importTrustedKeys(this.#config.trustedKeys);
+    } else {
+      throw new UpdateRefused(
+        "unknown-key",
+        `no trusted root in "${this.#rootFile}" (install one with \`outpost update init --root root.json\`) and no update.trustedKeys`,
+      );
+    }
     const manifest = await verifyManifest(body, {
       trustedKeys,
+      threshold,
       channel,
       lastCounter: state.lastCounter,
       lastDigest: state.lastDigest,
@@ -136,8 +170,14 @@ export class Updater {
       now,
     });
     const s = manifest.signed;
-    if (opts.remember !== false) {
-      await this.#remember(state, s.counter, await signedDigest(s), Date.parse(s.published));
+    if (ts && s.counter !== ts.signed.manifest.counter) {
+      throw new UpdateRefused(
+        "manifest-mismatch",
+        `manifest counter ${s.counter} is not the ${ts.signed.manifest.counter} timestamp version ${ts.signed.version} names`,
+      );
+    }
+    if (remember) {
+      await this.#remember(state, s.counter, await signedDigest(s), Date.parse(s.published), ts);
     }
     const committed = state.committed.version;
     const cmp = compareVersions(s.version, committed);
@@ -229,13 +269,26 @@ export class Updater {
    * Fetches one metadata file: at most `update.maxMetadataBytes`, checked while it streams in,
    * within the metadata deadline. Returns the parsed JSON.
    */
-  async #fetchMetadata(url: string, signal?: AbortSignal): Promise<unknown> {
-    const max = this.#config.maxMetadataBytes;
+  async #fetchMetadata(
+    url: string,
+    signal?: AbortSignal,
+    expect?: { length: number; sha256: string },
+    opts: { optional?: boolean; max?: number } = {},
+  ): Promise<unknown> {
+    const max = Math.min(
+      opts.max ?? Infinity,
+      expect?.length ?? Infinity,
+      this.#config.maxMetadataBytes,
+    );
     let bytes: Uint8Array;
     try {
       const res = await fetch(url, {
         signal: anySignal(signal, AbortSignal.timeout(this.#metadataTimeoutMs)),
       });
+      if (opts.optional && res.status === 404) {
+        await res.body?.cancel();
+        return undefined;
+      }
       if (!res.ok) {
         await res.body?.cancel();
         throw new Error(`HTTP ${res.status}`);
@@ -245,7 +298,9 @@ export class Updater {
       if (e instanceof TooLarge) {
         throw new UpdateRefused(
           "metadata-too-large",
-          `"${url}" ${e.message}: more than ${max} bytes (update.maxMetadataBytes); not read further`,
+          `"${url}" ${e.message}: more than ${max} bytes (${
+            max === expect?.length ? "the length the timestamp names" : "update.maxMetadataBytes"
+          }); not read further`,
         );
       }
       throw new UpdateRefused(
@@ -254,6 +309,15 @@ export class Updater {
         { cause: e },
       );
     }
+    if (expect) {
+      const digest = createHash("sha256").update(bytes).digest("hex");
+      if (bytes.length !== expect.length || digest !== expect.sha256) {
+        throw new UpdateRefused(
+          "manifest-mismatch",
+          `"${url}" (${bytes.length} bytes, sha256 ${digest}) is not the manifest the timestamp names (${expect.length} bytes, sha256 ${expect.sha256})`,
+        );
+      }
+    }
     try {
       return JSON.parse(new TextDecoder().decode(bytes));
     } catch (e) {
@@ -261,18 +325,114 @@ export class Updater {
     }
   }
 
+  get #rootFile(): string {
+    return `${this.slots.root}/root.json`;
+  }
+
+  /**
+   * The device's trusted root brought up to date: follows `root/<version+1>.json` on the channel
+   * while it exists, each verified by the previous root and by itself. A rotated targets or
+   * timestamp role resets that role's replay floor (recovery from a fast-forward attack). Saves
+   * the newest root (and the reset floors) unless `remember` is false. Undefined when the device
+   * has no root (legacy `trustedKeys`).
+   */
+  async #trustedRoot(
+    state: UpdateState,
+    o: { signal?: AbortSignal; remember: boolean; now: number },
+  ): Promise<SignedRoot | undefined> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.#rootFile);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    const pinned = await parseRoot(JSON.parse(text), `trusted root "${this.#rootFile}"`);
+    await verifyRole(pinned, pinned.signed, "root", `trusted root "${this.#rootFile}"`);
+    let root = pinned.signed;
+    let changed: Signed<SignedRoot> | undefined;
+    for (let i = 0; i < 64; i++) {
+      const url = `${this.#channel}/root/${root.version + 1}.json`;
+      const next = await this.#fetchMetadata(url, o.signal, undefined, { optional: true });
+      if (next === undefined) break;
+      changed = await verifyNextRoot(root, next);
+      if (roleRotated(root, changed.signed, "targets")) {
+        delete state.lastCounter;
+        delete state.lastDigest;
+      }
+      if (roleRotated(root, changed.signed, "timestamp")) delete state.lastTimestamp;
+      root = changed.signed;
+    }
+    if (o.now > Date.parse(root.expires)) {
+      throw new UpdateRefused(
+        "expired",
+        `root version ${root.version} expired at ${root.expires}; the channel needs root/${
+          root.version + 1
+        }.json`,
+      );
+    }
+    if (changed && o.remember) {
+      await writeFileAtomic(this.#rootFile, JSON.stringify(changed, null, 2) + "\n");
+      const fresh = await this.slots.readState();
+      fresh.lastCounter = state.lastCounter;
+      fresh.lastDigest = state.lastDigest;
+      fresh.lastTimestamp = state.lastTimestamp;
+      await this.slots.writeState(fresh);
+      this.#log.warn("trusted root rotated", { from: pinned.signed.version, to: root.version });
+    }
+    return root;
+  }
+
+  /** Fetches and verifies timestamp.json: the timestamp role's threshold, no replay, not
+   * expired (a frozen channel is refused and reported stale). */
+  async #timestamp(
+    root: SignedRoot,
+    state: UpdateState,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<Signed<SignedTimestamp>> {
+    const url = `${this.#channel}/timestamp.json`;
+    const ts = parseTimestamp(
+      await this.#fetchMetadata(url, signal, undefined, { max: 16 * 1024 }),
+    );
+    await verifyRole(ts, root, "timestamp", `timestamp version ${ts.signed.version}`);
+    const last = state.lastTimestamp?.version;
+    if (last !== undefined && ts.signed.version < last) {
+      throw new UpdateRefused(
+        "counter-replayed",
+        `timestamp version ${ts.signed.version} is lower than the last seen ${last} (replayed or rolled-back channel)`,
+      );
+    }
+    if (now > Date.parse(ts.signed.expires)) {
+      throw new UpdateRefused(
+        "expired",
+        `timestamp version ${ts.signed.version} expired at ${ts.signed.expires}: release metadata stale since then (a frozen channel, or its timestamp not re-signed)`,
+      );
+    }
+    return ts;
+  }
+
   async #remember(
     state: UpdateState,
     counter: number,
     digest: string,
     published: number,
+    ts?: Signed<SignedTimestamp>,
   ): Promise<void> {
     if (
       counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0) &&
-      (counter < (state.lastCounter ?? -1) || state.lastDigest === digest)
+      (counter < (state.lastCounter ?? -1) || state.lastDigest === digest) &&
+      (!ts || ts.signed.version <= (state.lastTimestamp?.version ?? 0))
     ) return;
     // Re-read so a concurrent writer (the trial supervisor) is not overwritten with stale fields.
     const fresh = await this.slots.readState();
+    if (ts && ts.signed.version >= (fresh.lastTimestamp?.version ?? 0)) {
+      fresh.lastTimestamp = {
+        version: ts.signed.version,
+        expires: Date.parse(ts.signed.expires),
+      };
+    }
+    state.lastTimestamp = fresh.lastTimestamp;
     if (counter >= (fresh.lastCounter ?? 0)) fresh.lastDigest = digest;
     fresh.lastCounter = Math.max(fresh.lastCounter ?? 0, counter);
     fresh.trustedTime = Math.max(fresh.trustedTime ?? 0, published);

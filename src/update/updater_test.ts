@@ -151,7 +151,9 @@ Deno.test("check() stops reading an endless manifest at update.maxMetadataBytes"
     );
   });
   try {
-    const config = { ...t.config, maxMetadataBytes: 16 * 1024 };
+    const { generateKey } = await import("./keys.ts");
+    const trustedKeys = [(await generateKey()).public];
+    const config = { ...t.config, maxMetadataBytes: 16 * 1024, trustedKeys };
     const updater = new Updater({ config, gatewayId: "gw", log });
     const started = Date.now();
     const err = await updater.check().catch((e) => e);

@@ -281,6 +281,8 @@ export interface UpdateView {
   lastCheck?: { result: string; code?: string; reason?: string; version?: string };
   lastRollback?: { version: string; reason: string };
   history?: { result: string; version?: string; reason?: string }[];
+  metadataExpires?: number;
+  metadataStale?: string;
 }
 
 /** The parts of /status the update tests read. */
@@ -313,6 +315,8 @@ export interface DeviceOptions {
   updateExtra?: string;
   /** update.channelName; "stable" when absent. */
   channelName?: string;
+  /** A root.json (`release init`) to pin in the install root. */
+  rootFile?: string;
 }
 
 /** A gateway installed in A/B slots and run by a fake systemd. */
@@ -355,6 +359,7 @@ export async function device(opts: DeviceOptions): Promise<Device> {
   const installRoot = opts.installRoot ?? `${dir}/opt`;
   const slots = new Slots(installRoot);
   await slots.init(a.base, VERSIONS.base);
+  if (opts.rootFile) await Deno.copyFile(opts.rootFile, `${installRoot}/root.json`);
   const httpPort = freePort();
   const id = `upd-${Deno.pid}-${++deviceCount}`;
   const config = `${dir}/site.yaml`;
