@@ -359,3 +359,31 @@ Deno.test("rollbackByHand(), pin and unpin: the version rolled back from stays o
     await t.close();
   }
 });
+
+Deno.test("stage() stops an artifact download at the signed length and deletes it", async () => {
+  let sent = 0;
+  const t = await setup((_req, data) =>
+    new Response(
+      new ReadableStream({
+        // The artifact, then endless more.
+        pull(c) {
+          if (sent >= 64 * 1024 ** 2) return c.close();
+          const chunk = sent === 0 ? data : new Uint8Array(64 * 1024);
+          sent += chunk.length;
+          c.enqueue(chunk);
+        },
+      }),
+    )
+  );
+  try {
+    const updater = new Updater({ config: t.config, gatewayId: "gw", log });
+    const err = await updater.stage(t.available).catch((e) => e);
+    assert.ok(err instanceof UpdateRefused, String(err));
+    assert.equal(err.code, "length-mismatch");
+    assert.match(err.message, /server sent more than the 49152 bytes the manifest names/);
+    assert.ok(sent < 8 * 1024 ** 2, `server sent ${sent} bytes`);
+    await assert.rejects(Deno.stat(t.slots.staging("b")));
+  } finally {
+    await t.close();
+  }
+});
