@@ -20,6 +20,9 @@ import {
 
 const dec = new TextDecoder();
 
+/** `/status` → `update.activity`. */
+const activity = (s: { update: unknown }) => (s.update as { activity?: string }).activity ?? "";
+
 /** Runs the CLI from the sources; returns exit code and output. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
@@ -95,11 +98,18 @@ Deno.test({
     // A trial of 14 s under WatchdogSec=6s, of a version that never becomes healthy.
     await publish(channel, a.unhealthy, "1.3.0", [key.key]);
     await cli("update", "apply", "--config", dev.config);
+    // The version on trial answers /status itself and says where the trial stands.
+    const during = await dev.waitStatus(
+      "/status of the version on trial",
+      (s) => s.version === "1.3.0" && /^trial of 1\.3\.0: \d+s of 14s/.test(activity(s)),
+    );
+    assert.equal(during.update.phase, "trial");
     s = await dev.waitStatus(
       "1.3.0 rolled back",
       (s) => s.version === "1.1.0" && s.update.lastRollback?.version === "1.3.0",
     );
     assert.match(s.update.lastRollback!.reason, /not healthy within 14000ms/);
+    assert.match(activity(s), /^rolled back 1\.3\.0 because not healthy within 14000ms/);
     assert.deepEqual(unit.watchdogTimeouts(), [], `the watchdog never fired:\n${timeline()}`);
     assert.equal(unit.mainPid, supervisor, "the same process runs 1.1.0 again");
     const trialStatus = unit.events.find((e) =>

@@ -253,12 +253,12 @@ Deno.test({
     await Deno.remove(`${channel}/manifest.json`);
     // Bad signature: the signed part altered after signing.
     await publish(channel, a.good, "2.0.0", [trusted.key]);
-    const signedText = await Deno.readTextFile(`${channel}/manifest.json`);
-    const m = JSON.parse(signedText);
+    const m = JSON.parse(await Deno.readTextFile(`${channel}/manifest.json`));
     m.signed.version = "2.0.1";
     await Deno.writeTextFile(`${channel}/manifest.json`, JSON.stringify(m));
     assert.match(await refused("bad-signature"), /does not verify/);
-    await Deno.writeTextFile(`${channel}/manifest.json`, signedText);
+    // Not the signed original back: the device would install it before the next step.
+    await Deno.remove(`${channel}/manifest.json`);
     // Older version.
     await publish(channel, a.old, "1.0.0", [trusted.key]);
     assert.match(await refused("older-version"), /1\.0\.0 is older than the committed 1\.1\.0/);
@@ -266,8 +266,8 @@ Deno.test({
     await publish(channel, a.good, "2.0.0", [trusted.key], "--expires", "1ms");
     assert.match(await refused("expired"), /expired at/);
     // Counter replayed.
-    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "1");
-    assert.match(await refused("counter-replayed"), /counter 1 is lower than the last seen/);
+    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "0");
+    assert.match(await refused("counter-replayed"), /counter 0 is lower than the last seen 1/);
     // Hash mismatch: same length, different bytes.
     await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "10");
     const art = `${channel}/artifacts/2.0.0/${TARGET}/outpost`;

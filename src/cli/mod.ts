@@ -683,6 +683,9 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
   Deno.env.delete("OUTPOST_TRIAL_CHILD");
   let boot: "run" | "self-trial" | "exit" = "run";
   if (!isTrialChild) boot = await agent.boot();
+  // The version on trial shows its own trial, then the verdict, in /status.
+  const following = new AbortController();
+  if (isTrialChild) void agent.followTrial(following.signal);
   if (boot === "exit") return EXIT_FAILURE;
   const unprovide = provideStatus("update", () => agent.status());
   try {
@@ -790,6 +793,7 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
       log.warn("the previous version keeps running");
     }
   } finally {
+    following.abort();
     unprovide();
   }
 }

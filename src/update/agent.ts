@@ -49,6 +49,10 @@ export interface UpdateStatus {
   /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
   history?: UpdateOutcome[];
   staged?: { slot: Slot; version: string };
+  /** What the updater is doing, in words: "checking the channel", "downloading 2.0.0: 45% (…)",
+   * "staged 2.0.0 …", "trial of 2.0.0: 12s of 60s", "committed 2.0.0", "rolled back 2.0.0
+   * because …", "refused …". */
+  activity?: string;
   /** A check under way: fetching metadata, or downloading (bytes so far of the total). */
   progress?: { step: "checking" | "downloading" } & Partial<DownloadProgress>;
   error?: string;
@@ -101,6 +105,54 @@ export class UpdateAgent {
     initTestHooks();
   }
 
+  /**
+   * For the version on trial (started by the supervisor): reads state.json now and every second
+   * while it says `trial`, so that /status shows the trial and then its verdict.
+   */
+  async followTrial(signal: AbortSignal): Promise<void> {
+    await this.#reload().catch(() => {});
+    while (!signal.aborted && this.#state?.phase === "trial") {
+      await sleep(1000, signal);
+      await this.#reload().catch(() => {});
+    }
+  }
+
+  #activity(): string | undefined {
+    const p = this.#progress;
+    if (p?.step === "downloading" && p.total) {
+      return `downloading ${p.version}: ${Math.floor((p.done ?? 0) * 100 / p.total)}% (${
+        p.done ?? 0
+      } of ${p.total} bytes)`;
+    }
+    if (p) return "checking the release channel";
+    if (this.#staged) {
+      return `staged ${this.#staged.version} in slot ${this.#staged.slot}, about to run on trial`;
+    }
+    const s = this.#state;
+    if (s?.phase === "trial" && s.trial) {
+      const t = Math.round((Date.now() - s.trial.startedAt) / 1000);
+      return `trial of ${s.trial.version}: ${t}s of ${
+        Math.round(this.#o.config.healthDeadline / 1000)
+      }s to become healthy (start ${s.trial.attempts} of ${this.#o.config.maxAttempts})`;
+    }
+    const last = this.#last ?? s?.lastCheck;
+    switch (last?.result) {
+      case "rolled-back":
+        return `rolled back ${last.version} because ${last.reason}`;
+      case "installed":
+        return `committed ${last.version}`;
+      case "refused":
+      case "deferred":
+        return `${last.result} (${last.code}): ${last.reason}`;
+      case "skipped":
+        return `skipped ${last.version}: ${last.reason}`;
+      case "interrupted":
+        return `interrupted ${last.version ?? ""}: ${last.reason}`.replace("  ", " ");
+      default:
+        return s ? `committed ${s.committed.version}` : undefined;
+    }
+  }
+
   /** For /status. */
   status(): UpdateStatus {
     const s = this.#state;
@@ -109,6 +161,7 @@ export class UpdateAgent {
       target: this.updater.target,
       installRoot: this.slots.root,
       channel: this.#o.config.channel,
+      activity: this.#activity(),
       phase: s?.phase,
       committed: s?.committed,
       trial: s?.trial,

@@ -123,6 +123,7 @@ Deno.test("a download in progress shows its progress in status() and does not bl
     assert.equal(p.version, "2.0.0");
     assert.equal(p.total, 64 * 1024);
     await until("half the artifact", () => t.agent.status().progress?.done === 32 * 1024);
+    assert.equal(t.agent.status().activity, "downloading 2.0.0: 50% (32768 of 65536 bytes)");
     const started = Date.now();
     const r = await t.agent.stageRollback({ requestedBy: "test" });
     assert.deepEqual(r, { slot: "b", version: "1.0.0", from: "1.1.0" });
@@ -132,6 +133,7 @@ Deno.test("a download in progress shows its progress in status() and does not bl
     assert.equal(last.result, "interrupted");
     assert.match(last.reason!, /a rollback was requested/);
     assert.equal(t.agent.status().progress, undefined);
+    assert.equal(t.agent.status().activity, "staged 1.0.0 in slot b, about to run on trial");
     // The part stays for the next check; slot b still holds the version rolled back to.
     assert.equal((await Deno.stat(t.slots.staging("b"))).size, 32 * 1024);
   } finally {
