@@ -44,6 +44,7 @@ import {
   Updater,
   UpdateRefused,
   verifyChannel,
+  verifyChannelWithRoot,
   writeTimestamp,
 } from "../update/mod.ts";
 
@@ -133,7 +134,7 @@ Prints the JSON Schema of the config file (config/schema.json), for editors.`,
                                [--channel-name NAME] [--counter N]
        outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
        outpost release keygen --out DIR
-       outpost release verify --channel DIR --pubkey FILE|ed25519:… [--pubkey …]
+       outpost release verify --channel DIR (--root root.json | --pubkey FILE|ed25519:…)
 
 init makes a release directory: new keys for the root, targets and timestamp roles (ROLE is
 root, targets or timestamp; 1 key, threshold 1 each unless given) and root.json version 1, the
@@ -994,19 +995,21 @@ async function releaseCmd(args: string[]): Promise<number> {
         options: {
           channel: { type: "string" },
           pubkey: { type: "string", multiple: true },
+          root: { type: "string" },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
       });
       if (r.values.help) return help("release");
-      if (!r.values.channel || !r.values.pubkey?.length) {
-        throw new UsageError(`verify: needs --channel DIR and --pubkey\n\n${HELP.release}`);
+      if (!r.values.channel || (!r.values.pubkey?.length && !r.values.root)) {
+        throw new UsageError(
+          `verify: needs --channel DIR and --root FILE (or --pubkey)\n\n${HELP.release}`,
+        );
       }
       try {
-        const lines = await verifyChannel(
-          r.values.channel,
-          await readPublicKeys(r.values.pubkey),
-        );
+        const lines = r.values.root
+          ? await verifyChannelWithRoot(r.values.channel, r.values.root)
+          : await verifyChannel(r.values.channel, await readPublicKeys(r.values.pubkey!));
         console.log(lines.join("\n"));
         return EXIT_OK;
       } catch (e) {

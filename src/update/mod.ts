@@ -44,6 +44,7 @@ export {
   publish,
   readPublicKeys,
   verifyChannel,
+  verifyChannelWithRoot,
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
 export { runTrial, trialUnhealthy } from "./trial.ts";

@@ -9,8 +9,21 @@ import {
   TARGET_RE,
   verifyManifest,
 } from "./manifest.ts";
-import { publishRootChain, readRoot, roleKeys, writeTimestamp } from "./release_roles.ts";
-import type { Signed, SignedRoot } from "./roles.ts";
+import {
+  publishRootChain,
+  readRoot,
+  readRootFile,
+  roleKeys,
+  writeTimestamp,
+} from "./release_roles.ts";
+import {
+  parseTimestamp,
+  type Signed,
+  type SignedRoot,
+  verifyNextRoot,
+  verifyRole,
+} from "./roles.ts";
+import { createHash } from "node:crypto";
 import { writeFileAtomic } from "./slots.ts";
 import { reportedVersion } from "./probe.ts";
 import { sha256File } from "./updater.ts";
@@ -356,6 +369,62 @@ export async function verifyChannel(channel: string, pubkeys: PublicKeyText[]): 
       m.signatures.map((s) => s.keyid).join(", ")
     }`,
   ];
+  lines.push(...await checkArtifacts(dir, m));
+  return lines;
+}
+
+/**
+ * Verifies a channel directory as a device pinning `rootFile` would: the root chain under
+ * `root/`, the timestamp (role threshold, expiry), the manifest against the timestamp (length,
+ * SHA-256, counter) and the targets threshold, and every artifact's length and SHA-256. Returns
+ * one line per checked item; throws on the first failure.
+ */
+export async function verifyChannelWithRoot(
+  channel: string,
+  rootFile: string,
+  now = Date.now(),
+): Promise<string[]> {
+  const dir = channel.replace(/\/+$/, "");
+  let root = await readRootFile(rootFile);
+  const lines = [`root ok: version ${root.version} from ${rootFile}`];
+  for (;;) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${dir}/root/${root.version + 1}.json`);
+    } catch {
+      break;
+    }
+    root = (await verifyNextRoot(root, JSON.parse(text))).signed;
+    lines.push(`root ok: version ${root.version} (signed by the previous root and itself)`);
+  }
+  if (now > Date.parse(root.expires)) {
+    throw new UpdateRefused("expired", `root version ${root.version} expired at ${root.expires}`);
+  }
+  const ts = parseTimestamp(JSON.parse(await Deno.readTextFile(`${dir}/timestamp.json`)));
+  await verifyRole(ts, root, "timestamp", `timestamp version ${ts.signed.version}`);
+  if (now > Date.parse(ts.signed.expires)) {
+    throw new UpdateRefused(
+      "expired",
+      `timestamp version ${ts.signed.version} expired at ${ts.signed.expires}: re-sign it (release timestamp)`,
+    );
+  }
+  lines.push(`timestamp ok: version ${ts.signed.version}, expires ${ts.signed.expires}`);
+  const bytes = await Deno.readFile(`${dir}/manifest.json`);
+  const digest = createHash("sha256").update(bytes).digest("hex");
+  if (bytes.length !== ts.signed.manifest.length || digest !== ts.signed.manifest.sha256) {
+    throw new UpdateRefused(
+      "manifest-mismatch",
+      `${dir}/manifest.json (${bytes.length} bytes, sha256 ${digest}) is not the one the timestamp names`,
+    );
+  }
+  const m = await verifyManifest(JSON.parse(new TextDecoder().decode(bytes)), {
+    trustedKeys: await importTrustedKeys(root.roles.targets.keyids.map((id) => root.keys[id])),
+    threshold: root.roles.targets.threshold,
+    now,
+  });
+  lines.push(
+    `manifest ok: channel ${m.signed.channel}, version ${m.signed.version}, counter ${m.signed.counter}, expires ${m.signed.expires}, ${m.signatures.length} signature(s), ${root.roles.targets.threshold} needed`,
+  );
   lines.push(...await checkArtifacts(dir, m));
   return lines;
 }

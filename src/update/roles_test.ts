@@ -266,3 +266,30 @@ Deno.test("an endless timestamp.json is cut off at 16 KB", async () => {
     await t.close();
   }
 });
+
+Deno.test("verifyChannelWithRoot() checks a channel as a device pinning root version 1 would", async () => {
+  const { verifyChannelWithRoot } = await import("./release.ts");
+  const t = await setup();
+  try {
+    const root1 = `${t.dir}/root-1.json`;
+    await Deno.copyFile(`${t.rel}/root.json`, root1);
+    await t.pub("2.0.0");
+    await rotateRole(t.rel, "targets");
+    await t.pub("2.1.0");
+    const lines = await verifyChannelWithRoot(t.channel, root1);
+    assert.match(lines.join("\n"), /root ok: version 2 \(signed by the previous root and itself\)/);
+    assert.match(lines.join("\n"), /manifest ok: channel stable, version 2\.1\.0/);
+    assert.match(lines.join("\n"), /artifact ok: /);
+    const late = await refused(verifyChannelWithRoot(t.channel, root1, Date.now() + 2 * DAY));
+    assert.equal(late.code, "expired");
+    const m = JSON.parse(await Deno.readTextFile(`${t.channel}/manifest.json`));
+    m.signed.rollout = 50;
+    await Deno.writeTextFile(`${t.channel}/manifest.json`, JSON.stringify(m));
+    assert.equal(
+      (await refused(verifyChannelWithRoot(t.channel, root1))).code,
+      "manifest-mismatch",
+    );
+  } finally {
+    await t.close();
+  }
+});
