@@ -60,11 +60,14 @@ async function snapshot(
   return out;
 }
 
-/** state.json without the fields a verified manifest may advance (replay counter, time). */
+/** state.json without the fields a verified manifest may advance (replay counter and digest,
+ * time, timestamp). */
 async function stateSansCounter(root: string): Promise<unknown> {
   const s = JSON.parse(await Deno.readTextFile(`${root}/state.json`));
   delete s.lastCounter;
+  delete s.lastDigest;
   delete s.trustedTime;
+  delete s.lastTimestamp;
   return s;
 }
 

@@ -20,6 +20,8 @@ import {
   watchdogIntervalMs,
 } from "../systemd.ts";
 import { VERSION } from "../version.ts";
+import { checkExec, execInto } from "../update/handover.ts";
+import { stopChild } from "../update/trial.ts";
 import {
   checkArtifact,
   describeRoot,
@@ -775,8 +777,35 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
         notifier?.close();
         log.info("handing over to the new version", { pid: child.pid, systemd: handed });
         if (handed) return EXIT_OK;
-        // No systemd to take the new version over: stay its parent so that it is not orphaned
-        // (a container would end with this process) and pass signals on.
+        // No systemd: become the new version (execve: same pid, same parent) once its trial
+        // process is stopped, so that updates do not pile up a chain of supervisors.
+        let canExec = true;
+        try {
+          checkExec();
+        } catch (e) {
+          canExec = false;
+          log.warn("cannot exec the new version; staying its parent", {
+            error: (e as Error).message,
+          });
+        }
+        if (canExec) {
+          const gone = { v: false };
+          child.status.then(() => gone.v = true);
+          await stopChild(child, () => gone.v);
+          const path = `${agent.slots.root}/current/outpost`;
+          log.info("no systemd: restarting as the new version in this process", { path });
+          try {
+            execInto(path, ["run", ...args], Deno.env.toObject());
+          } catch (e) {
+            log.error("exec of the new version failed; exiting for a restart", {
+              path,
+              error: (e as Error).message,
+            });
+            return EXIT_FAILURE;
+          }
+        }
+        // Stay its parent so that it is not orphaned (a container would end with this process)
+        // and pass signals on.
         const pass: [Deno.Signal, () => void][] = (
           ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR2"] as Deno.Signal[]
         ).map((sig) => [sig, () => {
