@@ -146,9 +146,10 @@ the timestamp key: devices report the channel stale once it expires).
 keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.pub and prints
 the public key. publish checks the artifact is an Outpost build of that version for that target,
 verifies the channel's current manifest.json and its artifacts, copies the artifact into the
-channel and writes a signed manifest.json with the next counter; give two --key during a key
-rotation. verify checks the manifest as a
-device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`,
+channel and writes a signed manifest.json with the next counter (with --root-dir also the root
+chain and timestamp.json). verify checks the channel as a device pinning --root would (or the
+manifest alone with --pubkey) and every artifact's length and SHA-256. See the README's
+Self-update section.`,
   update: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
        outpost update init --install-root DIR --artifact FILE --version X [--root root.json]
