@@ -98,6 +98,13 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     );
   }
   const root = opts.rootDir ? (await readRoot(opts.rootDir)).signed : undefined;
+  const channelDir = opts.channel.replace(/\/+$/, "");
+  if (!root && await Deno.lstat(`${channelDir}/timestamp.json`).then(() => true, () => false)) {
+    // A manifest the timestamp does not name would be refused by every device with a root.
+    throw new ReleaseError(
+      `"${channelDir}" is published with roles (it has timestamp.json): publish with --root-dir`,
+    );
+  }
   if (!opts.keys.length && !root) throw new ReleaseError("publish needs at least one --key");
   const keys = opts.keys.length
     ? await Promise.all(opts.keys.map(readSigningKey))

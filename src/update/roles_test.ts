@@ -293,3 +293,23 @@ Deno.test("verifyChannelWithRoot() checks a channel as a device pinning root ver
     await t.close();
   }
 });
+
+Deno.test("publish without the roles is refused on a channel published with them", async () => {
+  const t = await setup();
+  try {
+    await t.pub("2.0.0");
+    const [k1] = await t.keysOf("targets");
+    await assert.rejects(
+      publish({
+        channel: t.channel,
+        artifact: `${t.dir}/art`,
+        version: "2.1.0",
+        target: T,
+        keys: [k1],
+      }),
+      /is published with roles \(it has timestamp\.json\): publish with --root-dir/,
+    );
+  } finally {
+    await t.close();
+  }
+});
