@@ -736,6 +736,14 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
       Deno.removeSignalListener("SIGUSR2", onUsr2);
       if (selfTrialFailed) return EXIT_FAILURE;
       if (!trialWanted) return code;
+      if (sdEnv.has("NOTIFY_SOCKET")) {
+        // Under systemd the trial begins with a restart: this process exits, systemd (guard
+        // first) starts the version on trial, which judges itself. One gateway process at a
+        // time, so the trial stays within the unit's MemoryMax=.
+        const t = await agent.restartTrial();
+        log.info("exiting so that systemd starts the version on trial", { version: t?.version });
+        return EXIT_OK;
+      }
       const stop = new AbortController();
       const onStop = () => stop.abort();
       Deno.addSignalListener("SIGTERM", onStop);

@@ -220,10 +220,12 @@ export class UpdateAgent {
 
   /** Starts of the version on trial so far: the supervised one plus each guard-counted boot. */
   async trialAttempts(): Promise<number> {
+    // A trial begun by a restart has no supervised start to count.
+    const first = this.#state?.trial?.supervised === false ? 0 : 1;
     try {
-      return 1 + (await Deno.stat(this.#bootsFile)).size;
+      return first + (await Deno.stat(this.#bootsFile)).size;
     } catch {
-      return 1;
+      return first;
     }
   }
 
@@ -304,6 +306,7 @@ export class UpdateAgent {
    * previous slot is restored and `onFail` is called (the process should exit).
    */
   async selfTrial(signal: AbortSignal, onFail: () => void): Promise<void> {
+    await testHold("trial");
     const deadline = Date.now() + this.#o.config.healthDeadline;
     const requireUplink = this.#state?.trial?.requireUplink ?? false;
     let last = "no answer";
@@ -510,23 +513,31 @@ export class UpdateAgent {
   }
 
   /**
-   * Runs the staged version — a release, or the previous version for a rollback — on trial (the
-   * gateway in this process must already be stopped): state `trial`, switch `current`, start it,
-   * wait for health. Healthy: commit and return the child. Otherwise: stop it, restore the
-   * previous slot, record why.
+   * Under systemd: puts the staged version (a release, or the previous version for a rollback)
+   * on trial and returns, so that the caller exits and systemd starts it; it then judges itself
+   * ({@linkcode selfTrial}) and commits or restores the previous slot and exits. Only one gateway
+   * process runs at a time, so a trial fits the unit's memory limit. Returns what was put on
+   * trial, or undefined when nothing was staged.
    */
-  async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
+  async restartTrial(): Promise<{ slot: Slot; version: string } | undefined> {
     const staged = this.#staged;
-    if (!staged) return { ok: false, reason: "nothing staged" };
+    if (!staged) return undefined;
     this.#staged = undefined;
+    await this.#beginTrial(staged, false);
+    return { slot: staged.slot, version: staged.version };
+  }
+
+  /** State `trial`, the guard's trial.env, then `current` moved to the staged slot. */
+  async #beginTrial(staged: Staged, supervised: boolean): Promise<void> {
     const state = await this.#reload();
     state.phase = "trial";
     state.trial = {
       slot: staged.slot,
       version: staged.version,
-      attempts: 1,
+      attempts: supervised ? 1 : 0,
       startedAt: Date.now(),
       requireUplink: staged.requireUplink,
+      ...(supervised ? {} : { supervised: false }),
     };
     if (staged.rollback) {
       const from = state.committed.version;
@@ -539,7 +550,9 @@ export class UpdateAgent {
     await Deno.remove(this.#bootsFile).catch(() => {});
     await writeFileAtomic(
       this.#trialEnv,
-      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\nMAX_ATTEMPTS=${this.#o.config.maxAttempts}\n`,
+      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\nMAX_ATTEMPTS=${this.#o.config.maxAttempts}\nSUPERVISED=${
+        supervised ? 1 : 0
+      }\n`,
     );
     await this.#save(state);
     await testHold("switch");
@@ -547,8 +560,10 @@ export class UpdateAgent {
     await testHold("switched");
     this.#log[staged.rollback ? "warn" : "info"](
       staged.rollback
-        ? "rolling back on request: starting the previous version on trial"
-        : "starting new version on trial",
+        ? `rolling back on request: ${
+          supervised ? "starting" : "restarting into"
+        } the previous version on trial`
+        : `${supervised ? "starting" : "restarting into"} the new version on trial`,
       {
         version: staged.version,
         slot: staged.slot,
@@ -556,6 +571,19 @@ export class UpdateAgent {
         requireUplink: staged.requireUplink,
       },
     );
+  }
+
+  /**
+   * Runs the staged version — a release, or the previous version for a rollback — on trial (the
+   * gateway in this process must already be stopped): state `trial`, switch `current`, start it,
+   * wait for health. Healthy: commit and return the child. Otherwise: stop it, restore the
+   * previous slot, record why.
+   */
+  async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
+    const staged = this.#staged;
+    if (!staged) return { ok: false, reason: "nothing staged" };
+    this.#staged = undefined;
+    await this.#beginTrial(staged, true);
     const r = await runTrial({
       binary: this.slots.binary(staged.slot),
       configPath: this.#o.configPath,

@@ -40,6 +40,8 @@ export interface UpdateState {
     attempts: number;
     startedAt: number;
     requireUplink?: boolean;
+    /** false: begun by a restart under systemd (no supervised start counted). */
+    supervised?: boolean;
     rollback?: {
       from: string;
       reason: string;
