@@ -16,6 +16,7 @@ import {
   device,
   keypair,
   publish,
+  releaseDir,
   ROOT,
 } from "./helpers/update.ts";
 
@@ -44,7 +45,7 @@ Deno.test({
   const tmp = await Deno.makeTempDir({ prefix: "outpost-update-cli-" });
   const channel = `${tmp}/channel`;
   await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/release`)]);
   const srv = channelServer(channel);
   const watchdogMs = 6000;
   const dev = await device({
@@ -267,7 +268,7 @@ Deno.test({
   const tmp = await Deno.makeTempDir({ prefix: "outpost-update-pin-" });
   const channel = `${tmp}/stable`;
   await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/release`)]);
   const srv = channelServer(channel);
   const dev = await device({
     channelUrl: srv.url,

@@ -15,8 +15,8 @@ import {
   bufferContents,
   channelServer,
   device,
-  keypair,
   publish,
+  releaseDir,
 } from "./helpers/update.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -102,7 +102,7 @@ Deno.test({
   const size = (await Deno.stat(a.good)).size;
   const tmp = await Deno.makeTempDir({ prefix: "outpost-diskfull-" });
   const broker = await startMosquitto();
-  const key = await keypair(`${tmp}/keys`);
+  const key = await releaseDir(`${tmp}/keys`);
   const mounts: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   try {

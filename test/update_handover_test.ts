@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { artifacts, channelServer, device, keypair, publish } from "./helpers/update.ts";
+import { artifacts, channelServer, device, publish, releaseDir } from "./helpers/update.ts";
 
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -32,7 +32,7 @@ Deno.test({
   const tmp = await Deno.makeTempDir({ prefix: "outpost-update-handover-" });
   const channel = `${tmp}/stable`;
   await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/keys`)]);
   const srv = channelServer(channel);
   const dev = await device({
     channelUrl: srv.url,

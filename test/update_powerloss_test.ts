@@ -16,8 +16,8 @@ import {
   channelServer,
   type Device,
   device,
-  keypair,
   publish,
+  releaseDir,
   TARGET,
 } from "./helpers/update.ts";
 import type { Subscriber } from "./helpers/subscriber.ts";
@@ -40,7 +40,7 @@ async function setup(): Promise<Ctx> {
   const tmp = await Deno.makeTempDir({ prefix: "outpost-powerloss-" });
   const [broker, key] = await Promise.all([
     startMosquitto(),
-    keypair(`${tmp}/keys`),
+    releaseDir(`${tmp}/keys`),
     artifacts(),
   ]);
   return { broker, key, tmp };

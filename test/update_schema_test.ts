@@ -14,9 +14,9 @@ import {
   bufferContents,
   channelServer,
   device,
-  keypair,
   outpost,
   publish,
+  releaseDir,
 } from "./helpers/update.ts";
 
 function schemaOf(path: string): { version: number; compat: number } {
@@ -38,7 +38,7 @@ Deno.test({
   const tmp = await Deno.makeTempDir({ prefix: "outpost-update-schema-" });
   const channel = `${tmp}/stable`;
   await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), keypair(`${tmp}/keys`)]);
+  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/keys`)]);
   const srv = channelServer(channel);
   const dev = await device({
     channelUrl: srv.url,

@@ -247,7 +247,18 @@ export async function keypair(dir: string): Promise<{ key: string; pub: string }
   return { key, pub };
 }
 
-/** `outpost release publish` of an artifact for this machine's target on channel "stable". */
+/**
+ * A release directory made by `outpost release init` (root, targets and timestamp keys, root.json
+ * version 1), in the shape of {@linkcode keypair}: `key` is the directory (publish with
+ * `--root-dir`), `pub` the root.json a device pins.
+ */
+export async function releaseDir(dir: string): Promise<{ key: string; pub: string }> {
+  await outpost("release", "init", "--out", dir);
+  return { key: dir, pub: `${dir}/root.json` };
+}
+
+/** `outpost release publish` of an artifact for this machine's target on channel "stable"; a
+ * release directory ({@linkcode releaseDir}) among `keys` publishes with the roles. */
 export const publish = (
   channel: string,
   artifact: string,
@@ -266,7 +277,7 @@ export const publish = (
     version,
     "--target",
     TARGET,
-    ...keys.flatMap((k) => ["--key", k]),
+    ...keys.flatMap((k) => k.endsWith(".key") ? ["--key", k] : ["--root-dir", k]),
     // The devices follow "stable", whatever the channel directory is called.
     ...(more.includes("--channel-name") ? [] : ["--channel-name", "stable"]),
     ...more,
@@ -359,7 +370,10 @@ export async function device(opts: DeviceOptions): Promise<Device> {
   const installRoot = opts.installRoot ?? `${dir}/opt`;
   const slots = new Slots(installRoot);
   await slots.init(a.base, VERSIONS.base);
-  if (opts.rootFile) await Deno.copyFile(opts.rootFile, `${installRoot}/root.json`);
+  // A root.json among the keys (from releaseDir) is pinned; the others are trusted keys.
+  const rootFile = opts.rootFile ?? opts.pubkeys.find((k) => k.endsWith("/root.json"));
+  if (rootFile) await Deno.copyFile(rootFile, `${installRoot}/root.json`);
+  const trusted = opts.pubkeys.filter((k) => !k.endsWith("/root.json"));
   const httpPort = freePort();
   const id = `upd-${Deno.pid}-${++deviceCount}`;
   const config = `${dir}/site.yaml`;
@@ -382,7 +396,7 @@ update:
   checkInterval: ${opts.checkInterval ?? "1s"}
   healthDeadline: ${opts.healthDeadline ?? "20s"}
   allowInsecure: true
-  trustedKeys: [${opts.pubkeys.map((k) => JSON.stringify(k)).join(", ")}]
+  trustedKeys: [${trusted.map((k) => JSON.stringify(k)).join(", ")}]
 ${opts.updateExtra ?? ""}`,
   );
   const log = `${dir}/gateway.log`;
