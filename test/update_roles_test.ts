@@ -6,7 +6,9 @@
  * device follows.
  */
 import assert from "node:assert/strict";
+import { launchBrowser } from "./helpers/browser.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
+import { waitFor } from "./helpers/ports.ts";
 import { artifacts, channelServer, device, outpost, publish, VERSIONS } from "./helpers/update.ts";
 
 Deno.test({
@@ -75,6 +77,28 @@ Deno.test({
     );
     assert.match(s.update.metadataStale!, /^release metadata stale since /);
     assert.match(s.update.lastCheck!.reason!, /timestamp version 1 expired at .*stale since then/);
+    // The gateway page says so too.
+    const listen = /listen: (127\.0\.0\.1:\d+)/.exec(await Deno.readTextFile(dev.config))![1];
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.browser.newPage();
+      await page.goto(`http://${listen}/`);
+      const token = (await Deno.readTextFile(`${dev.dir}/http-token`)).trim();
+      await page.fill("#token", token);
+      await page.click("#login-submit");
+      await waitFor(
+        "the update list on the page",
+        async () =>
+          /Release metadata\s*release metadata stale since/.test(
+            await page.locator("#update").innerText(),
+          ),
+        15_000,
+        100,
+      );
+      assert.match(await page.locator("#update").innerText(), /Activity\s*refused \(expired\)/);
+    } finally {
+      await browser.close();
+    }
     // The timestamp key re-signs: fresh again.
     await outpost("release", "timestamp", "--channel", channel, "--root-dir", rel);
     await dev.waitStatus(
