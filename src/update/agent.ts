@@ -255,6 +255,14 @@ export class UpdateAgent {
       });
       return "run";
     }
+    if (!(await Deno.lstat(`${this.slots.root}/root.json`).then(() => true, () => false))) {
+      this.#log.warn(
+        this.#o.config.trustedKeys.length
+          ? "no pinned root: manifests are checked with update.trustedKeys alone (no timestamp, no freeze detection, no key rotation); pin one with outpost update init --root or by copying root.json into the install root"
+          : "no pinned root and no update.trustedKeys: no release will be trusted",
+        { root: `${this.slots.root}/root.json` },
+      );
+    }
     const leftovers = await this.slots.removeLeftovers();
     if (leftovers.length) {
       this.#log.info("removed leftovers of an interrupted write", { files: leftovers.join(" ") });

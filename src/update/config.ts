@@ -52,7 +52,10 @@ export const updateSchema = s.object({
   trustedKeys: s.array(
     s.string({ pattern: /^ed25519:[A-Za-z0-9+/=]+$/, patternName: "ed25519:BASE64" }),
   )
-    .default([]).describe("Public release keys trusted in addition to the built-in root keys"),
+    .default([]).describe(
+      "Without a pinned root (root.json in installRoot): public keys that may sign manifest.json " +
+        "alone (threshold 1, no timestamp, no freeze detection)",
+    ),
 }, {
   refine(v, ctx, path) {
     // A device must know which channel it follows: a mirror or a mistake serving another
