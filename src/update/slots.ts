@@ -82,10 +82,13 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+let tmpSeq = 0;
+
 /** Writes a file atomically: temp file, fsync, rename over, fsync the directory. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-  const tmp = `${path}.tmp-${Deno.pid}`;
+  // Unique per write: two writes of one file at once in this process must not share it.
+  const tmp = `${path}.tmp-${Deno.pid}-${++tmpSeq}`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
   try {
     const bytes = new TextEncoder().encode(data);
@@ -208,7 +211,9 @@ export class Slots {
     };
     await sweep(
       this.root,
-      (n) => /^(state\.json|current|trial\.env)\.tmp-\d+$/.test(n) || n === "current.guard-tmp",
+      (n) =>
+        /^(state\.json|current|trial\.env|root\.json|pin\.json)\.tmp-\d+(-\d+)?$/.test(n) ||
+        n === "current.guard-tmp",
     );
     for (const s of ["a", "b"] as const) await sweep(this.dir(s), (n) => n === "outpost.tmp");
     return removed;

@@ -84,3 +84,12 @@ Deno.test("removeLeftovers() removes what an interrupted write leaves, never a s
   assert.equal(await slots.active(), "a");
   assert.equal((await slots.readState()).committed.version, "1.0.0");
 });
+
+Deno.test("writeFileAtomic() of one file twice at once in one process: both land, no error", async () => {
+  const { writeFileAtomic } = await import("./slots.ts");
+  const dir = await Deno.makeTempDir();
+  const writes = Array.from({ length: 20 }, (_, i) => writeFileAtomic(`${dir}/f`, `v${i}`));
+  await Promise.all(writes);
+  assert.match(await Deno.readTextFile(`${dir}/f`), /^v\d+$/);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["f"]);
+});
