@@ -1,14 +1,18 @@
 /**
- * `deno task build [--version X.Y.Z] [--target T]…`: compiles the gateway with `deno compile` for
- * x86_64 and aarch64 Linux into dist/, with an explicit permission set, and writes SHA256SUMS.
+ * `deno task build [--version X.Y.Z] [--target T]… [--out DIR]`: compiles the gateway with
+ * `deno compile` for x86_64 and aarch64 Linux into dist/ (or DIR), with an explicit permission
+ * set, checks each binary answers `version --json` with that version (natively, or under
+ * qemu-user-static for the other architecture when installed) and writes SHA256SUMS. Refuses a
+ * `DENORT_BIN` that is the Deno CLI rather than a denort.
  * `deno task bundle [--version X.Y.Z] [--out DIR]`: writes dist/outpost.js (or DIR/outpost.js), one
  * bundled JS file with a `#!/usr/bin/env -S deno run …` line, runnable wherever Deno is installed.
  * Parallel bundles need distinct `--out` directories (the stamp and entry files live there).
  *
  * TEST-ONLY: `--behaviour exit|unhealthy|hang` bakes a misbehaviour into the stamp so the update
  * tests get real bad releases (see src/version.ts `TEST_BEHAVIOUR`); `--test-hooks` lets the
- * power-loss tests hold the updater at a chosen step (src/update/_test_hooks.ts). Never use
- * either for a release.
+ * power-loss tests hold the updater at a chosen step (src/update/_test_hooks.ts);
+ * `--test-schema next` adds one additive buffer schema step (src/buffer/schema.ts) for the
+ * schema round-trip test. Never use any of them for a release.
  *
  * `deno compile` needs its `denort` base binary; offline, point DENORT_BIN at one
  * (e.g. from the `@deno/linux-arm64-glibc` npm package). `--v8-flags` given to `deno compile`
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     out: { type: "string" },
     behaviour: { type: "string" },
     "test-hooks": { type: "boolean" },
+    "test-schema": { type: "string" },
   },
 });
 const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
@@ -54,6 +59,11 @@ if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
 const behaviour = values.behaviour;
 if (behaviour !== undefined && !["exit", "unhealthy", "hang"].includes(behaviour)) {
   console.error(`build: --behaviour: expected exit, unhealthy or hang, got "${behaviour}"`);
+  Deno.exit(2);
+}
+const testSchema = values["test-schema"];
+if (testSchema !== undefined && testSchema !== "next") {
+  console.error(`build: --test-schema: expected next, got "${testSchema}"`);
   Deno.exit(2);
 }
 const OUT = values.out ? await Deno.realPath(values.out).catch(() => values.out!) : DIST;
@@ -71,6 +81,11 @@ await Deno.writeTextFile(
       : "") +
     (values["test-hooks"]
       ? `// TEST-ONLY hold points for the power-loss tests.\n(globalThis as { __OUTPOST_TEST_HOOKS__?: boolean }).__OUTPOST_TEST_HOOKS__ = true;\n`
+      : "") +
+    (testSchema
+      ? `// TEST-ONLY: one more (additive) buffer schema step, src/buffer/schema.ts.\n(globalThis as { __OUTPOST_TEST_SCHEMA__?: string }).__OUTPOST_TEST_SCHEMA__ = ${
+        JSON.stringify(testSchema)
+      };\n`
       : ""),
 );
 const src = (p: string) => JSON.stringify(new URL(p, `file://${ROOT}`).href);
@@ -80,7 +95,11 @@ await Deno.writeTextFile(
     src("adapters/mod.ts")
   };\nimport { main } from ${src("src/cli/mod.ts")};\nimport { testBehaviourAtStart } from ${
     src("src/version.ts")
-  };\nawait testBehaviourAtStart();\nDeno.exit(await main(Deno.args, { adapters }));\n`,
+  };\n` +
+    // A TEST-ONLY bad release still tells its version (the updater asks before its trial), as
+    // a release whose gateway fails at start would.
+    `if (Deno.args[0] !== "version") await testBehaviourAtStart();\n` +
+    `Deno.exit(await main(Deno.args, { adapters }));\n`,
 );
 
 async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
@@ -124,10 +143,75 @@ if (values.bundle) {
   Deno.exit(0);
 }
 
+/** Why `DENORT_BIN` cannot be a denort, or undefined when it may be one. */
+async function notDenort(path: string): Promise<string | undefined> {
+  let o: Deno.CommandOutput;
+  try {
+    o = await new Deno.Command(path, { args: ["--version"], stdout: "piped", stderr: "piped" })
+      .output();
+  } catch (e) {
+    return `cannot run it: ${(e as Error).message}`;
+  }
+  const text = new TextDecoder().decode(o.stdout);
+  // The Deno CLI names its TypeScript; a denort has no compiler and no such line.
+  if (/^deno \d/m.test(text) && /^typescript /m.test(text)) {
+    return `it is the Deno CLI (${text.split("\n")[0].trim()}), not a denort: a "compiled" ` +
+      `binary would be the Deno CLI itself`;
+  }
+  return undefined;
+}
+
+/** A command that runs `arch` binaries here: nothing for this machine's own, qemu for aarch64. */
+function runnerFor(arch: string): string[] | undefined {
+  if (arch === Deno.build.arch) return [];
+  for (const q of [`/usr/bin/qemu-${arch}-static`, `/usr/bin/qemu-${arch}`]) {
+    try {
+      Deno.statSync(q);
+      return [q];
+    } catch { /* not installed */ }
+  }
+  return undefined;
+}
+
+/** Runs a built binary's `version --json`; returns why it is not this build, if it is not. */
+async function checkBuilt(out: string, arch: string): Promise<string | undefined> {
+  const runner = runnerFor(arch);
+  if (!runner) {
+    console.warn(`build: ${out} not run: no qemu-${arch}-static here to run it`);
+    return undefined;
+  }
+  const [cmd, ...pre] = [...runner, out];
+  const o = await new Deno.Command(cmd, {
+    args: [...pre, "version", "--json"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((e) => ({ success: false, stdout: new Uint8Array(), stderr: e }));
+  const text = new TextDecoder().decode(o.stdout as Uint8Array).trim();
+  let reported: unknown;
+  try {
+    reported = JSON.parse(text).version;
+  } catch { /* not an Outpost build */ }
+  if (!o.success || reported !== version) {
+    return `\`${out} version --json\` answered ${
+      JSON.stringify(text.slice(0, 120) || String(o.stderr).slice(0, 200))
+    }, not version ${version}`;
+  }
+  return undefined;
+}
+
+const denort = Deno.env.get("DENORT_BIN");
+if (denort) {
+  const why = await notDenort(denort);
+  if (why) {
+    console.error(`build: DENORT_BIN=${denort}: ${why}`);
+    Deno.exit(1);
+  }
+}
+
 const sums: string[] = [];
 for (const target of values.target ?? TARGETS) {
   const arch = target.split("-")[0];
-  const out = `${DIST}/outpost-${version}-linux-${arch}`;
+  const out = `${OUT}/outpost-${version}-linux-${arch}`;
   const r = await run([
     "compile",
     "--quiet",
@@ -153,8 +237,14 @@ for (const target of values.target ?? TARGETS) {
     }
     Deno.exit(1);
   }
-  sums.push(`${await sha256(out)}  ${out.slice(DIST.length + 1)}`);
-  console.log(`dist/${out.slice(DIST.length + 1)}`);
+  const wrong = await checkBuilt(out, arch);
+  if (wrong) {
+    await Deno.remove(out).catch(() => {});
+    console.error(`build: ${target}: ${wrong}; removed it`);
+    Deno.exit(1);
+  }
+  sums.push(`${await sha256(out)}  ${out.slice(OUT.length + 1)}`);
+  console.log(out);
 }
-await Deno.writeTextFile(`${DIST}/SHA256SUMS`, sums.join("\n") + "\n");
-console.log("dist/SHA256SUMS");
+await Deno.writeTextFile(`${OUT}/SHA256SUMS`, sums.join("\n") + "\n");
+console.log(`${OUT}/SHA256SUMS`);

@@ -145,6 +145,7 @@ adapters:
 http: { listen: 127.0.0.1:${httpPort} }
 update:
   channel: ${srv.url}
+  channelName: channel
   installRoot: ${tmp}/opt
   checkInterval: 1h
   allowInsecure: true

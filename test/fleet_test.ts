@@ -165,6 +165,7 @@ adapters:
   - { type: simulated, name: sim, devices: 1, interval: 1s }
 update:
   channel: ${channelUrl}
+  channelName: channel
   allowInsecure: true
   trustedKeys: ["${key.public}"]
   installRoot: ${root}/${id}/root

@@ -15,8 +15,8 @@ import {
   bufferContents,
   channelServer,
   device,
-  keypair,
   publish,
+  releaseDir,
 } from "./helpers/update.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -60,11 +60,14 @@ async function snapshot(
   return out;
 }
 
-/** state.json without the fields a verified manifest may advance (replay counter, time). */
+/** state.json without the fields a verified manifest may advance (replay counter and digest,
+ * time, timestamp). */
 async function stateSansCounter(root: string): Promise<unknown> {
   const s = JSON.parse(await Deno.readTextFile(`${root}/state.json`));
   delete s.lastCounter;
+  delete s.lastDigest;
   delete s.trustedTime;
+  delete s.lastTimestamp;
   return s;
 }
 
@@ -99,7 +102,7 @@ Deno.test({
   const size = (await Deno.stat(a.good)).size;
   const tmp = await Deno.makeTempDir({ prefix: "outpost-diskfull-" });
   const broker = await startMosquitto();
-  const key = await keypair(`${tmp}/keys`);
+  const key = await releaseDir(`${tmp}/keys`);
   const mounts: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   try {

@@ -95,3 +95,20 @@ Deno.test("guard: update.maxAttempts written to trial.env wins over the unit's a
   await guard(other.root, "6");
   assert.equal(await other.active(), "a");
 });
+
+Deno.test("guard: a trial begun by a restart (SUPERVISED=0) gets MAX starts through systemd", async () => {
+  const slots = await root();
+  await startTrial(
+    slots,
+    "PREVIOUS_SLOT=a\nTRIAL_SLOT=b\nTRIAL_VERSION=2.0.0\nMAX_ATTEMPTS=3\nSUPERVISED=0\n",
+  );
+  for (const n of [1, 2, 3]) {
+    assert.match(await guard(slots.root), new RegExp(`start ${n} of at most 3 of the version`));
+    assert.equal(await slots.active(), "b");
+  }
+  assert.match(
+    await guard(slots.root),
+    /the version on trial had 3 starts without committing; restored slots\/a/,
+  );
+  assert.equal(await slots.active(), "a");
+});

@@ -1,6 +1,5 @@
 /**
- * Power loss during a self-update: the gateway's whole process group (the supervising gateway and
- * its trial child) is SIGKILLed at each step — download, verify, either side of the `current`
+ * Power loss during a self-update: the gateway's whole process group is SIGKILLed at each step — download, verify, either side of the `current`
  * switch, trial — then started again the way systemd does (the guard as ExecStartPre, then
  * `current/outpost run`). Real bundled artifacts, a real channel server, a real Mosquitto. The
  * updater is stopped exactly at a step by the test-hooks build's hold points (or by a channel
@@ -17,8 +16,8 @@ import {
   channelServer,
   type Device,
   device,
-  keypair,
   publish,
+  releaseDir,
   TARGET,
 } from "./helpers/update.ts";
 import type { Subscriber } from "./helpers/subscriber.ts";
@@ -41,7 +40,7 @@ async function setup(): Promise<Ctx> {
   const tmp = await Deno.makeTempDir({ prefix: "outpost-powerloss-" });
   const [broker, key] = await Promise.all([
     startMosquitto(),
-    keypair(`${tmp}/keys`),
+    releaseDir(`${tmp}/keys`),
     artifacts(),
   ]);
   return { broker, key, tmp };
@@ -254,7 +253,8 @@ async function switchedCase(ctx: Ctx) {
     assert.equal(s.update.lastRollback, undefined);
     const log = await Deno.readTextFile(dev.log);
     assert.match(log, /this version is on trial after a restart; it must become healthy/);
-    assert.match(log, /outpost-guard: start 2 of at most 3 of the version on trial/);
+    // The trial began with a restart (under systemd): this boot is its first start.
+    assert.match(log, /outpost-guard: start 1 of at most 3 of the version on trial/);
     assert.equal(await exists(`${dev.slots.root}/trial.env`), false);
     assert.equal(await exists(`${dev.slots.root}/trial-boots`), false);
     await assertFlowing(dev, r.sub, before);
@@ -294,8 +294,8 @@ async function switchedCase(ctx: Ctx) {
   }
 }
 
-/** Killed while the new version runs on trial (the supervisor is held before its first health
- * poll): the trial resumes after the restart and the healthy version commits. */
+/** Killed while the new version runs on trial (held before its first health poll): the trial
+ * resumes after the restart and the healthy version commits. */
 async function trialCase(ctx: Ctx) {
   let r: Rig | undefined;
   try {
@@ -350,17 +350,18 @@ async function trialUnhealthyCase(ctx: Ctx) {
   }
 }
 
-/** Killed during the trial of a version that dies before its own code runs: only the guard can
- * act. It counts the starts and, after maxAttempts (3), restores slot a. */
+/** The trial of a version that dies before its own code runs (the trial begins with a restart
+ * under systemd): only the guard can act. It counts the starts, across a power cut after the
+ * first, and after maxAttempts (3) restores slot a. */
 async function trialCrashCase(ctx: Ctx) {
   let r: Rig | undefined;
   try {
-    r = await rig(ctx, "trial");
+    r = await rig(ctx);
     const { dev } = r;
     const a = await artifacts();
     const rows = (await dev.status()).buffer.rows;
     await publish(r.channel, a.exit, "1.2.0", [ctx.key.key]);
-    await held(r, "trial");
+    await firstTrialStart(r);
     const before = await cut(r, rows);
     const boots = dev.unit.events.length;
     await dev.boot();
@@ -373,7 +374,7 @@ async function trialCrashCase(ctx: Ctx) {
       /the guard restored slot a after 3 start\(s\) of 1\.2\.0 without a healthy report/,
     );
     const starts = dev.unit.events.slice(boots).filter((e) => e.kind === "start").length;
-    assert.equal(starts, 3, "1.2.0 twice more (3 starts with the supervised one), then 1.1.0");
+    assert.equal(starts, 3, "1.2.0 twice more (3 starts with the one before the cut), then 1.1.0");
     assert.match(
       await Deno.readTextFile(dev.log),
       /outpost-guard: the version on trial had 3 starts without committing; restored slots\/a/,
@@ -384,18 +385,31 @@ async function trialCrashCase(ctx: Ctx) {
   }
 }
 
-/** Killed during the trial of a version that hangs before its own code runs: it never sends
- * READY=1, so systemd's start timeout (TimeoutStartSec=, 12 s here) kills it and the guard counts
- * each start until it restores slot a. */
+/** Waits until the guard has let the version on trial start once. */
+async function firstTrialStart(r: Rig): Promise<void> {
+  await waitFor(
+    `${r.dev.id}: the first start of the version on trial`,
+    async () =>
+      /outpost-guard: start 1 of at most 3 of the version on trial/.test(
+        await Deno.readTextFile(r.dev.log),
+      ),
+    60_000,
+    50,
+  );
+}
+
+/** The trial of a version that hangs before its own code runs: it never sends READY=1, so
+ * systemd's start timeout (TimeoutStartSec=, 12 s here) kills it and the guard counts each start,
+ * across a power cut after the first, until it restores slot a. */
 async function trialHangCase(ctx: Ctx) {
   let r: Rig | undefined;
   try {
-    r = await rig(ctx, "trial", { startTimeoutMs: 12_000 });
+    r = await rig(ctx, undefined, { startTimeoutMs: 12_000 });
     const { dev } = r;
     const a = await artifacts();
     const rows = (await dev.status()).buffer.rows;
     await publish(r.channel, a.hang, "1.4.0", [ctx.key.key]);
-    await held(r, "trial");
+    await firstTrialStart(r);
     const before = await cut(r, rows);
     const mark = dev.unit.events.length;
     await dev.boot();

@@ -103,6 +103,7 @@ adapters:
 http: { listen: 127.0.0.1:${httpPort} }
 update:
   channel: ${channelUrl}
+  channelName: stable
   installRoot: ${root}/opt
   checkInterval: 1s
   healthDeadline: 6s
@@ -244,12 +245,20 @@ Deno.test({
     // Unknown key.
     await publish(channel, a.good, "2.0.0", [rogue.key]);
     assert.match(await refused("unknown-key"), /unknown key/);
+    // The publisher does not build on a manifest it cannot verify.
+    await assert.rejects(
+      publish(channel, a.good, "2.0.0", [trusted.key]),
+      /existing ".*manifest\.json" does not verify, nothing taken from it: .*unknown key/,
+    );
+    await Deno.remove(`${channel}/manifest.json`);
     // Bad signature: the signed part altered after signing.
     await publish(channel, a.good, "2.0.0", [trusted.key]);
     const m = JSON.parse(await Deno.readTextFile(`${channel}/manifest.json`));
     m.signed.version = "2.0.1";
     await Deno.writeTextFile(`${channel}/manifest.json`, JSON.stringify(m));
     assert.match(await refused("bad-signature"), /does not verify/);
+    // Not the signed original back: the device would install it before the next step.
+    await Deno.remove(`${channel}/manifest.json`);
     // Older version.
     await publish(channel, a.old, "1.0.0", [trusted.key]);
     assert.match(await refused("older-version"), /1\.0\.0 is older than the committed 1\.1\.0/);
@@ -257,8 +266,8 @@ Deno.test({
     await publish(channel, a.good, "2.0.0", [trusted.key], "--expires", "1ms");
     assert.match(await refused("expired"), /expired at/);
     // Counter replayed.
-    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "1");
-    assert.match(await refused("counter-replayed"), /counter 1 is lower than the last seen/);
+    await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "0");
+    assert.match(await refused("counter-replayed"), /counter 0 is lower than the last seen 1/);
     // Hash mismatch: same length, different bytes.
     await publish(channel, a.good, "2.0.0", [trusted.key], "--counter", "10");
     const art = `${channel}/artifacts/2.0.0/${TARGET}/outpost`;
@@ -267,6 +276,8 @@ Deno.test({
     await Deno.writeFile(art, bytes);
     assert.match(await refused("hash-mismatch"), /sha256 [0-9a-f]{64}, manifest says/);
     await assert.rejects(Deno.stat(dev.slots.staging("b")), "a bad download is not kept");
+    bytes[bytes.length - 2] ^= 0xff;
+    await Deno.writeFile(art, bytes);
     // Key rotation: old (trusted) + new (not yet trusted) key; the download is cut once, resumed.
     srv.ctl.cutNextArtifact = true;
     await publish(channel, a.good, "2.0.0", [trusted.key, next.key]);

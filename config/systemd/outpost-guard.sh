@@ -20,18 +20,21 @@ PREVIOUS_SLOT=$(sed -n 's/^PREVIOUS_SLOT=\([ab]\)$/\1/p' trial.env)
 [ -n "$PREVIOUS_SLOT" ] || { echo "outpost-guard: $ROOT/trial.env has no PREVIOUS_SLOT" >&2; exit 0; }
 MAX=$(sed -n 's/^MAX_ATTEMPTS=\([0-9][0-9]*\)$/\1/p' trial.env)
 MAX="${MAX:-${2:-3}}"
+# SUPERVISED=1: the old version started the new one itself (attempt 1); 0: the trial began with
+# a restart, so every start is one through systemd.
+SUPERVISED=$(sed -n 's/^SUPERVISED=\([01]\)$/\1/p' trial.env)
+SUPERVISED="${SUPERVISED:-1}"
 printf x >> trial-boots
 sync trial-boots 2>/dev/null || sync
 BOOTS=$(wc -c < trial-boots)
-# The supervised start was attempt 1; each start through systemd adds one.
-if [ $((BOOTS + 1)) -gt "$MAX" ]; then
+if [ $((BOOTS + SUPERVISED)) -gt "$MAX" ]; then
   ln -sfn "slots/$PREVIOUS_SLOT" current.guard-tmp
   mv -T current.guard-tmp current
   sync .
   rm -f trial.env
   sync .
-  echo "outpost-guard: the version on trial had $BOOTS starts without committing; restored slots/$PREVIOUS_SLOT" >&2
+  echo "outpost-guard: the version on trial had $((BOOTS + SUPERVISED - 1)) starts without committing; restored slots/$PREVIOUS_SLOT" >&2
 else
-  echo "outpost-guard: start $((BOOTS + 1)) of at most $MAX of the version on trial" >&2
+  echo "outpost-guard: start $((BOOTS + SUPERVISED)) of at most $MAX of the version on trial" >&2
 fi
 exit 0

@@ -12,6 +12,7 @@ import {
   indexedUpTo,
   selectRows,
 } from "./series_index.ts";
+import { prepareSchema } from "./schema.ts";
 
 /** The buffer file could not be opened or used. */
 export class BufferError extends Error {
@@ -488,8 +489,8 @@ export class Buffer {
       const verdict = String(Object.values(row ?? {})[0]);
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
-    db.exec(SCHEMA);
-    // Kept apart from SCHEMA so it can join the migrations of the file's schema version.
+    prepareSchema(db, SCHEMA, { path: this.#path, log: this.#log });
+    // Additive tables of the series index (CREATE IF NOT EXISTS); a build without them ignores them.
     ensureSeriesIndex(db);
     this.#claim();
     const meta = new Map<string, unknown>();

@@ -22,17 +22,34 @@ import {
   watchdogProblem,
 } from "../systemd.ts";
 import { VERSION } from "../version.ts";
+import { checkExec, execInto } from "../update/handover.ts";
+import { stopChild } from "../update/trial.ts";
 import {
+  checkArtifact,
+  describeRoot,
+  initRelease,
   keygen,
   parseExpires,
+  parseVersion,
+  pinUpdates,
   publish,
   readPublicKeys,
+  readRoot,
+  readRootFile,
+  readSigningKey,
+  releaseRoleKeys,
+  rollbackByHand,
+  rotateRole,
   Slots,
+  TARGET_RE,
+  unpinUpdates,
   UpdateAgent,
   type UpdateConfig,
   Updater,
   UpdateRefused,
   verifyChannel,
+  verifyChannelWithRoot,
+  writeTimestamp,
 } from "../update/mod.ts";
 
 /** Exit status: success. */
@@ -111,23 +128,44 @@ the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as 
 
 Prints the JSON Schema of the config file (config/schema.json), for editors.`,
   version: `Usage: outpost version [--json]`,
-  release: `Usage: outpost release keygen --out DIR
+  release:
+    `Usage: outpost release init --out DIR [--ROLE-keys N] [--ROLE-threshold K] [--expires 365d]
+       outpost release rotate --dir DIR --role root|targets|timestamp [--expires 365d]
        outpost release publish --channel DIR --artifact FILE --version X --target T
-                               --key PRIV [--key PRIV2] [--expires 30d] [--rollout 100]
-                               [--counter N]
-       outpost release verify --channel DIR --pubkey FILE|ed25519:… [--pubkey …]
+                               (--root-dir DIR [--key TARGETS.key]… [--timestamp-key TS.key]
+                                [--timestamp-expires 1d] | --key PRIV [--key PRIV2])
+                               [--expires 30d] [--rollout 100] [--hardware CLASS]…
+                               [--channel-name NAME] [--counter N]
+       outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
+       outpost release keygen --out DIR
+       outpost release verify --channel DIR (--root root.json | --pubkey FILE|ed25519:…)
 
+init makes a release directory: new keys for the root, targets and timestamp roles (ROLE is
+root, targets or timestamp; 1 key, threshold 1 each unless given) and root.json version 1, the
+file devices pin (update init --root). rotate replaces one role's keys with a root version
+signed by the old and the new root keys. timestamp re-signs timestamp.json (run it daily with
+the timestamp key: devices report the channel stale once it expires).
 keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.pub and prints
-the public key. publish copies the artifact into the channel and writes a signed manifest.json
-with the next counter; give two --key during a key rotation. verify checks the manifest as a
-device would and every artifact's length and SHA-256. See src/update/UPDATE.md.`,
+the public key. publish checks the artifact is an Outpost build of that version for that target,
+verifies the channel's current manifest.json and its artifacts, copies the artifact into the
+channel and writes a signed manifest.json with the next counter (with --root-dir also the root
+chain and timestamp.json). verify checks the channel as a device pinning --root would (or the
+manifest alone with --pubkey) and every artifact's length and SHA-256. See the README's
+Self-update section.`,
   update: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
-       outpost update init --install-root DIR --artifact FILE --version X
+       outpost update init --install-root DIR --artifact FILE --version X [--root root.json]
+       outpost update rollback --config FILE [--reason TEXT]
+       outpost update pin (--config FILE | --install-root DIR) [--reason TEXT]
+       outpost update unpin (--config FILE | --install-root DIR)
 
 check fetches and verifies the channel's manifest and prints what the device would do (nothing
 changes). apply asks the running gateway (pid from its /status) to check and install now
-(SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json).`,
+(SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json);
+the artifact must be an Outpost build for this machine that reports exactly --version.
+rollback (gateway stopped) makes the other slot's version the committed one; the version rolled
+back from is not installed again until a newer release or unpin. pin stops all installs until
+unpin.`,
 };
 
 function printErr(msg: string): void {
@@ -648,6 +686,9 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
   Deno.env.delete("OUTPOST_TRIAL_CHILD");
   let boot: "run" | "self-trial" | "exit" = "run";
   if (!isTrialChild) boot = await agent.boot();
+  // The version on trial shows its own trial, then the verdict, in /status.
+  const following = new AbortController();
+  if (isTrialChild) void agent.followTrial(following.signal);
   if (boot === "exit") return EXIT_FAILURE;
   const unprovide = provideStatus("update", () => agent.status());
   try {
@@ -694,6 +735,14 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
       Deno.removeSignalListener("SIGUSR2", onUsr2);
       if (selfTrialFailed) return EXIT_FAILURE;
       if (!trialWanted) return code;
+      if (sdEnv.has("NOTIFY_SOCKET")) {
+        // Under systemd the trial begins with a restart: this process exits, systemd (guard
+        // first) starts the version on trial, which judges itself. One gateway process at a
+        // time, so the trial stays within the unit's MemoryMax=.
+        const t = await agent.restartTrial();
+        log.info("exiting so that systemd starts the version on trial", { version: t?.version });
+        return EXIT_OK;
+      }
       const stop = new AbortController();
       const onStop = () => stop.abort();
       Deno.addSignalListener("SIGTERM", onStop);
@@ -736,8 +785,35 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
         notifier?.close();
         log.info("handing over to the new version", { pid: child.pid, systemd: handed });
         if (handed) return EXIT_OK;
-        // No systemd to take the new version over: stay its parent so that it is not orphaned
-        // (a container would end with this process) and pass signals on.
+        // No systemd: become the new version (execve: same pid, same parent) once its trial
+        // process is stopped, so that updates do not pile up a chain of supervisors.
+        let canExec = true;
+        try {
+          checkExec();
+        } catch (e) {
+          canExec = false;
+          log.warn("cannot exec the new version; staying its parent", {
+            error: (e as Error).message,
+          });
+        }
+        if (canExec) {
+          const gone = { v: false };
+          child.status.then(() => gone.v = true);
+          await stopChild(child, () => gone.v);
+          const path = `${agent.slots.root}/current/outpost`;
+          log.info("no systemd: restarting as the new version in this process", { path });
+          try {
+            execInto(path, ["run", ...args], Deno.env.toObject());
+          } catch (e) {
+            log.error("exec of the new version failed; exiting for a restart", {
+              path,
+              error: (e as Error).message,
+            });
+            return EXIT_FAILURE;
+          }
+        }
+        // Stay its parent so that it is not orphaned (a container would end with this process)
+        // and pass signals on.
         const pass: [Deno.Signal, () => void][] = (
           ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR2"] as Deno.Signal[]
         ).map((sig) => [sig, () => {
@@ -755,6 +831,7 @@ async function runWithUpdates(args: string[], deps: CliDeps): Promise<number> {
       log.warn("the previous version keeps running");
     }
   } finally {
+    following.abort();
     unprovide();
   }
 }
@@ -784,6 +861,10 @@ async function releaseCmd(args: string[]): Promise<number> {
           rollout: { type: "string" },
           counter: { type: "string" },
           "channel-name": { type: "string" },
+          hardware: { type: "string", multiple: true },
+          "root-dir": { type: "string" },
+          "timestamp-key": { type: "string", multiple: true },
+          "timestamp-expires": { type: "string" },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -793,30 +874,155 @@ async function releaseCmd(args: string[]): Promise<number> {
       for (const k of ["channel", "artifact", "version", "target"] as const) {
         if (!v[k]) throw new UsageError(`publish: missing --${k}\n\n${HELP.release}`);
       }
-      if (!v.key?.length) throw new UsageError(`publish: missing --key PRIV\n\n${HELP.release}`);
+      if (!v.key?.length && !v["root-dir"]) {
+        throw new UsageError(`publish: missing --root-dir DIR or --key PRIV\n\n${HELP.release}`);
+      }
       const rollout = v.rollout === undefined ? undefined : Number(v.rollout);
       if (rollout !== undefined && !(rollout >= 0 && rollout <= 100)) {
         throw new UsageError(`--rollout: expected a percentage 0–100, got "${v.rollout}"`);
       }
       const counter = v.counter === undefined ? undefined : Number(v.counter);
-      if (counter !== undefined && !Number.isSafeInteger(counter)) {
-        throw new UsageError(`--counter: expected an integer, got "${v.counter}"`);
+      if (
+        counter !== undefined &&
+        !(/^\d+$/.test(v.counter!) && Number.isSafeInteger(counter) && counter >= 0)
+      ) {
+        throw new UsageError(
+          `--counter: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got "${v.counter}"`,
+        );
       }
+      if (!parseVersion(v.version!)) {
+        throw new UsageError(`--version: expected a semantic version, got "${v.version}"`);
+      }
+      if (!TARGET_RE.test(v.target!)) {
+        throw new UsageError(
+          `--target: expected a build target such as x86_64-unknown-linux-gnu, got "${v.target}"`,
+        );
+      }
+      console.log(
+        `artifact ok: ${await checkArtifact(v.artifact!, {
+          version: v.version!,
+          target: v.target!,
+        })}`,
+      );
       const m = await publish({
         channel: v.channel!,
         artifact: v.artifact!,
         version: v.version!,
         target: v.target!,
-        keys: v.key,
+        keys: v.key ?? [],
+        rootDir: v["root-dir"],
+        timestampKeys: v["timestamp-key"],
+        timestampExpiresInMs: v["timestamp-expires"]
+          ? parseExpires(v["timestamp-expires"])
+          : undefined,
         expiresInMs: v.expires ? parseExpires(v.expires) : undefined,
         rollout,
         counter,
         channelName: v["channel-name"],
+        hardware: v.hardware,
       });
       console.log(
         `published ${m.signed.version} for ${v.target} on ${v.channel}: counter ${m.signed.counter}, expires ${m.signed.expires}, signed by ${
           m.signatures.map((s) => s.keyid).join(", ")
         }`,
+      );
+      return EXIT_OK;
+    }
+    case "init": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          out: { type: "string" },
+          expires: { type: "string" },
+          ...Object.fromEntries(
+            ["root", "targets", "timestamp"].flatMap((role) => [
+              [`${role}-keys`, { type: "string" as const }],
+              [`${role}-threshold`, { type: "string" as const }],
+            ]),
+          ),
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      const v = r.values as Record<string, string | boolean | undefined>;
+      if (v.help) return help("release");
+      if (!v.out) throw new UsageError(`init: missing --out DIR\n\n${HELP.release}`);
+      const int = (name: string, dflt: number) => {
+        const text = v[name] as string | undefined;
+        if (text === undefined) return dflt;
+        if (!/^\d+$/.test(text)) {
+          throw new UsageError(`--${name}: expected a whole number, got "${text}"`);
+        }
+        return Number(text);
+      };
+      const roles = Object.fromEntries(
+        (["root", "targets", "timestamp"] as const).map((role) => [role, {
+          keys: int(`${role}-keys`, 1),
+          threshold: int(`${role}-threshold`, 1),
+        }]),
+      );
+      const root = await initRelease(v.out as string, {
+        roles,
+        expiresInMs: v.expires ? parseExpires(v.expires as string) : undefined,
+      });
+      console.log(describeRoot(v.out as string, root.signed));
+      return EXIT_OK;
+    }
+    case "rotate": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          dir: { type: "string" },
+          role: { type: "string" },
+          expires: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      if (r.values.help) return help("release");
+      const role = r.values.role;
+      if (!r.values.dir || (role !== "root" && role !== "targets" && role !== "timestamp")) {
+        throw new UsageError(
+          `rotate: needs --dir DIR and --role root|targets|timestamp\n\n${HELP.release}`,
+        );
+      }
+      const root = await rotateRole(r.values.dir, role, {
+        expiresInMs: r.values.expires ? parseExpires(r.values.expires) : undefined,
+      });
+      console.log(describeRoot(r.values.dir, root.signed));
+      console.log(
+        `publish again (release publish --root-dir ${r.values.dir}) to put root/${root.signed.version}.json on the channel`,
+      );
+      return EXIT_OK;
+    }
+    case "timestamp": {
+      const r = parseArgs({
+        args: rest,
+        options: {
+          channel: { type: "string" },
+          "root-dir": { type: "string" },
+          key: { type: "string", multiple: true },
+          expires: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+      if (r.values.help) return help("release");
+      if (!r.values.channel || !r.values["root-dir"]) {
+        throw new UsageError(
+          `timestamp: needs --channel DIR and --root-dir DIR\n\n${HELP.release}`,
+        );
+      }
+      const dir = r.values["root-dir"];
+      const root = (await readRoot(dir)).signed;
+      const keys = r.values.key?.length
+        ? await Promise.all(r.values.key.map(readSigningKey))
+        : await releaseRoleKeys(dir, root, "timestamp");
+      const ts = await writeTimestamp(r.values.channel, root, keys, {
+        expiresInMs: r.values.expires ? parseExpires(r.values.expires) : undefined,
+      });
+      console.log(
+        `timestamp version ${ts.signed.version} for manifest counter ${ts.signed.manifest.counter}, expires ${ts.signed.expires}`,
       );
       return EXIT_OK;
     }
@@ -826,19 +1032,21 @@ async function releaseCmd(args: string[]): Promise<number> {
         options: {
           channel: { type: "string" },
           pubkey: { type: "string", multiple: true },
+          root: { type: "string" },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
       });
       if (r.values.help) return help("release");
-      if (!r.values.channel || !r.values.pubkey?.length) {
-        throw new UsageError(`verify: needs --channel DIR and --pubkey\n\n${HELP.release}`);
+      if (!r.values.channel || (!r.values.pubkey?.length && !r.values.root)) {
+        throw new UsageError(
+          `verify: needs --channel DIR and --root FILE (or --pubkey)\n\n${HELP.release}`,
+        );
       }
       try {
-        const lines = await verifyChannel(
-          r.values.channel,
-          await readPublicKeys(r.values.pubkey),
-        );
+        const lines = r.values.root
+          ? await verifyChannelWithRoot(r.values.channel, r.values.root)
+          : await verifyChannel(r.values.channel, await readPublicKeys(r.values.pubkey!));
         console.log(lines.join("\n"));
         return EXIT_OK;
       } catch (e) {
@@ -851,7 +1059,9 @@ async function releaseCmd(args: string[]): Promise<number> {
     }
     default:
       throw new UsageError(
-        `release: expected keygen, publish or verify, got "${sub ?? ""}"\n\n${HELP.release}`,
+        `release: expected init, rotate, keygen, publish, timestamp or verify, got "${
+          sub ?? ""
+        }"\n\n${HELP.release}`,
       );
   }
 }
@@ -863,20 +1073,38 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     "install-root": { type: "string" },
     artifact: { type: "string" },
     version: { type: "string" },
+    reason: { type: "string" },
+    root: { type: "string" },
   });
   if (values.help) return help("update");
+  if (sub === "rollback" || sub === "pin" || sub === "unpin") {
+    return await updateHold(sub, values, deps);
+  }
   if (sub === "init") {
     if (!values["install-root"] || !values.artifact || !values.version) {
       throw new UsageError(
         `init: needs --install-root, --artifact and --version\n\n${HELP.update}`,
       );
     }
-    await new Slots(values["install-root"]).init(values.artifact, values.version);
+    if (!parseVersion(values.version)) {
+      throw new UsageError(`--version: expected a semantic version, got "${values.version}"`);
+    }
+    await checkArtifact(values.artifact, {
+      version: values.version,
+      target: Deno.build.target,
+    });
+    const pinned = values.root ? await readRootFile(values.root) : undefined;
+    const slots = new Slots(values["install-root"]);
+    await slots.init(values.artifact, values.version);
+    if (values.root) await Deno.copyFile(values.root, `${slots.root}/root.json`);
+    if (pinned) console.log(`pinned root version ${pinned.version} (${values.root})`);
     console.log(`initialised ${values["install-root"]}: slot a = ${values.version}, committed`);
     return EXIT_OK;
   }
   if (sub !== "check" && sub !== "apply") {
-    throw new UsageError(`update: expected check, apply or init, got "${sub ?? ""}"`);
+    throw new UsageError(
+      `update: expected check, apply, init, rollback, pin or unpin, got "${sub ?? ""}"`,
+    );
   }
   if (!values.config) throw new UsageError(`${sub}: missing --config FILE\n\n${HELP.update}`);
   const config = loadGatewayConfig(values.config, deps);
@@ -921,4 +1149,55 @@ async function updateCmd(args: string[], deps: CliDeps): Promise<number> {
     }
     throw e;
   }
+}
+
+/** `update rollback | pin | unpin`: the operator's hand on which version runs. */
+async function updateHold(
+  sub: "rollback" | "pin" | "unpin",
+  values: Values,
+  deps: CliDeps,
+): Promise<number> {
+  const config = values.config ? loadGatewayConfig(values.config, deps) : undefined;
+  const root = values["install-root"] ??
+    (config?.update as UpdateConfig | undefined)?.installRoot;
+  if (!root || (sub === "rollback" && !config)) {
+    throw new UsageError(
+      `${sub}: needs --config FILE${
+        sub === "rollback" ? "" : " or --install-root DIR"
+      }\n\n${HELP.update}`,
+    );
+  }
+  if (config && !config.update) throw new UsageError(`${values.config}: has no update: section`);
+  const slots = new Slots(root);
+  if (sub === "pin") {
+    const p = await pinUpdates(slots, values.reason ?? "pinned with outpost update pin");
+    console.log(`pinned at ${p.pinned!.version}: no release is installed until \`update unpin\``);
+    return EXIT_OK;
+  }
+  if (sub === "unpin") {
+    const allowed = await unpinUpdates(slots);
+    console.log(
+      `unpinned${
+        allowed ? `; ${allowed} (rolled back before) may be installed again` : ""
+      }: the next check installs what the channel offers`,
+    );
+    return EXIT_OK;
+  }
+  const health = config!.http.healthListen
+    ? `http://${config!.http.healthListen}`
+    : parseListenUrl(config!.http.listen);
+  const running = await fetch(`${health}/healthz`, { signal: AbortSignal.timeout(2000) })
+    .then(async (r) => (await r.body?.cancel(), true), () => false);
+  if (running) {
+    printErr(
+      `update rollback: a gateway answers on ${health}; stop it first (systemctl stop outpost), ` +
+        `or send it the \`rollback\` command`,
+    );
+    return EXIT_FAILURE;
+  }
+  const r = await rollbackByHand(slots, values.reason ?? "rolled back by hand (update rollback)");
+  console.log(
+    `rolled back from ${r.from} to ${r.to}; ${r.from} is not installed again until a newer release or \`update unpin\``,
+  );
+  return EXIT_OK;
 }

@@ -33,6 +33,7 @@ interface UpdateView {
   committed?: { slot?: string; version?: string };
   lastCheck?: { at?: number; result?: string };
   lastRollback?: { at?: number };
+  metadataExpires?: number;
 }
 
 /** The update state of a status document: disabled (no `update:`), idle, staged or trial. */
@@ -407,6 +408,15 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       "gauge",
       "1 when the last check refused the release (bad signature, hash, size, older version...).",
       upd.lastCheck.result === "refused" ? 1 : 0,
+    );
+  }
+  if (upd?.metadataExpires) {
+    e.family(
+      "outpost_update_metadata_expires_timestamp_seconds",
+      "gauge",
+      "When the newest verified release timestamp expires, seconds since the epoch; past it the " +
+        "release metadata is stale (a frozen channel, or a timestamp not re-signed).",
+      upd.metadataExpires / 1000,
     );
   }
   if (upd?.lastRollback?.at) {

@@ -271,8 +271,13 @@ Deno.test("outpost_update_state follows the self-updater: disabled, idle, staged
       ...committed,
       lastCheck: { at: 1_700_000_000_000, result: "refused", reason: "bad signature" },
       lastRollback: { at: 1_690_000_000_000, version: "1.3.0", reason: "unhealthy" },
+      metadataExpires: 1_700_086_400_000,
     });
     assert.equal(idle.state, "idle");
+    assert.equal(
+      sampleValue(idle.m, "outpost_update_metadata_expires_timestamp_seconds"),
+      1_700_086_400,
+    );
     assert.equal(
       sampleValue(idle.m, "outpost_update_committed_info", { slot: "a", version: "1.2.0" }),
       1,

@@ -415,6 +415,8 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       ["Version", s.version, "big"],
       ["Slot", slotText(u) || "–"],
       ["Phase", u.phase || "–", u.phase === "trial" ? "warn" : null],
+      u.activity ? ["Activity", u.activity] : null,
+      u.metadataStale ? ["Release metadata", u.metadataStale, "bad"] : null,
       u.committed ? ["Committed", u.committed.version + " in slot " + u.committed.slot] : null,
       u.staged ? ["Staged", u.staged.version + " in slot " + u.staged.slot, "warn"] : null,
       lc

@@ -11,7 +11,9 @@ import {
   writeFileAtomic,
 } from "./slots.ts";
 import { runTrial, type TrialResult, trialUnhealthy } from "./trial.ts";
-import { Updater } from "./updater.ts";
+import { type Pin, readPin } from "./pin.ts";
+import { reportedVersion } from "./probe.ts";
+import { type DownloadProgress, Updater } from "./updater.ts";
 import { initTestHooks, testHold } from "./_test_hooks.ts";
 
 /** Options of {@linkcode UpdateAgent}. */
@@ -38,9 +40,21 @@ export interface UpdateStatus {
   lastCounter?: number;
   lastCheck?: UpdateOutcome;
   lastRollback?: UpdateState["lastRollback"];
+  /** When the newest verified timestamp expires (ms); absent without a pinned root. */
+  metadataExpires?: number;
+  /** Set once that time has passed: "release metadata stale since …". */
+  metadataStale?: string;
+  /** Set while the operator holds updates (`outpost update pin`). */
+  pinned?: Pin["pinned"];
   /** The latest outcomes, newest first (installed, rolled back, interrupted…). */
   history?: UpdateOutcome[];
   staged?: { slot: Slot; version: string };
+  /** What the updater is doing, in words: "checking the channel", "downloading 2.0.0: 45% (…)",
+   * "staged 2.0.0 …", "trial of 2.0.0: 12s of 60s", "committed 2.0.0", "rolled back 2.0.0
+   * because …", "refused …". */
+  activity?: string;
+  /** A check under way: fetching metadata, or downloading (bytes so far of the total). */
+  progress?: { step: "checking" | "downloading" } & Partial<DownloadProgress>;
   error?: string;
 }
 
@@ -76,7 +90,12 @@ export class UpdateAgent {
   #state: UpdateState | undefined;
   #last: UpdateOutcome | undefined;
   #staged: Staged | undefined;
-  #busy = false;
+  /** The check under way: later requests join it; a rollback on request stops it. */
+  #inflight: { done: Promise<boolean>; stop: AbortController } | undefined;
+  #progress: UpdateStatus["progress"];
+  #pin: Pin | undefined;
+  /** A rollback on request is being staged. */
+  #rollingBack = false;
 
   constructor(opts: UpdateAgentOptions) {
     this.#o = opts;
@@ -84,6 +103,54 @@ export class UpdateAgent {
     this.updater = new Updater({ config: opts.config, gatewayId: opts.gatewayId, log: opts.log });
     this.slots = this.updater.slots;
     initTestHooks();
+  }
+
+  /**
+   * For the version on trial (started by the supervisor): reads state.json now and every second
+   * while it says `trial`, so that /status shows the trial and then its verdict.
+   */
+  async followTrial(signal: AbortSignal): Promise<void> {
+    await this.#reload().catch(() => {});
+    while (!signal.aborted && this.#state?.phase === "trial") {
+      await sleep(1000, signal);
+      await this.#reload().catch(() => {});
+    }
+  }
+
+  #activity(): string | undefined {
+    const p = this.#progress;
+    if (p?.step === "downloading" && p.total) {
+      return `downloading ${p.version}: ${Math.floor((p.done ?? 0) * 100 / p.total)}% (${
+        p.done ?? 0
+      } of ${p.total} bytes)`;
+    }
+    if (p) return "checking the release channel";
+    if (this.#staged) {
+      return `staged ${this.#staged.version} in slot ${this.#staged.slot}, about to run on trial`;
+    }
+    const s = this.#state;
+    if (s?.phase === "trial" && s.trial) {
+      const t = Math.round((Date.now() - s.trial.startedAt) / 1000);
+      return `trial of ${s.trial.version}: ${t}s of ${
+        Math.round(this.#o.config.healthDeadline / 1000)
+      }s to become healthy (start ${s.trial.attempts} of ${this.#o.config.maxAttempts})`;
+    }
+    const last = this.#last ?? s?.lastCheck;
+    switch (last?.result) {
+      case "rolled-back":
+        return `rolled back ${last.version} because ${last.reason}`;
+      case "installed":
+        return `committed ${last.version}`;
+      case "refused":
+      case "deferred":
+        return `${last.result} (${last.code}): ${last.reason}`;
+      case "skipped":
+        return `skipped ${last.version}: ${last.reason}`;
+      case "interrupted":
+        return `interrupted ${last.version ?? ""}: ${last.reason}`.replace("  ", " ");
+      default:
+        return s ? `committed ${s.committed.version}` : undefined;
+    }
   }
 
   /** For /status. */
@@ -94,22 +161,34 @@ export class UpdateAgent {
       target: this.updater.target,
       installRoot: this.slots.root,
       channel: this.#o.config.channel,
+      activity: this.#activity(),
       phase: s?.phase,
       committed: s?.committed,
       trial: s?.trial,
       lastCounter: s?.lastCounter,
       lastCheck: this.#last ?? s?.lastCheck,
       lastRollback: s?.lastRollback,
+      ...(this.#pin?.pinned ? { pinned: this.#pin.pinned } : {}),
+      ...(s?.lastTimestamp ? { metadataExpires: s.lastTimestamp.expires } : {}),
+      ...(s?.lastTimestamp && Date.now() > s.lastTimestamp.expires
+        ? {
+          metadataStale: `release metadata stale since ${
+            new Date(s.lastTimestamp.expires).toISOString()
+          }`,
+        }
+        : {}),
       history: s?.history.slice(0, 5),
       ...(this.#staged
         ? { staged: { slot: this.#staged.slot, version: this.#staged.version } }
         : {}),
+      ...(this.#progress ? { progress: { ...this.#progress } } : {}),
     };
   }
 
   /** Reads state.json; returns a copy to change, so /status never shows what is not written. */
   async #reload(): Promise<UpdateState> {
     this.#state = await this.slots.readState();
+    this.#pin = await readPin(this.slots).catch(() => undefined);
     return structuredClone(this.#state);
   }
 
@@ -141,10 +220,12 @@ export class UpdateAgent {
 
   /** Starts of the version on trial so far: the supervised one plus each guard-counted boot. */
   async trialAttempts(): Promise<number> {
+    // A trial begun by a restart has no supervised start to count.
+    const first = this.#state?.trial?.supervised === false ? 0 : 1;
     try {
-      return 1 + (await Deno.stat(this.#bootsFile)).size;
+      return first + (await Deno.stat(this.#bootsFile)).size;
     } catch {
-      return 1;
+      return first;
     }
   }
 
@@ -173,6 +254,14 @@ export class UpdateAgent {
         error: (e as Error).message,
       });
       return "run";
+    }
+    if (!(await Deno.lstat(`${this.slots.root}/root.json`).then(() => true, () => false))) {
+      this.#log.warn(
+        this.#o.config.trustedKeys.length
+          ? "no pinned root: manifests are checked with update.trustedKeys alone (no timestamp, no freeze detection, no key rotation); pin one with outpost update init --root or by copying root.json into the install root"
+          : "no pinned root and no update.trustedKeys: no release will be trusted",
+        { root: `${this.slots.root}/root.json` },
+      );
     }
     const leftovers = await this.slots.removeLeftovers();
     if (leftovers.length) {
@@ -225,6 +314,7 @@ export class UpdateAgent {
    * previous slot is restored and `onFail` is called (the process should exit).
    */
   async selfTrial(signal: AbortSignal, onFail: () => void): Promise<void> {
+    await testHold("trial");
     const deadline = Date.now() + this.#o.config.healthDeadline;
     const requireUplink = this.#state?.trial?.requireUplink ?? false;
     let last = "no answer";
@@ -271,12 +361,27 @@ export class UpdateAgent {
     signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
   }
 
-  /** One check; stages an accepted artifact. Returns true when one is staged for a trial. */
-  async checkAndStage(signal?: AbortSignal): Promise<boolean> {
+  /**
+   * One check; stages an accepted artifact. Returns true when one is staged for a trial. A check
+   * asked for while another runs joins that one and returns its outcome.
+   */
+  checkAndStage(signal?: AbortSignal): Promise<boolean> {
     // A staged rollback is about to run: a release must not take its place.
-    if (this.#busy || this.#staged?.rollback) return false;
-    this.#busy = true;
+    if (this.#rollingBack || this.#staged?.rollback) return Promise.resolve(false);
+    if (this.#inflight) return this.#inflight.done;
+    const stop = new AbortController();
+    const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const done = this.#checkAndStage(both, stop.signal).finally(() => {
+      this.#inflight = undefined;
+      this.#progress = undefined;
+    });
+    this.#inflight = { done, stop };
+    return done;
+  }
+
+  async #checkAndStage(signal: AbortSignal, stopped: AbortSignal): Promise<boolean> {
     try {
+      this.#progress = { step: "checking" };
       const state = await this.#reload();
       if (state.phase === "trial") return false;
       const r = await this.updater.check({ signal });
@@ -285,7 +390,10 @@ export class UpdateAgent {
         this.#record(r.outcome);
         return false;
       }
-      const slot = await this.updater.stage(r.available, { signal });
+      const slot = await this.updater.stage(r.available, {
+        signal,
+        onProgress: (p) => this.#progress = { step: "downloading", ...p },
+      });
       this.#staged = {
         slot,
         version: r.available.version,
@@ -294,7 +402,14 @@ export class UpdateAgent {
       this.#record({ at: Date.now(), result: "staged", version: r.available.version });
       return true;
     } catch (e) {
-      if (e instanceof UpdateRefused) {
+      if (stopped.aborted) {
+        this.#record({
+          at: Date.now(),
+          result: "interrupted",
+          version: this.#progress?.version,
+          reason: `check stopped: ${(stopped.reason as Error)?.message ?? stopped.reason}`,
+        });
+      } else if (e instanceof UpdateRefused) {
         this.#record({
           at: Date.now(),
           result: e.code === "clock-behind" ? "deferred" : "refused",
@@ -310,8 +425,6 @@ export class UpdateAgent {
         });
       }
       return false;
-    } finally {
-      this.#busy = false;
     }
   }
 
@@ -334,14 +447,20 @@ export class UpdateAgent {
   async stageRollback(
     opts: { requestedBy: string; signal?: AbortSignal },
   ): Promise<RollbackTarget> {
-    if (this.#busy) throw new RollbackRefused("busy", "an update check or download is under way");
+    if (this.#rollingBack) throw new RollbackRefused("busy", "a rollback is being staged");
+    if (this.#inflight) {
+      // A release being fetched must not keep the operator from going back: stop it (a partial
+      // download stays for a later resume) and wait for it to let go.
+      this.#inflight.stop.abort(new Error("a rollback was requested"));
+      await this.#inflight?.done;
+    }
     if (this.#staged) {
       throw new RollbackRefused(
         "busy",
         `${this.#staged.version} is staged and about to run on trial`,
       );
     }
-    this.#busy = true;
+    this.#rollingBack = true;
     try {
       let state: UpdateState;
       try {
@@ -364,7 +483,7 @@ export class UpdateAgent {
       }
       let version: string;
       try {
-        version = await slotVersion(binary, opts.signal);
+        version = await reportedVersion(binary, opts.signal);
       } catch (e) {
         throw new RollbackRefused(
           "no-previous",
@@ -380,7 +499,7 @@ export class UpdateAgent {
       };
       return { slot, version, from: state.committed.version };
     } finally {
-      this.#busy = false;
+      this.#rollingBack = false;
     }
   }
 
@@ -402,23 +521,31 @@ export class UpdateAgent {
   }
 
   /**
-   * Runs the staged version — a release, or the previous version for a rollback — on trial (the
-   * gateway in this process must already be stopped): state `trial`, switch `current`, start it,
-   * wait for health. Healthy: commit and return the child. Otherwise: stop it, restore the
-   * previous slot, record why.
+   * Under systemd: puts the staged version (a release, or the previous version for a rollback)
+   * on trial and returns, so that the caller exits and systemd starts it; it then judges itself
+   * ({@linkcode selfTrial}) and commits or restores the previous slot and exits. Only one gateway
+   * process runs at a time, so a trial fits the unit's memory limit. Returns what was put on
+   * trial, or undefined when nothing was staged.
    */
-  async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
+  async restartTrial(): Promise<{ slot: Slot; version: string } | undefined> {
     const staged = this.#staged;
-    if (!staged) return { ok: false, reason: "nothing staged" };
+    if (!staged) return undefined;
     this.#staged = undefined;
+    await this.#beginTrial(staged, false);
+    return { slot: staged.slot, version: staged.version };
+  }
+
+  /** State `trial`, the guard's trial.env, then `current` moved to the staged slot. */
+  async #beginTrial(staged: Staged, supervised: boolean): Promise<void> {
     const state = await this.#reload();
     state.phase = "trial";
     state.trial = {
       slot: staged.slot,
       version: staged.version,
-      attempts: 1,
+      attempts: supervised ? 1 : 0,
       startedAt: Date.now(),
       requireUplink: staged.requireUplink,
+      ...(supervised ? {} : { supervised: false }),
     };
     if (staged.rollback) {
       const from = state.committed.version;
@@ -431,7 +558,9 @@ export class UpdateAgent {
     await Deno.remove(this.#bootsFile).catch(() => {});
     await writeFileAtomic(
       this.#trialEnv,
-      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\nMAX_ATTEMPTS=${this.#o.config.maxAttempts}\n`,
+      `PREVIOUS_SLOT=${state.committed.slot}\nTRIAL_SLOT=${staged.slot}\nTRIAL_VERSION=${staged.version}\nMAX_ATTEMPTS=${this.#o.config.maxAttempts}\nSUPERVISED=${
+        supervised ? 1 : 0
+      }\n`,
     );
     await this.#save(state);
     await testHold("switch");
@@ -439,8 +568,10 @@ export class UpdateAgent {
     await testHold("switched");
     this.#log[staged.rollback ? "warn" : "info"](
       staged.rollback
-        ? "rolling back on request: starting the previous version on trial"
-        : "starting new version on trial",
+        ? `rolling back on request: ${
+          supervised ? "starting" : "restarting into"
+        } the previous version on trial`
+        : `${supervised ? "starting" : "restarting into"} the new version on trial`,
       {
         version: staged.version,
         slot: staged.slot,
@@ -448,6 +579,19 @@ export class UpdateAgent {
         requireUplink: staged.requireUplink,
       },
     );
+  }
+
+  /**
+   * Runs the staged version — a release, or the previous version for a rollback — on trial (the
+   * gateway in this process must already be stopped): state `trial`, switch `current`, start it,
+   * wait for health. Healthy: commit and return the child. Otherwise: stop it, restore the
+   * previous slot, record why.
+   */
+  async trial(opts: { env: Record<string, string>; signal?: AbortSignal }): Promise<TrialResult> {
+    const staged = this.#staged;
+    if (!staged) return { ok: false, reason: "nothing staged" };
+    this.#staged = undefined;
+    await this.#beginTrial(staged, true);
     const r = await runTrial({
       binary: this.slots.binary(staged.slot),
       configPath: this.#o.configPath,
@@ -561,29 +705,6 @@ export class UpdateAgent {
 function restorePrior(state: UpdateState, prior: UpdateState["lastRollback"]): void {
   if (prior) state.lastRollback = prior;
   else delete state.lastRollback;
-}
-
-/** Asks a slot's executable for its version (`outpost version --json`). */
-async function slotVersion(binary: string, signal?: AbortSignal): Promise<string> {
-  const out = await new Deno.Command(binary, {
-    args: ["version", "--json"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: signal
-      ? AbortSignal.any([signal, AbortSignal.timeout(30_000)])
-      : AbortSignal.timeout(30_000),
-  }).output();
-  const dec = new TextDecoder();
-  const text = dec.decode(out.stdout).trim();
-  if (!out.success) {
-    throw new Error(
-      `exited with status ${out.code}: ${dec.decode(out.stderr).trim().slice(0, 300)}`,
-    );
-  }
-  const v = JSON.parse(text).version;
-  if (typeof v !== "string") throw new Error(`no version in ${JSON.stringify(text)}`);
-  return v;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,17 +3,6 @@ import { ReleaseError } from "./errors.ts";
 /** Text form of a public key: `ed25519:` and the 32 raw bytes in base64. */
 export type PublicKeyText = string;
 
-/**
- * Root keys every build trusts (threshold 1). Two, so one can be rotated out while the other
- * still verifies: publish with old and new key during the overlap, then drop the old one here.
- * PLACEHOLDERS generated during development; their private halves were not kept. Replace them
- * with the release team's offline keys (`outpost release keygen`) before the first release.
- */
-export const BUILTIN_ROOT_KEYS: readonly PublicKeyText[] = [
-  "ed25519:sU7J05GAiBSze09mjBcmlgXZSoUUt6YcaJ7yHKo/+r4=",
-  "ed25519:17t9MQPemppwP9qLVuXwQLKipaQIyK8liOd8NteV2mE=",
-];
-
 /** A private release key as stored by `outpost release keygen` (a JSON file, mode 0600). */
 export interface PrivateKeyFile {
   type: "outpost-release-key";

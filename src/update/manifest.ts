@@ -2,11 +2,27 @@ import { canonicalJson } from "./canonical.ts";
 import { UpdateRefused } from "./errors.ts";
 import { fromBase64, sign, type SigningKey, type TrustedKey } from "./keys.ts";
 
-/** One target's artifact: where it is (relative to the manifest), its SHA-256 and length. */
+/** One target's artifact: where it is (relative to the manifest), its SHA-256 and length, and the
+ * hardware classes it runs on. */
 export interface TargetEntry {
   path: string;
   sha256: string;
   length: number;
+  /** Hardware classes (`update.hardwareClass` of a device) this artifact is for. */
+  hardware: string[];
+}
+
+/** A channel, target or hardware-class name: lower-case letters, digits, `.`, `_`, `-`. */
+export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A build target such as x86_64-unknown-linux-gnu. */
+export const TARGET_RE = /^[a-z0-9_]+(?:-[a-z0-9_]+){2,3}$/;
+/** One segment of an artifact path: no `.`/`..`, no `%`, `:`, `\`, `?` or `#`. */
+const SEGMENT_RE = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
+
+/** Whether `path` is a plain relative path inside the channel (no URL, no traversal). */
+export function isChannelPath(path: unknown): path is string {
+  return typeof path === "string" && path.length <= 512 &&
+    path.split("/").every((seg) => SEGMENT_RE.test(seg) && seg !== "." && seg !== "..");
 }
 
 /** The signed part of a release manifest. */
@@ -83,7 +99,9 @@ export function parseManifest(value: unknown): Manifest {
   if (!Array.isArray(m.signatures)) bad("signatures: expected a list", m.signatures);
   const s = m.signed;
   if (s._type !== "outpost-release") bad(`_type: expected "outpost-release"`, s._type);
-  if (typeof s.channel !== "string") bad("channel: expected a string", s.channel);
+  if (typeof s.channel !== "string" || !NAME_RE.test(s.channel)) {
+    bad("channel: expected a channel name", s.channel);
+  }
   if (typeof s.version !== "string" || !parseVersion(s.version)) {
     bad("version: expected a semantic version", s.version);
   }
@@ -100,10 +118,15 @@ export function parseManifest(value: unknown): Manifest {
   }
   if (!s.targets || typeof s.targets !== "object") bad("targets: expected a mapping", s.targets);
   for (const [t, e] of Object.entries(s.targets)) {
+    if (!TARGET_RE.test(t)) bad(`targets: expected build targets as keys`, t);
     if (
-      typeof e?.path !== "string" || e.path.includes("..") || e.path.startsWith("/") ||
-      !/^[0-9a-f]{64}$/.test(e?.sha256) || !Number.isSafeInteger(e?.length) || e.length <= 0
-    ) bad(`targets.${t}: expected { path (relative), sha256 (hex), length > 0 }`, e);
+      !isChannelPath(e?.path) || !/^[0-9a-f]{64}$/.test(e?.sha256) ||
+      !Number.isSafeInteger(e?.length) || e.length <= 0
+    ) bad(`targets.${t}: expected { path (relative, inside the channel), sha256, length > 0 }`, e);
+    if (
+      !Array.isArray(e.hardware) || e.hardware.length === 0 ||
+      !e.hardware.every((h) => typeof h === "string" && NAME_RE.test(h))
+    ) bad(`targets.${t}.hardware: expected a list of hardware classes`, e.hardware);
   }
   return m;
 }
@@ -117,6 +140,9 @@ export interface VerifyContext {
   channel?: string;
   /** The highest counter this device accepted before. */
   lastCounter?: number;
+  /** Digest of the signed part that carried `lastCounter` ({@linkcode signedDigest}): the same
+   * counter with other content is refused. */
+  lastDigest?: string;
   /** The latest time this device trusts as past (from earlier manifests), ms since epoch. */
   trustedTime?: number;
   now?: number;
@@ -160,9 +186,9 @@ export async function verifyManifest(value: unknown, ctx: VerifyContext): Promis
   if (good.size < threshold) {
     fail(
       "bad-signature",
-      `manifest ${s.version} (counter ${s.counter}): signature by key ${
+      `manifest ${s.version} (counter ${s.counter}): ${good.size} valid signature(s) by trusted keys, ${threshold} needed; signed by ${
         known.map((x) => `"${x.keyid}"`).join(", ")
-      } does not verify (${good.size} of ${threshold} needed)`,
+      } (a signature that does not verify counts for nothing)`,
     );
   }
   if (ctx.channel !== undefined && s.channel !== ctx.channel) {
@@ -175,6 +201,15 @@ export async function verifyManifest(value: unknown, ctx: VerifyContext): Promis
     fail(
       "counter-replayed",
       `manifest counter ${s.counter} is lower than the last seen ${ctx.lastCounter} (replayed or rolled-back channel)`,
+    );
+  }
+  if (
+    ctx.lastDigest !== undefined && s.counter === ctx.lastCounter &&
+    await signedDigest(s) !== ctx.lastDigest
+  ) {
+    fail(
+      "counter-replayed",
+      `manifest counter ${s.counter} was seen before with other content; a new manifest needs a higher counter`,
     );
   }
   const now = ctx.now ?? Date.now();
@@ -190,6 +225,12 @@ export async function verifyManifest(value: unknown, ctx: VerifyContext): Promis
     fail("expired", `manifest ${s.version} (counter ${s.counter}) expired at ${s.expires}`);
   }
   return m;
+}
+
+/** SHA-256 (hex) of the canonical JSON of a signed part. */
+export async function signedDigest(signed: unknown): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(signed)));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Whether a device falls inside a rollout percentage: a stable hash of id and version. */

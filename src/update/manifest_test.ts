@@ -11,6 +11,7 @@ import {
 } from "./manifest.ts";
 
 const NOW = Date.parse("2030-01-01T00:00:00Z");
+const T = "x86_64-unknown-linux-gnu";
 
 function signed(over: Partial<SignedManifest> = {}): SignedManifest {
   return {
@@ -20,7 +21,14 @@ function signed(over: Partial<SignedManifest> = {}): SignedManifest {
     counter: 5,
     published: new Date(NOW - 1000).toISOString(),
     expires: new Date(NOW + 86_400_000).toISOString(),
-    targets: { t: { path: "artifacts/1.2.0/t/outpost", sha256: "a".repeat(64), length: 10 } },
+    targets: {
+      [T]: {
+        path: `artifacts/1.2.0/${T}/outpost`,
+        sha256: "a".repeat(64),
+        length: 10,
+        hardware: ["generic"],
+      },
+    },
     ...over,
   };
 }
@@ -70,7 +78,7 @@ Deno.test("verifyManifest() accepts a manifest signed by a trusted key", async (
 Deno.test("verifyManifest() refuses a tampered manifest as bad-signature", async () => {
   const k = await keys();
   const m = await signManifest(signed(), [k.old]);
-  m.signed.targets.t.sha256 = "b".repeat(64);
+  m.signed.targets[T].sha256 = "b".repeat(64);
   assert.equal(
     await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
     "bad-signature",
@@ -146,7 +154,11 @@ Deno.test("verifyManifest() names the bad field of a malformed manifest", async 
     /manifest: version: expected a semantic version, got "latest"/,
   );
   const p = await signManifest(
-    signed({ targets: { t: { path: "../etc/passwd", sha256: "a".repeat(64), length: 1 } } }),
+    signed({
+      targets: {
+        [T]: { path: "../etc/passwd", sha256: "a".repeat(64), length: 1, hardware: ["generic"] },
+      },
+    }),
     [k.old],
   );
   assert.equal(
@@ -178,4 +190,54 @@ Deno.test("inRollout() takes a stable share of gateways per version: none at 0, 
   const first = await Promise.all(ids.map((id) => inRollout(id, "2.0.0", 30)));
   const second = await Promise.all(ids.map((id) => inRollout(id, "2.1.0", 30)));
   assert.ok(first.some((x, i) => x !== second[i]));
+});
+
+Deno.test("verifyManifest() refuses artifact paths that are URLs, encoded or traversing", async () => {
+  const k = await keys();
+  for (
+    const path of [
+      "https://evil.example/outpost",
+      "//evil.example/outpost",
+      "%2e%2e/%2e%2e/etc/passwd",
+      "artifacts/%2E%2E/x",
+      "artifacts/./x",
+      "artifacts\\..\\x",
+      "/etc/passwd",
+      "artifacts//x",
+    ]
+  ) {
+    const m = await signManifest(
+      signed({
+        targets: { [T]: { path, sha256: "a".repeat(64), length: 1, hardware: ["generic"] } },
+      }),
+      [k.old],
+    );
+    assert.equal(
+      await refusal(verifyManifest(m, { trustedKeys: k.trustOld, now: NOW })),
+      "manifest-malformed",
+      path,
+    );
+  }
+});
+
+Deno.test("verifyManifest() refuses a counter seen before with other content", async () => {
+  const k = await keys();
+  const { signedDigest } = await import("./manifest.ts");
+  const first = await signManifest(signed({ counter: 5 }), [k.old]);
+  const lastDigest = await signedDigest(first.signed);
+  const ctx = { trustedKeys: k.trustOld, lastCounter: 5, lastDigest, now: NOW };
+  await verifyManifest(first, ctx);
+  const other = await signManifest(signed({ counter: 5, version: "1.3.0" }), [k.old]);
+  assert.equal(await refusal(verifyManifest(other, ctx)), "counter-replayed");
+});
+
+Deno.test("verifyManifest() requires hardware classes on every target", async () => {
+  const k = await keys();
+  const m = await signManifest(signed(), [k.old]);
+  delete (m.signed.targets[T] as { hardware?: string[] }).hardware;
+  const again = await signManifest(m.signed, [k.old]);
+  await assert.rejects(
+    verifyManifest(again, { trustedKeys: k.trustOld, now: NOW }),
+    /targets\.x86_64-unknown-linux-gnu\.hardware: expected a list of hardware classes/,
+  );
 });

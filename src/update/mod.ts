@@ -1,5 +1,5 @@
 /**
- * Self-update: signed release channel (TUF-style manifest, Ed25519), A/B slots with an atomic
+ * Self-update: signed release channel (TUF's root, targets and timestamp roles, Ed25519), A/B slots with an atomic
  * `current` symlink, a supervised trial of each new version and automatic rollback.
  * See the README's "Self-update" section.
  *
@@ -22,7 +22,6 @@ export {
   UpdateRefused,
 } from "./errors.ts";
 export {
-  BUILTIN_ROOT_KEYS,
   generateKey,
   importTrustedKeys,
   keyIdOf,
@@ -32,11 +31,37 @@ export {
 export {
   compareVersions,
   type Manifest,
+  parseVersion,
   type SignedManifest,
   signManifest,
+  TARGET_RE,
   verifyManifest,
 } from "./manifest.ts";
-export { keygen, parseExpires, publish, readPublicKeys, verifyChannel } from "./release.ts";
+export {
+  checkArtifact,
+  keygen,
+  parseExpires,
+  publish,
+  readPublicKeys,
+  verifyChannel,
+  verifyChannelWithRoot,
+} from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
 export { runTrial, trialUnhealthy } from "./trial.ts";
+export {
+  describeRoot,
+  initRelease,
+  readRoot,
+  readRootFile,
+  roleKeys as releaseRoleKeys,
+  rotateRole,
+  writeTimestamp,
+} from "./release_roles.ts";
+export {
+  type Pin,
+  pin as pinUpdates,
+  readPin,
+  rollbackByHand,
+  unpin as unpinUpdates,
+} from "./pin.ts";
 export { type Available, type CheckResult, Updater } from "./updater.ts";

@@ -40,6 +40,8 @@ export interface UpdateState {
     attempts: number;
     startedAt: number;
     requireUplink?: boolean;
+    /** false: begun by a restart under systemd (no supervised start counted). */
+    supervised?: boolean;
     rollback?: {
       from: string;
       reason: string;
@@ -49,6 +51,12 @@ export interface UpdateState {
   };
   /** Highest manifest counter accepted (replay protection). */
   lastCounter?: number;
+  /** SHA-256 of the signed part that carried `lastCounter`: that counter with other content is
+   * refused. */
+  lastDigest?: string;
+  /** The newest timestamp seen (with a root): its version (replay floor) and expiry, ms (after
+   * it, release metadata is stale). */
+  lastTimestamp?: { version: number; expires: number };
   /** Latest `published` time of an accepted manifest, ms: the clock must not be before it. */
   trustedTime?: number;
   lastCheck?: UpdateOutcome;
@@ -74,14 +82,13 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-let tmpSerial = 0;
+let tmpSeq = 0;
 
 /** Writes a file atomically: temp file, fsync, rename over, fsync the directory. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-  // Unique per write: two writes of one file in one process (a start-up check and a remote
-  // update-check) must not rename each other's temp file away.
-  const tmp = `${path}.tmp-${Deno.pid}-${++tmpSerial}`;
+  // Unique per write: two writes of one file at once in this process must not share it.
+  const tmp = `${path}.tmp-${Deno.pid}-${++tmpSeq}`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
   try {
     const bytes = new TextEncoder().encode(data);
@@ -205,7 +212,8 @@ export class Slots {
     await sweep(
       this.root,
       (n) =>
-        /^(state\.json|current|trial\.env)\.tmp-\d+(-\d+)?$/.test(n) || n === "current.guard-tmp",
+        /^(state\.json|current|trial\.env|root\.json|pin\.json)\.tmp-\d+(-\d+)?$/.test(n) ||
+        n === "current.guard-tmp",
     );
     for (const s of ["a", "b"] as const) await sweep(this.dir(s), (n) => n === "outpost.tmp");
     return removed;

@@ -98,3 +98,11 @@ Deno.test("writeFileAtomic() twice at once on one file: both complete, one whole
   assert.deepEqual(left, ["state.json"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("writeFileAtomic() of one file twice at once in one process: both land, no error", async () => {
+  const dir = await Deno.makeTempDir();
+  const writes = Array.from({ length: 20 }, (_, i) => writeFileAtomic(`${dir}/f`, `v${i}`));
+  await Promise.all(writes);
+  assert.match(await Deno.readTextFile(`${dir}/f`), /^v\d+$/);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["f"]);
+});

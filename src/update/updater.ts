@@ -1,12 +1,38 @@
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
+import { channelNameOf, type UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import { testHold } from "./_test_hooks.ts";
-import { BUILTIN_ROOT_KEYS, importTrustedKeys } from "./keys.ts";
-import { compareVersions, inRollout, type Manifest, verifyManifest } from "./manifest.ts";
-import { otherSlot, type Slot, Slots, type UpdateOutcome, type UpdateState } from "./slots.ts";
+import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
+import { readPin } from "./pin.ts";
+import { reportedVersion } from "./probe.ts";
+import { importTrustedKeys, type TrustedKey } from "./keys.ts";
+import {
+  parseRoot,
+  parseTimestamp,
+  roleRotated,
+  type Signed,
+  type SignedRoot,
+  type SignedTimestamp,
+  verifyNextRoot,
+  verifyRole,
+} from "./roles.ts";
+import {
+  compareVersions,
+  inRollout,
+  type Manifest,
+  signedDigest,
+  verifyManifest,
+} from "./manifest.ts";
+import {
+  otherSlot,
+  type Slot,
+  Slots,
+  type UpdateOutcome,
+  type UpdateState,
+  writeFileAtomic,
+} from "./slots.ts";
 
 /** Options of {@linkcode Updater}. */
 export interface UpdaterOptions {
@@ -17,8 +43,17 @@ export interface UpdaterOptions {
   target?: string;
   /** For tests: the clock. */
   now?: () => number;
-  /** Give up a download that receives nothing for this long (the partial file stays for resume). */
-  stallTimeoutMs?: number;
+  /** The window over which a download must average `minDownloadRate`, ms (30 s). */
+  rateWindowMs?: number;
+  /** The whole metadata fetch must end within this, ms (30 s). */
+  metadataTimeoutMs?: number;
+}
+
+/** Progress of a download, for /status. */
+export interface DownloadProgress {
+  version: string;
+  done: number;
+  total: number;
 }
 
 /** A verified manifest naming a newer version for this device's target. */
@@ -49,7 +84,8 @@ export class Updater {
   readonly #gatewayId: string;
   readonly #target: string;
   readonly #now: () => number;
-  readonly #stallTimeoutMs: number;
+  readonly #rateWindowMs: number;
+  readonly #metadataTimeoutMs: number;
 
   constructor(opts: UpdaterOptions) {
     this.#config = opts.config;
@@ -57,7 +93,8 @@ export class Updater {
     this.#gatewayId = opts.gatewayId;
     this.#target = opts.target ?? opts.config.target ?? Deno.build.target;
     this.#now = opts.now ?? Date.now;
-    this.#stallTimeoutMs = opts.stallTimeoutMs ?? 60_000;
+    this.#rateWindowMs = opts.rateWindowMs ?? 30_000;
+    this.#metadataTimeoutMs = opts.metadataTimeoutMs ?? 30_000;
     this.slots = new Slots(opts.config.installRoot);
   }
 
@@ -84,48 +121,64 @@ export class Updater {
    * the manifest's counter and time in state.json (replay protection) unless `remember` is false.
    */
   async check(opts: { signal?: AbortSignal; remember?: boolean } = {}): Promise<CheckResult> {
+    const arch = this.#target.split("-")[0];
+    if (arch !== Deno.build.arch) {
+      throw new UpdateRefused(
+        "incompatible",
+        `update.target "${this.#target}" is for ${arch}; this device runs ${Deno.build.arch}`,
+      );
+    }
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
-    let body: unknown;
-    try {
-      const res = await fetch(url, {
-        signal: anySignal(opts.signal, AbortSignal.timeout(30_000)),
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new Error(`HTTP ${res.status}`);
-      }
-      const text = await res.text();
-      try {
-        body = JSON.parse(text);
-      } catch (e) {
-        throw new UpdateRefused("manifest-malformed", `manifest "${url}" is not JSON`, {
-          cause: e,
-        });
-      }
-    } catch (e) {
-      if (e instanceof UpdateRefused) throw e;
+    const now = this.#now();
+    const channel = this.#config.channelName ?? channelNameOf(this.#config.channel);
+    if (!channel) {
       throw new UpdateRefused(
-        "manifest-unreachable",
-        `Cannot fetch manifest "${url}": ${(e as Error).message}`,
-        { cause: e },
+        "wrong-channel",
+        `no update.channelName, and "${this.#config.channel}" does not end with one`,
       );
     }
-    const trustedKeys = await importTrustedKeys([
-      ...BUILTIN_ROOT_KEYS,
-      ...this.#config.trustedKeys,
-    ]);
-    const now = this.#now();
+    const remember = opts.remember !== false;
+    const root = await this.#trustedRoot(state, { signal: opts.signal, remember, now });
+    let trustedKeys: Map<string, TrustedKey>;
+    let threshold = 1;
+    let body: unknown;
+    let ts: Signed<SignedTimestamp> | undefined;
+    if (root) {
+      ts = await this.#timestamp(root, state, now, opts.signal);
+      body = await this.#fetchMetadata(url, opts.signal, ts.signed.manifest);
+      trustedKeys = await importTrustedKeys(root.roles.targets.keyids.map((id) => root.keys[id]));
+      threshold = root.roles.targets.threshold;
+    } else if (this.#config.trustedKeys.length) {
+      // Without a root: the configured keys, threshold 1, no timestamp (no freeze detection).
+      body = await this.#fetchMetadata(url, opts.signal);
+      trustedKeys = await importTrustedKeys(this.#config.trustedKeys);
+    } else {
+      throw new UpdateRefused(
+        "unknown-key",
+        `no trusted root in "${this.#rootFile}" (install one with \`outpost update init --root root.json\`) and no update.trustedKeys`,
+      );
+    }
     const manifest = await verifyManifest(body, {
       trustedKeys,
-      channel: this.#config.channelName,
+      threshold,
+      channel,
       lastCounter: state.lastCounter,
+      lastDigest: state.lastDigest,
       trustedTime: state.trustedTime,
       now,
     });
     const s = manifest.signed;
-    if (opts.remember !== false) await this.#remember(state, s.counter, Date.parse(s.published));
+    if (ts && s.counter !== ts.signed.manifest.counter) {
+      throw new UpdateRefused(
+        "manifest-mismatch",
+        `manifest counter ${s.counter} is not the ${ts.signed.manifest.counter} timestamp version ${ts.signed.version} names`,
+      );
+    }
+    if (remember) {
+      await this.#remember(state, s.counter, await signedDigest(s), Date.parse(s.published), ts);
+    }
     const committed = state.committed.version;
     const cmp = compareVersions(s.version, committed);
     if (cmp === 0) {
@@ -137,7 +190,21 @@ export class Updater {
         `manifest version ${s.version} is older than the committed ${committed}`,
       );
     }
-    if (state.lastRollback?.version === s.version) {
+    const pin = await readPin(this.slots);
+    if (pin.pinned) {
+      return {
+        kind: "none",
+        outcome: {
+          at: now,
+          result: "skipped",
+          version: s.version,
+          reason: `pinned at ${pin.pinned.version} by the operator since ${
+            new Date(pin.pinned.at).toISOString()
+          } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
+        },
+      };
+    }
+    if (state.lastRollback?.version === s.version && pin.allow !== s.version) {
       return {
         kind: "none",
         outcome: {
@@ -145,7 +212,7 @@ export class Updater {
           result: "skipped",
           version: s.version,
           reason:
-            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release`,
+            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
         },
       };
     }
@@ -169,27 +236,209 @@ export class Updater {
         })`,
       );
     }
+    const hw = this.#config.hardwareClass ?? "generic";
+    if (!t.hardware.includes(hw)) {
+      throw new UpdateRefused(
+        "incompatible",
+        `manifest ${s.version} for ${this.#target} is for hardware ${
+          t.hardware.join(", ")
+        }; this device is "${hw}" (update.hardwareClass)`,
+      );
+    }
+    const artifactUrl = new URL(t.path, `${this.#channel}/`).href;
+    if (!artifactUrl.startsWith(`${this.#channel}/`)) {
+      throw new UpdateRefused(
+        "manifest-malformed",
+        `artifact path "${t.path}" leads outside the channel (${artifactUrl})`,
+      );
+    }
     return {
       kind: "available",
       available: {
         manifest,
         version: s.version,
         target: this.#target,
-        url: new URL(t.path, `${this.#channel}/`).href,
+        url: artifactUrl,
         sha256: t.sha256,
         length: t.length,
       },
     };
   }
 
-  async #remember(state: UpdateState, counter: number, published: number): Promise<void> {
-    if (counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0)) return;
+  /**
+   * Fetches one metadata file: at most `update.maxMetadataBytes`, checked while it streams in,
+   * within the metadata deadline. Returns the parsed JSON.
+   */
+  async #fetchMetadata(
+    url: string,
+    signal?: AbortSignal,
+    expect?: { length: number; sha256: string },
+    opts: { optional?: boolean; max?: number } = {},
+  ): Promise<unknown> {
+    const max = Math.min(
+      opts.max ?? Infinity,
+      expect?.length ?? Infinity,
+      this.#config.maxMetadataBytes,
+    );
+    let bytes: Uint8Array;
+    try {
+      const res = await fetch(url, {
+        signal: anySignal(signal, AbortSignal.timeout(this.#metadataTimeoutMs)),
+      });
+      if (opts.optional && res.status === 404) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      bytes = await readCapped(res, max);
+    } catch (e) {
+      if (e instanceof TooLarge) {
+        throw new UpdateRefused(
+          "metadata-too-large",
+          `"${url}" ${e.message}: more than ${max} bytes (${
+            max === expect?.length ? "the length the timestamp names" : "update.maxMetadataBytes"
+          }); not read further`,
+        );
+      }
+      throw new UpdateRefused(
+        "manifest-unreachable",
+        `Cannot fetch "${url}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    if (expect) {
+      const digest = createHash("sha256").update(bytes).digest("hex");
+      if (bytes.length !== expect.length || digest !== expect.sha256) {
+        throw new UpdateRefused(
+          "manifest-mismatch",
+          `"${url}" (${bytes.length} bytes, sha256 ${digest}) is not the manifest the timestamp names (${expect.length} bytes, sha256 ${expect.sha256})`,
+        );
+      }
+    }
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      throw new UpdateRefused("manifest-malformed", `"${url}" is not JSON`, { cause: e });
+    }
+  }
+
+  get #rootFile(): string {
+    return `${this.slots.root}/root.json`;
+  }
+
+  /**
+   * The device's trusted root brought up to date: follows `root/<version+1>.json` on the channel
+   * while it exists, each verified by the previous root and by itself. A rotated targets or
+   * timestamp role resets that role's replay floor (recovery from a fast-forward attack). Saves
+   * the newest root (and the reset floors) unless `remember` is false. Undefined when the device
+   * has no root (legacy `trustedKeys`).
+   */
+  async #trustedRoot(
+    state: UpdateState,
+    o: { signal?: AbortSignal; remember: boolean; now: number },
+  ): Promise<SignedRoot | undefined> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.#rootFile);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    const pinned = await parseRoot(JSON.parse(text), `trusted root "${this.#rootFile}"`);
+    await verifyRole(pinned, pinned.signed, "root", `trusted root "${this.#rootFile}"`);
+    let root = pinned.signed;
+    let changed: Signed<SignedRoot> | undefined;
+    for (let i = 0; i < 64; i++) {
+      const url = `${this.#channel}/root/${root.version + 1}.json`;
+      const next = await this.#fetchMetadata(url, o.signal, undefined, { optional: true });
+      if (next === undefined) break;
+      changed = await verifyNextRoot(root, next);
+      if (roleRotated(root, changed.signed, "targets")) {
+        delete state.lastCounter;
+        delete state.lastDigest;
+      }
+      if (roleRotated(root, changed.signed, "timestamp")) delete state.lastTimestamp;
+      root = changed.signed;
+    }
+    if (o.now > Date.parse(root.expires)) {
+      throw new UpdateRefused(
+        "expired",
+        `root version ${root.version} expired at ${root.expires}; the channel needs root/${
+          root.version + 1
+        }.json`,
+      );
+    }
+    if (changed && o.remember) {
+      await writeFileAtomic(this.#rootFile, JSON.stringify(changed, null, 2) + "\n");
+      const fresh = await this.slots.readState();
+      fresh.lastCounter = state.lastCounter;
+      fresh.lastDigest = state.lastDigest;
+      fresh.lastTimestamp = state.lastTimestamp;
+      await this.slots.writeState(fresh);
+      this.#log.warn("trusted root rotated", { from: pinned.signed.version, to: root.version });
+    }
+    return root;
+  }
+
+  /** Fetches and verifies timestamp.json: the timestamp role's threshold, no replay, not
+   * expired (a frozen channel is refused and reported stale). */
+  async #timestamp(
+    root: SignedRoot,
+    state: UpdateState,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<Signed<SignedTimestamp>> {
+    const url = `${this.#channel}/timestamp.json`;
+    const ts = parseTimestamp(
+      await this.#fetchMetadata(url, signal, undefined, { max: 16 * 1024 }),
+    );
+    await verifyRole(ts, root, "timestamp", `timestamp version ${ts.signed.version}`);
+    const last = state.lastTimestamp?.version;
+    if (last !== undefined && ts.signed.version < last) {
+      throw new UpdateRefused(
+        "counter-replayed",
+        `timestamp version ${ts.signed.version} is lower than the last seen ${last} (replayed or rolled-back channel)`,
+      );
+    }
+    if (now > Date.parse(ts.signed.expires)) {
+      throw new UpdateRefused(
+        "expired",
+        `timestamp version ${ts.signed.version} expired at ${ts.signed.expires}: release metadata stale since then (a frozen channel, or its timestamp not re-signed)`,
+      );
+    }
+    return ts;
+  }
+
+  async #remember(
+    state: UpdateState,
+    counter: number,
+    digest: string,
+    published: number,
+    ts?: Signed<SignedTimestamp>,
+  ): Promise<void> {
+    if (
+      counter <= (state.lastCounter ?? -1) && published <= (state.trustedTime ?? 0) &&
+      (counter < (state.lastCounter ?? -1) || state.lastDigest === digest) &&
+      (!ts || ts.signed.version <= (state.lastTimestamp?.version ?? 0))
+    ) return;
     // Re-read so a concurrent writer (the trial supervisor) is not overwritten with stale fields.
     const fresh = await this.slots.readState();
+    if (ts && ts.signed.version >= (fresh.lastTimestamp?.version ?? 0)) {
+      fresh.lastTimestamp = {
+        version: ts.signed.version,
+        expires: Date.parse(ts.signed.expires),
+      };
+    }
+    state.lastTimestamp = fresh.lastTimestamp;
+    if (counter >= (fresh.lastCounter ?? 0)) fresh.lastDigest = digest;
     fresh.lastCounter = Math.max(fresh.lastCounter ?? 0, counter);
     fresh.trustedTime = Math.max(fresh.trustedTime ?? 0, published);
     await this.slots.writeState(fresh);
     state.lastCounter = fresh.lastCounter;
+    state.lastDigest = fresh.lastDigest;
     state.trustedTime = fresh.trustedTime;
   }
 
@@ -197,7 +446,10 @@ export class Updater {
    * Downloads `a` into the inactive slot's staging file (resuming a partial one), checks length
    * and SHA-256, and only then makes it executable and renames it into place.
    */
-  async stage(a: Available, opts: { signal?: AbortSignal } = {}): Promise<Slot> {
+  async stage(
+    a: Available,
+    opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void } = {},
+  ): Promise<Slot> {
     this.#checkScheme(a.url);
     const active = await this.slots.active();
     const slot = otherSlot(active);
@@ -227,7 +479,7 @@ export class Updater {
         }", only ${free} free`,
       );
     }
-    if (have < a.length) await this.#download(a, staging, have, opts.signal);
+    if (have < a.length) await this.#download(a, staging, have, opts);
     const got = (await Deno.stat(staging)).size;
     await testHold("verify");
     if (got !== a.length) {
@@ -245,28 +497,71 @@ export class Updater {
         `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}`,
       );
     }
+    await this.#checkReportsVersion(staging, a, opts.signal);
     await this.slots.promoteStaging(slot);
     this.#log.info("staged verified artifact", { version: a.version, slot, bytes: a.length });
     return slot;
   }
 
-  async #download(a: Available, staging: string, have: number, signal?: AbortSignal) {
-    const headers: HeadersInit = have > 0 ? { range: `bytes=${have}-` } : {};
-    // A server that stops sending must not hold the updater (and every later check) forever.
-    const stall = new AbortController();
-    let stallTimer: ReturnType<typeof setTimeout> | undefined;
-    const alive = () => {
-      clearTimeout(stallTimer);
-      stallTimer = setTimeout(
-        () => stall.abort(new Error(`no data for ${this.#stallTimeoutMs}ms`)),
-        this.#stallTimeoutMs,
-      );
-    };
-    alive();
+  /**
+   * Runs the verified artifact with `version --json` (as the trial will run it: same user, same
+   * environment) and refuses it unless it reports exactly the manifest's version: a signed
+   * artifact of another release cannot be committed under this one's name.
+   */
+  async #checkReportsVersion(staging: string, a: Available, signal?: AbortSignal): Promise<void> {
+    await Deno.chmod(staging, 0o700);
+    let reported: string;
     try {
-      await this.#receive(a, staging, have, headers, anySignal(signal, stall.signal), alive);
+      reported = await reportedVersion(staging, signal);
+    } catch (e) {
+      await Deno.chmod(staging, 0o600);
+      throw new UpdateRefused(
+        "version-mismatch",
+        `artifact ${a.version} does not run as an Outpost build (\`version --json\`): ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+    if (reported !== a.version) {
+      await Deno.remove(staging);
+      throw new UpdateRefused(
+        "version-mismatch",
+        `artifact "${a.url}" reports version ${reported}, the manifest says ${a.version}; deleted`,
+      );
+    }
+  }
+
+  async #download(
+    a: Available,
+    staging: string,
+    have: number,
+    opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+  ) {
+    const headers: HeadersInit = have > 0 ? { range: `bytes=${have}-` } : {};
+    // A server that drips or never ends must not hold the updater (and every later check).
+    const guard = downloadGuard({
+      minRate: this.#config.minDownloadRate,
+      windowMs: this.#rateWindowMs,
+      deadlineMs: this.#config.downloadTimeout,
+    });
+    const progress = (done: number) =>
+      opts.onProgress?.({ version: a.version, done, total: a.length });
+    progress(have);
+    try {
+      await this.#receive(
+        a,
+        staging,
+        have,
+        headers,
+        anySignal(opts.signal, guard.signal),
+        (n, done) => {
+          guard.got(n);
+          progress(done);
+        },
+      );
     } finally {
-      clearTimeout(stallTimer);
+      guard.stop();
     }
   }
 
@@ -276,7 +571,7 @@ export class Updater {
     have: number,
     headers: HeadersInit,
     signal: AbortSignal,
-    alive: () => void,
+    got: (bytes: number, done: number) => void,
   ) {
     let res: Response;
     try {
@@ -319,7 +614,7 @@ export class Updater {
         let off = 0;
         while (off < chunk.length) off += await f.write(chunk.subarray(off));
         written += chunk.length;
-        alive();
+        got(chunk.length, written);
       }
       await f.sync();
     } catch (e) {

@@ -32,7 +32,8 @@ export async function sh(cmd: string, args: string[]): Promise<string> {
 export const outpost = (...args: string[]): Promise<string> =>
   sh(Deno.execPath(), ["run", "-A", `${ROOT}main.ts`, ...args]);
 
-/** The release artifacts of the tests: name → [version, TEST-ONLY behaviour]. */
+/** The release artifacts of the tests: name → [version, TEST-ONLY behaviour, TEST-ONLY buffer
+ * schema]. `next` knows one additive buffer schema step more than the others. */
 const SPECS = {
   base: ["1.1.0"],
   good: ["2.0.0"],
@@ -40,7 +41,9 @@ const SPECS = {
   exit: ["1.2.0", "exit"],
   unhealthy: ["1.3.0", "unhealthy"],
   hang: ["1.4.0", "hang"],
+  next: ["2.1.0", undefined, "next"],
 } as const;
+type Spec = readonly [version: string, behaviour?: string, schema?: string];
 /** Names of the test artifacts. */
 export type ArtifactName = keyof typeof SPECS;
 /** Version of each test artifact. */
@@ -89,7 +92,7 @@ export function artifacts(): Promise<Record<ArtifactName, string>> {
     await Deno.mkdir(cache, { recursive: true });
     const tmp = await Deno.makeTempDir({ dir: cache, prefix: ".build-" });
     await Promise.all(
-      Object.entries(SPECS).map(([name, [version, behaviour]]) =>
+      Object.entries(SPECS as Record<string, Spec>).map(([name, [version, behaviour, schema]]) =>
         sh(Deno.execPath(), [
           "run",
           "-A",
@@ -101,6 +104,7 @@ export function artifacts(): Promise<Record<ArtifactName, string>> {
           "--out",
           `${tmp}/${name}`,
           ...(behaviour ? ["--behaviour", behaviour] : []),
+          ...(schema ? ["--test-schema", schema] : []),
         ])
       ),
     );
@@ -243,7 +247,18 @@ export async function keypair(dir: string): Promise<{ key: string; pub: string }
   return { key, pub };
 }
 
-/** `outpost release publish` of an artifact for this machine's target. */
+/**
+ * A release directory made by `outpost release init` (root, targets and timestamp keys, root.json
+ * version 1), in the shape of {@linkcode keypair}: `key` is the directory (publish with
+ * `--root-dir`), `pub` the root.json a device pins.
+ */
+export async function releaseDir(dir: string): Promise<{ key: string; pub: string }> {
+  await outpost("release", "init", "--out", dir);
+  return { key: dir, pub: `${dir}/root.json` };
+}
+
+/** `outpost release publish` of an artifact for this machine's target on channel "stable"; a
+ * release directory ({@linkcode releaseDir}) among `keys` publishes with the roles. */
 export const publish = (
   channel: string,
   artifact: string,
@@ -262,7 +277,9 @@ export const publish = (
     version,
     "--target",
     TARGET,
-    ...keys.flatMap((k) => ["--key", k]),
+    ...keys.flatMap((k) => k.endsWith(".key") ? ["--key", k] : ["--root-dir", k]),
+    // The devices follow "stable", whatever the channel directory is called.
+    ...(more.includes("--channel-name") ? [] : ["--channel-name", "stable"]),
     ...more,
   );
 
@@ -275,6 +292,8 @@ export interface UpdateView {
   lastCheck?: { result: string; code?: string; reason?: string; version?: string };
   lastRollback?: { version: string; reason: string };
   history?: { result: string; version?: string; reason?: string }[];
+  metadataExpires?: number;
+  metadataStale?: string;
 }
 
 /** The parts of /status the update tests read. */
@@ -307,6 +326,10 @@ export interface DeviceOptions {
   updateExtra?: string;
   /** More top-level YAML sections (e.g. `commands:` with operator keys). */
   extraYaml?: string;
+  /** update.channelName; "stable" when absent. */
+  channelName?: string;
+  /** A root.json (`release init`) to pin in the install root. */
+  rootFile?: string;
 }
 
 /** A gateway installed in A/B slots and run by a fake systemd. */
@@ -349,6 +372,10 @@ export async function device(opts: DeviceOptions): Promise<Device> {
   const installRoot = opts.installRoot ?? `${dir}/opt`;
   const slots = new Slots(installRoot);
   await slots.init(a.base, VERSIONS.base);
+  // A root.json among the keys (from releaseDir) is pinned; the others are trusted keys.
+  const rootFile = opts.rootFile ?? opts.pubkeys.find((k) => k.endsWith("/root.json"));
+  if (rootFile) await Deno.copyFile(rootFile, `${installRoot}/root.json`);
+  const trusted = opts.pubkeys.filter((k) => !k.endsWith("/root.json"));
   const httpPort = freePort();
   const id = `upd-${Deno.pid}-${++deviceCount}`;
   const config = `${dir}/site.yaml`;
@@ -366,11 +393,12 @@ adapters:
 http: { listen: 127.0.0.1:${httpPort} }
 update:
   channel: ${opts.channelUrl}
+  channelName: ${opts.channelName ?? "stable"}
   installRoot: ${installRoot}
   checkInterval: ${opts.checkInterval ?? "1s"}
   healthDeadline: ${opts.healthDeadline ?? "20s"}
   allowInsecure: true
-  trustedKeys: [${opts.pubkeys.map((k) => JSON.stringify(k)).join(", ")}]
+  trustedKeys: [${trusted.map((k) => JSON.stringify(k)).join(", ")}]
 ${opts.updateExtra ?? ""}
 ${opts.extraYaml ?? ""}`,
   );
