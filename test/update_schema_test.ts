@@ -53,7 +53,7 @@ Deno.test({
       "A (1.1.0) forwarding",
       (s) => s.version === "1.1.0" && !!s.uplink?.connected,
     );
-    assert.deepEqual(schemaOf(dev.buffer), { version: 1, compat: 1 });
+    assert.deepEqual(schemaOf(dev.buffer), { version: 2, compat: 1 });
 
     // B migrates the file.
     await publish(channel, a.next, "2.1.0", [key.key]);
@@ -62,7 +62,7 @@ Deno.test({
       (s) => s.version === "2.1.0" && s.update.committed.version === "2.1.0",
       90_000,
     );
-    assert.deepEqual(schemaOf(dev.buffer), { version: 2, compat: 1 });
+    assert.deepEqual(schemaOf(dev.buffer), { version: 3, compat: 1 });
     await dev.waitStatus(
       "B stored readings of its own",
       (s) => s.buffer.rows >= b.buffer.rows + 30,
@@ -77,7 +77,7 @@ Deno.test({
     await dev.waitStatus("A (1.1.0) running again", (s) => s.version === "1.1.0");
     await assertFlowing(dev, sub, storedByB);
     // A used the newer file as it is: it did not step the version back.
-    assert.deepEqual(schemaOf(dev.buffer), { version: 2, compat: 1 });
+    assert.deepEqual(schemaOf(dev.buffer), { version: 3, compat: 1 });
 
     // B again on the next update.
     await dev.powerCut();
@@ -91,7 +91,7 @@ Deno.test({
       90_000,
     );
     await assertFlowing(dev, sub, storedByA);
-    assert.deepEqual(schemaOf(dev.buffer), { version: 2, compat: 1 });
+    assert.deepEqual(schemaOf(dev.buffer), { version: 3, compat: 1 });
   } finally {
     await dev.close();
     await srv.close();

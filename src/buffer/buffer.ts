@@ -8,7 +8,6 @@ import {
   buildChunk,
   CHUNK_ROWS,
   dropChunksBelow,
-  ensureSeriesIndex,
   indexedUpTo,
   selectRows,
 } from "./series_index.ts";
@@ -490,8 +489,6 @@ export class Buffer {
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
     prepareSchema(db, SCHEMA, { path: this.#path, log: this.#log });
-    // Additive tables of the series index (CREATE IF NOT EXISTS); a build without them ignores them.
-    ensureSeriesIndex(db);
     this.#claim();
     const meta = new Map<string, unknown>();
     for (const r of db.prepare("SELECT key, value FROM meta").all()) {

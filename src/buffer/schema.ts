@@ -10,6 +10,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../log.ts";
+import { SERIES_INDEX_SQL } from "./series_index.ts";
 
 /** One step of the schema: `sql` brings a file from `version - 1` to `version`. */
 export interface Migration {
@@ -24,7 +25,10 @@ export interface Migration {
  * The steps after the base schema. Version 1 is the base schema itself (files written before
  * versioning have user_version 0 and the same tables).
  */
-const MIGRATIONS: readonly Migration[] = [];
+const MIGRATIONS: readonly Migration[] = [
+  // 2: the block index by series (series_index.ts); builds before it ignore the tables.
+  { version: 2, sql: SERIES_INDEX_SQL },
+];
 
 /**
  * TEST-ONLY: a build stamped by `build.ts --test-schema next` knows one additive step more, so
@@ -34,7 +38,7 @@ function testMigrations(): Migration[] {
   const mode = (globalThis as { __OUTPOST_TEST_SCHEMA__?: string }).__OUTPOST_TEST_SCHEMA__;
   if (mode !== "next") return [];
   return [{
-    version: 2,
+    version: MIGRATIONS.length + 2,
     sql: `CREATE TABLE IF NOT EXISTS test_next_schema(k TEXT PRIMARY KEY, v ANY) STRICT;
 ALTER TABLE series ADD COLUMN test_note TEXT;`,
   }];

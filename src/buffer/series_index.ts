@@ -14,19 +14,14 @@ import type { DatabaseSync } from "node:sqlite";
 /** Sequence numbers per chunk: the most a query scans without the index. */
 export const CHUNK_ROWS = 50_000;
 
-/**
- * Creates the index's tables if missing. Additive: a binary without them ignores the tables and
- * a file without them is indexed from its oldest reading on.
- */
-export function ensureSeriesIndex(db: DatabaseSync): void {
-  db.exec(`
+/** The index's tables; additive, and a migration step of the buffer schema (schema.ts). */
+export const SERIES_INDEX_SQL = `
 CREATE TABLE IF NOT EXISTS chunks(
   lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, ts_min INTEGER, ts_max INTEGER) STRICT;
 CREATE TABLE IF NOT EXISTS chunk_series(
   chunk INTEGER NOT NULL, sid INTEGER NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY(chunk, sid, seq)) STRICT, WITHOUT ROWID;
-`);
-}
+`;
 
 /** Highest sequence number covered by a chunk (0 when none; the tables may be absent). */
 export function indexedUpTo(db: DatabaseSync): number {
