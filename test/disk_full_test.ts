@@ -107,7 +107,7 @@ adapters:
       assert.equal(s.drops.writeFailed, 0);
       assert.equal(s.drops.diskFull, refused, "every refused reading counted as disk_full");
       assert.equal(
-        await metric(gw, 'outpost_readings_dropped_total{reason="disk_full"}'),
+        await metric(gw, 'outpost_readings_refused_total{reason="disk_full"}'),
         refused,
       );
       assert.equal(await metric(gw, "outpost_buffer_disk_full"), 1);

@@ -133,8 +133,15 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
   e.family(
     "outpost_build_info",
     "gauge",
-    "Always 1; the version label names the running build.",
-    [[{ version: status.version }, 1]],
+    "Always 1; labels name the running build, the gateway id and its site.",
+    [[{ version: status.version, gateway: status.gatewayId, site: status.site ?? "" }, 1]],
+  );
+  e.family(
+    "outpost_gateway_start_time_seconds",
+    "gauge",
+    "When the running gateway (re)started, seconds since the epoch; counters restart from 0 " +
+      "with it (a remote restart or config change starts a new gateway in the same process).",
+    status.startedAt / 1000,
   );
   e.family(
     "outpost_up",
@@ -164,20 +171,33 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
   e.family(
     "outpost_readings_dropped_total",
     "counter",
-    "Readings lost or held back, by reason: failed validation (invalid_*), deleted unforwarded " +
-      "at a buffer cap (buffer_full_dropped), refused by a full buffer in reject-new mode " +
-      "(buffer_full_rejected), kept aside after the receiver refused them (set_aside), of new " +
-      "series beyond buffer.maxSeries (series_limit), refused while the disk was full " +
-      "(disk_full) or a commit failed (write_failed); nothing of those was stored.",
+    "Readings the gateway lost for good, by reason: failed validation (invalid_*), deleted " +
+      "unforwarded at a buffer cap (buffer_full_dropped), refused by a full buffer in reject-new " +
+      "mode (buffer_full_rejected), of new series beyond buffer.maxSeries (series_limit).",
     [
       ...INVALID_REASONS.map((r): Sample => [{ reason: `invalid_${r}` }, p.invalid[r] ?? 0]),
       [{ reason: "series_limit" }, p.seriesLimit],
       [{ reason: "buffer_full_dropped" }, status.drops.droppedUnforwarded],
       [{ reason: "buffer_full_rejected" }, status.drops.rejectedFull],
-      [{ reason: "set_aside" }, status.drops.setAside],
+    ],
+  );
+  e.family(
+    "outpost_readings_refused_total",
+    "counter",
+    "Readings refused for now and left with the device to send again (HTTP 503, no PUBACK), by " +
+      "reason: the disk was full (disk_full) or a commit failed (write_failed). One reading " +
+      "refused twice counts twice.",
+    [
       [{ reason: "disk_full" }, status.drops.diskFull ?? 0],
       [{ reason: "write_failed" }, status.drops.writeFailed ?? 0],
     ],
+  );
+  e.family(
+    "outpost_readings_set_aside_total",
+    "counter",
+    "Readings kept in the buffer but not forwarded because the receiver refused them for good " +
+      "(HTTPS 4xx).",
+    status.drops.setAside,
   );
   e.family(
     "outpost_adapter_readings_received_total",
@@ -365,7 +385,10 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
     "counter",
     "Adapter-specific counters (requests, exceptions, invalid_lines, ...), by event name.",
     status.adapters.flatMap((a) =>
-      Object.entries(a.counters).map(([event, n]): Sample => [{ ...adapterLabels(a), event }, n])
+      Object.entries(a.counters)
+        // "readings" is outpost_adapter_readings_received_total already.
+        .filter(([event]) => event !== "readings")
+        .map(([event, n]): Sample => [{ ...adapterLabels(a), event }, n])
     ),
   );
   e.family(

@@ -103,7 +103,7 @@ Deno.test("renderMetrics() gives every family HELP and TYPE and escapes hostile 
     const nasty = 'pump "7"\\east\nline2';
     st.adapters[0].name = nasty;
     st.adapters[0].devices = { [nasty]: { state: "offline", since: 0 } };
-    st.adapters[0].counters = { requests: 5 };
+    st.adapters[0].counters = { requests: 5, readings: 9 };
     const text = renderMetrics(st, {
       process: { residentBytes: 1000, cpuSeconds: 0.5, startTimeSeconds: 1_700_000_000 },
       now: Date.now(),
@@ -119,7 +119,27 @@ Deno.test("renderMetrics() gives every family HELP and TYPE and escapes hostile 
       sampleValue(m, "outpost_adapter_events_total", { adapter: nasty, event: "requests" }),
       5,
     );
-    assert.equal(sampleValue(m, "outpost_build_info", { version: "1.2.3-test" }), 1);
+    assert.equal(
+      sampleValue(m, "outpost_build_info", {
+        version: "1.2.3-test",
+        gateway: st.gatewayId,
+        site: st.site ?? "",
+      }),
+      1,
+    );
+    assert.equal(sampleValue(m, "outpost_gateway_start_time_seconds"), st.startedAt / 1000);
+    // Readings of an adapter are counted once, as outpost_adapter_readings_received_total.
+    assert.ok(
+      !m.get("outpost_adapter_events_total")!.samples.some((x) => x.labels.event === "readings"),
+    );
+    // Kept or to be resent is not lost: neither is among the drops.
+    const dropReasons = m.get("outpost_readings_dropped_total")!.samples.map((x) =>
+      x.labels.reason
+    );
+    for (const r of ["set_aside", "disk_full", "write_failed"]) {
+      assert.ok(!dropReasons.includes(r), r);
+    }
+    assert.equal(sampleValue(m, "outpost_readings_refused_total", { reason: "disk_full" }), 0);
     assert.equal(sampleValue(m, "outpost_update_state", { state: "disabled" }), 1);
     assert.equal(sampleValue(m, "outpost_update_state", { state: "idle" }), 0);
     assert.equal(sampleValue(m, "process_resident_memory_bytes"), 1000);
@@ -179,7 +199,7 @@ Deno.test("counters move as readings flow through a gateway; drops are counted b
     assert.equal(dropped("invalid_device"), 0);
     assert.equal(dropped("buffer_full_dropped"), 0);
     assert.equal(dropped("buffer_full_rejected"), 0);
-    assert.equal(dropped("set_aside"), 0);
+    assert.equal(sampleValue(afterDrops, "outpost_readings_set_aside_total"), 0);
     assert.equal(dropped("series_limit"), 0);
     // 100 new devices where maxSeries (100) has room for 100 minus the pumps' series.
     const known = gw.buffer.seriesCount;
