@@ -60,18 +60,5 @@ export function defineAdapter<C>(adapter: AdapterModule<C>): AdapterModule<C> {
   return adapter;
 }
 
-/** Resolves after `ms` or when `signal` aborts, whichever comes first; never rejects. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
+/** Waiting and retry delays for adapters: `sleep(ms, signal)`, `within(promise, ms)`, `backoffDelay`. */
+export { type BackoffBounds, backoffDelay, sleep, within } from "./common/timing.ts";

@@ -8,6 +8,7 @@ import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
 import { createUplink } from "./uplink/mod.ts";
+import { within } from "./common/timing.ts";
 import type {
   InboundMessage,
   StatusMessage,
@@ -505,9 +506,7 @@ export class Gateway {
     this.#buffer.flush();
     const f = this.#forwarder;
     if (f && this.#uplink?.connected) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([f.idle(), new Promise((r) => timer = setTimeout(r, 3000))]);
-      clearTimeout(timer);
+      await within(f.idle(), 3000);
     }
     await this.#stopUplink(opts.reason ?? "stopped");
     this.#buffer.close();

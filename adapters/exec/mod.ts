@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type AdapterContext, defineAdapter, sleep } from "../../src/adapter.ts";
+import { type AdapterContext, backoffDelay, defineAdapter, sleep } from "../../src/adapter.ts";
 import type { Reading } from "../../src/reading.ts";
 import { type ExecConfig, execSchema } from "./config.ts";
 import { LineSplitter } from "./_lines.ts";
@@ -217,7 +217,8 @@ export const exec = defineAdapter<ExecConfig>({
   schema: execSchema,
   async start(ctx) {
     const { config, signal, log } = ctx;
-    let delay = config.restartDelay;
+    const bounds = { min: config.restartDelay, max: config.maxRestartDelay };
+    let attempt = 0;
     while (!signal.aborted) {
       const started = Date.now();
       let outcome: string;
@@ -231,11 +232,11 @@ export const exec = defineAdapter<ExecConfig>({
         log.info(`program stopped; it ${outcome}`);
         break;
       }
-      if (Date.now() - started >= config.stableAfter) delay = config.restartDelay;
+      if (Date.now() - started >= config.stableAfter) attempt = 0;
+      const delay = backoffDelay(attempt++, bounds, { jitter: "none" });
       ctx.count("restarts");
       log.warn(`program ${outcome}; restarting`, { command: config.command, in: `${delay}ms` });
       await sleep(delay, signal);
-      delay = Math.min(delay * 2, config.maxRestartDelay);
     }
   },
 });
