@@ -60,5 +60,15 @@ export function defineAdapter<C>(adapter: AdapterModule<C>): AdapterModule<C> {
   return adapter;
 }
 
-/** Waiting and retry delays for adapters: `sleep(ms, signal)`, `within(promise, ms)`, `backoffDelay`. */
-export { type BackoffBounds, backoffDelay, sleep, within } from "./common/timing.ts";
+/**
+ * Waiting and retry delays for adapters: `sleep(ms, signal)`, `within(promise, ms)`,
+ * `deadline(promise, ms, { timeout, signal })` and `backoffDelay(attempt, { min, max })`.
+ */
+export {
+  type BackoffBounds,
+  backoffDelay,
+  deadline,
+  type DeadlineOptions,
+  sleep,
+  within,
+} from "./common/timing.ts";

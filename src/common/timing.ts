@@ -43,6 +43,48 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
+/** Options of {@linkcode deadline}. */
+export interface DeadlineOptions {
+  /** The error to reject with when the time passes first. */
+  timeout: () => Error;
+  /** Rejects early, with `aborted()`, when this aborts; the timer goes with it. */
+  signal?: AbortSignal;
+  /** The error for an abort; default: the signal's reason. */
+  aborted?: () => Error;
+}
+
+/**
+ * Settles as `promise` does, or rejects with `timeout()` after `ms`, or with `aborted()` once
+ * `signal` aborts, whichever comes first. The promise itself keeps running; the timer and the
+ * listener are removed either way.
+ */
+export function deadline<T>(promise: Promise<T>, ms: number, options: DeadlineOptions): Promise<T> {
+  const { signal } = options;
+  return new Promise<T>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(options.aborted ? options.aborted() : signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(options.timeout());
+    }, ms);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    promise.then((v) => {
+      done();
+      resolve(v);
+    }, (e) => {
+      done();
+      reject(e);
+    });
+  });
+}
+
 /** Bounds of a backoff: the first delay and the largest. */
 export interface BackoffBounds {
   min: number;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffDelay, sleep, within } from "./timing.ts";
+import { backoffDelay, deadline, sleep, within } from "./timing.ts";
 
 Deno.test("sleep() resolves after the time, or at once when the signal aborts", async () => {
   let t0 = performance.now();
@@ -25,6 +25,27 @@ Deno.test("within() says whether the promise resolved before the deadline and cl
   assert.equal(await within(late, 20), false);
   resolveLate();
   await assert.rejects(within(Promise.reject(new Error("boom")), 60_000), /boom/);
+});
+
+Deno.test("deadline() settles as the promise does, or rejects on time-out or abort with the given errors", async () => {
+  const opts = { timeout: () => new Error("too slow") };
+  assert.equal(await deadline(Promise.resolve(7), 60_000, opts), 7);
+  await assert.rejects(deadline(Promise.reject(new Error("own")), 60_000, opts), /own/);
+  await assert.rejects(deadline(new Promise(() => {}), 20, opts), /too slow/);
+
+  const ac = new AbortController();
+  const pending = deadline(new Promise(() => {}), 60_000, {
+    ...opts,
+    signal: ac.signal,
+    aborted: () => new Error("stopped"),
+  });
+  ac.abort();
+  await assert.rejects(pending, /stopped/);
+  await assert.rejects(
+    deadline(Promise.resolve(1), 60_000, { ...opts, signal: AbortSignal.abort(new Error("why")) }),
+    /why/,
+    "an aborted signal rejects at once, with its reason by default",
+  );
 });
 
 Deno.test("backoffDelay() doubles from min, caps at max, and jitters as asked", () => {
