@@ -8,7 +8,10 @@ import { parse as parseYaml } from "yaml";
 import { gatewaySchema } from "../src/config/gateway.ts";
 import { parseConfig } from "../src/config/load.ts";
 import type { JsonSchema } from "../src/config/schema.ts";
+import type { AdapterRegistry } from "../src/adapter.ts";
 import { adapters } from "./mod.ts";
+
+const registry: AdapterRegistry = adapters;
 
 const ROOT = new URL("./", import.meta.url);
 
@@ -69,7 +72,7 @@ Deno.test("every adapter README names each of its top-level config keys", () => 
   const missing: string[] = [];
   for (const name of folders()) {
     const readme = Deno.readTextFileSync(new URL(`${name}/README.md`, ROOT));
-    const json: JsonSchema = adapters[name].schema.toJsonSchema();
+    const json: JsonSchema = registry[name].schema.toJsonSchema();
     for (const key of Object.keys((json.properties ?? {}) as Record<string, unknown>)) {
       if (key === "type") continue;
       if (!readme.includes(`\`${key}\``) && !readme.includes(`\`${key}.`)) {
@@ -78,4 +81,14 @@ Deno.test("every adapter README names each of its top-level config keys", () => 
     }
   }
   assert.deepEqual(missing, [], `config keys the README does not name: ${missing.join(", ")}`);
+});
+
+Deno.test("a config validated against the registry narrows each entry's config by its type", () => {
+  const c = parseConfig(
+    "gateway: { id: g }\nadapters:\n  - { type: simulated, name: sim, devices: 2 }\n",
+    gatewaySchema(adapters),
+  );
+  const entry = c.adapters[0];
+  // `entry.config.devices` type-checks only once `type` has narrowed the union.
+  assert.equal(entry.type === "simulated" ? entry.config.devices : undefined, 2);
 });

@@ -47,6 +47,13 @@ export interface AdapterModule<C = unknown> {
   start(ctx: AdapterContext<C>): Promise<void>;
 }
 
+/**
+ * Adapters by their `type:`, as `adapters/mod.ts` registers them. An object literal keeps each
+ * adapter's config type, so a gateway schema built from it infers a discriminated union.
+ */
+// deno-lint-ignore no-explicit-any
+export type AdapterRegistry = Record<string, AdapterModule<any>>;
+
 /** A write a rule asks an adapter instance to perform on a device. */
 export interface WriteRequest {
   device: string;

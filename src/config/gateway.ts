@@ -1,4 +1,4 @@
-import type { AdapterModule } from "../adapter.ts";
+import type { AdapterModule, AdapterRegistry } from "../adapter.ts";
 import {
   Ctx,
   type Infer,
@@ -174,10 +174,6 @@ class AdapterEntrySchema<C> extends Schema<Omit<AdapterEntry<string, C>, "type">
     };
   }
 }
-
-/** A registry of adapters by `type:`, as `adapters/mod.ts` exports it. */
-// deno-lint-ignore no-explicit-any
-export type AdapterRegistry = Record<string, AdapterModule<any>>;
 
 /** The entry schema of each registered adapter, keyed by its type. */
 type EntrySchemas<A extends AdapterRegistry> = {
