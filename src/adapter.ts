@@ -1,6 +1,6 @@
 import type { Logger } from "./log.ts";
 import type { Reading } from "./reading.ts";
-import type { Schema } from "./config/schema.ts";
+import type { Path, Schema } from "./config/schema.ts";
 
 /** What `emit` reports back: how many readings the buffer accepted and how many it refused. */
 export interface EmitResult {
@@ -45,6 +45,19 @@ export interface AdapterModule<C = unknown> {
   /** Schema of the adapter's own keys (`type` and `name` are handled by the gateway). */
   schema: Schema<C>;
   start(ctx: AdapterContext<C>): Promise<void>;
+  /**
+   * What an instance with this config holds on the host, so the gateway's config check can
+   * refuse two entries (or the gateway's own server) holding the same serial port or address.
+   */
+  claims?(config: C): AdapterClaims;
+}
+
+/** Host resources one adapter instance holds, each with its key path inside the entry. */
+export interface AdapterClaims {
+  /** Serial device paths it opens; devices of one entry may share a line. */
+  serialPorts?: { port: string; at: Path }[];
+  /** `host:port` addresses it listens on. */
+  listen?: { address: string; at: Path }[];
 }
 
 /**

@@ -206,6 +206,7 @@ function handler(
 export const httpAdapter = defineAdapter<HttpIngestConfig>({
   type: "http",
   schema: httpIngestSchema,
+  claims: (config) => ({ listen: [{ address: config.listen, at: ["listen"] }] }),
   async start({ config, emit, log, signal, count }) {
     const { hostname, port } = splitListen(config.listen);
     const tls = config.tls ? await readTls(config.tls) : undefined;

@@ -357,6 +357,11 @@ function writer(devices: Map<string, Device>, ctx: Ctx): (req: WriteRequest) => 
 export const modbus = defineAdapter<ModbusConfig>({
   type: "modbus",
   schema: modbusSchema,
+  claims: (config) => ({
+    serialPorts: config.devices.flatMap((d, i) =>
+      d.rtu ? [{ port: d.rtu.port, at: ["devices", i, "rtu", "port"] }] : []
+    ),
+  }),
   async start(ctx) {
     const { config, signal, log } = ctx;
     const serial = new Map<string, SerialLink>();

@@ -224,7 +224,7 @@ export function gatewaySchema<A extends AdapterRegistry>(adapters: A) {
       .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
   }, {
     refine: (c, ctx) => {
-      checkConflicts(c, ctx);
+      checkConflicts(c, ctx, { adapters });
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
       checkUrlCredentials(c, ctx);
