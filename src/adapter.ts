@@ -1,6 +1,6 @@
 import type { Logger } from "./log.ts";
 import type { Reading } from "./reading.ts";
-import type { Schema } from "./config/schema.ts";
+import type { Path, Schema } from "./config/schema.ts";
 
 /** What `emit` reports back: how many readings the buffer accepted and how many it refused. */
 export interface EmitResult {
@@ -45,7 +45,27 @@ export interface AdapterModule<C = unknown> {
   /** Schema of the adapter's own keys (`type` and `name` are handled by the gateway). */
   schema: Schema<C>;
   start(ctx: AdapterContext<C>): Promise<void>;
+  /**
+   * What an instance with this config holds on the host, so the gateway's config check can
+   * refuse two entries (or the gateway's own server) holding the same serial port or address.
+   */
+  claims?(config: C): AdapterClaims;
 }
+
+/** Host resources one adapter instance holds, each with its key path inside the entry. */
+export interface AdapterClaims {
+  /** Serial device paths it opens; devices of one entry may share a line. */
+  serialPorts?: { port: string; at: Path }[];
+  /** `host:port` addresses it listens on. */
+  listen?: { address: string; at: Path }[];
+}
+
+/**
+ * Adapters by their `type:`, as `adapters/mod.ts` registers them. An object literal keeps each
+ * adapter's config type, so a gateway schema built from it infers a discriminated union.
+ */
+// deno-lint-ignore no-explicit-any
+export type AdapterRegistry = Record<string, AdapterModule<any>>;
 
 /** A write a rule asks an adapter instance to perform on a device. */
 export interface WriteRequest {
@@ -60,18 +80,15 @@ export function defineAdapter<C>(adapter: AdapterModule<C>): AdapterModule<C> {
   return adapter;
 }
 
-/** Resolves after `ms` or when `signal` aborts, whichever comes first; never rejects. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
+/**
+ * Waiting and retry delays for adapters: `sleep(ms, signal)`, `within(promise, ms)`,
+ * `deadline(promise, ms, { timeout, signal })` and `backoffDelay(attempt, { min, max })`.
+ */
+export {
+  type BackoffBounds,
+  backoffDelay,
+  deadline,
+  type DeadlineOptions,
+  sleep,
+  within,
+} from "./common/timing.ts";

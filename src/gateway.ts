@@ -7,7 +7,8 @@ import { Edge, type EdgeStatus } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
-import { createUplink, type UplinkConfig } from "./uplink/mod.ts";
+import { createUplink } from "./uplink/mod.ts";
+import { within } from "./common/timing.ts";
 import type {
   InboundMessage,
   StatusMessage,
@@ -192,11 +193,11 @@ export class Gateway {
       this.#log.warn("no uplink configured: readings are buffered only");
       return;
     }
-    const uplink = createUplink(c.uplink as UplinkConfig, {
+    const uplink = createUplink(c.uplink, {
       gatewayId: c.gateway.id,
       epoch: this.#buffer.epoch,
       version: this.#version,
-      log: this.#root.child(`uplink.${(c.uplink as UplinkConfig).type}`),
+      log: this.#root.child(`uplink.${c.uplink.type}`),
     });
     this.#uplink = uplink;
     for (const sub of this.#subscriptions) {
@@ -207,13 +208,12 @@ export class Gateway {
       uplink,
       log: this.#root.child("forwarder"),
       stuckAfterMs: this.#stuckMs,
-      backfill: (c.uplink as { backfill?: { messagesPerSecond?: number; bytesPerSecond?: number } })
-        .backfill,
+      backfill: c.uplink.type === "mqtt" ? c.uplink.backfill : undefined,
     });
     uplink.onStateChange((up) => {
       if (up) this.#publishStatus();
     });
-    const interval = (c.uplink as { statusInterval?: number }).statusInterval ?? 30_000;
+    const interval = c.uplink.type === "mqtt" ? c.uplink.statusInterval : 30_000;
     this.#statusTimer = setInterval(() => this.#publishStatus(), interval);
     this.#forwarder.start();
     uplink.start();
@@ -506,9 +506,7 @@ export class Gateway {
     this.#buffer.flush();
     const f = this.#forwarder;
     if (f && this.#uplink?.connected) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([f.idle(), new Promise((r) => timer = setTimeout(r, 3000))]);
-      clearTimeout(timer);
+      await within(f.idle(), 3000);
     }
     await this.#stopUplink(opts.reason ?? "stopped");
     this.#buffer.close();

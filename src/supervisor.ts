@@ -1,5 +1,5 @@
 import type { AdapterContext, AdapterModule, DeviceState, Emit, WriteRequest } from "./adapter.ts";
-import { sleep } from "./adapter.ts";
+import { backoffDelay, sleep, within } from "./common/timing.ts";
 import type { Logger } from "./log.ts";
 
 /** State of one adapter instance, as shown in status. */
@@ -65,12 +65,7 @@ export class AdapterSupervisor<C = unknown> {
   async stop(graceMs = 5000): Promise<void> {
     this.#controller.abort();
     if (!this.#done) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#done,
-      new Promise<void>((r) => timer = setTimeout(r, graceMs)),
-    ]);
-    clearTimeout(timer);
+    await within(this.#done, graceMs);
     this.#status.state = "stopped";
   }
 
@@ -97,7 +92,7 @@ export class AdapterSupervisor<C = unknown> {
     const min = o.minBackoffMs ?? 1000;
     const max = o.maxBackoffMs ?? 60_000;
     const stable = o.stableAfterMs ?? 60_000;
-    let backoff = min;
+    let attempt = 0;
     const st = this.#status;
     while (!signal.aborted) {
       const started = Date.now();
@@ -134,19 +129,18 @@ export class AdapterSupervisor<C = unknown> {
         error = e;
       }
       this.#writer = undefined;
-      if (Date.now() - started >= stable) backoff = min;
+      if (Date.now() - started >= stable) attempt = 0;
       st.errors++;
       st.restarts++;
       st.lastError = (error as Error)?.message ?? String(error);
       st.state = "backoff";
       st.since = Date.now();
-      const delay = Math.round(backoff / 2 + Math.random() * backoff / 2);
+      const delay = backoffDelay(attempt++, { min, max }, { jitter: "equal" });
       o.log.error(`adapter failed; restarting in ${delay}ms`, {
         error: st.lastError,
         restarts: st.restarts,
       });
       await sleep(delay, signal);
-      backoff = Math.min(max, backoff * 2);
     }
     st.state = "stopped";
     st.since = Date.now();

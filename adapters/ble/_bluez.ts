@@ -5,7 +5,7 @@
  * the gateway restarts the adapter with backoff).
  */
 import dbus, { type Message, type MessageBus } from "dbus-next";
-import { sleep } from "../../src/adapter.ts";
+import { deadline, sleep } from "../../src/adapter.ts";
 import type { Logger } from "../../src/log.ts";
 
 const BLUEZ = "org.bluez";
@@ -256,19 +256,10 @@ class Watcher {
   }
 
   /** Awaits `p`, failing when the bus breaks, the adapter stops, or `CALL_TIMEOUT_MS` passes. */
-  async #race<T>(p: Promise<T>, what: string): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BleBusError(`Cannot ${what}: no answer within ${CALL_TIMEOUT_MS}ms`)),
-        CALL_TIMEOUT_MS,
-      );
+  #race<T>(p: Promise<T>, what: string): Promise<T> {
+    return deadline(Promise.race([p, this.#broken]), CALL_TIMEOUT_MS, {
+      timeout: () => new BleBusError(`Cannot ${what}: no answer within ${CALL_TIMEOUT_MS}ms`),
     });
-    try {
-      return await Promise.race([p, timeout, this.#broken]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async #call(m: {

@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { type AdapterContext, defineAdapter, sleep } from "../../src/adapter.ts";
+import {
+  type AdapterContext,
+  backoffDelay,
+  defineAdapter,
+  sleep,
+  within,
+} from "../../src/adapter.ts";
 import type { Reading } from "../../src/reading.ts";
 import { type ExecConfig, execSchema } from "./config.ts";
 import { LineSplitter } from "./_lines.ts";
@@ -49,13 +55,7 @@ async function terminate(
   ctx: Ctx,
 ): Promise<void> {
   signalGroup(pid, "SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    exited.then(() => false),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
+  if (!(await within(exited, graceMs))) {
     ctx.log.warn("program ignored SIGTERM; killing it", { pid, after: `${graceMs}ms` });
     ctx.count("kills");
     signalGroup(pid, "SIGKILL");
@@ -197,13 +197,7 @@ async function runOnce(ctx: Ctx): Promise<string> {
   await stopping;
   // Children it left behind may hold the pipes open; they go with it.
   signalGroup(pid, "SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const drained = await Promise.race([
-    pumps.then(() => true),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), PIPE_GRACE_MS))),
-  ]);
-  clearTimeout(timer);
-  if (!drained) {
+  if (!(await within(pumps, PIPE_GRACE_MS))) {
     signalGroup(pid, "SIGKILL");
     await Promise.all([out.cancel(), err.cancel()]);
     await pumps;
@@ -217,7 +211,8 @@ export const exec = defineAdapter<ExecConfig>({
   schema: execSchema,
   async start(ctx) {
     const { config, signal, log } = ctx;
-    let delay = config.restartDelay;
+    const bounds = { min: config.restartDelay, max: config.maxRestartDelay };
+    let attempt = 0;
     while (!signal.aborted) {
       const started = Date.now();
       let outcome: string;
@@ -231,11 +226,11 @@ export const exec = defineAdapter<ExecConfig>({
         log.info(`program stopped; it ${outcome}`);
         break;
       }
-      if (Date.now() - started >= config.stableAfter) delay = config.restartDelay;
+      if (Date.now() - started >= config.stableAfter) attempt = 0;
+      const delay = backoffDelay(attempt++, bounds, { jitter: "none" });
       ctx.count("restarts");
       log.warn(`program ${outcome}; restarting`, { command: config.command, in: `${delay}ms` });
       await sleep(delay, signal);
-      delay = Math.min(delay * 2, config.maxRestartDelay);
     }
   },
 });

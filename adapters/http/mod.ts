@@ -1,4 +1,10 @@
-import { type AdapterContext, defineAdapter, type EmitResult, sleep } from "../../src/adapter.ts";
+import {
+  type AdapterContext,
+  defineAdapter,
+  type EmitResult,
+  sleep,
+  within,
+} from "../../src/adapter.ts";
 import { isLoopbackListen } from "../../src/config/gateway.ts";
 import { type HttpIngestConfig, httpIngestSchema } from "./config.ts";
 import { TokenSet } from "./_auth.ts";
@@ -200,6 +206,7 @@ function handler(
 export const httpAdapter = defineAdapter<HttpIngestConfig>({
   type: "http",
   schema: httpIngestSchema,
+  claims: (config) => ({ listen: [{ address: config.listen, at: ["listen"] }] }),
   async start({ config, emit, log, signal, count }) {
     const { hostname, port } = splitListen(config.listen);
     const tls = config.tls ? await readTls(config.tls) : undefined;
@@ -245,12 +252,7 @@ export const httpAdapter = defineAdapter<HttpIngestConfig>({
     await Promise.race([server.finished, stopping]);
     // shutdown() lets requests in flight finish. A client that stops sending mid-body (it got a
     // 503) would hold its connection, and so the gateway's stop, open: give up on it after a grace.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const closed = await Promise.race([
-      server.finished.then(() => true),
-      new Promise<false>((r) => timer = setTimeout(() => r(false), STOP_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
+    const closed = await within(server.finished, STOP_GRACE_MS);
     if (!closed) {
       log.warn("stopped with client connections still open", { graceMs: STOP_GRACE_MS });
       server.unref();

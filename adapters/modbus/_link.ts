@@ -3,7 +3,7 @@
  * device, a serial link serves every device on its line and keeps the RTU inter-frame gap.
  */
 import modbusSerial from "modbus-serial";
-import { sleep } from "../../src/adapter.ts";
+import { deadline, sleep } from "../../src/adapter.ts";
 import type { Logger } from "../../src/log.ts";
 import { DenoSerialPort, interFrameGapMs, type SerialOptions } from "./_serial.ts";
 
@@ -108,29 +108,16 @@ function wrap(m: ModbusRTU): Client {
 }
 
 /** Rejects after `ms` or on abort, whichever comes first; the timer is tied to `signal`. */
-function deadline<T>(p: Promise<T>, ms: number, what: string, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      done();
-      reject(new ModbusRequestError(what, "connection", "stopped"));
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new ModbusRequestError(what, "timeout", `no response within ${ms}ms`));
-    }, ms);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => {
-      done();
-      resolve(v);
-    }, (e) => {
-      done();
-      reject(e);
-    });
+function requestDeadline<T>(
+  p: Promise<T>,
+  ms: number,
+  what: string,
+  signal: AbortSignal,
+): Promise<T> {
+  return deadline(p, ms, {
+    signal,
+    timeout: () => new ModbusRequestError(what, "timeout", `no response within ${ms}ms`),
+    aborted: () => new ModbusRequestError(what, "connection", "stopped"),
   });
 }
 
@@ -171,7 +158,7 @@ export abstract class Link {
         const client = this.#client;
         client.setTimeout(timeoutMs);
         // The outer deadline is a backstop should the client never call back.
-        return await deadline(op(wrap(client)), timeoutMs + 100, what, this.signal);
+        return await requestDeadline(op(wrap(client)), timeoutMs + 100, what, this.signal);
       } catch (e) {
         const err = classifyError(what, e);
         if (err instanceof ModbusRequestError && err.kind === "connection") this.drop();
@@ -223,7 +210,7 @@ export class TcpLink extends Link {
     );
     const what = `connect to ${this.label}`;
     try {
-      await deadline(
+      await requestDeadline(
         client.connectTCP(this.host, { port: this.port }),
         timeoutMs,
         what,

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { type AdapterContext, defineAdapter, sleep, type WriteRequest } from "../../src/adapter.ts";
+import {
+  type AdapterContext,
+  backoffDelay,
+  defineAdapter,
+  sleep,
+  type WriteRequest,
+} from "../../src/adapter.ts";
 import type { Reading } from "../../src/reading.ts";
 import { type DeviceConfig, type ModbusConfig, modbusSchema, registerCount } from "./config.ts";
 import { type Codec, decodeRegisters, encodeRegisters, toBool } from "./_decode.ts";
@@ -145,7 +151,10 @@ class Device {
         }
         count("retries");
         log.debug("retrying", { device: this.name, attempt: attempt + 1, error: err.message });
-        await sleep(Math.min(this.cfg.retryDelay * 2 ** attempt, 30_000), signal);
+        await sleep(
+          backoffDelay(attempt, { min: this.cfg.retryDelay, max: 30_000 }, { jitter: "none" }),
+          signal,
+        );
       }
     }
   }
@@ -348,6 +357,11 @@ function writer(devices: Map<string, Device>, ctx: Ctx): (req: WriteRequest) => 
 export const modbus = defineAdapter<ModbusConfig>({
   type: "modbus",
   schema: modbusSchema,
+  claims: (config) => ({
+    serialPorts: config.devices.flatMap((d, i) =>
+      d.rtu ? [{ port: d.rtu.port, at: ["devices", i, "rtu", "port"] }] : []
+    ),
+  }),
   async start(ctx) {
     const { config, signal, log } = ctx;
     const serial = new Map<string, SerialLink>();

@@ -1,10 +1,12 @@
 /**
  * Checks across adapter entries that each entry's own schema cannot see: two entries with one
  * name, two entries opening one serial port (each would read the other's responses), two servers
- * on one listen address (the second fails at start).
+ * on one listen address (the second fails at start). Adapters say what they hold through
+ * `claims()`; the core knows no adapter by name.
  *
  * @module
  */
+import type { AdapterRegistry } from "../adapter.ts";
 import type { Ctx, Path } from "./schema.ts";
 
 /** What the checks need of a validated config. */
@@ -41,8 +43,19 @@ export function listenOverlaps(a: string, b: string): boolean {
   return x.port === y.port && (x.host === y.host || WILDCARD.has(x.host) || WILDCARD.has(y.host));
 }
 
+/** Options of {@linkcode checkConflicts}. */
+export interface ConflictOptions {
+  /** The registry the entries were validated against; its `claims()` name what each holds. */
+  adapters: AdapterRegistry;
+  realPath?: RealPath;
+}
+
 /** Reports every cross-entry conflict of `c`, each naming both places. */
-export function checkConflicts(c: ConflictInput, ctx: Ctx, realPath = defaultRealPath): void {
+export function checkConflicts(c: ConflictInput, ctx: Ctx, opts: ConflictOptions): void {
+  const realPath = opts.realPath ?? defaultRealPath;
+  const claims = c.adapters.map((a) =>
+    a.enabled ? opts.adapters[a.type]?.claims?.(a.config) ?? {} : {}
+  );
   const names = new Map<string, number>();
   c.adapters.forEach((a, i) => {
     const prev = names.get(a.name);
@@ -55,32 +68,29 @@ export function checkConflicts(c: ConflictInput, ctx: Ctx, realPath = defaultRea
     } else names.set(a.name, i);
   });
 
-  // Serial ports: devices of one modbus entry share their line; two entries may not.
+  // Serial ports: devices of one entry share their line; two entries may not.
   const ports = new Map<string, { entry: number; path: Path; written: string }>();
   c.adapters.forEach((a, i) => {
-    if (!a.enabled || a.type !== "modbus") return;
-    const devices = (a.config as { devices?: { rtu?: { port: string } }[] }).devices ?? [];
     const mine = new Set<string>();
-    devices.forEach((d, j) => {
-      if (!d.rtu) return;
-      const real = realPath(d.rtu.port);
-      if (mine.has(real)) return;
+    for (const { port, at } of claims[i].serialPorts ?? []) {
+      const real = realPath(port);
+      if (mine.has(real)) continue;
       mine.add(real);
-      const path = ["adapters", i, "devices", j, "rtu", "port"];
+      const path = ["adapters", i, ...at];
       const other = ports.get(real);
       if (other && other.entry !== i) {
-        const via = other.written === d.rtu.port && real === d.rtu.port ? "" : ` (${real})`;
+        const via = other.written === port && real === port ? "" : ` (${real})`;
         ctx.conflict(
           path,
-          `serial port "${d.rtu.port}"${via} is opened by two adapters, and each would read ` +
-            `the other's responses: put all devices of one line in one modbus entry`,
+          `serial port "${port}"${via} is opened by two adapters, and each would read ` +
+            `the other's responses: put all devices of one line in one ${a.type} entry`,
           other.path,
         );
-      } else if (!other) ports.set(real, { entry: i, path, written: d.rtu.port });
-    });
+      } else if (!other) ports.set(real, { entry: i, path, written: port });
+    }
   });
 
-  // Listen addresses: the gateway's own server, its health listener and http adapters.
+  // Listen addresses: the gateway's own server, its health listener and adapters' servers.
   const listens: { listen: string; path: Path }[] = [];
   if (c.http.enabled) {
     listens.push({ listen: c.http.listen, path: ["http", "listen"] });
@@ -88,10 +98,9 @@ export function checkConflicts(c: ConflictInput, ctx: Ctx, realPath = defaultRea
       listens.push({ listen: c.http.healthListen, path: ["http", "healthListen"] });
     }
   }
-  c.adapters.forEach((a, i) => {
-    const listen = (a.config as { listen?: unknown }).listen;
-    if (a.enabled && a.type === "http" && typeof listen === "string") {
-      listens.push({ listen, path: ["adapters", i, "listen"] });
+  claims.forEach((claim, i) => {
+    for (const { address, at } of claim.listen ?? []) {
+      listens.push({ listen: address, path: ["adapters", i, ...at] });
     }
   });
   listens.forEach((l, i) => {

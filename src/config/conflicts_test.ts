@@ -3,6 +3,8 @@ import { ConfigError, parseConfig } from "./load.ts";
 import { gatewaySchema } from "./gateway.ts";
 import { listenOverlaps } from "./conflicts.ts";
 import { adapters } from "../../adapters/mod.ts";
+import { defineAdapter } from "../adapter.ts";
+import { s } from "./schema.ts";
 
 function problems(text: string): string[] {
   try {
@@ -91,6 +93,41 @@ Deno.test("duplicate adapter names name both entries", () => {
   assert.deepEqual(p, [
     `s.yaml:4:30 adapters[1].name: duplicate adapter name "s" (also adapters[0].name at s.yaml:3:30)`,
   ]);
+});
+
+Deno.test("any adapter's claims() take part: its serial ports and listen addresses conflict by the same rules", () => {
+  const gadget = defineAdapter({
+    type: "gadget",
+    schema: s.object({ line: s.string(), serve: s.string() }),
+    claims: (c) => ({
+      serialPorts: [{ port: c.line, at: ["line"] }],
+      listen: [{ address: c.serve, at: ["serve"] }],
+    }),
+    start: () => Promise.resolve(),
+  });
+  const schema = gatewaySchema({ ...adapters, gadget });
+  const entry = (name: string, line: string, serve: string) =>
+    `  - { type: gadget, name: ${name}, line: ${line}, serve: "${serve}" }\n`;
+  const lines = (text: string) => {
+    try {
+      parseConfig(text, schema, { displayName: "g.yaml" });
+      return [];
+    } catch (e) {
+      return (e as ConfigError).message.split("\n");
+    }
+  };
+  assert.deepEqual(
+    lines(
+      `gateway: { id: g }\nadapters:\n${entry("a", "/dev/ttyS9", "127.0.0.1:9101")}${
+        entry("b", "/dev/ttyS9", "127.0.0.1:9101")
+      }${modbus("m", ["/dev/ttyS9"])}`,
+    ),
+    [
+      `g.yaml:4:36 adapters[1].line: serial port "/dev/ttyS9" is opened by two adapters, and each would read the other's responses: put all devices of one line in one gadget entry (also adapters[0].line at g.yaml:3:36)`,
+      `g.yaml:4:55 adapters[1].serve: listen address "127.0.0.1:9101" is taken by another server ("127.0.0.1:9101"); the second one could not start (also adapters[0].serve at g.yaml:3:55)`,
+      `g.yaml:9:35 adapters[2].devices[0].rtu.port: serial port "/dev/ttyS9" is opened by two adapters, and each would read the other's responses: put all devices of one line in one modbus entry (also adapters[0].line at g.yaml:3:36)`,
+    ],
+  );
 });
 
 Deno.test("listenOverlaps(): same port with the same host, a wildcard or localhost", () => {

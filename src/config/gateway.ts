@@ -1,4 +1,4 @@
-import type { AdapterModule } from "../adapter.ts";
+import type { AdapterModule, AdapterRegistry } from "../adapter.ts";
 import {
   Ctx,
   type Infer,
@@ -130,11 +130,11 @@ function defaultsOf<T>(schema: Schema<T>): T {
 }
 
 /** One `adapters:` entry: type, name, enabled, and the adapter's own keys as `config`. */
-export interface AdapterEntry {
-  type: string;
+export interface AdapterEntry<T extends string = string, C = unknown> {
+  type: T;
   name: string;
   enabled: boolean;
-  config: unknown;
+  config: C;
 }
 
 const entryShape = {
@@ -142,22 +142,25 @@ const entryShape = {
   enabled: s.boolean().default(true).describe("Set false to keep the entry but not run it"),
 };
 
-/** Splits `name` and `enabled` off an adapter entry and validates the rest with its own schema. */
-class AdapterEntrySchema extends Schema<AdapterEntry> {
-  readonly #own: Schema<unknown>;
-  constructor(own: Schema<unknown>) {
+/**
+ * Splits `name` and `enabled` off an adapter entry and validates the rest with its own schema.
+ * The `type` is set by the tagged union around it.
+ */
+class AdapterEntrySchema<C> extends Schema<Omit<AdapterEntry<string, C>, "type">> {
+  readonly #own: Schema<C>;
+  constructor(own: Schema<C>) {
     super();
     this.#own = own;
   }
-  check(v: unknown, ctx: Ctx, path: Path): AdapterEntry | typeof INVALID {
+  check(v: unknown, ctx: Ctx, path: Path): Omit<AdapterEntry<string, C>, "type"> | typeof INVALID {
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
       return ctx.fail(path, `expected a mapping, got ${typeof v}`);
     }
-    const { type, name, enabled, ...rest } = v as Record<string, unknown>;
+    const { type: _type, name, enabled, ...rest } = v as Record<string, unknown>;
     const head = s.object(entryShape).check({ name, enabled }, ctx, path);
     const config = this.#own.check(rest, ctx, path);
     if (head === INVALID || config === INVALID) return INVALID;
-    return { type: String(type), name: head.name, enabled: head.enabled, config };
+    return { name: head.name, enabled: head.enabled, config };
   }
   protected json(): JsonSchema {
     const own = this.#own.toJsonSchema();
@@ -172,17 +175,25 @@ class AdapterEntrySchema extends Schema<AdapterEntry> {
   }
 }
 
-/** Builds the whole gateway schema from the registered adapters and uplinks. */
-export function gatewaySchema(
-  // deno-lint-ignore no-explicit-any
-  adapters: Record<string, AdapterModule<any>>,
-  // deno-lint-ignore no-explicit-any
-  extraUplinks: Record<string, Schema<any>> = {},
-) {
-  const adapterVariants: Record<string, Schema<AdapterEntry>> = {};
-  for (const [type, mod] of Object.entries(adapters)) {
-    adapterVariants[type] = new AdapterEntrySchema(mod.schema);
+/** The entry schema of each registered adapter, keyed by its type. */
+type EntrySchemas<A extends AdapterRegistry> = {
+  [K in keyof A]: AdapterEntrySchema<A[K] extends AdapterModule<infer C> ? C : never>;
+};
+
+function entrySchemas<A extends AdapterRegistry>(adapters: A): EntrySchemas<A> {
+  const out: Partial<EntrySchemas<A>> = {};
+  for (const type of Object.keys(adapters) as (keyof A)[]) {
+    out[type] = new AdapterEntrySchema(adapters[type].schema);
   }
+  return out as EntrySchemas<A>;
+}
+
+/**
+ * Builds the whole gateway schema from the registered adapters. `adapters:` entries validate to
+ * a union discriminated by `type`, with each adapter's own config type when the registry's
+ * types are known.
+ */
+export function gatewaySchema<A extends AdapterRegistry>(adapters: A) {
   const log = s.object({
     level: s.enum(["debug", "info", "warn", "error"] as const).default("info"),
     format: s.enum(["text", "json"] as const).default("text"),
@@ -193,16 +204,13 @@ export function gatewaySchema(
       site: s.string().optional().describe("Free text: where this gateway is"),
     }),
     buffer: bufferSchema.default(defaultsOf(bufferSchema)),
-    uplink: s.tagged<Record<string, unknown>>("type", {
-      mqtt: s.object(mqttUplinkSchema.shape, { passthrough: ["type"] }) as unknown as Schema<
-        Record<string, unknown>
-      >,
-      https: httpsUplinkSchema as unknown as Schema<Record<string, unknown>>,
-      ...extraUplinks,
+    uplink: s.tagged("type", {
+      mqtt: s.object(mqttUplinkSchema.shape, { passthrough: ["type"] }),
+      https: httpsUplinkSchema,
     }).optional().describe("Where readings go; without it the gateway only buffers"),
     http: httpSchema.default(defaultsOf(httpSchema)),
     log: log.default(defaultsOf(log)),
-    adapters: s.array(s.tagged("type", adapterVariants)).default([])
+    adapters: s.array(s.tagged("type", entrySchemas(adapters))).default([])
       .describe("Protocol adapters to run"),
     filters: s.array(filterSchema).default([])
       .describe("Per device/metric filters applied before the buffer (range, deadband, ...)"),
@@ -216,7 +224,7 @@ export function gatewaySchema(
       .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
   }, {
     refine: (c, ctx) => {
-      checkConflicts(c, ctx);
+      checkConflicts(c, ctx, { adapters });
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
       checkUrlCredentials(c, ctx);
@@ -232,5 +240,7 @@ export function gatewaySchema(
   });
 }
 
-/** The validated gateway config. */
-export type GatewayConfig = Infer<ReturnType<typeof gatewaySchema>>;
+/** The validated gateway config, with each adapter's `config` left `unknown` for the core. */
+export type GatewayConfig = Infer<
+  ReturnType<typeof gatewaySchema<Record<string, AdapterModule<unknown>>>>
+>;

@@ -502,15 +502,26 @@ class RecordSchema<T> extends Schema<Record<string, T>> {
   }
 }
 
+// deno-lint-ignore no-explicit-any
+type Variants = Record<string, Schema<any>>;
+
+/**
+ * The discriminated union a {@linkcode TaggedSchema} validates to: each variant's type with the
+ * key set to the variant's name, so `switch (v[key])` narrows without casts.
+ */
+export type InferTagged<K extends string, V extends Variants> = {
+  [N in keyof V & string]: Simplify<Omit<Infer<V[N]>, K> & { [P in K]: N }>;
+}[keyof V & string];
+
 /**
  * A mapping whose `key` field picks the schema of the rest, e.g. adapters by `type:`.
  * Each variant must be an object schema listing `key` in its passthrough.
  */
-export class TaggedSchema<T> extends Schema<T> {
-  constructor(readonly key: string, readonly variants: Record<string, Schema<T>>) {
+export class TaggedSchema<K extends string, V extends Variants> extends Schema<InferTagged<K, V>> {
+  constructor(readonly key: K, readonly variants: V) {
     super();
   }
-  check(v: unknown, ctx: Ctx, path: Path): T | Invalid {
+  check(v: unknown, ctx: Ctx, path: Path): InferTagged<K, V> | Invalid {
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
       return ctx.fail(path, `expected a mapping, got ${show(v)}`);
     }
@@ -519,7 +530,9 @@ export class TaggedSchema<T> extends Schema<T> {
     if (tag === undefined) {
       return ctx.fail(path, `missing required key "${this.key}" (one of ${names.join(", ")})`);
     }
-    const variant = typeof tag === "string" ? this.variants[tag] : undefined;
+    const variant = typeof tag === "string" && Object.hasOwn(this.variants, tag)
+      ? this.variants[tag]
+      : undefined;
     if (!variant) {
       return ctx.fail(
         [...path, this.key],
@@ -530,7 +543,7 @@ export class TaggedSchema<T> extends Schema<T> {
     }
     const r = variant.check(v, ctx, path);
     if (r === INVALID) return INVALID;
-    return { ...(r as object), [this.key]: tag } as T;
+    return { ...r, [this.key]: tag };
   }
   protected json(): JsonSchema {
     return {
@@ -595,7 +608,7 @@ export const s = {
   /** A mapping of free-form keys. */
   record: <T>(value: Schema<T>): RecordSchema<T> => new RecordSchema(value),
   /** A mapping discriminated by one key. */
-  tagged: <T>(key: string, variants: Record<string, Schema<T>>): TaggedSchema<T> =>
+  tagged: <K extends string, V extends Variants>(key: K, variants: V): TaggedSchema<K, V> =>
     new TaggedSchema(key, variants),
   /** The first of several schemas that accepts the value. */
   union: <T>(options: Schema<T>[], expected: string): UnionSchema<T> =>

@@ -1,3 +1,4 @@
+import { backoffDelay, sleep } from "../common/timing.ts";
 import type { Logger } from "../log.ts";
 import type { StoredReading } from "../reading.ts";
 import { encodeBatches } from "./encode.ts";
@@ -129,20 +130,6 @@ async function readExcerpt(res: Response): Promise<string> {
   }
 }
 
-/** Resolves after `ms`, or early when `signal` aborts; the timer goes with the signal. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
-
 const CERT_PEM = /-----BEGIN CERTIFICATE-----/;
 const KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
@@ -166,12 +153,6 @@ function readPem(what: string, path: string, kind: "certificate" | "private key"
 }
 
 const RETRYABLE = new Set([408, 429]);
-
-/** Delay before attempt `n` (1-based) of a failing streak: exponential, jittered, in [min, max]. */
-function backoff(retry: { min: number; max: number }, n: number): number {
-  const cap = Math.min(retry.max, retry.min * 2 ** Math.min(Math.max(n - 1, 0), 30));
-  return Math.round(retry.min + Math.random() * (cap - retry.min));
-}
 
 /**
  * Delivers batches by HTTPS POST. `send` resolves on a 2xx answer and never re-sends by itself;
@@ -391,7 +372,7 @@ export class HttpsUplink implements Uplink {
       const closed = this.#closing.signal.aborted;
       if (!closed) this.#streak++;
       const err = new HttpsUplinkError(`${where}: ${this.#requestFailure(e)}`, {
-        retryAfterMs: closed ? 0 : backoff(this.#config.retry, this.#streak),
+        retryAfterMs: closed ? 0 : backoffDelay(this.#streak - 1, this.#config.retry),
         cause: e,
       });
       this.#lastError = err.message;
@@ -409,7 +390,7 @@ export class HttpsUplink implements Uplink {
     if (RETRYABLE.has(res.status) || res.status >= 500) {
       this.#streak++;
       const retryAfterMs = parseRetryAfter(res.headers.get("retry-after")) ??
-        backoff(this.#config.retry, this.#streak);
+        backoffDelay(this.#streak - 1, this.#config.retry);
       const err = new HttpsUplinkError(`${where}: ${status}${detail}`, {
         retryAfterMs,
         status: res.status,
@@ -470,7 +451,7 @@ export class HttpsUplink implements Uplink {
   async #probeLoop(): Promise<void> {
     for (let attempt = 0; !this.#connected && !this.#closing.signal.aborted; attempt++) {
       if (attempt > 0) {
-        await sleep(backoff(this.#config.retry, attempt), this.#closing.signal);
+        await sleep(backoffDelay(attempt - 1, this.#config.retry), this.#closing.signal);
         if (this.#connected || this.#closing.signal.aborted) break;
       }
       try {
