@@ -11,7 +11,7 @@ import { localClient, openHttpAccess } from "../http/local.ts";
 import { readTokenFile, rotateTokenFile, tokenPath } from "../http/token.ts";
 import { createLogger } from "../log.ts";
 import { createCommandService } from "../ops/commands_builtin.ts";
-import { provideUpdateCommands } from "../ops/commands_update.ts";
+import { provideUpdateCommands } from "../commands/update.ts";
 import { fleetMain } from "../ops/fleet_cli.ts";
 import {
   BufferWriteProbe,

@@ -15,7 +15,7 @@ import {
 import { configGet, configSet, settleConfigSet } from "./commands_config_file.ts";
 import { runQuery } from "./commands_query.ts";
 import type { PendingConfigSet, PendingRestart, PendingUpdate } from "./commands_state.ts";
-import { settleUpdate } from "./commands_update.ts";
+import { settleUpdate } from "../commands/update.ts";
 import type { AdapterModule } from "../adapter.ts";
 import { gatewaySchema } from "../config/gateway.ts";
 import { ConfigError, formatProblem, parseConfig } from "../config/load.ts";

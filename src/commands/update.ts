@@ -16,9 +16,9 @@ import {
   DEFERRED,
   provideCommand,
   type SettleResult,
-} from "./commands.ts";
-import type { PendingUpdate } from "./commands_state.ts";
-import { ERROR_CODES } from "./protocol.ts";
+} from "../ops/commands.ts";
+import type { PendingUpdate } from "../ops/commands_state.ts";
+import { ERROR_CODES } from "../ops/protocol.ts";
 
 /** Options of {@linkcode provideUpdateCommands}. */
 export interface UpdateCommandsOptions {
