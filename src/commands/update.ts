@@ -16,9 +16,9 @@ import {
   DEFERRED,
   provideCommand,
   type SettleResult,
-} from "../ops/commands.ts";
-import type { PendingUpdate } from "../ops/commands_state.ts";
-import { ERROR_CODES } from "../ops/protocol.ts";
+} from "./service.ts";
+import type { PendingUpdate } from "./state.ts";
+import { ERROR_CODES } from "../protocol/mod.ts";
 
 /** Options of {@linkcode provideUpdateCommands}. */
 export interface UpdateCommandsOptions {

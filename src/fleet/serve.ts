@@ -9,15 +9,10 @@ import { isLoopbackListen } from "../config/gateway.ts";
 import { parseListen } from "../http/server.ts";
 import { generateToken, secretEquals, SESSION_MAX_AGE_SECONDS, TokenStore } from "../http/token.ts";
 import type { Logger } from "../log.ts";
-import { type Fleet, FleetError, type GatewayView } from "./fleet.ts";
-import { exportCsv, type ExportProgress } from "./fleet_export.ts";
-import {
-  type CommandRun,
-  expectsRestart,
-  type RunSummary,
-  type TargetResult,
-} from "./fleet_run.ts";
-import { FLEET_PAGE_HTML, FLEET_PAGE_SCRIPT, FLEET_PAGE_STYLE } from "./fleet_page.ts";
+import { type Fleet, FleetError, type GatewayView } from "./client.ts";
+import { exportCsv, type ExportProgress } from "./export.ts";
+import { type CommandRun, expectsRestart, type RunSummary, type TargetResult } from "./run.ts";
+import { FLEET_PAGE_HTML, FLEET_PAGE_SCRIPT, FLEET_PAGE_STYLE } from "./page.ts";
 
 /** Commands the page may send. */
 export const PAGE_COMMANDS = ["ping", "restart", "update-check", "update-apply"] as const;

@@ -6,8 +6,8 @@
  */
 import type { Buffer } from "../buffer/buffer.ts";
 import { parseDuration } from "../config/schema.ts";
-import { type CommandContext, CommandError } from "./commands.ts";
-import type { CommandsConfig } from "./commands_config.ts";
+import { type CommandContext, CommandError } from "./service.ts";
+import type { CommandsConfig } from "./config.ts";
 import {
   ERROR_CODES,
   QUERY_COLUMNS,
@@ -15,7 +15,7 @@ import {
   type QueryDone,
   type QueryPage,
   type QueryRow,
-} from "./protocol.ts";
+} from "../protocol/mod.ts";
 
 /** Room left in a page for the reply envelope (id, gateway id, cmd, ts …). */
 const ENVELOPE_BYTES = 1024;
