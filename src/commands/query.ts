@@ -4,7 +4,7 @@
  * waiting for PUBACK, so memory stays bounded by a few pages whatever the time range (30 days of
  * a reading every 10 s is 259,200 rows).
  */
-import type { Buffer } from "../buffer/buffer.ts";
+import type { Buffer } from "../buffer/mod.ts";
 import { parseDuration } from "../config/schema.ts";
 import { type CommandContext, CommandError } from "./service.ts";
 import type { CommandsConfig } from "./config.ts";

@@ -14,7 +14,7 @@ import type { Gateway } from "../gateway.ts";
 import { provideStatus } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
 import { keyIdOf, type TrustedKey } from "../update/keys.ts";
-import type { InboundMessage, UplinkSubscription } from "../uplink/uplink.ts";
+import type { InboundMessage, UplinkSubscription } from "../uplink/mod.ts";
 import { type AuditEntry, auditPath, AuditTrail } from "./audit.ts";
 import { type CommandsConfig, commandsOf } from "./config.ts";
 import { CommandState, type PendingOp } from "./state.ts";

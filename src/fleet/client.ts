@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../log.ts";
 import type { SigningKey } from "../update/keys.ts";
 import { describeMqttError } from "../uplink/mqtt.ts";
-import type { StatusMessage } from "../uplink/uplink.ts";
+import type { StatusMessage } from "../uplink/mod.ts";
 import { CommandRun, type ProcessSeen } from "./run.ts";
 import {
   type CommandReply,
