@@ -76,6 +76,9 @@ export function fleetSnapshot(fleet: Fleet, ops: readonly Op[], exports: readonl
   };
 }
 
+/** The shape of `GET /api/fleet` and of each event; the page script (page_script.js) reads it. */
+export type FleetSnapshot = ReturnType<typeof fleetSnapshot>;
+
 /** The live event streams of the open pages; stops its timers when `signal` aborts. */
 export class LiveStreams {
   // Each live stream with the check of the credentials it was opened with: a logout elsewhere,
