@@ -7,7 +7,9 @@
  *    Adapters do not import each other (the registry `adapters/mod.ts` imports them all).
  * 3. A folder with a `mod.ts` is reached from outside only through its `mod.ts`.
  * 4. The two products stay apart: `src/commands/` (what a gateway answers) and `src/fleet/` (the
- *    operator's console) never import each other; they share `src/protocol/`.
+ *    operator's console) never import each other; they share `src/protocol/`, which imports
+ *    neither.
+ * 5. `src/` holds no bench code.
  *
  * Known violations are listed in {@linkcode EXCEPTIONS} with the reason; an exception that no
  * longer occurs fails the test too, so the list only shrinks.
@@ -209,6 +211,9 @@ export function violation(e: Edge, folders: readonly string[]): string | undefin
   ) {
     return "commands and fleet import each other (they share src/protocol only)";
   }
+  if (under(e.from, "src/protocol") && (under(e.to, "src/commands") || under(e.to, "src/fleet"))) {
+    return "the protocol imports one of the products that speak it";
+  }
   const folder = ownerFolder(e.to, folders);
   if (
     !test && folder !== undefined && !under(e.from, folder) && e.to !== `${folder}/mod.ts`
@@ -262,6 +267,10 @@ Deno.test("boundaries: the checker sees each kind of violation", () => {
   assert.match(
     violation({ from: "src/gateway.ts", to: "src/buffer/buffer.ts" }, folders) ?? "",
     /src\/buffer\/ is reached other than through its mod\.ts/,
+  );
+  assert.match(
+    violation({ from: "src/protocol/mod.ts", to: "src/fleet/run.ts" }, folders) ?? "",
+    /protocol imports one of the products/,
   );
   assert.equal(violation({ from: "src/gateway.ts", to: "src/buffer/mod.ts" }, folders), undefined);
   assert.equal(
