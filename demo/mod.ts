@@ -10,8 +10,7 @@ import { createServer } from "node:net";
 import mqtt from "mqtt";
 import { decodeBatch } from "../src/uplink/encode.ts";
 import { parseDuration } from "../src/config/schema.ts";
-import { Fleet } from "../src/ops/fleet.ts";
-import { formatGrant } from "../src/ops/fleet_format.ts";
+import { Fleet, formatGrant } from "../src/fleet/mod.ts";
 import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/keys.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -11,7 +11,7 @@ import {
   type CommandRequest,
   sha256Hex,
   signRequest,
-} from "../src/ops/protocol.ts";
+} from "../src/protocol/mod.ts";
 import { generateKey, importSigningKey, type SigningKey } from "../src/update/keys.ts";
 import { Slots } from "../src/update/mod.ts";
 import { VERSION } from "../src/version.ts";

@@ -18,7 +18,7 @@ import {
   queryRowReading,
   sha256Hex,
   signRequest,
-} from "../src/ops/protocol.ts";
+} from "../src/protocol/mod.ts";
 import { generateKey, importSigningKey, readSigningKey } from "../src/update/keys.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";

@@ -3,9 +3,8 @@
 // tests with real gateway processes are in fleet_test.ts.
 import assert from "node:assert/strict";
 import { CSV_HEADER, csvLine } from "../src/buffer/export.ts";
-import { Fleet } from "../src/ops/fleet.ts";
-import { expectsRestart } from "../src/ops/fleet_run.ts";
-import { type QueryRow, queryRowReading } from "../src/ops/protocol.ts";
+import { expectsRestart, Fleet } from "../src/fleet/mod.ts";
+import { type QueryRow, queryRowReading } from "../src/protocol/mod.ts";
 import { generateKey } from "../src/update/keys.ts";
 import { type FakeGateway, type Quirk, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";

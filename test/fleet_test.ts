@@ -6,7 +6,7 @@ import { CSV_HEADER, csvLine, exportReadings } from "../src/buffer/export.ts";
 import { bufferSchema } from "../src/config/gateway.ts";
 import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
-import { Fleet } from "../src/ops/fleet.ts";
+import { Fleet } from "../src/fleet/mod.ts";
 import { generateKey, publish, Slots } from "../src/update/mod.ts";
 import { importSigningKey } from "../src/update/keys.ts";
 import { VERSION } from "../src/version.ts";

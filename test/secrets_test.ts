@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
-import { type CommandReply, type CommandRequest, signRequest } from "../src/ops/protocol.ts";
+import { type CommandReply, type CommandRequest, signRequest } from "../src/protocol/mod.ts";
 import { generateKey, readSigningKey } from "../src/update/keys.ts";
 import { startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";

@@ -6,13 +6,13 @@ import { parseDuration } from "../config/schema.ts";
 import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
 import { Gateway, type GatewayStatus, provideStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
-import { auditPath, readAuditFile } from "../ops/commands_audit.ts";
+import { auditPath, readAuditFile } from "../commands/mod.ts";
 import { localClient, openHttpAccess } from "../http/local.ts";
 import { readTokenFile, rotateTokenFile, tokenPath } from "../http/token.ts";
 import { createLogger } from "../log.ts";
-import { createCommandService } from "../ops/commands_builtin.ts";
-import { provideUpdateCommands } from "../ops/commands_update.ts";
-import { fleetMain } from "../ops/fleet_cli.ts";
+import { createCommandService } from "../commands/mod.ts";
+import { provideUpdateCommands } from "../commands/mod.ts";
+import { fleetMain } from "../fleet/mod.ts";
 import {
   BufferWriteProbe,
   startWatchdog,

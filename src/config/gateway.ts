@@ -13,7 +13,7 @@ import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
 import { httpsUplinkSchema } from "../uplink/https_config.ts";
 import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
 import { updateSchema } from "../update/config.ts";
-import { checkCommandsConfig, commandsSchema } from "../ops/commands_config.ts";
+import { checkCommandsConfig, commandsSchema } from "../commands/mod.ts";
 import { checkUrlCredentials } from "./credentials.ts";
 import { checkConflicts } from "./conflicts.ts";
 import { EnduranceSchema } from "../buffer/wear.ts";

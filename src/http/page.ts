@@ -1,6 +1,6 @@
 /**
  * The gateway page: markup and style, served by the gateway itself (the script is in
- * `page_script.ts`). Plain constants so `deno compile` embeds them; nothing is fetched from
+ * `page_script.js`). Plain constants so `deno compile` embeds them; nothing is fetched from
  * elsewhere (the boxes are offline): system fonts, inline SVG, no CDN. The markup carries no
  * data: the script fetches `/api/dashboard` once signed in.
  */

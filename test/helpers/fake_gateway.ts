@@ -7,7 +7,7 @@ import {
   type QueryArgs,
   type QueryRow,
   verifyRequest,
-} from "../../src/ops/protocol.ts";
+} from "../../src/protocol/mod.ts";
 
 /** How a fake gateway misbehaves, to exercise the console's checks. */
 export type Quirk =
@@ -36,7 +36,7 @@ export interface FakeGatewayOptions {
 
 /**
  * A stand-in gateway for console tests: one MQTT connection with a retained status and last
- * will, answering commands per src/ops/protocol.ts (ping, restart, query, update-check).
+ * will, answering commands per src/protocol/mod.ts (ping, restart, query, update-check).
  */
 export interface FakeGateway {
   id: string;

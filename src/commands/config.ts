@@ -8,7 +8,13 @@ import {
   Schema,
   show,
 } from "../config/schema.ts";
-import { COMMAND_NAMES, DEFAULT_PREFIX, FLEET_TARGET, type Scope, SCOPES } from "./protocol.ts";
+import {
+  COMMAND_NAMES,
+  DEFAULT_PREFIX,
+  FLEET_TARGET,
+  type Scope,
+  SCOPES,
+} from "../protocol/mod.ts";
 
 const KEY_RE = /^ed25519:[A-Za-z0-9+/]{43}=$/;
 

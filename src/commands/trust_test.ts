@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { protectedChanges } from "./commands_trust.ts";
+import { protectedChanges } from "./trust.ts";
 
 const BASE = `gateway: { id: gw, site: "\${SITE:-plant}" }
 uplink: { type: mqtt, url: mqtt://h:1883, password: "\${file:/etc/outpost/broker.pass}" }

@@ -14,10 +14,10 @@ import type { Gateway } from "../gateway.ts";
 import { provideStatus } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
 import { keyIdOf, type TrustedKey } from "../update/keys.ts";
-import type { InboundMessage, UplinkSubscription } from "../uplink/uplink.ts";
-import { type AuditEntry, auditPath, AuditTrail } from "./commands_audit.ts";
-import { type CommandsConfig, commandsOf } from "./commands_config.ts";
-import { CommandState, type PendingOp } from "./commands_state.ts";
+import type { InboundMessage, UplinkSubscription } from "../uplink/mod.ts";
+import { type AuditEntry, auditPath, AuditTrail } from "./audit.ts";
+import { type CommandsConfig, commandsOf } from "./config.ts";
+import { CommandState, type PendingOp } from "./state.ts";
 import {
   COMMAND_NAMES,
   COMMAND_SCOPES,
@@ -32,7 +32,7 @@ import {
   type Scope,
   SCOPES,
   verifyRequest,
-} from "./protocol.ts";
+} from "../protocol/mod.ts";
 
 /** The operator key a request was verified with. */
 export interface Operator {

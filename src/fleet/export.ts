@@ -4,7 +4,7 @@
  * `outpost export` writes.
  */
 import { CSV_HEADER, csvLine, type ExportRow } from "../buffer/export.ts";
-import type { Fleet } from "./fleet.ts";
+import type { Fleet } from "./client.ts";
 import {
   type CommandReply,
   type QueryArgs,
@@ -12,7 +12,7 @@ import {
   type QueryPage,
   type QueryRow,
   queryRowReading,
-} from "./protocol.ts";
+} from "../protocol/mod.ts";
 
 /** The export is incomplete or the gateway refused it. */
 export class ExportError extends Error {

@@ -8,13 +8,13 @@ import { isLoopbackListen } from "../config/gateway.ts";
 import { parseDuration } from "../config/schema.ts";
 import { createLogger } from "../log.ts";
 import { readSigningKey, type SigningKey } from "../update/keys.ts";
-import { Fleet, FleetError, type GatewayView } from "./fleet.ts";
-import { type ConnectionFlags, FleetConfigError, resolveConnection } from "./fleet_config.ts";
-import { exportCsv, ExportError } from "./fleet_export.ts";
-import { formatFleetTable, formatProgress, formatResults } from "./fleet_format.ts";
-import { type CommandRun, expectsRestart, type RunSummary } from "./fleet_run.ts";
-import { insecureListenMessage, serveFleet } from "./fleet_serve.ts";
-import { COMMAND_NAMES } from "./protocol.ts";
+import { Fleet, FleetError, type GatewayView } from "./client.ts";
+import { type ConnectionFlags, FleetConfigError, resolveConnection } from "./config.ts";
+import { exportCsv, ExportError } from "./export.ts";
+import { formatFleetTable, formatProgress, formatResults } from "./format.ts";
+import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
+import { insecureListenMessage, serveFleet } from "./serve.ts";
+import { COMMAND_NAMES } from "../protocol/mod.ts";
 
 /** Help of `outpost fleet`. */
 export const FLEET_HELP = `Usage: outpost fleet [list] [--watch [--interval 2s]] [--json]

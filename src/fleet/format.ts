@@ -1,6 +1,6 @@
 /** Terminal rendering of the fleet console: the gateway table and command progress. */
-import type { GatewayView } from "./fleet.ts";
-import type { RunSummary, TargetResult } from "./fleet_run.ts";
+import type { GatewayView } from "./client.ts";
+import type { RunSummary, TargetResult } from "./run.ts";
 
 /** A duration for people: `42s`, `17m`, `5.2h`, `3.0d`; `-` for none. */
 export function formatAge(ms: number | null | undefined): string {

@@ -4,10 +4,10 @@
  * waiting for PUBACK, so memory stays bounded by a few pages whatever the time range (30 days of
  * a reading every 10 s is 259,200 rows).
  */
-import type { Buffer } from "../buffer/buffer.ts";
+import type { Buffer } from "../buffer/mod.ts";
 import { parseDuration } from "../config/schema.ts";
-import { type CommandContext, CommandError } from "./commands.ts";
-import type { CommandsConfig } from "./commands_config.ts";
+import { type CommandContext, CommandError } from "./service.ts";
+import type { CommandsConfig } from "./config.ts";
 import {
   ERROR_CODES,
   QUERY_COLUMNS,
@@ -15,7 +15,7 @@ import {
   type QueryDone,
   type QueryPage,
   type QueryRow,
-} from "./protocol.ts";
+} from "../protocol/mod.ts";
 
 /** Room left in a page for the reply envelope (id, gateway id, cmd, ts …). */
 const ENVELOPE_BYTES = 1024;

@@ -6,8 +6,8 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../log.ts";
 import type { SigningKey } from "../update/keys.ts";
 import { describeMqttError } from "../uplink/mqtt.ts";
-import type { StatusMessage } from "../uplink/uplink.ts";
-import { CommandRun, type ProcessSeen } from "./fleet_run.ts";
+import type { StatusMessage } from "../uplink/mod.ts";
+import { CommandRun, type ProcessSeen } from "./run.ts";
 import {
   type CommandReply,
   type CommandRequest,
@@ -15,7 +15,7 @@ import {
   DEFAULT_PREFIX,
   FLEET_TARGET,
   signRequest,
-} from "./protocol.ts";
+} from "../protocol/mod.ts";
 
 /** TLS files (PEM) for the broker connection, as in the MQTT uplink's `tls:`. */
 export interface FleetTls {

@@ -16,9 +16,9 @@ import {
   DEFERRED,
   provideCommand,
   type SettleResult,
-} from "./commands.ts";
-import type { PendingUpdate } from "./commands_state.ts";
-import { ERROR_CODES } from "./protocol.ts";
+} from "./service.ts";
+import type { PendingUpdate } from "./state.ts";
+import { ERROR_CODES } from "../protocol/mod.ts";
 
 /** Options of {@linkcode provideUpdateCommands}. */
 export interface UpdateCommandsOptions {

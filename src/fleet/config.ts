@@ -5,8 +5,8 @@
 import { type Infer, s } from "../config/schema.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { mqttUplinkSchema, tlsSchema } from "../uplink/mqtt_config.ts";
-import { DEFAULT_PREFIX } from "./protocol.ts";
-import type { FleetConnection } from "./fleet.ts";
+import { DEFAULT_PREFIX } from "../protocol/mod.ts";
+import type { FleetConnection } from "./client.ts";
 
 const up = mqttUplinkSchema.shape;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type AuditEntry, AuditTrail, readAuditFile } from "./commands_audit.ts";
+import { type AuditEntry, AuditTrail, readAuditFile } from "./audit.ts";
 
 const entry = (i: number): AuditEntry => ({
   ts: 1_700_000_000_000 + i,

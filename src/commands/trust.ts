@@ -5,7 +5,7 @@
  */
 import { parseDocument } from "yaml";
 import { checkShape, MAX_CONFIG_BYTES } from "../config/load.ts";
-import { canonicalJson } from "../update/canonical.ts";
+import { canonicalJson } from "../update/mod.ts";
 
 /** Keys of `update:` a remote config-set may change; every other one is a trust anchor. */
 const UPDATE_TUNABLES = new Set([

@@ -15,11 +15,11 @@ import {
   type CommandEnv,
   CommandError,
   type SettleResult,
-} from "./commands.ts";
-import { commandsOf } from "./commands_config.ts";
-import { protectedChanges } from "./commands_trust.ts";
-import type { PendingConfigSet } from "./commands_state.ts";
-import { type ConfigGetResult, ERROR_CODES, sha256Hex } from "./protocol.ts";
+} from "./service.ts";
+import { commandsOf } from "./config.ts";
+import { protectedChanges } from "./trust.ts";
+import type { PendingConfigSet } from "./state.ts";
+import { type ConfigGetResult, ERROR_CODES, sha256Hex } from "../protocol/mod.ts";
 
 /** The file behind the config path (a symlink is written through) and its `.prev`. */
 async function configFiles(configPath: string): Promise<{ real: string; prev: string }> {

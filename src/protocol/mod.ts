@@ -18,7 +18,7 @@
  * request cannot be replayed to another command, another gateway or, after the gateway's replay
  * window, at all. Each operator key carries scopes ({@linkcode COMMAND_SCOPES}).
  */
-import { canonicalJson } from "../update/canonical.ts";
+import { canonicalJson } from "../update/mod.ts";
 import {
   fromBase64,
   importTrustedKeys,

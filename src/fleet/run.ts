@@ -3,7 +3,7 @@
  * is still expected to answer, who came back after a restart, and who timed out. No I/O: the
  * {@linkcode Fleet} feeds it replies and statuses, so it is tested on its own.
  */
-import type { CommandReply } from "./protocol.ts";
+import type { CommandReply } from "../protocol/mod.ts";
 
 /** Where one gateway stands in a command run. */
 export type TargetState =

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { gatewaySchema } from "../config/gateway.ts";
 import { ConfigError, parseConfig } from "../config/load.ts";
-import { commandsOf } from "./commands_config.ts";
-import { parseRequest } from "./commands.ts";
-import { CommandState } from "./commands_state.ts";
+import { commandsOf } from "./config.ts";
+import { parseRequest } from "./service.ts";
+import { CommandState } from "./state.ts";
 
 const schema = gatewaySchema({});
 

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { CSV_HEADER, csvLine } from "../buffer/export.ts";
-import { gatewayView, parseReply, topicMatches } from "./fleet.ts";
-import { FleetUsageError, parseFleetArgs, parseTimeArg } from "./fleet_cli.ts";
-import { FleetConfigError, resolveConnection } from "./fleet_config.ts";
-import { ExportError, PageAssembler } from "./fleet_export.ts";
-import { formatAge, formatElapsed, formatFleetTable, formatResults } from "./fleet_format.ts";
-import { CommandRun, expectsRestart } from "./fleet_run.ts";
-import { MemoryToken } from "./fleet_serve.ts";
-import { type CommandReply, type QueryRow, queryRowReading } from "./protocol.ts";
+import { gatewayView, parseReply, topicMatches } from "./client.ts";
+import { FleetUsageError, parseFleetArgs, parseTimeArg } from "./cli.ts";
+import { FleetConfigError, resolveConnection } from "./config.ts";
+import { ExportError, PageAssembler } from "./export.ts";
+import { formatAge, formatElapsed, formatFleetTable, formatResults } from "./format.ts";
+import { CommandRun, expectsRestart } from "./run.ts";
+import { MemoryToken } from "./serve_auth.ts";
+import { type CommandReply, type QueryRow, queryRowReading } from "../protocol/mod.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 

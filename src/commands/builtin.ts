@@ -11,15 +11,15 @@ import {
   type CommandServiceOptions,
   DEFERRED,
   type SettleResult,
-} from "./commands.ts";
-import { configGet, configSet, settleConfigSet } from "./commands_config_file.ts";
-import { runQuery } from "./commands_query.ts";
-import type { PendingConfigSet, PendingRestart, PendingUpdate } from "./commands_state.ts";
-import { settleUpdate } from "./commands_update.ts";
+} from "./service.ts";
+import { configGet, configSet, settleConfigSet } from "./config_file.ts";
+import { runQuery } from "./query.ts";
+import type { PendingConfigSet, PendingRestart, PendingUpdate } from "./state.ts";
+import { settleUpdate } from "./update.ts";
 import type { AdapterModule } from "../adapter.ts";
 import { gatewaySchema } from "../config/gateway.ts";
 import { ConfigError, formatProblem, parseConfig } from "../config/load.ts";
-import { ERROR_CODES } from "./protocol.ts";
+import { ERROR_CODES } from "../protocol/mod.ts";
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
 

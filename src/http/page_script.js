@@ -1,22 +1,44 @@
+// @ts-check
+/// <reference lib="dom" />
 /**
- * The gateway page's script, served as `/page.js`. Plain browser JavaScript in a constant (no
- * build step): it signs in with the access token (`POST /login` sets an HttpOnly session
- * cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s and
- * renders with `textContent` only, so device names, values and log lines from the field can never
- * inject markup. Trend lines are inline SVG from points the gateway samples and the page keeps.
+ * The gateway page's script, served as `/page.js` exactly as it is here (embedded with a text
+ * import, no build step): it signs in with the access token (`POST /login` sets an HttpOnly
+ * session cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s
+ * and renders with `textContent` only, so device names, values and log lines from the field can
+ * never inject markup. Trend lines are inline SVG from points the gateway samples and the page
+ * keeps.
  *
- * Kept free of backticks and dollar-brace so it can sit in a raw template string unchanged.
+ * Plain JavaScript with JSDoc types: `deno check` and `deno lint` cover it, and the shape of
+ * `/api/dashboard` comes from the server's own type.
  */
-/** The script of the gateway page (`/page.js`). */
-export const PAGE_SCRIPT = String.raw`"use strict";
+/** @typedef {import("./server.ts").DashboardResponse} Dashboard */
+/** @typedef {Dashboard["status"]} Status */
+/** @typedef {import("./history.ts").TrendPoint} TrendPoint */
+/** @typedef {import("./history.ts").Drain} Drain */
+/** @typedef {import("../update/mod.ts").UpdateStatus} UpdateStatus */
+/** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
+/** @typedef {Status["storage"]} WearStats */
+/** A row of a <dl>: label, value, class, title. */
+/** @typedef {[string, string, (string | null)?, string?]} DlRow */
+"use strict";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
   const MAX_DEVICES = 300;
   const STALE_MS = 5 * 60 * 1000;
+  /** @type {Record<string, number>} */
   const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
+  /**
+   * @type {{
+   *   running: boolean, timer: ReturnType<typeof setTimeout> | number, cursor: number,
+   *   points: number,
+   *   pid: number | null, startedAt: number | null,
+   *   trends: Record<string, Record<string, TrendPoint[]>>,
+   *   last: Dashboard | null, failingSince: number,
+   * }}
+   */
   const state = {
     running: false,
     timer: 0,
@@ -29,10 +51,28 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     failingSince: 0,
   };
 
+  // The page shell (page.ts) is fixed: every id looked up here exists.
+  /** @param {string} id */
   function $(id) {
-    return document.getElementById(id);
+    return /** @type {HTMLElement} */ (document.getElementById(id));
   }
 
+  /** @param {string} id */
+  function input(id) {
+    return /** @type {HTMLInputElement} */ ($(id));
+  }
+
+  /** @param {string} id */
+  function tbody(id) {
+    return /** @type {HTMLTableElement} */ ($(id)).tBodies[0];
+  }
+
+  /**
+   * @template {keyof HTMLElementTagNameMap} K
+   * @param {K} tag
+   * @param {string | null} [cls]
+   * @param {unknown} [text]
+   */
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -40,10 +80,12 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return e;
   }
 
+  /** @param {unknown} n */
   function fmtCount(n) {
     return typeof n === "number" ? n.toLocaleString("en-US") : "–";
   }
 
+  /** @param {number | null | undefined} ms */
   function fmtAge(ms) {
     if (ms === null || ms === undefined || !isFinite(ms)) return "–";
     const s = Math.max(0, Math.round(ms / 1000));
@@ -55,6 +97,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return Math.floor(h / 24) + " d " + (h % 24) + " h";
   }
 
+  /** @param {number} n */
   function fmtBytes(n) {
     const units = ["B", "KB", "MB", "GB", "TB"];
     let i = 0;
@@ -65,10 +108,12 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
   }
 
+  /** @param {number | null | undefined} r */
   function fmtRate(r) {
     return r === null || r === undefined ? "–" : r.toFixed(r >= 100 ? 0 : 1) + "/s";
   }
 
+  /** @param {unknown} v */
   function fmtValue(v) {
     if (typeof v === "number") {
       const a = Math.abs(v);
@@ -79,17 +124,27 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return String(v);
   }
 
+  /** @param {number} ms */
   function clock(ms) {
     const d = new Date(ms);
+    /** @param {number} n */
     const p = (n) => String(n).padStart(2, "0");
     return p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
   }
 
+  /**
+   * @param {number} now
+   * @param {number | null | undefined} ts
+   */
   function ago(now, ts) {
     return ts ? fmtAge(now - ts) + " ago" : "never";
   }
 
-  /** Fills a <dl> with [label, value, class] rows; falsy rows are skipped. */
+  /**
+   * Fills a <dl> with [label, value, class] rows; falsy rows are skipped.
+   * @param {string} id
+   * @param {(DlRow | null | false | undefined | "")[]} rows
+   */
   function fillList(id, rows) {
     const out = [];
     for (const r of rows) {
@@ -102,6 +157,10 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     $(id).replaceChildren(...out);
   }
 
+  /**
+   * @param {string} text
+   * @param {string} kind
+   */
   function badge(text, kind) {
     return el("span", "badge " + kind, text);
   }
@@ -112,7 +171,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     for (const id of ["checks", "buffer", "uplink", "drops", "update", "devices", "logs"]) {
       $(id).replaceChildren();
     }
-    $("adapters").tBodies[0].replaceChildren();
+    tbody("adapters").replaceChildren();
     $("device-count").textContent = "";
     $("updated").textContent = "";
     state.trends = {};
@@ -120,6 +179,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     state.last = null;
   }
 
+  /** @param {string | null} message */
   function showLogin(message) {
     state.running = false;
     clearTimeout(state.timer);
@@ -136,7 +196,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     const err = $("login-error");
     err.hidden = !message;
     err.textContent = message || "";
-    $("token").focus();
+    input("token").focus();
   }
 
   function start() {
@@ -147,19 +207,19 @@ export const PAGE_SCRIPT = String.raw`"use strict";
 
   $("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const input = $("token");
+    const token = input("token");
     const err = $("login-error");
-    const button = $("login-submit");
+    const button = /** @type {HTMLButtonElement} */ ($("login-submit"));
     button.disabled = true;
     try {
       const res = await fetch("/login", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ token: input.value.trim() }),
+        body: JSON.stringify({ token: token.value.trim() }),
         credentials: "same-origin",
       });
       if (res.status === 204) {
-        input.value = "";
+        token.value = "";
         err.hidden = true;
         $("login").hidden = true;
         start();
@@ -169,9 +229,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         ? "That token is not accepted. Check it against the token file on the gateway."
         : "Sign-in failed (HTTP " + res.status + ").";
       err.hidden = false;
-      input.select();
+      token.select();
     } catch (e) {
-      err.textContent = "Cannot reach the gateway: " + e.message;
+      err.textContent = "Cannot reach the gateway: " + /** @type {Error} */ (e).message;
       err.hidden = false;
     } finally {
       button.disabled = false;
@@ -194,6 +254,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     state.timer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   }
 
+  /** @param {string} reason */
   function unreachable(reason) {
     if (!state.failingSince) state.failingSince = Date.now();
     const b = $("banner");
@@ -211,7 +272,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         cache: "no-store",
       });
     } catch (e) {
-      unreachable(e.message);
+      unreachable(/** @type {Error} */ (e).message);
       schedule();
       return;
     }
@@ -223,12 +284,13 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       );
       return;
     }
+    /** @type {Dashboard} */
     let data;
     try {
       if (!res.ok) throw new Error("HTTP " + res.status);
       data = await res.json();
     } catch (e) {
-      unreachable(e.message);
+      unreachable(/** @type {Error} */ (e).message);
       schedule();
       return;
     }
@@ -245,6 +307,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   });
 
   /** Adds the new trend points; a restarted gateway (new pid) starts the lines afresh. */
+  /** @param {Dashboard} d */
   function merge(d) {
     const s = d.status;
     let cursor = d.trendCursor;
@@ -270,6 +333,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
 
   // Rendering
 
+  /** @param {Dashboard} d */
   function render(d) {
     state.last = d;
     const s = d.status;
@@ -283,7 +347,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     h.hidden = false;
     h.className = "badge " + (s.health.ok ? "ok" : "bad");
     h.textContent = s.health.ok ? "Healthy" : "Unhealthy";
-    const slot = slotText(s.update);
+    const slot = slotText(updateOf(s));
     $("gw-meta").textContent = "version " + s.version + (slot ? " · slot " + slot : "") +
       " · up " + fmtAge(s.uptimeMs) + " · pid " + s.pid;
     renderChecks(s);
@@ -297,12 +361,22 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
   }
 
+  /**
+   * The update state; `/status` types it loosely because the updater may not run in-process.
+   * @param {Status} s
+   */
+  function updateOf(s) {
+    return /** @type {UpdateStatus | undefined} */ (s.update);
+  }
+
+  /** @param {UpdateStatus | undefined} u */
   function slotText(u) {
     if (!u) return null;
     if (u.phase === "trial" && u.trial) return u.trial.slot + " (trial)";
     return u.committed ? u.committed.slot : null;
   }
 
+  /** @param {Status} s */
   function renderChecks(s) {
     const out = [];
     for (const name of Object.keys(s.health.checks)) {
@@ -314,6 +388,10 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     $("checks").replaceChildren(...out);
   }
 
+  /**
+   * @param {Drain} dr
+   * @returns {[string, string | null]}
+   */
   function drainText(dr) {
     switch (dr.state) {
       case "empty":
@@ -321,7 +399,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       case "current":
         return ["keeping up", "ok"];
       case "draining":
-        return ["≈ " + fmtAge(dr.seconds * 1000), null];
+        return ["≈ " + fmtAge(/** @type {number} */ (dr.seconds) * 1000), null];
       case "growing":
         return ["not shrinking", "warn"];
       case "offline":
@@ -332,34 +410,50 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   }
 
   /** Storage written per day by the gateway and, with buffer.storageEndurance, years of life. */
+  /**
+   * @param {WearStats | undefined} w
+   * @returns {DlRow | null}
+   */
   function wearRow(w) {
     if (!w || w.bytesPerDay === null || w.bytesPerDay === undefined) return null;
-    const life = w.lifeYears === null ? "" : ", card life " + (w.lifeYears >= 100
-      ? "over 100 years"
-      : w.lifeYears.toFixed(1) + " years");
+    const life = w.lifeYears === null ? "" : ", card life " +
+      (w.lifeYears >= 100 ? "over 100 years" : w.lifeYears.toFixed(1) + " years");
     const low = w.lifeYears !== null && w.lifeYears < 3;
-    return ["Written to storage", fmtBytes(w.bytesPerDay) + "/day" + life, low ? "warn" : null,
-      w.enduranceBytes ? "at the current rate, of " + (w.enduranceBytes / 1e12).toFixed(1) + " TB rated" :
-        "set buffer.storageEndurance for the card's life"];
+    return [
+      "Written to storage",
+      fmtBytes(w.bytesPerDay) + "/day" + life,
+      low ? "warn" : null,
+      w.enduranceBytes
+        ? "at the current rate, of " + (w.enduranceBytes / 1e12).toFixed(1) + " TB rated"
+        : "set buffer.storageEndurance for the card's life",
+    ];
   }
 
+  /** @param {Dashboard} d */
   function renderBuffer(d) {
     const b = d.status.buffer;
     const drain = drainText(d.drain);
     const late = b.oldestPendingAgeMs !== null && b.oldestPendingAgeMs > 60000;
     fillList("buffer", [
       ["Pending", fmtCount(b.pending), "big" + (late ? " warn" : "")],
-      ["Oldest pending", b.oldestPendingAgeMs === null ? "–" : fmtAge(b.oldestPendingAgeMs),
-        late ? "warn" : null],
+      [
+        "Oldest pending",
+        b.oldestPendingAgeMs === null ? "–" : fmtAge(b.oldestPendingAgeMs),
+        late ? "warn" : null,
+      ],
       ["Time to drain", drain[0], drain[1]],
-      ["In / out", fmtRate(d.rates.acceptedPerSecond) + " / " +
-        fmtRate(d.rates.forwardedPerSecond)],
+      [
+        "In / out",
+        fmtRate(d.rates.acceptedPerSecond) + " / " +
+        fmtRate(d.rates.forwardedPerSecond),
+      ],
       ["Stored", fmtCount(b.rows) + " readings, " + fmtBytes(b.bytes)],
       b.atCap ? ["Cap", "at the " + b.atCap + " cap", "bad"] : null,
       wearRow(d.status.storage),
     ]);
   }
 
+  /** @param {Dashboard} d */
   function renderUplink(d) {
     const s = d.status;
     const u = s.uplink;
@@ -370,8 +464,11 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     const f = s.forwarder;
     fillList("uplink", [
       ["State", u.connected ? "Connected" : "Offline", "big " + (u.connected ? "ok" : "bad")],
-      [u.connected ? "Connected for" : "Offline for", fmtAge(d.now - u.since),
-        u.connected ? null : "bad"],
+      [
+        u.connected ? "Connected for" : "Offline for",
+        fmtAge(d.now - u.since),
+        u.connected ? null : "bad",
+      ],
       ["Target", u.type + " " + u.target, "wide"],
       u.lastError && !u.connected ? ["Last error", u.lastError, "wide bad"] : null,
       !u.connected && u.nextAttemptAt
@@ -384,27 +481,48 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     ]);
   }
 
+  /** @param {Status} s */
   function renderDrops(s) {
     const dr = s.drops;
+    /** @type {Record<string, number>} */
     const inv = s.pipeline.invalid;
     const byReason = Object.keys(inv).filter((k) => inv[k] > 0).map((k) => k + " " + inv[k]);
     fillList("drops", [
-      ["Invalid readings", fmtCount(dr.invalid), dr.invalid ? "warn" : null,
-        byReason.length ? "by reason: " + byReason.join(", ") : ""],
-      ["New series over buffer.maxSeries", fmtCount(dr.seriesLimit ?? 0),
-        dr.seriesLimit ? "bad" : null],
-      ["Lost at a buffer cap", fmtCount(dr.droppedUnforwarded), dr.droppedUnforwarded ? "bad" : null],
+      [
+        "Invalid readings",
+        fmtCount(dr.invalid),
+        dr.invalid ? "warn" : null,
+        byReason.length ? "by reason: " + byReason.join(", ") : "",
+      ],
+      [
+        "New series over buffer.maxSeries",
+        fmtCount(dr.seriesLimit ?? 0),
+        dr.seriesLimit ? "bad" : null,
+      ],
+      [
+        "Lost at a buffer cap",
+        fmtCount(dr.droppedUnforwarded),
+        dr.droppedUnforwarded ? "bad" : null,
+      ],
       ["Refused, buffer full", fmtCount(dr.rejectedFull), dr.rejectedFull ? "bad" : null],
-      ["Refused, disk full (sender resends)", fmtCount(dr.diskFull ?? 0), dr.diskFull ? "bad" : null],
-      ["Refused, write failed (sender resends)", fmtCount(dr.writeFailed ?? 0),
-        dr.writeFailed ? "bad" : null],
+      [
+        "Refused, disk full (sender resends)",
+        fmtCount(dr.diskFull ?? 0),
+        dr.diskFull ? "bad" : null,
+      ],
+      [
+        "Refused, write failed (sender resends)",
+        fmtCount(dr.writeFailed ?? 0),
+        dr.writeFailed ? "bad" : null,
+      ],
       ["Set aside (refused upstream)", fmtCount(dr.setAside), dr.setAside ? "warn" : null],
     ]);
   }
 
+  /** @param {Dashboard} d */
   function renderUpdate(d) {
     const s = d.status;
-    const u = s.update;
+    const u = updateOf(s);
     if (!u) {
       fillList("update", [["Version", s.version, "big"], ["Self-update", "not configured"]]);
       return;
@@ -420,15 +538,21 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       u.committed ? ["Committed", u.committed.version + " in slot " + u.committed.slot] : null,
       u.staged ? ["Staged", u.staged.version + " in slot " + u.staged.slot, "warn"] : null,
       lc
-        ? ["Last check", lc.result + (lc.version ? " " + lc.version : "") + ", " + ago(d.now, lc.at),
-          lc.result === "refused" ? "bad" : null, lc.reason || ""]
+        ? [
+          "Last check",
+          lc.result + (lc.version ? " " + lc.version : "") + ", " + ago(d.now, lc.at),
+          lc.result === "refused" ? "bad" : null,
+          lc.reason || "",
+        ]
         : ["Last check", "not yet"],
       rb ? ["Last rollback", rb.version + ", " + ago(d.now, rb.at), "warn", rb.reason] : null,
     ]);
   }
 
+  /** @type {Record<string, string>} */
   const ADAPTER_KIND = { running: "ok", starting: "warn", backoff: "bad", stopped: "idle" };
 
+  /** @param {Status} s */
   function renderAdapters(s) {
     const rows = [];
     for (const a of s.adapters) {
@@ -456,9 +580,10 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       tr.append(td);
       rows.push(tr);
     }
-    $("adapters").tBodies[0].replaceChildren(...rows);
+    tbody("adapters").replaceChildren(...rows);
   }
 
+  /** @param {TrendPoint[] | undefined} points */
   function sparkline(points) {
     const svg = document.createElementNS(SVG_NS, "svg");
     svg.setAttribute("class", "trend");
@@ -496,7 +621,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return svg;
   }
 
+  /** @param {Status} s */
   function deviceStates(s) {
+    /** @type {Record<string, DeviceState>} */
     const out = {};
     for (const a of s.adapters) {
       for (const id of Object.keys(a.devices)) out[id] = a.devices[id];
@@ -504,13 +631,12 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return out;
   }
 
+  /** @param {Dashboard} d */
   function renderDevices(d) {
     const s = d.status;
-    const filter = $("device-filter").value.trim().toLowerCase();
+    const filter = input("device-filter").value.trim().toLowerCase();
     const states = deviceStates(s);
-    const ids = Object.keys(s.devices).sort((a, b) =>
-      a.localeCompare(b, "en", { numeric: true })
-    );
+    const ids = Object.keys(s.devices).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
     const shown = [];
     for (const id of ids) {
       if (shown.length >= MAX_DEVICES) break;
@@ -530,6 +656,12 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       : "showing " + shown.length + " of " + ids.length + " devices";
   }
 
+  /**
+   * @param {Dashboard} d
+   * @param {string} id
+   * @param {string[]} metrics
+   * @param {DeviceState | undefined} st
+   */
   function deviceCard(d, id, metrics, st) {
     const card = el("article", "device");
     card.dataset.device = id;
@@ -558,6 +690,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     return card;
   }
 
+  /** @param {Record<string, unknown> | undefined} f */
   function fieldsText(f) {
     if (!f) return "";
     return Object.keys(f).filter((k) => f[k] !== undefined).map((k) => {
@@ -566,8 +699,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     }).join(" ");
   }
 
+  /** @param {Dashboard} d */
   function renderLogs(d) {
-    const min = LEVELS[$("log-level").value] || 0;
+    const min = LEVELS[/** @type {HTMLSelectElement} */ ($("log-level")).value] || 0;
     const items = [];
     for (let i = d.logs.length - 1; i >= 0 && items.length < 100; i--) {
       const r = d.logs[i];
@@ -598,4 +732,3 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   // A session cookie from earlier may still be valid: try before asking for the token.
   start();
 })();
-`;
