@@ -753,6 +753,17 @@ Deno.test({
     );
     assert.equal(await dev.slots.active(), "a", "a refused apply changes nothing");
 
+    // A rollback while an update-apply is downloading is not "busy": it stops the download (the
+    // apply fails saying so) and answers the truth (here: no previous version yet).
+    const stall = srv.stallNext();
+    const stalledApply = ask("update-apply", { version: VERSIONS.good }, 60_000);
+    await stall.sent;
+    expectError((await ask("rollback")).final, "unavailable", /no previous version/);
+    const stopped = (await stalledApply).final;
+    assert.equal(stopped.status, "error", JSON.stringify(stopped));
+    assert.match(stopped.error!.message, /rollback was requested/);
+    assert.equal(await dev.slots.active(), "a", "the stopped apply changed nothing");
+
     const apply = await ask("update-apply", { version: VERSIONS.good }, 90_000);
     assert.deepEqual(apply.all.map((r) => r.status), ["accepted", "progress", "progress", "done"]);
     const applied = expectDone(apply.final);

@@ -102,11 +102,17 @@ export type CommandHandler = (ctx: CommandContext) => Promise<unknown>;
 export interface HandlerOptions {
   /** At most one exclusive command runs at a time (restart, config-set, update-apply …). */
   exclusive?: boolean;
+  /**
+   * Exclusive commands this one may run alongside and take over from (rollback over an
+   * update-apply still downloading: the handler stops the other, which then fails its reply).
+   */
+  preempts?: readonly string[];
 }
 
 interface Registered {
   handler: CommandHandler;
   exclusive: boolean;
+  preempts: readonly string[];
 }
 
 const provided = new Map<string, Registered>();
@@ -121,7 +127,7 @@ export function provideCommand(
   handler: CommandHandler,
   opts: HandlerOptions = {},
 ): () => void {
-  const entry = { handler, exclusive: opts.exclusive ?? false };
+  const entry = { handler, exclusive: opts.exclusive ?? false, preempts: opts.preempts ?? [] };
   provided.set(name, entry);
   return () => {
     if (provided.get(name) === entry) provided.delete(name);
@@ -276,7 +282,11 @@ export class CommandService {
     this.#builtins = new Map(
       Object.entries(builtins.handlers).map((
         [k, v],
-      ) => [k, { handler: (ctx) => v.handler(ctx, this.env), exclusive: v.exclusive ?? false }]),
+      ) => [k, {
+        handler: (ctx) => v.handler(ctx, this.env),
+        exclusive: v.exclusive ?? false,
+        preempts: [],
+      }]),
     );
     this.#settlers = builtins.settlers;
     this.#unprovideStatus = provideStatus("commands", () => this.status());
@@ -557,7 +567,10 @@ export class CommandService {
           : `command "${cmd}" is not available on this gateway`,
       );
     }
-    if (entry.exclusive && this.#exclusive !== undefined) {
+    const holder = this.#exclusive?.split(" ")[0];
+    if (
+      entry.exclusive && this.#exclusive !== undefined && !entry.preempts.includes(holder ?? "")
+    ) {
       return refuse(
         id,
         ERROR_CODES.busy,

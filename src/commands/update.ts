@@ -36,7 +36,11 @@ export function provideUpdateCommands(opts: UpdateCommandsOptions): () => void {
   const offs = [
     provideCommand("update-check", (ctx) => updateCheck(ctx, opts)),
     provideCommand("update-apply", (ctx) => updateApply(ctx, opts), { exclusive: true }),
-    provideCommand("rollback", (ctx) => rollback(ctx, opts), { exclusive: true }),
+    // A release being downloaded never keeps the operator from going back.
+    provideCommand("rollback", (ctx) => rollback(ctx, opts), {
+      exclusive: true,
+      preempts: ["update-apply"],
+    }),
   ];
   const off = () => offs.forEach((f) => f());
   opts.signal.addEventListener("abort", off, { once: true });
