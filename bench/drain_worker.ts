@@ -73,7 +73,9 @@ const forwarder = new Forwarder({
   buffer,
   uplink,
   log,
-  readRows: Number(Deno.env.get("OUTPOST_BENCH_ROWS") ?? 5000),
+  readRows: Deno.env.get("OUTPOST_BENCH_ROWS")
+    ? Number(Deno.env.get("OUTPOST_BENCH_ROWS"))
+    : undefined,
 });
 const t0 = performance.now();
 forwarder.start();
