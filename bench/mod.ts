@@ -13,7 +13,6 @@ import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
-import { benchRules } from "../src/edge/bench.ts";
 import { measureWear } from "./wear.ts";
 import { exportReadings } from "../src/buffer/export.ts";
 import { buildChunk, CHUNK_ROWS } from "../src/buffer/series_index.ts";
