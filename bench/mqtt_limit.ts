@@ -13,10 +13,10 @@ const total = Number(n);
 const inflight = Number(Deno.env.get("OUTPOST_BENCH_INFLIGHT") ?? 16);
 const id = { gatewayId: "bench-gw", epoch: "a1b2c3d4e5f6" };
 const T0 = Date.now() - 86_400_000;
-// The forwarder reads 5000 readings per step and sends them as batches of at most 128 KB.
+// The forwarder reads 2000 readings per step and sends them as batches of at most 128 KB.
 const payloads: { payload: string; count: number }[] = [];
-for (let i = 0; i < total; i += 5000) {
-  const rs = makeReadings(5000, i, T0).map((r, k) => ({ ...r, seq: i + k + 1 }));
+for (let i = 0; i < total; i += 2000) {
+  const rs = makeReadings(2000, i, T0).map((r, k) => ({ ...r, seq: i + k + 1 }));
   for (const b of encodeBatches(rs, id, { maxBytes: 128 * 1024 })) payloads.push(b);
 }
 const client = mqtt.connect(url, {
