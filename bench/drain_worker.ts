@@ -1,6 +1,7 @@
 /**
  * Drains a prefilled buffer to an MQTT broker over mutual TLS, as a gateway process would, and
- * prints one JSON line: readings, seconds, messages, payload bytes, billable units, peak RSS.
+ * prints one JSON line: readings, seconds, messages, payload bytes, billable units, peak RSS (with
+ * the V8 heap and external memory at that moment), RSS at the start.
  * Args: buffer path, broker URL, CA, cert, key.
  */
 import { Buffer } from "../src/buffer/buffer.ts";
@@ -47,7 +48,22 @@ uplink.send = (m: OutMessage) => {
   return send(m);
 };
 let peakRss = Deno.memoryUsage().rss;
-const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 50);
+let peakHeap = 0;
+let peakExternal = 0;
+let peakFile = 0;
+const sample = () => {
+  const m = Deno.memoryUsage();
+  if (m.rss > peakRss) {
+    peakRss = m.rss;
+    peakHeap = m.heapTotal;
+    peakExternal = m.external;
+    // File-backed pages (the binary's code) as against the process's own memory.
+    const s = Deno.readTextFileSync("/proc/self/status");
+    peakFile = Number(/^RssFile:\s*(\d+)/m.exec(s)?.[1] ?? 0) * 1024;
+  }
+};
+const startRss = peakRss;
+const sampler = setInterval(sample, 50);
 const pending = buffer.stats().pending;
 const connected = Promise.withResolvers<void>();
 uplink.onStateChange((up) => up && connected.resolve());
@@ -57,15 +73,30 @@ const forwarder = new Forwarder({
   buffer,
   uplink,
   log,
-  readRows: Number(Deno.env.get("OUTPOST_BENCH_ROWS") ?? 5000),
+  readRows: Deno.env.get("OUTPOST_BENCH_ROWS")
+    ? Number(Deno.env.get("OUTPOST_BENCH_ROWS"))
+    : undefined,
 });
 const t0 = performance.now();
 forwarder.start();
 await forwarder.idle();
 const seconds = (performance.now() - t0) / 1000;
 clearInterval(sampler);
-peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+sample();
 forwarder.stop();
 await uplink.close();
 buffer.close();
-console.log(JSON.stringify({ readings: pending, seconds, messages, bytes, billable, peakRss }));
+console.log(
+  JSON.stringify({
+    readings: pending,
+    seconds,
+    messages,
+    bytes,
+    billable,
+    peakRss,
+    startRss,
+    peakHeap,
+    peakExternal,
+    peakFile,
+  }),
+);

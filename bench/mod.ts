@@ -13,7 +13,6 @@ import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
-import { benchRules } from "../src/edge/bench.ts";
 import { measureWear } from "./wear.ts";
 import { exportReadings } from "../src/buffer/export.ts";
 import { buildChunk, CHUNK_ROWS } from "../src/buffer/series_index.ts";
@@ -66,6 +65,54 @@ async function ingestRate(pipeline: Pipeline, n: number, start: number): Promise
   return Math.round(n / ((performance.now() - t) / 1000));
 }
 
+/**
+ * The storage's own limit for the ingest figures: node:sqlite alone inserting the buffer's row
+ * shape (`readings(seq, ts, sid, value)`, same page size, WAL, `synchronous = NORMAL`) in
+ * transactions of 1000 rows (the bench's `commitRows`), 250 rows per statement, values prepared
+ * beforehand: no validation, no series lookup, no grouping of callers. `n` is a multiple of 1000.
+ */
+function sqliteInsertLimit(path: string, n: number): number {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+  db.exec(
+    "CREATE TABLE readings(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT",
+  );
+  const rows = makeReadings(n, 0, T0);
+  const sids = new Map<string, number>();
+  const sidOf = rows.map((r) => {
+    const k = `${r.device}\u0000${r.metric}`;
+    let sid = sids.get(k);
+    if (sid === undefined) sids.set(k, sid = sids.size + 1);
+    return sid;
+  });
+  // Values flattened beforehand; 250 rows per statement, as the buffer binds them.
+  const flat = new Array<number>(n * 4);
+  for (let k = 0; k < n; k++) {
+    flat[4 * k] = k + 1;
+    flat[4 * k + 1] = rows[k].ts;
+    flat[4 * k + 2] = sidOf[k];
+    flat[4 * k + 3] = rows[k].value as number;
+  }
+  const insert = db.prepare(
+    "INSERT INTO readings(seq, ts, sid, value) VALUES " + Array(250).fill("(?,?,?,?)").join(","),
+  );
+  const t = performance.now();
+  for (let i = 0; i < n; i += 1000) {
+    db.exec("BEGIN");
+    for (let k = i; k < i + 1000; k += 250) insert.run(...flat.slice(4 * k, 4 * (k + 250)));
+    db.exec("COMMIT");
+  }
+  const rate = Math.round(n / ((performance.now() - t) / 1000));
+  db.close();
+  return rate;
+}
+
+/** `value` of an Outpost figure as a share of its raw limit measured in the same run. */
+function reportShare(name: string, value: number, limit: number, limitName: string): void {
+  const pct = Math.round(value / limit * 100);
+  report({ name, value: pct, unit: `% of ${limitName}`, target: "-", ok: true });
+}
+
 async function benchIngest(dir: string): Promise<string> {
   const path = `${dir}/ingest.db`;
   const buffer = openBuffer(path);
@@ -74,7 +121,10 @@ async function benchIngest(dir: string): Promise<string> {
   const warm = openBuffer(`${dir}/warmup.db`);
   await ingestRate(new Pipeline({ buffer: warm, log: silentLogger() }), 200_000, 0);
   warm.close();
+  // The raw limit just before and just after the figure; the better one counts (less noise).
+  const limitA = sqliteInsertLimit(`${dir}/limit-a.db`, 300_000);
   const empty = await ingestRate(pipeline, 300_000, 0);
+  const limit = Math.max(limitA, sqliteInsertLimit(`${dir}/limit-b.db`, 300_000));
   report({
     name: "ingest_empty",
     value: empty,
@@ -82,6 +132,14 @@ async function benchIngest(dir: string): Promise<string> {
     target: "≥ 300000",
     ok: empty >= 300_000,
   });
+  report({
+    name: "sqlite_insert_limit",
+    value: limit,
+    unit: "rows/s",
+    target: "-",
+    ok: true,
+  });
+  reportShare("ingest_empty_of_limit", empty, limit, "sqlite");
   // Fill to the pending level, then measure the same ingest on top of it.
   for (let i = 300_000; i < PENDING; i += 100_000) {
     await pipeline.emit("fill", makeReadings(100_000, i, T0));
@@ -94,6 +152,7 @@ async function benchIngest(dir: string): Promise<string> {
     target: "≥ 300000, flat",
     ok: full >= 300_000 && full >= empty * 0.8,
   });
+  reportShare(`ingest_${PENDING / 1000}k_pending_of_limit`, full, limit, "sqlite");
   report({
     name: "ingest_flatness",
     value: Math.round(full / empty * 100),
@@ -146,7 +205,32 @@ async function benchDrain(dir: string): Promise<void> {
       ok: perReading <= 40,
     });
     const mb = Math.round(r.peakRss / 1048576);
-    report({ name: "drain_peak_rss", value: mb, unit: "MB", target: "≤ 120", ok: mb <= 120 });
+    report({ name: "drain_peak_rss", value: mb, unit: "MB", target: "≤ 110", ok: mb <= 110 });
+    const raw = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=${GATEWAY_V8_FLAGS}`,
+        new URL("./mqtt_limit.ts", import.meta.url).pathname,
+        broker.tlsUrl,
+        c.ca,
+        c.clientCert,
+        c.clientKey,
+        String(PENDING),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const l = JSON.parse(new TextDecoder().decode(raw.stdout).trim().split("\n").at(-1)!);
+    const limit = Math.round(l.readings / l.seconds);
+    report({
+      name: "mqtt_qos1_limit_mtls",
+      value: limit,
+      unit: "readings/s",
+      target: "-",
+      ok: true,
+    });
+    reportShare("drain_mtls_of_limit", rate, limit, "mqtt.js");
   } finally {
     await broker.stop();
   }
@@ -191,23 +275,57 @@ async function benchModbusPolling(): Promise<void> {
   });
 }
 
-/** Reading → action dispatch latency at 10,000 readings/s with 100 rules, uplink down (issue 7). */
+/**
+ * Reading → action dispatch latency at 10,000 readings/s with 100 rules, uplink down (issue 7):
+ * ten runs, each in a process of its own with the gateway's V8 flags; the worst p99 counts.
+ */
 async function benchRuleLatency(): Promise<void> {
-  const r = await benchRules({ rate: 10_000, rules: 100, seconds: values.quick ? 3 : 5 });
+  const runs: { p50Ms: number; p99Ms: number }[] = [];
+  for (let i = 0; i < 10; i++) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=${GATEWAY_V8_FLAGS}`,
+        new URL("../src/edge/bench.ts", import.meta.url).pathname,
+        String(values.quick ? 3 : 5),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    runs.push(JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!));
+  }
   const round = (n: number) => Math.round(n * 100) / 100;
-  report({ name: "rules_dispatch_p50", value: round(r.p50Ms), unit: "ms", target: "-", ok: true });
+  const p99s = runs.map((r) => r.p99Ms).sort((a, b) => a - b);
+  const p50s = runs.map((r) => r.p50Ms).sort((a, b) => a - b);
   report({
-    name: "rules_dispatch_p99",
-    value: round(r.p99Ms),
-    unit: "ms",
-    target: "≤ 5",
-    ok: r.p99Ms <= 5,
+    name: "rules_dispatch_p50",
+    value: round(p50s[5]),
+    unit: "ms (median)",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "rules_dispatch_p99_median",
+    value: round(p99s[5]),
+    unit: "ms (10 runs)",
+    target: "-",
+    ok: true,
+  });
+  const worst = p99s[9];
+  report({
+    name: "rules_dispatch_p99_worst",
+    value: round(worst),
+    unit: `ms (${p99s.filter((p) => p <= 5).length}/10 ≤ 5)`,
+    target: "≤ 5 in 10/10",
+    ok: worst <= 5,
   });
 }
 
 /**
  * Storage written per reading by a gateway process (HTTP ingest, MQTT uplink to Mosquitto), 50
- * devices at 30 readings/s: posted one at a time, then in posts of 150 (every 5 s).
+ * devices at 30 readings/s: posted one at a time, then in posts of 150 (every 5 s); and the same
+ * gateway's RSS once the 50 devices fall quiet for 5 s.
  */
 async function benchWear(): Promise<void> {
   const seconds = values.quick ? 10 : 30;
@@ -232,6 +350,13 @@ async function benchWear(): Promise<void> {
     unit: "ms",
     target: "≤ 1100",
     ok: single.maxLatencyMs <= 1100,
+  });
+  report({
+    name: "idle_rss_50_devices",
+    value: Math.round(single.idleRss / 1048576),
+    unit: "MB",
+    target: "-",
+    ok: true,
   });
   const batched = await measureWear({ devices: 50, rate: 30, perRequest: 150, seconds });
   report({
@@ -287,17 +412,22 @@ async function benchQuery(dir: string): Promise<void> {
     ok: remote <= 2 * Math.max(cli, 100),
   });
   buffer.close();
-  // The index's cost, alone: the last chunk built again in a transaction that is rolled back.
+  // The index's cost, alone: each of the last three chunks built again in a transaction that is
+  // rolled back; the median counts.
   const w = new DatabaseSync(path);
-  w.exec("BEGIN");
-  const lo = total - CHUNK_ROWS;
-  w.exec(`DELETE FROM chunk_series WHERE chunk = ${lo}`);
-  w.exec(`DELETE FROM chunks WHERE lo = ${lo}`);
-  t = performance.now();
-  buildChunk(w, lo, total, true);
-  const chunkMs = performance.now() - t;
-  w.exec("ROLLBACK");
+  const times: number[] = [];
+  for (let k = 1; k <= 3; k++) {
+    const lo = total - k * CHUNK_ROWS;
+    w.exec("BEGIN");
+    w.exec(`DELETE FROM chunk_sids WHERE chunk = ${lo}`);
+    w.exec(`DELETE FROM chunks WHERE lo = ${lo}`);
+    t = performance.now();
+    buildChunk(w, lo, lo + CHUNK_ROWS, true);
+    times.push(performance.now() - t);
+    w.exec("ROLLBACK");
+  }
   w.close();
+  const chunkMs = times.sort((a, b) => a - b)[1];
   // At the ingest target (300k readings/s) that many chunks a second, as a share of one core.
   const cost = Math.round(chunkMs * (300_000 / CHUNK_ROWS) / 10);
   report({

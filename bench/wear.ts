@@ -18,6 +18,8 @@ export interface WearOptions {
   seconds: number;
   /** Extra `buffer:` keys, as YAML flow text (e.g. `commitWindow: 20ms`). */
   buffer?: string;
+  /** Quiet span after the load before `idleRss` is read (default 5 s). */
+  idleSeconds?: number;
 }
 
 /** Result of {@linkcode measureWear}. */
@@ -31,6 +33,8 @@ export interface WearResult {
   commits: number;
   /** Gateway RSS at the end, bytes. */
   rss: number;
+  /** Gateway RSS after `idleSeconds` with no posts (all devices seen, everything forwarded). */
+  idleRss: number;
 }
 
 /** `write_bytes` of a process: bytes it caused to be sent to the storage layer. */
@@ -131,13 +135,17 @@ adapters:
     const writeBytes = writeBytesOf(gw.pid) - before;
     const commits = (await commitsOf(gw)) - commitsBefore;
     if (failed > 0) throw new Error(`${failed} posts failed`);
+    const rss = rssOf(gw.pid);
+    // A deliberate quiet span (not a synchronisation): what the gateway holds when idle.
+    await new Promise((r) => setTimeout(r, (opts.idleSeconds ?? 5) * 1000));
     return {
       readings: posted,
       writeBytes,
       bytesPerReading: Math.round(writeBytes / Math.max(1, posted)),
       maxLatencyMs: Math.round(maxLatency),
       commits,
-      rss: rssOf(gw.pid),
+      rss,
+      idleRss: rssOf(gw.pid),
     };
   } finally {
     await gw.kill();

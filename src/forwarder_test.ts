@@ -237,3 +237,62 @@ Deno.test("stuck(): readings pending, uplink connected and no acknowledgement fo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("in flight: at most ~160 KB of payload at once (one message always), whatever the uplink's maxInflight", async () => {
+  const dir = await Deno.makeTempDir();
+  const buffer = Buffer.open(
+    bufferSchema.check({ path: `${dir}/b.db`, reserve: 0 }, new Ctx(), []) as never,
+    { log: silentLogger() },
+  );
+  const held: { resolve: () => void; bytes: number }[] = [];
+  let size = 50_000;
+  const uplink = {
+    type: "stub",
+    maxInflight: 16,
+    connected: true,
+    encode: (rs: { seq: number }[]) => [{
+      topic: "t",
+      payload: "x".repeat(size),
+      first: rs[0].seq,
+      last: rs[rs.length - 1].seq,
+      count: rs.length,
+    }],
+    send: (m: { payload: string }) =>
+      new Promise<void>((resolve) => held.push({ resolve, bytes: m.payload.length })),
+    state: () => ({}) as never,
+    onStateChange: () => () => {},
+    start() {},
+    close: () => Promise.resolve(),
+  };
+  const fwd = new Forwarder({ buffer, uplink: uplink as never, log: silentLogger(), readRows: 2 });
+  try {
+    await buffer.append(readings(60, 0));
+    fwd.start();
+    await waitFor("messages in flight", () => held.length > 0);
+    // 0, 50, 100, 150 KB in flight before each send: the fourth fills the budget.
+    assert.equal(held.length, 4);
+    held.shift()!.resolve();
+    await waitFor("the next message sent", () => held.length === 4);
+    // One message larger than the budget still goes, alone.
+    for (const h of held.splice(0)) h.resolve();
+    size = 400_000;
+    await waitFor("a large message in flight", () => held.length > 0);
+    assert.equal(held.length, 1);
+    assert.equal(held[0].bytes, 400_000);
+    size = 10;
+    // Small messages: the uplink's maxInflight is the bound.
+    held.shift()!.resolve();
+    await waitFor("small messages in flight", () => held.length === 16);
+    for (let i = 0; i < 100 && (held.length || buffer.pending); i++) {
+      for (const h of held.splice(0)) h.resolve();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await fwd.idle();
+    assert.equal(buffer.pending, 0);
+  } finally {
+    fwd.stop();
+    for (const h of held.splice(0)) h.resolve();
+    buffer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

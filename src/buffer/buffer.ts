@@ -8,6 +8,7 @@ import {
   buildChunk,
   CHUNK_ROWS,
   dropChunksBelow,
+  ensureSeriesIndex,
   indexedUpTo,
   selectRows,
 } from "./series_index.ts";
@@ -489,6 +490,7 @@ export class Buffer {
       if (verdict !== "ok") throw new BufferError(`database disk image is malformed: ${verdict}`);
     }
     prepareSchema(db, SCHEMA, { path: this.#path, log: this.#log });
+    ensureSeriesIndex(db);
     this.#claim();
     const meta = new Map<string, unknown>();
     for (const r of db.prepare("SELECT key, value FROM meta").all()) {

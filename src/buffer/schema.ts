@@ -26,7 +26,8 @@ export interface Migration {
  * versioning have user_version 0 and the same tables).
  */
 const MIGRATIONS: readonly Migration[] = [
-  // 2: the block index by series (series_index.ts); builds before it ignore the tables.
+  // 2: the block index by series (series_index.ts: chunks and chunk_sids); builds before it
+  // ignore the tables.
   { version: 2, sql: SERIES_INDEX_SQL },
 ];
 

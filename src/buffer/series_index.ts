@@ -1,10 +1,12 @@
 /**
  * The block index that makes one device's readings quick to find: every `CHUNK_ROWS` sequence
- * numbers, one transaction copies `(sid, seq)` of that span, sorted by series, into
- * `chunk_series`, keyed by the span. Rows are appended at the end of its B-tree in one sorted
- * batch, so ingest pays a small, bounded step per chunk instead of an index update per row (an
- * index on `readings(sid, ts)` would dirty one page per series in every commit: flash wear and
- * ingest both suffer). The readings past the last chunk are scanned.
+ * numbers, one transaction groups the span's readings by series into `chunk_sids`, one row per
+ * series and chunk holding the series' sequence numbers (as offsets from the chunk's start, in one
+ * text list) and its time range. A chunk is one `GROUP BY` over a range of the rowid and a few
+ * hundred inserts at the end of the index's B-tree, so ingest pays a small, bounded step per chunk
+ * instead of an index update per row (an index on `readings(sid, ts)` would dirty one page per
+ * series in every commit: flash wear and ingest both suffer). The readings past the last chunk are
+ * scanned.
  *
  * Entries of deleted readings stay until their chunk is dropped (`dropChunksBelow`); a lookup of
  * one simply finds nothing.
@@ -14,14 +16,28 @@ import type { DatabaseSync } from "node:sqlite";
 /** Sequence numbers per chunk: the most a query scans without the index. */
 export const CHUNK_ROWS = 50_000;
 
-/** The index's tables; additive, and a migration step of the buffer schema (schema.ts). */
+/**
+ * The index's tables: migration step 2 of the buffer schema (schema.ts). Additive: a build
+ * without them ignores the tables, and a file without them is indexed from its oldest reading on.
+ */
 export const SERIES_INDEX_SQL = `
 CREATE TABLE IF NOT EXISTS chunks(
   lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, ts_min INTEGER, ts_max INTEGER) STRICT;
-CREATE TABLE IF NOT EXISTS chunk_series(
-  chunk INTEGER NOT NULL, sid INTEGER NOT NULL, seq INTEGER NOT NULL,
-  PRIMARY KEY(chunk, sid, seq)) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunk_sids(
+  chunk INTEGER NOT NULL, sid INTEGER NOT NULL, local INTEGER NOT NULL,
+  ts_min INTEGER NOT NULL, ts_max INTEGER NOT NULL, seqs TEXT NOT NULL,
+  PRIMARY KEY(chunk, sid, local)) STRICT, WITHOUT ROWID;
 `;
+
+/**
+ * A file indexed in the earlier, unreleased layout (one row per reading in `chunk_series`) has
+ * that table and its chunks dropped and is indexed again. Call after the schema is prepared.
+ */
+export function ensureSeriesIndex(db: DatabaseSync): void {
+  if (!hasTable(db, "chunk_series")) return;
+  db.exec("DROP TABLE chunk_series; DROP TABLE IF EXISTS chunks;");
+  db.exec(SERIES_INDEX_SQL);
+}
 
 /** Highest sequence number covered by a chunk (0 when none; the tables may be absent). */
 export function indexedUpTo(db: DatabaseSync): number {
@@ -30,10 +46,14 @@ export function indexedUpTo(db: DatabaseSync): number {
   return Number(row.hi ?? 0);
 }
 
-/** Whether the file has the index tables. */
+/** Whether the file has the index tables (in the current layout). */
 export function hasIndex(db: DatabaseSync): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks'")
-    .get() !== undefined;
+  return hasTable(db, "chunk_sids") && hasTable(db, "chunks");
+}
+
+function hasTable(db: DatabaseSync, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
+    undefined;
 }
 
 /**
@@ -41,22 +61,24 @@ export function hasIndex(db: DatabaseSync): boolean {
  * the `local_readings` table.
  */
 export function buildChunk(db: DatabaseSync, lo: number, hi: number, hasLocal: boolean): void {
-  const span = hasLocal
-    ? "SELECT sid, seq, ts FROM readings WHERE seq > ?1 AND seq <= ?2 UNION ALL " +
-      "SELECT sid, seq, ts FROM local_readings WHERE seq > ?1 AND seq <= ?2"
-    : "SELECT sid, seq, ts FROM readings WHERE seq > ?1 AND seq <= ?2";
+  const group = (table: string, local: number) =>
+    db.prepare(
+      `INSERT INTO chunk_sids(chunk, sid, local, ts_min, ts_max, seqs) SELECT ?1, sid, ${local}, ` +
+        `min(ts), max(ts), group_concat(seq - ?1) FROM ${table} WHERE seq > ?1 AND seq <= ?2 ` +
+        "GROUP BY sid",
+    ).run(BigInt(lo), BigInt(hi));
+  group("readings", 0);
+  if (hasLocal) group("local_readings", 1);
   db.prepare(
-    `INSERT INTO chunk_series(chunk, sid, seq) SELECT ?1, sid, seq FROM (${span}) ORDER BY sid, seq`,
-  ).run(lo, hi);
-  db.prepare(
-    `INSERT INTO chunks(lo, hi, ts_min, ts_max) SELECT ?1, ?2, min(ts), max(ts) FROM (${span})`,
-  ).run(lo, hi);
+    "INSERT INTO chunks(lo, hi, ts_min, ts_max) " +
+      "SELECT ?1, ?2, min(ts_min), max(ts_max) FROM chunk_sids WHERE chunk = ?1",
+  ).run(BigInt(lo), BigInt(hi));
 }
 
 /** Drops chunks entirely below `seq` (all their readings are gone). */
 export function dropChunksBelow(db: DatabaseSync, seq: number): number {
   const gone = db.prepare("SELECT lo FROM chunks WHERE hi < ?").all(seq) as { lo: number }[];
-  const delEntries = db.prepare("DELETE FROM chunk_series WHERE chunk = ?");
+  const delEntries = db.prepare("DELETE FROM chunk_sids WHERE chunk = ?");
   const delChunk = db.prepare("DELETE FROM chunks WHERE lo = ?");
   for (const { lo } of gone) {
     delEntries.run(lo);
@@ -100,7 +122,7 @@ export function* selectRows(db: DatabaseSync, f: RowFilter): Generator<Row> {
       "SELECT lo, hi, ts_min, ts_max FROM chunks WHERE hi > ? ORDER BY lo",
     ).all(after) as { lo: number; hi: number; ts_min: number | null; ts_max: number | null }[];
     const entries = db.prepare(
-      "SELECT seq FROM chunk_series WHERE chunk = ? AND sid = ? AND seq > ? ORDER BY seq",
+      "SELECT local, ts_min, ts_max, seqs FROM chunk_sids WHERE chunk = ? AND sid = ?",
     );
     const one = db.prepare("SELECT seq, ts, sid, value FROM readings WHERE seq = ?");
     const oneLocal = f.hasLocal
@@ -119,18 +141,24 @@ export function* selectRows(db: DatabaseSync, f: RowFilter): Generator<Row> {
       if (c.ts_min === null) continue;
       if (f.to !== undefined && Number(c.ts_min) >= f.to) continue;
       if (f.from !== undefined && Number(c.ts_max) < f.from) continue;
+      // Local rows are marked by a negative sequence number until they are read.
       const seqs: number[] = [];
       for (const sid of f.sids) {
-        for (const r of entries.all(lo, sid, after)) seqs.push(Number(r.seq));
-      }
-      if (f.sids.length > 1) seqs.sort((a, b) => a - b);
-      for (const seq of seqs) {
-        let row = one.get(seq) as Omit<Row, "local"> | undefined;
-        let local = false;
-        if (!row && oneLocal) {
-          row = oneLocal.get(seq) as Omit<Row, "local"> | undefined;
-          local = row !== undefined;
+        for (const e of entries.all(lo, sid)) {
+          if (f.to !== undefined && Number(e.ts_min) >= f.to) continue;
+          if (f.from !== undefined && Number(e.ts_max) < f.from) continue;
+          const sign = e.local === 1 ? -1 : 1;
+          for (const off of String(e.seqs).split(",")) {
+            const seq = lo + Number(off);
+            if (seq > after) seqs.push(sign * seq);
+          }
         }
+      }
+      seqs.sort((a, b) => Math.abs(a) - Math.abs(b));
+      for (const signed of seqs) {
+        const local = signed < 0;
+        const seq = Math.abs(signed);
+        const row = (local ? oneLocal?.get(seq) : one.get(seq)) as Omit<Row, "local"> | undefined;
         if (!row) continue;
         const ts = Number(row.ts);
         if ((f.from !== undefined && ts < f.from) || (f.to !== undefined && ts >= f.to)) continue;

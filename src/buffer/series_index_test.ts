@@ -73,3 +73,55 @@ Deno.test("query() and exportReadings() of one device use the series index and m
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a file indexed in the one-row-per-reading layout is indexed again by series lists on open", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/buffer.db`;
+  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
+  if (c === INVALID) throw new Error("bad config");
+  let b = Buffer.open(c, { log: silentLogger() });
+  try {
+    const total = CHUNK_ROWS + 10_000;
+    for (let i = 0; i < total; i += 10_000) await b.append(readings(10_000, i));
+    b.close();
+    // The earlier layout: one (chunk, sid, seq) row per reading.
+    const old = new DatabaseSync(path);
+    old.exec(`DROP TABLE IF EXISTS chunk_sids; DELETE FROM chunks;
+CREATE TABLE IF NOT EXISTS chunk_series(
+  chunk INTEGER NOT NULL, sid INTEGER NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(chunk, sid, seq)) STRICT, WITHOUT ROWID;
+INSERT INTO chunk_series SELECT 0, sid, seq FROM readings WHERE seq <= ${CHUNK_ROWS};
+INSERT INTO chunks VALUES (0, ${CHUNK_ROWS}, ${T0}, ${T0 + CHUNK_ROWS * 10});`);
+    old.close();
+    b = Buffer.open(c, { log: silentLogger() });
+    // Indexing follows commits: the next one indexes the whole chunks behind it.
+    await b.append([{ device: "dev-0", metric: "a", value: 0, ts: T0 }]);
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      const has = (t: string) =>
+        db.prepare("SELECT 1 FROM sqlite_master WHERE name = ?").get(t) !== undefined;
+      assert.equal(has("chunk_series"), false, "old layout dropped");
+      await waitFor(
+        "chunk indexed again",
+        () =>
+          Number((db.prepare("SELECT count(*) AS n FROM chunk_sids").get() as { n: number }).n) >
+            0,
+      );
+      // One row per series and chunk (50 series: a device always has the same metric here).
+      assert.equal(
+        Number((db.prepare("SELECT count(*) AS n FROM chunk_sids").get() as { n: number }).n),
+        50,
+      );
+    } finally {
+      db.close();
+    }
+    const want = readings(total, 0).map((r, i) => ({ ...r, seq: i + 1 }))
+      .filter((r) => r.device === "dev-3");
+    assert.equal(want.length, total / 50);
+    const got = b.query({ device: "dev-3", limit: 100_000 });
+    assert.deepEqual(got.map((r) => r.seq), want.map((r) => r.seq));
+  } finally {
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,4 +1,4 @@
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 /** An alarm event as sent upstream and to actions. */
 export interface AlarmEvent {
@@ -51,9 +51,8 @@ export class AlarmStoreError extends Error {
  */
 export class AlarmStore {
   readonly #db: DatabaseSync;
-  readonly #insertOut;
-  readonly #setActive;
-  readonly #delActive;
+  /** Multi-row statements of {@linkcode recordAll}, by kind and row count. */
+  readonly #stmts = new Map<string, StatementSync>();
   readonly #peek;
   readonly #ack;
   readonly #count;
@@ -71,9 +70,6 @@ export class AlarmStore {
         rule TEXT NOT NULL, instance TEXT NOT NULL, device TEXT NOT NULL, metric TEXT,
         PRIMARY KEY (rule, instance));
     `);
-    this.#insertOut = db.prepare("INSERT INTO outbox (event) VALUES (?)");
-    this.#setActive = db.prepare("INSERT OR REPLACE INTO active (rule, event) VALUES (?, ?)");
-    this.#delActive = db.prepare("DELETE FROM active WHERE rule = ?");
     this.#peek = db.prepare("SELECT id, event FROM outbox ORDER BY id LIMIT ?");
     this.#ack = db.prepare("DELETE FROM outbox WHERE id = ?");
     this.#count = db.prepare("SELECT count(*) AS n FROM outbox");
@@ -107,21 +103,65 @@ export class AlarmStore {
     this.recordAll([{ event, queue }]);
   }
 
-  /** Records several transitions in one transaction, in order. */
+  /**
+   * Records several transitions in one transaction, in order. A handful of multi-row statements
+   * rather than two per transition: when many rules flip together the transaction stays short,
+   * and so does the dispatch behind it.
+   */
   recordAll(list: { event: AlarmEvent; queue: boolean }[]): void {
+    // The last transition of an alarm in the list decides whether it is active.
+    const last = new Map<string, string | null>();
+    const out: string[] = [];
+    for (const { event, queue } of list) {
+      const text = JSON.stringify(event);
+      last.set(alarmKey(event), event.state === "raised" ? text : null);
+      if (queue) out.push(text);
+    }
+    const set: string[] = [];
+    const del: string[] = [];
+    for (const [key, text] of last) {
+      if (text === null) del.push(key);
+      else set.push(key, text);
+    }
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      for (const { event, queue } of list) {
-        const text = JSON.stringify(event);
-        if (event.state === "raised") this.#setActive.run(alarmKey(event), text);
-        else this.#delActive.run(alarmKey(event));
-        if (queue) this.#insertOut.run(text);
-      }
+      this.#many("del", del.length, "DELETE FROM active WHERE rule IN (", "?", ")", del);
+      this.#many(
+        "set",
+        set.length / 2,
+        "INSERT OR REPLACE INTO active (rule, event) VALUES ",
+        "(?, ?)",
+        "",
+        set,
+      );
+      this.#many("out", out.length, "INSERT INTO outbox (event) VALUES ", "(?)", "", out);
       this.#db.exec("COMMIT");
     } catch (e) {
       this.#db.exec("ROLLBACK");
       const names = list.map(({ event }) => `"${event.rule}" ${event.state}`).join(", ");
       throw new AlarmStoreError(`Cannot record alarm transitions ${names}`, { cause: e });
+    }
+  }
+
+  /** Runs `head` + `n` × `item` + `tail` with `params`, in statements of at most 100 items. */
+  #many(
+    kind: string,
+    n: number,
+    head: string,
+    item: string,
+    tail: string,
+    params: string[],
+  ): void {
+    const per = params.length / Math.max(1, n);
+    for (let i = 0; i < n; i += 100) {
+      const k = Math.min(100, n - i);
+      const key = `${kind}:${k}`;
+      let stmt = this.#stmts.get(key);
+      if (!stmt) {
+        stmt = this.#db.prepare(head + Array(k).fill(item).join(", ") + tail);
+        this.#stmts.set(key, stmt);
+      }
+      stmt.run(...params.slice(i * per, (i + k) * per));
     }
   }
 
