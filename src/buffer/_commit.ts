@@ -10,7 +10,6 @@ import type { StatementSync } from "node:sqlite";
 import type { Reading } from "../reading.ts";
 import { BufferError, DiskFullError, isDiskFull } from "./errors.ts";
 import { type AppendOptions, type AppendResult, COUNTERS } from "./types.ts";
-import { storedValue } from "./_series.ts";
 import type { Core } from "./_core.ts";
 import type { Disk } from "./_disk.ts";
 import type { Acks } from "./_acks.ts";
@@ -160,6 +159,7 @@ export class GroupCommit {
   #write(waiters: Waiter[], total: number): { seqs: number[][]; rejected: number[] } {
     const core = this.#core;
     const m = core.mirror;
+    const series = core.series;
     const seqs: number[][] = [];
     const room = this.#capacity.makeRoom(total);
     const rejected = waiters.map(() => 0);
@@ -181,8 +181,9 @@ export class GroupCommit {
         }
         allowed--;
         const r = list[i];
-        const sid = core.series.idOf(r);
-        out.push(seq, r.ts, sid, storedValue(r.value));
+        const sid = series.idOf(r);
+        const v = r.value;
+        out.push(seq, r.ts, sid, typeof v === "boolean" ? (v ? 1 : 0) : v);
         mine.push(seq++);
         inserted++;
         if (out.length === ROWS_PER_STATEMENT * 4) {

@@ -37,11 +37,6 @@ export function seriesKey(r: Reading): string {
   return `${r.device}\u0000${r.metric}\u0000${r.unit ?? ""}\u0000${kindOf(r.value)}`;
 }
 
-/** The value as stored: booleans as 0/1. */
-export function storedValue(v: ReadingValue): number | string {
-  return typeof v === "boolean" ? (v ? 1 : 0) : v;
-}
-
 /** Series ids of one buffer file, loaded at open and grown inside write transactions. */
 export class SeriesDict {
   readonly #insert: StatementSync;
