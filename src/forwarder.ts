@@ -1,4 +1,4 @@
-import type { Buffer } from "./buffer/buffer.ts";
+import type { Buffer } from "./buffer/mod.ts";
 import type { Logger } from "./log.ts";
 import {
   type OutMessage,

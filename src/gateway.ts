@@ -1,6 +1,5 @@
 import type { AdapterModule } from "./adapter.ts";
-import { Buffer, type BufferStats } from "./buffer/buffer.ts";
-import { WearMeter, type WearStats } from "./buffer/wear.ts";
+import { Buffer, type BufferStats, WearMeter, type WearStats } from "./buffer/mod.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
 import { Forwarder, type ForwarderStats } from "./forwarder.ts";
 import { Edge, type EdgeStatus } from "./edge/mod.ts";

@@ -1,5 +1,5 @@
 import type { EmitResult } from "./adapter.ts";
-import { type Buffer, DiskFullError, seriesKey } from "./buffer/buffer.ts";
+import { type Buffer, DiskFullError, seriesKey } from "./buffer/mod.ts";
 import type { Logger } from "./log.ts";
 import { checkReading, type InvalidReason, type Reading, type ReadingValue } from "./reading.ts";
 

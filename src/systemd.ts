@@ -1,6 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
 import type { GatewayStatus, Health } from "./gateway.ts";
-import { isDiskFull } from "./buffer/buffer.ts";
+import { isDiskFull } from "./buffer/mod.ts";
 import type { Logger } from "./log.ts";
 
 /** Environment variables systemd hands a `Type=notify` service. */

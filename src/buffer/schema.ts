@@ -12,6 +12,26 @@ import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../log.ts";
 import { SERIES_INDEX_SQL } from "./series_index.ts";
 
+/**
+ * The base schema (version 1): created if missing on every open, so it stays idempotent. Later
+ * steps are {@linkcode MIGRATIONS}.
+ */
+export const BASE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) STRICT;
+CREATE TABLE IF NOT EXISTS series(
+  id INTEGER PRIMARY KEY, device TEXT NOT NULL, metric TEXT NOT NULL,
+  unit TEXT NOT NULL, kind INTEGER NOT NULL, UNIQUE(device, metric, unit, kind)) STRICT;
+CREATE TABLE IF NOT EXISTS readings(
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT;
+-- Readings stored but never forwarded, numbered from the same sequence as readings. A table of
+-- their own keeps them out of the forwarder's reads and the acknowledged ranges entirely.
+CREATE TABLE IF NOT EXISTS local_readings(
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT;
+CREATE TABLE IF NOT EXISTS acked(lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS aside(
+  lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
+`;
+
 /** One step of the schema: `sql` brings a file from `version - 1` to `version`. */
 export interface Migration {
   version: number;

@@ -3,7 +3,7 @@ import type { AdapterModule } from "../adapter.ts";
 import { ConfigError, formatProblem, loadConfigFile } from "../config/load.ts";
 import { type GatewayConfig, gatewaySchema } from "../config/gateway.ts";
 import { parseDuration } from "../config/schema.ts";
-import { CSV_HEADER, csvLine, exportReadings } from "../buffer/export.ts";
+import { CSV_HEADER, csvLine, exportReadings } from "../buffer/mod.ts";
 import { Gateway, type GatewayStatus, provideStatus } from "../gateway.ts";
 import { startHttpServer } from "../http/server.ts";
 import { auditPath, readAuditFile } from "../commands/mod.ts";

@@ -16,7 +16,7 @@ import { updateSchema } from "../update/config.ts";
 import { checkCommandsConfig, commandsSchema } from "../commands/mod.ts";
 import { checkUrlCredentials } from "./credentials.ts";
 import { checkConflicts } from "./conflicts.ts";
-import { EnduranceSchema } from "../buffer/wear.ts";
+import { EnduranceSchema } from "../buffer/mod.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({

@@ -3,7 +3,7 @@
  * from 0, in order, no gaps, counts as the final reply states) and written as the same CSV
  * `outpost export` writes.
  */
-import { CSV_HEADER, csvLine, type ExportRow } from "../buffer/export.ts";
+import { CSV_HEADER, csvLine, type ExportRow } from "../buffer/mod.ts";
 import type { Fleet } from "./client.ts";
 import {
   type CommandReply,
