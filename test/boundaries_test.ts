@@ -20,8 +20,9 @@ import { dirname, join, normalize, relative } from "node:path";
 const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 
 /**
- * What an adapter may import from `src/`: the adapter contract, readings, logging, input limits,
- * the schema DSL its config is written in, and a seeded random source.
+ * What an adapter may import from `src/`: the adapter contract (with the shared helpers it
+ * re-exports: timing, the MQTT connection and subscriber, the reading queue), readings, logging,
+ * input limits, the schema DSL its config is written in, and a seeded random source.
  */
 export const ADAPTER_API: readonly string[] = [
   "src/adapter.ts",

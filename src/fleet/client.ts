@@ -10,6 +10,7 @@ import {
   describeMqttError,
   keepReconnecting,
   type MqttTls,
+  topicMatchesFilter,
 } from "../common/mqtt.ts";
 import type { Logger } from "../log.ts";
 import type { SigningKey } from "../update/keys.ts";
@@ -113,18 +114,6 @@ interface Entry {
 }
 
 const num = (v: unknown): number | null => typeof v === "number" && Number.isFinite(v) ? v : null;
-
-/** Whether `topic` matches the MQTT filter (with `+` and `#`). */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 /** Parses a reply payload; undefined when it is not a reply. */
 export function parseReply(text: string): CommandReply | undefined {
@@ -314,7 +303,7 @@ export class Fleet {
     const rest = topic.startsWith(this.prefix + "/")
       ? topic.slice(this.prefix.length + 1).split("/")
       : [];
-    if (rest.length === 2 && rest[1] === "reply" && !topicMatches(this.statusFilter, topic)) {
+    if (rest.length === 2 && rest[1] === "reply" && !topicMatchesFilter(this.statusFilter, topic)) {
       const reply = parseReply(text);
       if (!reply || reply.id === null) return;
       this.#noteGrant(reply);
@@ -322,7 +311,7 @@ export class Fleet {
       for (const run of this.#runs) run.handleReply(reply);
       return;
     }
-    if (!topicMatches(this.statusFilter, topic)) return;
+    if (!topicMatchesFilter(this.statusFilter, topic)) return;
     const fromTopic = this.#idSegment >= 0 ? parts[this.#idSegment] : undefined;
     if (text === "") {
       // A cleared retained status: the gateway was decommissioned.
