@@ -92,3 +92,36 @@ export {
   sleep,
   within,
 } from "./common/timing.ts";
+
+/**
+ * MQTT for adapters: the broker config keys (`brokerShape`), a subscriber that acknowledges a
+ * QoS 1 message once it is stored (`runSubscriber`), the connection helper the gateway's own
+ * MQTT clients use (`connectMqtt`, `mqttClientOptions`, `reconnectDelay`), and a queue that
+ * groups readings of many messages into few `emit` calls (`ReadingQueue`).
+ */
+export {
+  BROKER_URL,
+  BrokerSetupError,
+  connectMqtt,
+  DEFAULT_RECONNECT,
+  describeMqttError,
+  keepReconnecting,
+  type MqttClientOptions,
+  mqttClientOptions,
+  type MqttConnection,
+  type MqttTls,
+  reconnectDelay,
+  topicMatchesFilter,
+} from "./common/mqtt.ts";
+export {
+  type BrokerConfig,
+  brokerShape,
+  runSubscriber,
+  type SubscriberOptions,
+} from "./common/mqtt_subscriber.ts";
+export { type TlsConfig, tlsSchema } from "./common/tls.ts";
+export {
+  QueueStoppedError,
+  ReadingQueue,
+  type ReadingQueueOptions,
+} from "./common/reading_queue.ts";

@@ -1,5 +1,5 @@
 import { type Infer, s } from "../../src/config/schema.ts";
-import { brokerShape } from "./_broker.ts";
+import { brokerShape } from "../../src/adapter.ts";
 import { compileTemplate, compileTopic } from "./_topic.ts";
 
 const valueSpec = {

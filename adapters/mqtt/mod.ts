@@ -1,20 +1,9 @@
-import { defineAdapter } from "../../src/adapter.ts";
+import { defineAdapter, ReadingQueue, runSubscriber } from "../../src/adapter.ts";
 import { type MqttConfig, mqttSchema } from "./config.ts";
-import { runSubscriber } from "./_broker.ts";
 import { compileSubscription } from "./_parse.ts";
-import { ReadingQueue } from "./_queue.ts";
 import { RefusalLog, sample } from "../../src/limits.ts";
 
 export { type MqttConfig, mqttSchema, type SubscriptionConfig } from "./config.ts";
-export {
-  backoffDelay,
-  type BrokerConfig,
-  BrokerSetupError,
-  brokerShape,
-  runSubscriber,
-  type SubscriberOptions,
-} from "./_broker.ts";
-export { ReadingQueue, type ReadingQueueOptions } from "./_queue.ts";
 export {
   type CompiledSubscription,
   compileSubscription,

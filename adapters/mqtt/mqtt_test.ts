@@ -5,13 +5,12 @@ import { Ctx, INVALID } from "../../src/config/schema.ts";
 import { gatewaySchema } from "../../src/config/gateway.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { checkReading } from "../../src/reading.ts";
-import type { Emit } from "../../src/adapter.ts";
+import { BrokerSetupError, type Emit } from "../../src/adapter.ts";
 import { silentLogger } from "../../src/log.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
 import { deepJsonList, longCsv, wideJsonObject } from "../../test/helpers/hostile.ts";
 import {
-  BrokerSetupError,
   type CompiledSubscription,
   compileSubscription,
   mqtt,

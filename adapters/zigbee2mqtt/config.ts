@@ -1,5 +1,5 @@
 import { type Infer, s } from "../../src/config/schema.ts";
-import { brokerShape } from "../mqtt/mod.ts";
+import { brokerShape } from "../../src/adapter.ts";
 
 /** Config schema of the `zigbee2mqtt` adapter. */
 export const zigbee2mqttSchema = s.object({

@@ -1,5 +1,4 @@
-import { defineAdapter } from "../../src/adapter.ts";
-import { ReadingQueue, runSubscriber } from "../mqtt/mod.ts";
+import { defineAdapter, ReadingQueue, runSubscriber } from "../../src/adapter.ts";
 import { type Zigbee2mqttConfig, zigbee2mqttSchema } from "./config.ts";
 import { type MapOptions, mapPayload, parseAvailability, sanitizeId } from "./_map.ts";
 import { checkSize, type LimitReason, RefusalLog, sample } from "../../src/limits.ts";

@@ -1,5 +1,6 @@
-import mqtt from "mqtt";
+import type { MqttClient } from "mqtt";
 import { sleep, type WriteRequest } from "../adapter.ts";
+import { connectMqtt, DEFAULT_RECONNECT } from "../common/mqtt.ts";
 import type { Logger } from "../log.ts";
 import type { AlarmEvent } from "./alarm_store.ts";
 import type { ActionConfig, RuleConfig } from "./config.ts";
@@ -34,7 +35,7 @@ const MAX_WAITING = 1000;
 
 /** A local broker of `mqtt:` actions: one client per URL, kept open, reconnecting. */
 interface LocalBroker {
-  client: mqtt.MqttClient;
+  client: MqttClient;
   /** Publishes handed to the client and not yet acknowledged (queued while it is away). */
   waiting: number;
   /** Unreachable since the last connection error (logged once per outage). */
@@ -186,7 +187,7 @@ export class ActionRunner {
     const known = this.#brokers.get(url);
     if (known) return known;
     const { log } = this.#o;
-    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: 5000 });
+    const client = connectMqtt({ url, connectTimeout: 5000 }, { reconnect: DEFAULT_RECONNECT });
     const broker: LocalBroker = { client, waiting: 0, down: false };
     client.on("error", (e) => {
       if (broker.down) {

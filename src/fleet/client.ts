@@ -2,10 +2,18 @@
  * The fleet console's connection to the broker: every gateway's retained status, and commands
  * to one, some or all gateways with their replies (see protocol.ts for the wire contract).
  */
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import {
+  BrokerSetupError,
+  connectMqtt,
+  DEFAULT_RECONNECT,
+  describeMqttError,
+  keepReconnecting,
+  type MqttTls,
+  topicMatchesFilter,
+} from "../common/mqtt.ts";
 import type { Logger } from "../log.ts";
 import type { SigningKey } from "../update/keys.ts";
-import { describeMqttError } from "../uplink/mqtt.ts";
 import type { StatusMessage } from "../uplink/mod.ts";
 import { CommandRun, type ProcessSeen } from "./run.ts";
 import {
@@ -17,15 +25,6 @@ import {
   signRequest,
 } from "../protocol/mod.ts";
 
-/** TLS files (PEM) for the broker connection, as in the MQTT uplink's `tls:`. */
-export interface FleetTls {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  servername?: string;
-  rejectUnauthorized?: boolean;
-}
-
 /** Where and how the console connects. */
 export interface FleetConnection {
   /** mqtt:// or mqtts:// broker URL. */
@@ -33,7 +32,8 @@ export interface FleetConnection {
   clientId?: string;
   username?: string;
   password?: string;
-  tls?: FleetTls;
+  /** TLS files (PEM), as in the MQTT uplink's `tls:`. */
+  tls?: MqttTls;
   /** Topic prefix of commands and replies (the gateways' `commands.prefix`). */
   prefix?: string;
   /** MQTT filter matching every gateway's status topic; default `{prefix}/+/status`. */
@@ -115,18 +115,6 @@ interface Entry {
 
 const num = (v: unknown): number | null => typeof v === "number" && Number.isFinite(v) ? v : null;
 
-/** Whether `topic` matches the MQTT filter (with `+` and `#`). */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
-
 /** Parses a reply payload; undefined when it is not a reply. */
 export function parseReply(text: string): CommandReply | undefined {
   let r: Partial<CommandReply>;
@@ -195,32 +183,14 @@ export class Fleet {
   static async connect(opts: FleetOptions): Promise<Fleet> {
     const c = opts.connection;
     const clientId = c.clientId ?? `outpost-fleet-${crypto.randomUUID().slice(0, 8)}`;
-    const read = (path: string | undefined, what: string) => {
-      if (!path) return undefined;
-      try {
-        return Deno.readTextFileSync(path);
-      } catch (e) {
-        throw new FleetError(`Cannot read TLS ${what} "${path}": ${(e as Error).message}`, {
-          cause: e,
-        });
-      }
-    };
-    const options: IClientOptions = {
-      clientId,
-      username: c.username,
-      password: c.password,
-      keepalive: Math.round((c.keepalive ?? 30_000) / 1000),
-      connectTimeout: c.connectTimeout ?? 10_000,
-      reconnectPeriod: 0,
-      clean: true,
-      protocolVersion: 4,
-      ca: read(c.tls?.ca, "CA file"),
-      cert: read(c.tls?.cert, "certificate"),
-      key: read(c.tls?.key, "key"),
-      servername: c.tls?.servername,
-      rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
-    };
-    const client = mqtt.connect(c.url, options);
+    const connectTimeout = c.connectTimeout ?? 10_000;
+    let client: MqttClient;
+    try {
+      client = connectMqtt({ ...c, clientId, connectTimeout, keepalive: c.keepalive ?? 30_000 });
+    } catch (e) {
+      if (!(e instanceof BrokerSetupError)) throw e;
+      throw new FleetError(e.message, { cause: e });
+    }
     await new Promise<void>((resolve, reject) => {
       const t0 = Date.now();
       let reason = "";
@@ -229,8 +199,8 @@ export class Fleet {
         off();
         client.on("error", () => {});
         client.end(true);
-        reason ||= Date.now() - t0 >= (options.connectTimeout ?? 0)
-          ? `no answer within ${Math.round((options.connectTimeout ?? 0) / 1000)}s`
+        reason ||= Date.now() - t0 >= connectTimeout
+          ? `no answer within ${Math.round(connectTimeout / 1000)}s`
           : "connection closed";
         reject(new FleetError(`Cannot connect to broker "${c.url}": ${reason}`));
       };
@@ -279,7 +249,8 @@ export class Fleet {
       this.#lastError = null;
       this.#setConnected(true);
     });
-    if (reconnect) client.options.reconnectPeriod = 1000;
+    // Before subscribing: mqtt.js renews only subscriptions made while reconnecting is on.
+    if (reconnect) keepReconnecting(client, DEFAULT_RECONNECT);
     const granted = await client.subscribeAsync(
       [this.statusFilter, `${this.prefix}/+/reply`, this.#syncTopic],
       { qos: 1 },
@@ -332,7 +303,7 @@ export class Fleet {
     const rest = topic.startsWith(this.prefix + "/")
       ? topic.slice(this.prefix.length + 1).split("/")
       : [];
-    if (rest.length === 2 && rest[1] === "reply" && !topicMatches(this.statusFilter, topic)) {
+    if (rest.length === 2 && rest[1] === "reply" && !topicMatchesFilter(this.statusFilter, topic)) {
       const reply = parseReply(text);
       if (!reply || reply.id === null) return;
       this.#noteGrant(reply);
@@ -340,7 +311,7 @@ export class Fleet {
       for (const run of this.#runs) run.handleReply(reply);
       return;
     }
-    if (!topicMatches(this.statusFilter, topic)) return;
+    if (!topicMatchesFilter(this.statusFilter, topic)) return;
     const fromTopic = this.#idSegment >= 0 ? parts[this.#idSegment] : undefined;
     if (text === "") {
       // A cleared retained status: the gateway was decommissioned.

@@ -4,18 +4,21 @@
  */
 import { type Infer, s } from "../config/schema.ts";
 import { loadConfigFile } from "../config/load.ts";
-import { mqttUplinkSchema, tlsSchema } from "../uplink/mqtt_config.ts";
+import { BROKER_URL } from "../common/mqtt.ts";
+import { tlsSchema } from "../common/tls.ts";
 import { DEFAULT_PREFIX } from "../protocol/mod.ts";
 import type { FleetConnection } from "./client.ts";
 
-const up = mqttUplinkSchema.shape;
-
 /** Schema of a `--connection` file; the same keys as the MQTT uplink where they overlap. */
 export const fleetConnectionSchema = s.object({
-  url: up.url,
-  clientId: up.clientId,
-  username: up.username,
-  password: up.password,
+  url: s.string({
+    pattern: BROKER_URL,
+    patternName: "a broker URL such as mqtts://broker.example.com:8883",
+  }).describe("Broker URL: mqtt:// (plain) or mqtts:// (TLS)"),
+  clientId: s.string({ min: 1, max: 128 }).optional()
+    .describe("MQTT client id; defaults to outpost-fleet-<random>"),
+  username: s.string().optional().describe("Username; use ${ENV} or ${file:...}"),
+  password: s.string().optional().describe("Password; use ${ENV} or ${file:...}"),
   tls: tlsSchema.optional().describe("TLS and mutual TLS settings (files, PEM)"),
   prefix: s.string({
     min: 1,
@@ -78,7 +81,7 @@ export function resolveConnection(
       `no broker: give --broker mqtts://host:8883, $${FLEET_ENV.broker} or --connection FILE`,
     );
   }
-  if (!/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/.test(url)) {
+  if (!BROKER_URL.test(url)) {
     throw new FleetConfigError(
       `--broker: expected a broker URL such as mqtts://broker.example.com:8883, got "${url}"`,
     );

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CSV_HEADER, csvLine } from "../buffer/export.ts";
-import { gatewayView, parseReply, topicMatches } from "./client.ts";
+import { topicMatchesFilter } from "../common/mqtt.ts";
+import { gatewayView, parseReply } from "./client.ts";
 import { FleetUsageError, parseFleetArgs, parseTimeArg } from "./cli.ts";
 import { FleetConfigError, resolveConnection } from "./config.ts";
 import { ExportError, PageAssembler } from "./export.ts";
@@ -69,11 +70,11 @@ Deno.test("formatAge() picks seconds, minutes, hours, days", () => {
   assert.equal(formatAge(30 * 86400_000), "30.0d");
 });
 
-Deno.test("topicMatches() and parseReply() follow MQTT wildcards and the reply shape", () => {
-  assert.ok(topicMatches("gateways/+/status", "gateways/gw-1/status"));
-  assert.ok(!topicMatches("gateways/+/status", "gateways/gw-1/reply"));
-  assert.ok(!topicMatches("gateways/+/status", "gateways/a/b/status"));
-  assert.ok(topicMatches("site/#", "site/a/b/status"));
+Deno.test("topicMatchesFilter() and parseReply() follow MQTT wildcards and the reply shape", () => {
+  assert.ok(topicMatchesFilter("gateways/+/status", "gateways/gw-1/status"));
+  assert.ok(!topicMatchesFilter("gateways/+/status", "gateways/gw-1/reply"));
+  assert.ok(!topicMatchesFilter("gateways/+/status", "gateways/a/b/status"));
+  assert.ok(topicMatchesFilter("site/#", "site/a/b/status"));
   assert.equal(parseReply("{not json"), undefined);
   assert.equal(
     parseReply(JSON.stringify({ id: 1, gatewayId: "a", status: "done", final: true })),

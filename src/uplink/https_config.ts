@@ -1,5 +1,5 @@
 import { type Ctx, type Infer, type Path, s } from "../config/schema.ts";
-import { tlsSchema } from "./mqtt_config.ts";
+import { tlsSchema } from "../common/tls.ts";
 
 /** Headers the uplink sets itself; a configured header may not replace them. */
 const RESERVED_HEADERS = [

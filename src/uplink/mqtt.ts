@@ -1,4 +1,10 @@
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import {
+  connectMqtt,
+  describeMqttError,
+  reconnectDelay,
+  topicMatchesFilter,
+} from "../common/mqtt.ts";
 import type { Logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
 import type { StoredReading } from "../reading.ts";
@@ -38,55 +44,6 @@ interface Subscription {
   closed: boolean;
 }
 
-/** Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest). */
-export function topicMatchesFilter(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return i > 0 || !topic.startsWith("$");
-    if (i >= t.length) return false;
-    if (f[i] === "+") {
-      if (i === 0 && topic.startsWith("$")) return false;
-      continue;
-    }
-    if (f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
-
-/** Turns a connection error into words an operator can act on. */
-export function describeMqttError(e: unknown): string {
-  const err = e as { code?: string | number; message?: string };
-  const msg = String(err?.message ?? e);
-  const code = err?.code !== undefined ? String(err.code) : "";
-  const m = msg.toLowerCase();
-  // "received fatal alert" means the broker ended the handshake: it judged our side.
-  if (/received fatal alert/.test(m)) {
-    if (/certificaterequired|certificate required/.test(m)) {
-      return `broker requires a client certificate (${msg})`;
-    }
-    return `broker rejected the client certificate (${msg})`;
-  }
-  if (/unknown ?ca|unknownissuer|unable to get local issuer|self.signed|self signed/.test(m)) {
-    return `server certificate not trusted (${msg})`;
-  }
-  if (/certificate ?required|certificaterequired|alert.*116/.test(m)) {
-    return `broker requires a client certificate (${msg})`;
-  }
-  if (/bad ?certificate|badcertificate|unknown_ca|decrypt|alert/.test(m)) {
-    return `certificate rejected by the broker (${msg})`;
-  }
-  if (/hostname|altname|not valid for|notvalidforname/.test(m)) {
-    return `server certificate does not match the host name (${msg})`;
-  }
-  if (code === "ECONNREFUSED" || /connection refused/.test(m)) return "connection refused";
-  if (/not authorized|bad user name or password|connection refused: /.test(m)) {
-    return `broker refused the connection: ${msg}`;
-  }
-  if (/timeout|timed out/.test(m)) return `timed out (${msg})`;
-  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
-}
-
 /**
  * The MQTT uplink: QoS 1 publishes with several in flight, PUBACK as the confirmation, a retained
  * status and last-will, reconnect with exponential backoff and full jitter. A fresh client is
@@ -113,7 +70,6 @@ export class MqttUplink implements Uplink {
   #closed = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #nextAttemptAt: number | null = null;
-  #tls: { ca?: string; cert?: string; key?: string } = {};
   #loggedError = "";
   /** The broker URL as shown in logs, errors and status: credentials masked. */
   readonly #display: string;
@@ -311,22 +267,6 @@ export class MqttUplink implements Uplink {
     }
   }
 
-  #readTls(): boolean {
-    const t = this.#cfg.tls;
-    if (!t) return true;
-    try {
-      this.#tls = {
-        ca: t.ca ? Deno.readTextFileSync(t.ca) : undefined,
-        cert: t.cert ? Deno.readTextFileSync(t.cert) : undefined,
-        key: t.key ? Deno.readTextFileSync(t.key) : undefined,
-      };
-      return true;
-    } catch (e) {
-      this.#fail(`cannot read TLS file: ${(e as Error).message}`);
-      return false;
-    }
-  }
-
   #fail(reason: string): void {
     this.#lastError = reason;
     if (reason !== this.#loggedError) {
@@ -342,7 +282,6 @@ export class MqttUplink implements Uplink {
 
   #connect(): void {
     if (this.#closed) return;
-    if (!this.#readTls()) return this.#scheduleReconnect();
     const will: StatusMessage = {
       gatewayId: this.#gatewayId,
       state: "offline",
@@ -350,24 +289,17 @@ export class MqttUplink implements Uplink {
       ts: Date.now(),
       reason: "connection lost (last will)",
     };
-    const opts: IClientOptions = {
-      clientId: this.#cfg.clientId ?? this.#gatewayId,
-      username: this.#cfg.username,
-      password: this.#cfg.password,
-      keepalive: Math.round(this.#cfg.keepalive / 1000),
-      connectTimeout: this.#cfg.connectTimeout,
-      reconnectPeriod: 0,
-      clean: true,
-      protocolVersion: 4,
-      queueQoSZero: false,
-      will: { topic: this.statusTopic, payload: JSON.stringify(will), qos: 1, retain: true },
-      ca: this.#tls.ca,
-      cert: this.#tls.cert,
-      key: this.#tls.key,
-      rejectUnauthorized: this.#cfg.tls?.rejectUnauthorized ?? true,
-      servername: this.#cfg.tls?.servername,
-    };
-    const client = mqtt.connect(this.#cfg.url, opts);
+    let client: MqttClient;
+    try {
+      client = connectMqtt(this.#cfg, {
+        clientId: this.#gatewayId,
+        will: { topic: this.statusTopic, payload: JSON.stringify(will), qos: 1, retain: true },
+      });
+    } catch (e) {
+      // An unreadable TLS file may be fixed in place: it is read again on the next attempt.
+      this.#fail((e as Error).message);
+      return this.#scheduleReconnect();
+    }
     this.#client = client;
     client.on("connect", () => {
       if (this.#client !== client) return;
@@ -453,18 +385,4 @@ export class MqttUplink implements Uplink {
     });
     client.removeAllListeners();
   }
-}
-
-/**
- * Delay before reconnect attempt `attempt` (0 = the first after a drop): exponential from `min`,
- * capped at `max`, with full jitter so a fleet coming back after a broker outage does not
- * reconnect in lockstep. Never below `min / 2`, never above `max`.
- */
-export function reconnectDelay(
-  attempt: number,
-  bounds: { min: number; max: number },
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(bounds.max, bounds.min * 2 ** Math.min(attempt, 30));
-  return Math.min(bounds.max, Math.max(bounds.min / 2, random() * ceiling));
 }

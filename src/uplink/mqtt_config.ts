@@ -1,27 +1,11 @@
 import { type Infer, s } from "../config/schema.ts";
-
-/** TLS material for an uplink: files on disk (PEM). */
-export const tlsSchema = s.object({
-  ca: s.string({ min: 1 }).optional().describe("CA certificate file (PEM) that signs the server"),
-  cert: s.string({ min: 1 }).optional().describe("Client certificate file (PEM), for mutual TLS"),
-  key: s.string({ min: 1 }).optional().describe("Client private key file (PEM), for mutual TLS"),
-  servername: s.string().optional().describe(
-    "Server name to verify, when it differs from the URL host",
-  ),
-  rejectUnauthorized: s.boolean().default(true)
-    .describe("Verify the server certificate (never turn off in production)"),
-}, {
-  refine: (t, ctx, path) => {
-    if ((t.cert === undefined) !== (t.key === undefined)) {
-      ctx.fail(path, "expected both cert and key for mutual TLS, got only one");
-    }
-  },
-});
+import { BROKER_URL } from "../common/mqtt.ts";
+import { tlsSchema } from "../common/tls.ts";
 
 /** Config schema of the MQTT uplink. */
 export const mqttUplinkSchema = s.object({
   url: s.string({
-    pattern: /^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/,
+    pattern: BROKER_URL,
     patternName: "a broker URL such as mqtts://broker.example.com:8883",
   }).describe("Broker URL: mqtt:// (plain) or mqtts:// (TLS)"),
   clientId: s.string({ min: 1, max: 128 }).optional()

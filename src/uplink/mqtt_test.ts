@@ -4,7 +4,8 @@ import { Ctx, INVALID } from "../config/schema.ts";
 import { silentLogger } from "../log.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { waitFor } from "../../test/helpers/ports.ts";
-import { MqttUplink, reconnectDelay, topicMatchesFilter } from "./mqtt.ts";
+import { reconnectDelay, topicMatchesFilter } from "../common/mqtt.ts";
+import { MqttUplink } from "./mqtt.ts";
 import { type MqttUplinkConfig, mqttUplinkSchema } from "./mqtt_config.ts";
 import type { InboundMessage } from "./uplink.ts";
 

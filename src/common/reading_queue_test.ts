@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import type { EmitResult } from "../../src/adapter.ts";
-import { silentLogger } from "../../src/log.ts";
-import type { Reading } from "../../src/reading.ts";
-import { QueueStoppedError, ReadingQueue } from "./_queue.ts";
+import type { EmitResult } from "../adapter.ts";
+import { silentLogger } from "../log.ts";
+import type { Reading } from "../reading.ts";
+import { QueueStoppedError, ReadingQueue } from "./reading_queue.ts";
 
 const reading = (value: number): Reading => ({ device: "d", metric: "n", value, ts: 1 });
 const ok = (rs: Reading[]): EmitResult => ({ accepted: rs.length, rejected: 0, seqs: [] });

@@ -1,6 +1,7 @@
-import { type Emit, sleep } from "../../src/adapter.ts";
-import type { Logger } from "../../src/log.ts";
-import type { Reading } from "../../src/reading.ts";
+import type { Emit } from "../adapter.ts";
+import type { Logger } from "../log.ts";
+import type { Reading } from "../reading.ts";
+import { sleep } from "./timing.ts";
 
 /** Options of {@linkcode ReadingQueue}. */
 export interface ReadingQueueOptions {

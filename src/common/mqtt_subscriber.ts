@@ -1,14 +1,20 @@
+/**
+ * A broker subscription for adapters (`mqtt`, `zigbee2mqtt`), reached through `src/adapter.ts`:
+ * the broker's config keys, and a subscriber that acknowledges a QoS 1 message only once the
+ * adapter has stored it, reconnecting with the shared backoff of {@linkcode reconnectDelay}.
+ */
 import mqtt from "mqtt";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
-import { sleep } from "../../src/adapter.ts";
-import { type InferShape, s } from "../../src/config/schema.ts";
-import type { Logger } from "../../src/log.ts";
-import { tlsSchema } from "../../src/uplink/mqtt_config.ts";
+import { type InferShape, s } from "../config/schema.ts";
+import type { Logger } from "../log.ts";
+import { BROKER_URL, BrokerSetupError, mqttClientOptions, reconnectDelay } from "./mqtt.ts";
+import { sleep } from "./timing.ts";
+import { tlsSchema } from "./tls.ts";
 
 /** Config keys of a connection to an MQTT broker, shared by the `mqtt` and `zigbee2mqtt` adapters. */
 export const brokerShape = {
   url: s.string({
-    pattern: /^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/,
+    pattern: BROKER_URL,
     patternName: "a broker URL such as mqtt://127.0.0.1:1883 or mqtts://broker.lan:8883",
   }).describe("Broker URL: mqtt:// (plain) or mqtts:// (TLS)"),
   username: s.string().optional().describe("Username; use ${ENV} or ${file:...}"),
@@ -34,11 +40,6 @@ export const brokerShape = {
 /** Validated broker connection settings. */
 export type BrokerConfig = InferShape<typeof brokerShape>;
 
-/** A broker connection could not be set up (unreadable TLS file, bad options). */
-export class BrokerSetupError extends Error {
-  override name = "BrokerSetupError";
-}
-
 /** Options of {@linkcode runSubscriber}. */
 export interface SubscriberOptions {
   /** Instance name, used in the default client id. */
@@ -62,46 +63,6 @@ export interface SubscriberOptions {
   signal: AbortSignal;
 }
 
-async function readPem(path: string, key: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    throw new BrokerSetupError(
-      `Cannot read TLS file "${path}" (tls.${key}): ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-}
-
-async function clientOptions(config: BrokerConfig, name: string): Promise<IClientOptions> {
-  const opts: IClientOptions = {
-    clientId: config.clientId ??
-      `outpost-${name}-${crypto.randomUUID().slice(0, 8)}`,
-    username: config.username,
-    password: config.password,
-    clean: config.cleanSession,
-    keepalive: Math.ceil(config.keepalive / 1000),
-    connectTimeout: config.connectTimeout,
-    // Reconnects are ours (backoff with jitter, tied to the signal), not mqtt.js's fixed period.
-    reconnectPeriod: 0,
-  };
-  const tls = config.tls;
-  if (tls) {
-    if (tls.ca) opts.ca = await readPem(tls.ca, "ca");
-    if (tls.cert) opts.cert = await readPem(tls.cert, "cert");
-    if (tls.key) opts.key = await readPem(tls.key, "key");
-    if (tls.servername) opts.servername = tls.servername;
-    opts.rejectUnauthorized = tls.rejectUnauthorized;
-  }
-  return opts;
-}
-
-/** Delay before reconnect attempt `attempt` (from 0): full jitter over an exponential window. */
-export function backoffDelay(attempt: number, min: number, max: number): number {
-  const window = Math.min(max, min * 2 ** Math.min(attempt, 30));
-  return Math.round(min + Math.random() * Math.max(0, window - min));
-}
-
 /** Shows a broker URL without credentials, for logs. */
 function target(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//");
@@ -116,7 +77,9 @@ export async function runSubscriber(
   options: SubscriberOptions,
 ): Promise<void> {
   const { log, signal } = options;
-  const opts = await clientOptions(config, options.name);
+  const opts = mqttClientOptions({ ...config, clean: config.cleanSession }, {
+    clientId: `outpost-${options.name}-${crypto.randomUUID().slice(0, 8)}`,
+  });
   let attempt = 0;
   let failures = 0;
   while (!signal.aborted) {
@@ -138,7 +101,7 @@ export async function runSubscriber(
       });
       options.count("connect_failures");
     }
-    await sleep(backoffDelay(attempt++, config.reconnect.min, config.reconnect.max), signal);
+    await sleep(reconnectDelay(attempt++, config.reconnect), signal);
   }
 }
 
