@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../log.ts";
 import type { Fleet } from "./client.ts";
-import { startFleetServer } from "./serve.ts";
-import { MemoryToken } from "../common/http/mod.ts";
+import { createFleetApp, startFleetServer } from "./serve.ts";
+import { MemoryToken, request } from "../common/http/mod.ts";
 
 const TOKEN = "t".repeat(43);
 
@@ -256,4 +256,22 @@ Deno.test("fleet server: a non-loopback address without TLS is refused unless al
     }),
     /accepts connections from other machines/,
   );
+});
+
+Deno.test("fleet app: answers without a socket, as served", async () => {
+  const app = await createFleetApp(idleFleet(), {
+    tokens: new MemoryToken(TOKEN),
+    log: silentLogger(),
+  });
+  try {
+    const page = await request(app.fetch, "/");
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("x-frame-options"), "DENY");
+    await page.body?.cancel();
+    assert.equal((await request(app.fetch, "/api/fleet")).status, 401);
+    const snap = await request(app.fetch, "/api/fleet", { headers: bearer });
+    assert.equal((await snap.json()).broker, "mqtt://127.0.0.1:1");
+  } finally {
+    await app.close();
+  }
 });
