@@ -26,6 +26,7 @@ import {
   sameOrigin,
   type TlsPem,
   type TokenCheck,
+  warnClearText,
 } from "../common/http/mod.ts";
 import { isLoopbackListen } from "../config/gateway.ts";
 import { TokenStore } from "../http/token.ts";
@@ -198,11 +199,11 @@ export async function startFleetServer(
   }
   const scheme = secure ? "https" : "http";
   if (!secure && !isLoopbackListen(opts.listen)) {
-    log.warn(
-      "serving without TLS on an address other machines can reach (--allow-insecure-http): " +
-        "the access token and the fleet's data cross the network in clear",
-      { listen: opts.listen },
-    );
+    warnClearText(log, {
+      listen: opts.listen,
+      allowedBy: "--allow-insecure-http",
+      data: "the fleet's data",
+    });
   }
   return {
     address: server.address,

@@ -13,6 +13,7 @@ import {
   PageAccess,
   Router,
   type TlsPem,
+  warnClearText,
 } from "../common/http/mod.ts";
 import { isLoopbackListen } from "../config/gateway.ts";
 import type { Gateway, GatewayStatus } from "../gateway.ts";
@@ -262,11 +263,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     ...(health ? { healthz: `http://${health.address}/healthz` } : {}),
   });
   if (!secure && !isLoopbackListen(opts.listen)) {
-    log.warn(
-      "serving without TLS on an address other machines can reach (http.allowInsecure): the " +
-        "access token and the gateway's data cross the network in clear",
-      { listen: opts.listen },
-    );
+    warnClearText(log, {
+      listen: opts.listen,
+      allowedBy: "http.allowInsecure",
+      data: "the gateway's data",
+    });
   }
   return {
     address: main.address,

@@ -37,6 +37,7 @@ export {
   parseListen,
   request,
   type TlsPem,
+  warnClearText,
 } from "./serve.ts";
 export {
   generateToken,

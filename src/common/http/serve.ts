@@ -79,6 +79,21 @@ export function listen(address: string, opts: ListenOptions, handler: Handler): 
 }
 
 /**
+ * Warns that a listener without TLS on an address other machines can reach sends the access
+ * token and the data in clear; `allowedBy` names the setting that allowed it, `data` whose data.
+ */
+export function warnClearText(
+  log: Logger,
+  opts: { listen: string; allowedBy: string; data: string },
+): void {
+  log.warn(
+    `serving without TLS on an address other machines can reach (${opts.allowedBy}): the ` +
+      `access token and ${opts.data} cross the network in clear`,
+    { listen: opts.listen },
+  );
+}
+
+/**
  * Runs `handler` on a request for `path` without a socket, as if it came from 127.0.0.1.
  *
  * @example
