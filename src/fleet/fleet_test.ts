@@ -7,7 +7,7 @@ import { FleetConfigError, resolveConnection } from "./config.ts";
 import { ExportError, PageAssembler } from "./export.ts";
 import { formatAge, formatElapsed, formatFleetTable, formatResults } from "./format.ts";
 import { CommandRun, expectsRestart } from "./run.ts";
-import { MemoryToken } from "./serve_auth.ts";
+import { MemoryToken } from "../common/http/mod.ts";
 import { type CommandReply, type QueryRow, queryRowReading } from "../protocol/mod.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);

@@ -4,11 +4,31 @@
  * of a device's data with progress. Access takes a token, as the gateway page does: the page logs
  * in with it (`POST /login` → session cookie), scripts send `Authorization: Bearer`.
  *
- * This file wires the parts and routes requests: access in serve_auth.ts, commands and exports in
- * serve_jobs.ts, the snapshot and its event stream in serve_live.ts.
+ * This file wires the parts and routes requests: access, responses and listening come from the
+ * shared HTTP layer (src/common/http/), commands and exports from serve_jobs.ts, the snapshot and
+ * its event stream from serve_live.ts.
  */
+import {
+  asset,
+  CSS,
+  empty,
+  type Handler,
+  HTML,
+  JAVASCRIPT,
+  json,
+  listen,
+  type Listener,
+  MemoryToken,
+  methodNotAllowed,
+  PageAccess,
+  RequestError,
+  Router,
+  sameOrigin,
+  type TlsPem,
+  type TokenCheck,
+  warnClearText,
+} from "../common/http/mod.ts";
 import { isLoopbackListen } from "../config/gateway.ts";
-import { parseListen } from "../http/server.ts";
 import { TokenStore } from "../http/token.ts";
 import type { Logger } from "../log.ts";
 import { type Fleet, FleetError } from "./client.ts";
@@ -16,10 +36,11 @@ import { FLEET_PAGE_HTML, FLEET_PAGE_STYLE } from "./page.ts";
 // The page's script: plain JavaScript with JSDoc types that deno check and lint cover, served
 // byte for byte as it is in the file (deno compile and deno bundle embed it).
 import FLEET_PAGE_SCRIPT from "./page_script.js" with { type: "text" };
-import { MemoryToken, PageAuth, type TokenCheck } from "./serve_auth.ts";
-import { asset, BASE_HEADERS, json, RequestError } from "./serve_http.ts";
 import { CommandJobs, ExportJobs } from "./serve_jobs.ts";
 import { fleetSnapshot, LiveStreams } from "./serve_live.ts";
+
+/** The session cookie of the fleet page. */
+const SESSION_COOKIE = "outpost_fleet_session";
 
 /** Why a non-loopback address without TLS is refused, and what to do instead. */
 export function insecureListenMessage(listen: string): string {
@@ -34,7 +55,7 @@ export interface FleetServerOptions {
   listen: string;
   tokens: TokenCheck;
   /** PEM contents; HTTPS when given. */
-  tls?: { cert: string; key: string };
+  tls?: TlsPem;
   /** Allow a non-loopback address without TLS. */
   allowInsecureHttp?: boolean;
   log: Logger;
@@ -50,110 +71,105 @@ export interface FleetServer {
   close(): Promise<void>;
 }
 
-/** The parts a request is routed to. */
-interface Routes {
-  auth: PageAuth;
-  live: LiveStreams;
-  commands: CommandJobs;
-  exports: ExportJobs;
-  snapshot: () => unknown;
+/** The fleet page's handlers, ready to be served or called without a socket. */
+export interface FleetApp {
+  /** Every path of the page and its API. */
+  fetch: Handler;
+  /** Ends the event streams, runs and exports. */
+  stop(): void;
+  /** Stops, and removes the export directory when the app made it. */
+  close(): Promise<void>;
 }
 
-/** The page and its assets, without a token. */
-function pageAsset(path: string): Response | undefined {
-  switch (path) {
-    case "/":
-      return asset(FLEET_PAGE_HTML, "text/html; charset=utf-8");
-    case "/fleet.css":
-      return asset(FLEET_PAGE_STYLE, "text/css; charset=utf-8");
-    case "/fleet.js":
-      return asset(FLEET_PAGE_SCRIPT, "text/javascript; charset=utf-8");
-    case "/favicon.ico":
-      return new Response(null, { status: 204, headers: BASE_HEADERS });
-  }
-  return undefined;
-}
+/**
+ * The fleet page and its API: the page and its assets open, `POST /login` and `/logout`, and
+ * `/api/…` behind the token (bearer or session cookie). Every POST must be same-origin.
+ */
+export async function createFleetApp(
+  fleet: Fleet,
+  opts: Omit<FleetServerOptions, "listen" | "allowInsecureHttp">,
+): Promise<FleetApp> {
+  const { log } = opts;
+  const exportDir = opts.exportDir ?? await Deno.makeTempDir({ prefix: "outpost-fleet-export-" });
+  const ownDir = opts.exportDir === undefined;
+  const lifetime = new AbortController();
+  const changed = () => live.changed();
+  const ctx = { fleet, log, signal: lifetime.signal, changed };
+  const commands = new CommandJobs(ctx);
+  const exports = new ExportJobs(ctx, exportDir);
+  const snapshot = () => fleetSnapshot(fleet, commands.list, exports.list);
+  const live = new LiveStreams(snapshot, lifetime.signal);
+  const offChange = fleet.onChange(changed);
+  const offConn = fleet.onConnection(changed);
+  const access = new PageAccess({
+    tokens: opts.tokens,
+    cookie: SESSION_COOKIE,
+    secure: opts.tls !== undefined,
+    log,
+    quiet: "further refusals are not logged for 1 min",
+  });
 
-/** `/api/…` once the request is authorized. */
-async function api(r: Routes, req: Request, path: string): Promise<Response> {
-  try {
+  /** The page and its assets, without a token. */
+  const page = new Router()
+    .get("/", () => asset(FLEET_PAGE_HTML, HTML))
+    .get("/fleet.css", () => asset(FLEET_PAGE_STYLE, CSS))
+    .get("/fleet.js", () => asset(FLEET_PAGE_SCRIPT, JAVASCRIPT))
+    .get("/favicon.ico", () => empty(204));
+  /** `/api/…` once the request is authorized. */
+  const api = new Router()
+    .post("/api/commands", (req) => commands.start(req))
+    .post("/api/exports", (req) => exports.start(req))
+    .get("/api/fleet", () => json(snapshot()))
+    .get("/api/events", (req) => live.open(() => access.authorize(req) === "ok"))
+    .get(/\/api\/exports\/([0-9a-f-]{36})\.csv/, (_req, { params }) => exports.download(params[0]));
+
+  const fetch: Handler = async (req, info) => {
+    const url = new URL(req.url);
+    const path = url.pathname;
     if (req.method === "POST") {
-      if (path === "/api/commands") return await r.commands.start(req);
-      if (path === "/api/exports") return await r.exports.start(req);
-      return json({ error: `method POST not allowed on ${path}` }, 405);
+      if (!sameOrigin(req)) return json({ error: "cross-origin request refused" }, 403);
+      if (path === "/login") return await access.login(req, info);
+      if (path === "/logout") return await access.logout(req);
+    } else if (req.method !== "GET" && req.method !== "HEAD") {
+      return methodNotAllowed(req.method, "GET, HEAD, POST");
+    } else {
+      const asset = page.route(req, info, url);
+      if (asset) return await asset;
     }
-    if (path === "/api/fleet") return json(r.snapshot());
-    if (path === "/api/events") return r.live.open(() => r.auth.authorized(req));
-    const m = /^\/api\/exports\/([0-9a-f-]{36})\.csv$/.exec(path);
-    if (m) return await r.exports.download(m[1]);
-    return json({ error: `no such path ${path}` }, 404);
-  } catch (e) {
-    if (e instanceof RequestError) return json({ error: e.message }, e.status);
-    throw e;
-  }
-}
-
-/** Every request: assets, login and logout, then the API behind the token. */
-async function route(
-  r: Routes,
-  req: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-): Promise<Response> {
-  const path = new URL(req.url).pathname;
-  if (req.method === "GET" || req.method === "HEAD") {
-    const page = pageAsset(path);
-    if (page) return page;
-  } else if (req.method !== "POST") {
-    return json({ error: `method ${req.method} not allowed` }, 405, { allow: "GET, HEAD, POST" });
-  }
-  if (req.method === "POST") {
-    if (!r.auth.sameOrigin(req)) return json({ error: "cross-origin request refused" }, 403);
-    if (path === "/login") return await r.auth.login(req, info);
-    if (path === "/logout") return r.auth.logout();
-  }
-  if (!path.startsWith("/api/")) return json({ error: `no such path ${path}` }, 404);
-  if (!r.auth.authorized(req)) {
-    r.auth.refuse(req, info, "a request without a valid token");
-    return json(
-      { error: "access token required: log in on the page or send Authorization: Bearer" },
-      401,
-      { "www-authenticate": 'Bearer realm="outpost-fleet"' },
-    );
-  }
-  return await api(r, req, path);
-}
-
-/** Serves `handler` on `opts.listen`; resolves with the bound `host:port`. */
-async function listen(
-  opts: FleetServerOptions,
-  signal: AbortSignal,
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-): Promise<{ address: string; server: Deno.HttpServer<Deno.NetAddr> }> {
-  const { hostname, port } = parseListen(opts.listen);
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
-  const address = await new Promise<string>((resolve, reject) => {
-    try {
-      server = Deno.serve({
-        hostname,
-        port,
-        signal,
-        ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
-        onListen: (addr) => {
-          const a = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-          resolve(`${a}:${addr.port}`);
-        },
-        onError: (e) => {
-          opts.log.error("fleet page handler failed", { error: (e as Error).message });
-          return json({ error: "internal error" }, 500);
-        },
-      }, handler);
-    } catch (e) {
-      reject(
-        new FleetError(`Cannot listen on "${opts.listen}": ${(e as Error).message}`, { cause: e }),
+    if (!path.startsWith("/api/")) return json({ error: `no such path ${path}` }, 404);
+    if (access.authorize(req) !== "ok") {
+      access.refuse(req, info, "a request without a valid token");
+      return json(
+        { error: "access token required: log in on the page or send Authorization: Bearer" },
+        401,
+        { "www-authenticate": 'Bearer realm="outpost-fleet"' },
       );
     }
-  });
-  return { address, server: server! };
+    try {
+      const answer = api.route(req, info, url);
+      if (answer) return await answer;
+    } catch (e) {
+      if (e instanceof RequestError) return json({ error: e.message }, e.status);
+      throw e;
+    }
+    if (req.method === "POST") return methodNotAllowed("POST", undefined, path);
+    return json({ error: `no such path ${path}` }, 404);
+  };
+
+  const stop = () => {
+    offChange();
+    offConn();
+    lifetime.abort();
+    live.closeAll();
+  };
+  return {
+    fetch,
+    stop,
+    close: async () => {
+      stop();
+      if (ownDir) await Deno.remove(exportDir, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
 /**
@@ -169,55 +185,34 @@ export async function startFleetServer(
     throw new FleetError(insecureListenMessage(opts.listen));
   }
   const secure = opts.tls !== undefined;
-  const exportDir = opts.exportDir ?? await Deno.makeTempDir({ prefix: "outpost-fleet-export-" });
-  const ownDir = opts.exportDir === undefined;
-  const lifetime = new AbortController();
-  const changed = () => live.changed();
-  const ctx = { fleet, log, signal: lifetime.signal, changed };
-  const commands = new CommandJobs(ctx);
-  const exports = new ExportJobs(ctx, exportDir);
-  const snapshot = () => fleetSnapshot(fleet, commands.list, exports.list);
-  const live = new LiveStreams(snapshot, lifetime.signal);
-  const offChange = fleet.onChange(changed);
-  const offConn = fleet.onConnection(changed);
-  const routes: Routes = {
-    auth: new PageAuth(opts.tokens, { secure, log }),
-    live,
-    commands,
-    exports,
-    snapshot,
-  };
-  const stop = () => {
-    offChange();
-    offConn();
-    lifetime.abort();
-    live.closeAll();
-  };
-  const { address, server } = await listen(
-    opts,
-    lifetime.signal,
-    (req, info) => route(routes, req, info),
-  ).catch(async (e) => {
-    stop();
-    if (ownDir) await Deno.remove(exportDir, { recursive: true }).catch(() => {});
-    throw e;
-  });
+  const app = await createFleetApp(fleet, opts);
+  let server: Listener;
+  try {
+    server = await listen(
+      opts.listen,
+      { log, tls: opts.tls, failure: "fleet page handler failed" },
+      app.fetch,
+    );
+  } catch (e) {
+    await app.close();
+    throw new FleetError((e as Error).message, { cause: (e as Error).cause });
+  }
   const scheme = secure ? "https" : "http";
   if (!secure && !isLoopbackListen(opts.listen)) {
-    log.warn(
-      "serving without TLS on an address other machines can reach (--allow-insecure-http): " +
-        "the access token and the fleet's data cross the network in clear",
-      { listen: opts.listen },
-    );
+    warnClearText(log, {
+      listen: opts.listen,
+      allowedBy: "--allow-insecure-http",
+      data: "the fleet's data",
+    });
   }
   return {
-    address,
+    address: server.address,
     scheme,
-    url: `${scheme}://${address}/`,
+    url: `${scheme}://${server.address}/`,
     close: async () => {
-      stop();
-      await server.finished;
-      if (ownDir) await Deno.remove(exportDir, { recursive: true }).catch(() => {});
+      app.stop();
+      await server.close();
+      await app.close();
     },
   };
 }

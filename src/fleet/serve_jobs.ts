@@ -7,7 +7,7 @@ import type { Logger } from "../log.ts";
 import type { Fleet } from "./client.ts";
 import { exportCsv, type ExportProgress } from "./export.ts";
 import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
-import { BASE_HEADERS, json, readJson, RequestError } from "./serve_http.ts";
+import { BASE_HEADERS, json, readJson, RequestError } from "../common/http/mod.ts";
 
 /** Commands the page may send. */
 export const PAGE_COMMANDS = ["ping", "restart", "update-check", "update-apply"] as const;

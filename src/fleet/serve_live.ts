@@ -5,7 +5,7 @@
  */
 import type { Fleet, GatewayView } from "./client.ts";
 import type { TargetResult } from "./run.ts";
-import { BASE_HEADERS } from "./serve_http.ts";
+import { BASE_HEADERS } from "../common/http/mod.ts";
 import type { ExportJob, Op } from "./serve_jobs.ts";
 
 function gatewayJson(g: GatewayView) {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../log.ts";
 import type { Fleet } from "./client.ts";
-import { startFleetServer } from "./serve.ts";
-import { MemoryToken } from "./serve_auth.ts";
+import { createFleetApp, startFleetServer } from "./serve.ts";
+import { MemoryToken, request } from "../common/http/mod.ts";
 
 const TOKEN = "t".repeat(43);
 
@@ -125,6 +125,42 @@ Deno.test("fleet server: the API needs the token; login sets a session cookie, l
   });
 });
 
+Deno.test("fleet server: a signed-in logout ends every session, a copied cookie too; an anonymous one only clears", async () => {
+  await withServer(async (base) => {
+    const login = async () => {
+      const r = await call(`${base}/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: TOKEN }),
+      });
+      assert.equal(r.status, 204);
+      return (r.headers.get("set-cookie") ?? "").split(";")[0];
+    };
+    const status = async (cookie: string) =>
+      (await call(`${base}/api/fleet`, { headers: { cookie } })).status;
+    const browser = await login();
+    const copy = await login();
+    assert.equal(await status(copy), 200);
+
+    const anon = await call(`${base}/logout`, { method: "POST" });
+    assert.equal(anon.status, 204);
+    assert.equal(await status(browser), 200, "a logout without credentials signs nobody out");
+
+    const cross = await call(`${base}/logout`, {
+      method: "POST",
+      headers: { cookie: browser, origin: "https://evil.example" },
+    });
+    assert.equal(cross.status, 403);
+    assert.equal(await status(browser), 200, "a cross-origin logout is refused");
+
+    const out = await call(`${base}/logout`, { method: "POST", headers: { cookie: browser } });
+    assert.equal(out.status, 204);
+    assert.equal(await status(browser), 401);
+    assert.equal(await status(copy), 401, "the copied cookie ends with the browser's");
+    assert.equal((await call(`${base}/api/fleet`, { headers: bearer })).status, 200);
+  });
+});
+
 Deno.test("fleet server: wrong methods, cross-origin posts, bad bodies and unknown paths are refused with the reason", async () => {
   await withServer(async (base) => {
     const put = await call(`${base}/api/fleet`, { method: "PUT", headers: bearer });
@@ -220,4 +256,22 @@ Deno.test("fleet server: a non-loopback address without TLS is refused unless al
     }),
     /accepts connections from other machines/,
   );
+});
+
+Deno.test("fleet app: answers without a socket, as served", async () => {
+  const app = await createFleetApp(idleFleet(), {
+    tokens: new MemoryToken(TOKEN),
+    log: silentLogger(),
+  });
+  try {
+    const page = await request(app.fetch, "/");
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("x-frame-options"), "DENY");
+    await page.body?.cancel();
+    assert.equal((await request(app.fetch, "/api/fleet")).status, 401);
+    const snap = await request(app.fetch, "/api/fleet", { headers: bearer });
+    assert.equal((await snap.json()).broker, "mqtt://127.0.0.1:1");
+  } finally {
+    await app.close();
+  }
 });

@@ -1,6 +1,7 @@
 import type { HttpConfig } from "../config/gateway.ts";
 import type { Logger } from "../log.ts";
-import { readTlsFiles, type TlsPem } from "./server.ts";
+import type { TlsPem } from "../common/http/mod.ts";
+import { readTlsFiles } from "./server.ts";
 import { readTokenFile, TokenFileError, tokenPath, TokenStore } from "./token.ts";
 
 /** The parts of the gateway config the local HTTP server and its clients read. */

@@ -6,7 +6,8 @@ import { Gateway } from "../gateway.ts";
 import { createLogger, type RootLogger } from "../log.ts";
 import { testCerts } from "../../test/helpers/certs.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
-import { type HttpServer, readTlsFiles, startHttpServer } from "./server.ts";
+import { request } from "../common/http/mod.ts";
+import { createGatewayApp, type HttpServer, readTlsFiles, startHttpServer } from "./server.ts";
 import { readTokenFile, rotateTokenFile, TokenStore } from "./token.ts";
 
 interface Fixture {
@@ -479,4 +480,31 @@ uplink: { type: mqtt, url: "mqtt://127.0.0.1:${freePort()}", reconnect: { min: 5
     await gw.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("createGatewayApp() answers without a socket as the server does", async () => {
+  await withServer(async ({ gw, log, tokenFile, token }) => {
+    const app = createGatewayApp({
+      gateway: gw,
+      log: log.child("http"),
+      tokens: TokenStore.open(tokenFile).store,
+    });
+    try {
+      const health = await request(app.fetch, "/healthz");
+      assert.equal(health.status, 200);
+      assert.equal((await health.json()).ok, true);
+      const anon = await request(app.fetch, "/status");
+      assert.deepEqual([anon.status, anon.headers.get("www-authenticate")], [
+        401,
+        'Bearer realm="outpost"',
+      ]);
+      const status = await request(app.fetch, "/status", {
+        headers: { authorization: `Bearer ${token()}` },
+      });
+      assert.equal((await status.json()).gatewayId, "http-gw");
+      assert.equal((await request(app.health, "/status")).status, 404);
+    } finally {
+      app.stop();
+    }
+  });
 });

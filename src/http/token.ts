@@ -1,9 +1,13 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import {
+  generateToken,
+  type GenerationStore,
+  secretEquals,
+  SessionSigner,
+  type TokenCheck,
+} from "../common/http/mod.ts";
 import type { Logger } from "../log.ts";
 import { rememberSecret } from "../redact.ts";
 
-/** Bytes of randomness in a generated token (256 bits). */
-const TOKEN_BYTES = 32;
 /** Shortest token accepted from a token file an operator wrote by hand. */
 const MIN_TOKEN_LENGTH = 16;
 const TOKEN_RE = /^[\x21-\x7e]+$/;
@@ -24,13 +28,6 @@ export function tokenPath(config: TokenPathConfig): string {
   if (config.http.tokenFile) return config.http.tokenFile;
   const dir = dirOf(config.buffer.path);
   return dir === "." ? "http-token" : dir === "/" ? "/http-token" : `${dir}/http-token`;
-}
-
-/** A new random token: 32 bytes from the system CSPRNG, base64url without padding (43 chars). */
-export function generateToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
 }
 
 function checkToken(text: string, path: string): string {
@@ -171,26 +168,6 @@ export function rotateTokenFile(path: string): string {
   return token;
 }
 
-function sha256(text: string): Uint8Array {
-  return createHash("sha256").update(text).digest();
-}
-
-/**
- * Compares two secrets in time independent of where they differ and of their lengths (both are
- * hashed first, so the comparison always runs over 32 bytes).
- */
-export function secretEquals(a: string, b: string): boolean {
-  return timingSafeEqual(sha256(a), sha256(b));
-}
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-/** Lifetime of a browser session cookie. */
-export const SESSION_MAX_AGE_SECONDS = 12 * 3600;
-
 /** Where the session generation of the token file `path` is kept. */
 export function sessionsPath(path: string): string {
   return `${path}.sessions`;
@@ -207,20 +184,20 @@ const GENERATION_RE = /^[A-Za-z0-9_-]{22,64}$/;
  * `<token file>.sessions` (mode 0600). {@linkcode TokenStore.endSessions} (sign-out) replaces the
  * generation, which ends every session issued before, also across restarts.
  */
-export class TokenStore {
+export class TokenStore implements TokenCheck {
   readonly path: string;
   readonly #log: Logger | undefined;
   #token: string;
   #stamp: string;
   #problem: string | undefined;
-  #generation: string;
+  readonly #sessions: SessionSigner;
 
   private constructor(path: string, token: string, stamp: string, log?: Logger) {
     this.path = path;
     this.#token = token;
     this.#stamp = stamp;
     this.#log = log;
-    this.#generation = this.#loadGeneration();
+    this.#sessions = new SessionSigner(this.#generationFile());
   }
 
   /** Opens the token in `path`, creating it on first run; see {@linkcode ensureTokenFile}. */
@@ -230,35 +207,37 @@ export class TokenStore {
     return { store, created };
   }
 
-  /** The stored generation; a missing or broken file gets a new one. */
-  #loadGeneration(): string {
-    try {
-      const text = Deno.readTextFileSync(sessionsPath(this.path)).trim();
-      if (GENERATION_RE.test(text)) return text;
-    } catch { /* first run, or unreadable: start a new generation */ }
-    return this.#newGeneration();
-  }
-
   /**
-   * Writes a new generation. When it cannot be written (a read-only directory), it still holds
-   * in memory: sessions end now, and again at the next restart.
+   * The generation's file: a missing or broken one gets a new generation. When a new one cannot
+   * be written (a read-only directory), it still holds in memory: sessions end now, and again at
+   * the next restart.
    */
-  #newGeneration(): string {
-    const generation = generateToken();
-    try {
-      writeToken(sessionsPath(this.path), generation, true);
-    } catch (e) {
-      this.#log?.warn("cannot store the session generation; sessions end at every restart", {
-        path: sessionsPath(this.path),
-        error: (e as Error).message,
-      });
-    }
-    return generation;
+  #generationFile(): GenerationStore {
+    const file = sessionsPath(this.path);
+    return {
+      load: () => {
+        try {
+          const text = Deno.readTextFileSync(file).trim();
+          if (GENERATION_RE.test(text)) return text;
+        } catch { /* first run, or unreadable: start a new generation */ }
+        return undefined;
+      },
+      save: (generation) => {
+        try {
+          writeToken(file, generation, true);
+        } catch (e) {
+          this.#log?.warn("cannot store the session generation; sessions end at every restart", {
+            path: file,
+            error: (e as Error).message,
+          });
+        }
+      },
+    };
   }
 
   /** Ends every session issued so far (sign-out): later checks refuse them, also after a restart. */
   endSessions(): void {
-    this.#generation = this.#newGeneration();
+    this.#sessions.renew();
     this.#log?.info("signed out: every session of the gateway page ended");
   }
 
@@ -301,13 +280,6 @@ export class TokenStore {
     return secretEquals(candidate, this.#token);
   }
 
-  #mac(expires: number): string {
-    return base64url(
-      createHmac("sha256", this.#token)
-        .update(`outpost-session:${this.#generation}:${expires}`).digest(),
-    );
-  }
-
   /**
    * A browser session value: expiry and an HMAC of it (and of the session generation) keyed with
    * the token. It does not reveal the token, works only until `SESSION_MAX_AGE_SECONDS` pass, and
@@ -315,8 +287,7 @@ export class TokenStore {
    */
   newSession(now = Date.now()): string {
     this.#refresh();
-    const expires = Math.floor(now / 1000) + SESSION_MAX_AGE_SECONDS;
-    return `${expires}.${this.#mac(expires)}`;
+    return this.#sessions.issue(this.#token, now);
   }
 
   /**
@@ -324,11 +295,13 @@ export class TokenStore {
    * has not expired.
    */
   verifySession(value: string, now = Date.now()): boolean {
-    const m = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
-    if (!m) return false;
-    const expires = Number(m[1]);
-    if (expires * 1000 <= now) return false;
-    this.#refresh();
-    return secretEquals(m[2], this.#mac(expires));
+    return this.#sessions.check(
+      () => {
+        this.#refresh();
+        return this.#token;
+      },
+      value,
+      now,
+    );
   }
 }

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
+import { generateToken, secretEquals, SESSION_MAX_AGE_SECONDS } from "../common/http/mod.ts";
 import { createLogger } from "../log.ts";
 import {
   ensureTokenFile,
-  generateToken,
   readTokenFile,
   rotateTokenFile,
-  secretEquals,
-  SESSION_MAX_AGE_SECONDS,
   TokenFileError,
   tokenPath,
   TokenStore,
