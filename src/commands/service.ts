@@ -11,7 +11,6 @@
  */
 import type { GatewayConfig } from "../config/gateway.ts";
 import type { Gateway } from "../gateway.ts";
-import { provideStatus } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
 import { keyIdOf, type TrustedKey } from "../update/keys.ts";
 import type { InboundMessage, UplinkSubscription } from "../uplink/mod.ts";
@@ -109,24 +108,10 @@ interface Registered {
   exclusive: boolean;
 }
 
-const provided = new Map<string, Registered>();
-
-/**
- * Registers the handler of command `name` for every command service in this process (the
- * self-updater provides update-check, update-apply and rollback this way). Returns the function
- * that removes it; without a handler such a command gets an `unavailable` error reply.
- */
-export function provideCommand(
-  name: CommandName,
-  handler: CommandHandler,
-  opts: HandlerOptions = {},
-): () => void {
-  const entry = { handler, exclusive: opts.exclusive ?? false };
-  provided.set(name, entry);
-  return () => {
-    if (provided.get(name) === entry) provided.delete(name);
-  };
-}
+/** Handlers that come from outside the built-ins, e.g. the self-updater's update commands. */
+export type ExtraHandlers = Partial<
+  Record<CommandName, { handler: CommandHandler } & HandlerOptions>
+>;
 
 /** What the built-in handlers reach through the service. */
 export interface CommandEnv {
@@ -160,6 +145,12 @@ export interface CommandServiceOptions {
   parse(text: string): GatewayConfig;
   apply(config: GatewayConfig): Promise<void>;
   restart(config: GatewayConfig): void;
+  /**
+   * More commands this service answers besides the built-ins (the update supervisor hands in
+   * update-check, update-apply and rollback); without a handler such a command gets an
+   * `unavailable` error reply.
+   */
+  handlers?: ExtraHandlers;
 }
 
 /** Finishes an operation a previous start left pending; undefined: not decided here. */
@@ -245,7 +236,6 @@ export class CommandService {
   #last: CommandsStatus["last"] = null;
   #connWaiters = new Set<() => void>();
   #watched: unknown;
-  #unprovideStatus: () => void;
 
   /** The view handed to built-in handlers. */
   readonly env: CommandEnv;
@@ -273,13 +263,18 @@ export class CommandService {
         return u?.maxMessageBytes ?? 128 * 1024;
       },
     };
-    this.#builtins = new Map(
-      Object.entries(builtins.handlers).map((
+    this.#builtins = new Map([
+      ...Object.entries(builtins.handlers).map((
         [k, v],
-      ) => [k, { handler: (ctx) => v.handler(ctx, this.env), exclusive: v.exclusive ?? false }]),
-    );
+      ): [string, Registered] => [k, {
+        handler: (ctx) => v.handler(ctx, this.env),
+        exclusive: v.exclusive ?? false,
+      }]),
+      ...Object.entries(opts.handlers ?? {}).map((
+        [k, v],
+      ): [string, Registered] => [k, { handler: v!.handler, exclusive: v!.exclusive ?? false }]),
+    ]);
     this.#settlers = builtins.settlers;
-    this.#unprovideStatus = provideStatus("commands", () => this.status());
   }
 
   #need<T>(v: T | undefined): T {
@@ -400,7 +395,6 @@ export class CommandService {
     this.detach();
     this.#closed.abort();
     this.#wakeConnWaiters();
-    this.#unprovideStatus();
   }
 
   /** For /status. */
@@ -547,7 +541,7 @@ export class CommandService {
         `command "${cmd}" is not allowed on this gateway (commands.allow: ${cfg.allow.join(", ")})`,
       );
     }
-    const entry = this.#builtins.get(cmd) ?? provided.get(cmd);
+    const entry = this.#builtins.get(cmd);
     if (!entry) {
       return refuse(
         id,

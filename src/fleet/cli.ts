@@ -2,7 +2,15 @@
  * `outpost fleet`: the operator's console over the broker — list gateways, send commands to one,
  * some or all, roll out updates and restarts, export a device's data, serve the fleet page.
  */
-import { parseArgs } from "node:util";
+import {
+  type Command,
+  commandHelp,
+  type Options,
+  type OptionSpec,
+  parseCommand,
+  parseTime,
+  UsageError,
+} from "../common/cli.ts";
 import { ConfigError, formatProblem } from "../config/load.ts";
 import { isLoopbackListen } from "../config/gateway.ts";
 import { parseDuration } from "../config/schema.ts";
@@ -16,8 +24,7 @@ import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
 import { insecureListenMessage, serveFleet } from "./serve.ts";
 import { COMMAND_NAMES } from "../protocol/mod.ts";
 
-/** Help of `outpost fleet`. */
-export const FLEET_HELP = `Usage: outpost fleet [list] [--watch [--interval 2s]] [--json]
+const USAGE = `Usage: outpost fleet [list] [--watch [--interval 2s]] [--json]
        outpost fleet send CMD [--args JSON] (--gateway ID[,ID...] | --all) [--timeout 30s] [--json]
        outpost fleet restart (--gateway ID[,ID...] | --all) [--timeout 2m] [--json]
        outpost fleet update (--gateway ID[,ID...] | --all) [--version V] [--check]
@@ -41,23 +48,9 @@ answered with an error or did not answer in time.
             as the CSV of "outpost export" (written as FILE.partial, renamed when complete)
   serve     the fleet page: live gateway list, restart/update buttons, CSV export. Protected by
             a token (printed at start, or kept in --token-file); a non-loopback --listen needs
-            --https-cert/--https-key or --allow-insecure-http
+            --https-cert/--https-key or --allow-insecure-http`;
 
-Connection (flags override a --connection FILE, a YAML file with the keys url, username,
-password, tls {ca, cert, key, servername}, prefix, statusTopic, key, clientId):
-  --broker URL            mqtt:// or mqtts:// ($OUTPOST_BROKER)
-  --ca FILE               CA certificate (PEM) the broker's certificate is checked against
-  --cert FILE             client certificate (PEM) for mutual TLS, with --cert-key FILE
-  --servername NAME       name to verify when it differs from the URL host
-  --username NAME         ($OUTPOST_BROKER_USERNAME)
-  --password-file FILE    ($OUTPOST_BROKER_PASSWORD; never on the command line)
-  --prefix P              the gateways' commands.prefix (default gateways)
-  --status-topic FILTER   filter matching every status topic (default {prefix}/+/status)
-  --key FILE              operator key from "outpost release keygen": signs every command
-                          (gateways refuse unsigned ones but ping; "send ping" shows the
-                          scopes each gateway grants the key)
-
-TIME is ISO 8601, ms since the epoch, or a duration back from now (30d).
+const FOOTER = `TIME is ISO 8601, ms since the epoch, or a duration back from now (30d).
 
 Examples:
   outpost fleet --broker mqtts://broker:8883 --ca ca.pem --cert ops.pem --cert-key ops.key
@@ -65,6 +58,147 @@ Examples:
   outpost fleet update --all --version 1.4.0 --connection fleet.yaml
   outpost fleet export --connection fleet.yaml --gateway plant3-gw1 --device pump-3 \\
       --from 30d --out pump-3.csv`;
+
+const CONNECTION_OPTIONS = {
+  connection: {
+    type: "string",
+    arg: "FILE",
+    help: "YAML with url, username, password, tls {ca, cert, key, servername}, prefix, " +
+      "statusTopic, key, clientId",
+  },
+  broker: { type: "string", arg: "URL", help: "mqtt:// or mqtts:// ($OUTPOST_BROKER)" },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    help: "CA certificate (PEM) the broker's certificate is checked against",
+  },
+  cert: { type: "string", arg: "FILE", help: "client certificate (PEM) for mutual TLS" },
+  "cert-key": { type: "string", arg: "FILE", help: "the key of --cert" },
+  servername: { type: "string", arg: "NAME", help: "name to verify when it differs from the host" },
+  username: { type: "string", arg: "NAME", help: "($OUTPOST_BROKER_USERNAME)" },
+  "password-file": {
+    type: "string",
+    arg: "FILE",
+    help: "($OUTPOST_BROKER_PASSWORD; never on the command line)",
+  },
+  prefix: { type: "string", arg: "P", default: "gateways", help: "the gateways' commands.prefix" },
+  "status-topic": {
+    type: "string",
+    arg: "FILTER",
+    default: "{prefix}/+/status",
+    help: "filter matching every status topic",
+  },
+  key: {
+    type: "string",
+    arg: "FILE",
+    help: 'operator key from "outpost release keygen": signs every command (gateways refuse ' +
+      'unsigned ones but ping; "send ping" shows the scopes each gateway grants the key)',
+  },
+} as const satisfies Options;
+
+const TARGETS = {
+  gateway: {
+    type: "string",
+    multiple: true,
+    arg: "ID[,ID...]",
+    help: "the gateways to command",
+  },
+  all: { type: "boolean", help: "every gateway (the fleet-wide topic)" },
+} as const satisfies Options;
+
+const timeout = (dflt: string): OptionSpec => ({
+  type: "string",
+  arg: "DURATION",
+  default: dflt,
+  help: "how long to wait for the replies",
+});
+const STALE_AFTER: OptionSpec = {
+  type: "string",
+  arg: "DURATION",
+  help: "an online status older than this shows as stale",
+};
+
+/** `outpost fleet`: its subcommands and their options, from which its help is generated. */
+export const FLEET_COMMAND: Command<unknown> = {
+  name: "fleet",
+  summary: "Fleet console over the broker: list, send, restart, update, export, serve",
+  usage: USAGE,
+  optionsTitle: "Connection (flags override a --connection FILE):",
+  options: {
+    ...CONNECTION_OPTIONS,
+    json: { type: "boolean", help: "print JSON instead of a table" },
+  },
+  defaultSubcommand: "list",
+  subcommands: [
+    {
+      name: "list",
+      summary: "the table",
+      options: {
+        watch: { type: "boolean", help: "redraw the table as statuses change" },
+        interval: { type: "string", arg: "DURATION", default: "2s", help: "redraw interval" },
+        "stale-after": STALE_AFTER,
+      },
+    },
+    {
+      name: "send",
+      summary: "any command",
+      positionals: 1,
+      options: {
+        args: { type: "string", arg: "JSON", help: "the command's arguments (an object)" },
+        ...TARGETS,
+        timeout: timeout("30s; restart 2m"),
+      },
+    },
+    {
+      name: "restart",
+      summary: "graceful restart",
+      options: { ...TARGETS, timeout: timeout("2m") },
+    },
+    {
+      name: "update",
+      summary: "update-apply or update-check",
+      options: {
+        ...TARGETS,
+        timeout: timeout("10m; --check 1m"),
+        version: { type: "string", arg: "V", help: "install this version" },
+        check: { type: "boolean", help: "only check (update-check)" },
+      },
+    },
+    {
+      name: "export",
+      summary: "a device's buffered readings",
+      options: {
+        gateway: { type: "string", multiple: true, arg: "ID", help: "the gateway (one)" },
+        device: { type: "string", arg: "D", help: "the device" },
+        metric: { type: "string", arg: "M", help: "only this metric" },
+        from: { type: "string", arg: "TIME", help: "from this time on" },
+        to: { type: "string", arg: "TIME", help: "up to this time" },
+        out: { type: "string", short: "o", arg: "FILE.csv", help: "the CSV file" },
+        timeout: timeout("30s"),
+        "page-rows": { type: "string", arg: "N", help: "rows per query reply" },
+      },
+    },
+    {
+      name: "serve",
+      summary: "the fleet page",
+      options: {
+        listen: { type: "string", arg: "HOST:PORT", default: "127.0.0.1:8790", help: "address" },
+        "token-file": { type: "string", arg: "FILE", help: "keeps the page's token" },
+        "https-cert": { type: "string", arg: "FILE", help: "HTTPS certificate (PEM)" },
+        "https-key": { type: "string", arg: "FILE", help: "its key" },
+        "allow-insecure-http": {
+          type: "boolean",
+          help: "serve plain HTTP on a non-loopback address",
+        },
+        "stale-after": STALE_AFTER,
+      },
+    },
+  ],
+  footer: FOOTER,
+};
+
+/** Help of `outpost fleet`, generated from {@linkcode FLEET_COMMAND}. */
+export const FLEET_HELP: string = commandHelp(FLEET_COMMAND);
 
 /** Where the fleet CLI writes; tests capture it. */
 export interface FleetIo {
@@ -80,63 +214,11 @@ const CONSOLE_IO: FleetIo = {
   isTerminal: Deno.stdout.isTerminal(),
 };
 
-/** Bad `outpost fleet` usage: printed with the help, exit status 2. */
-export class FleetUsageError extends Error {
-  override name = "FleetUsageError";
-}
-
-const CONNECTION_OPTIONS = {
-  connection: { type: "string" },
-  broker: { type: "string" },
-  ca: { type: "string" },
-  cert: { type: "string" },
-  "cert-key": { type: "string" },
-  servername: { type: "string" },
-  username: { type: "string" },
-  "password-file": { type: "string" },
-  prefix: { type: "string" },
-  "status-topic": { type: "string" },
-  key: { type: "string" },
-} as const;
-
-const OPTIONS = {
-  ...CONNECTION_OPTIONS,
-  json: { type: "boolean" },
-  watch: { type: "boolean" },
-  interval: { type: "string" },
-  args: { type: "string" },
-  gateway: { type: "string", multiple: true },
-  all: { type: "boolean" },
-  timeout: { type: "string" },
-  version: { type: "string" },
-  check: { type: "boolean" },
-  device: { type: "string" },
-  metric: { type: "string" },
-  from: { type: "string" },
-  to: { type: "string" },
-  out: { type: "string", short: "o" },
-  "page-rows": { type: "string" },
-  listen: { type: "string" },
-  "token-file": { type: "string" },
-  "https-cert": { type: "string" },
-  "https-key": { type: "string" },
-  "allow-insecure-http": { type: "boolean" },
-  "stale-after": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
+/** Bad `outpost fleet` usage: printed with a pointer to the help, exit status 2. */
+export const FleetUsageError = UsageError;
 
 type Sub = "list" | "send" | "restart" | "update" | "export" | "serve";
 const SUBS: readonly Sub[] = ["list", "send", "restart", "update", "export", "serve"];
-
-/** Which options each subcommand takes, besides connection, --json and --help. */
-const ALLOWED: Record<Sub, readonly string[]> = {
-  list: ["watch", "interval", "stale-after"],
-  send: ["args", "gateway", "all", "timeout"],
-  restart: ["gateway", "all", "timeout"],
-  update: ["gateway", "all", "timeout", "version", "check"],
-  export: ["gateway", "device", "metric", "from", "to", "out", "timeout", "page-rows"],
-  serve: ["listen", "token-file", "https-cert", "https-key", "allow-insecure-http", "stale-after"],
-};
 
 /** Who a command goes to. */
 export type Targets = readonly string[] | "all";
@@ -184,20 +266,6 @@ function duration(text: string | undefined, flag: string, min = 1): number | und
   return ms;
 }
 
-/** Parses a time: ISO 8601, ms since the epoch, or a duration back from `now` ("30d"). */
-export function parseTimeArg(text: string, flag: string, now = Date.now()): number {
-  if (/^\d{12,}$/.test(text)) return Number(text);
-  const d = parseDuration(text);
-  if (d !== undefined) return now - d;
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) {
-    throw new FleetUsageError(
-      `${flag}: expected ISO 8601 time, ms since epoch or a duration like 30d, got "${text}"`,
-    );
-  }
-  return t;
-}
-
 function parseTargets(gateway: string[] | undefined, all: boolean | undefined): Targets {
   const ids = (gateway ?? []).flatMap((g) => g.split(",")).map((g) => g.trim()).filter(Boolean);
   if (all && ids.length) throw new FleetUsageError("use either --gateway or --all, not both");
@@ -215,38 +283,45 @@ function parseTargets(gateway: string[] | undefined, all: boolean | undefined): 
 
 /** Parses the arguments after `outpost fleet` (exported for tests). */
 export function parseFleetArgs(argv: readonly string[], now = Date.now()): FleetInvocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new FleetUsageError((e as Error).message);
-  }
-  const v = parsed.values;
-  const pos = parsed.positionals;
-  const first = pos[0] ?? "list";
-  if (!SUBS.includes(first as Sub)) {
-    throw new FleetUsageError(`unknown subcommand "${first}"; expected ${SUBS.join(", ")}`);
-  }
-  const sub = first as Sub;
+  const parsed = parseCommand(FLEET_COMMAND, argv);
+  const a = parsed.args;
+  const named = parsed.help ? a.positionals[0] : parsed.command.name;
+  const sub = (SUBS.includes(named as Sub) ? named : "list") as Sub;
   const inv: FleetInvocation = {
     sub,
     connection: Object.fromEntries(
       Object.keys(CONNECTION_OPTIONS).flatMap((k) =>
-        v[k as keyof typeof v] !== undefined ? [[k, v[k as keyof typeof v]]] : []
+        a.string(k) !== undefined ? [[k, a.string(k)]] : []
       ),
     ) as ConnectionFlags,
-    json: v.json === true,
-    help: v.help === true,
+    json: a.flag("json"),
+    help: parsed.help,
   };
   if (inv.help) return inv;
-  const given = Object.keys(v).filter((k) =>
-    !(k in CONNECTION_OPTIONS) && k !== "json" && k !== "help"
-  );
-  for (const k of given) {
-    if (!ALLOWED[sub].includes(k)) throw new FleetUsageError(`${sub} does not take --${k}`);
-  }
-  const extra = pos.slice(sub === "send" ? 2 : 1);
-  if (extra.length) throw new FleetUsageError(`unexpected argument "${extra[0]}"`);
+  const pos = a.positionals;
+  const list = (k: string) => a.list(k).length ? a.list(k) : undefined;
+  const v = {
+    watch: a.flag("watch"),
+    interval: a.string("interval"),
+    args: a.string("args"),
+    gateway: list("gateway"),
+    all: a.flag("all"),
+    timeout: a.string("timeout"),
+    version: a.string("version"),
+    check: a.flag("check"),
+    device: a.string("device"),
+    metric: a.string("metric"),
+    from: a.string("from"),
+    to: a.string("to"),
+    out: a.string("out"),
+    "page-rows": a.string("page-rows"),
+    listen: a.string("listen"),
+    "token-file": a.string("token-file"),
+    "https-cert": a.string("https-cert"),
+    "https-key": a.string("https-key"),
+    "allow-insecure-http": a.flag("allow-insecure-http"),
+    "stale-after": a.string("stale-after"),
+  };
   switch (sub) {
     case "list":
       inv.watch = v.watch === true;
@@ -254,7 +329,7 @@ export function parseFleetArgs(argv: readonly string[], now = Date.now()): Fleet
       inv.staleAfterMs = duration(v["stale-after"], "--stale-after", 1000);
       break;
     case "send": {
-      const cmd = pos[1];
+      const cmd = pos[0];
       if (!cmd) throw new FleetUsageError(`send: missing CMD (${COMMAND_NAMES.join(", ")})`);
       if (!/^[A-Za-z0-9._-]+$/.test(cmd)) {
         throw new FleetUsageError(`send: "${cmd}" is not a command name`);
@@ -295,8 +370,8 @@ export function parseFleetArgs(argv: readonly string[], now = Date.now()): Fleet
       if (!v.device) throw new FleetUsageError("export: missing --device ID");
       if (!v.from) throw new FleetUsageError("export: missing --from TIME (e.g. 30d)");
       if (!v.out) throw new FleetUsageError("export: missing --out FILE.csv");
-      const from = parseTimeArg(v.from, "--from", now);
-      const to = v.to !== undefined ? parseTimeArg(v.to, "--to", now) : undefined;
+      const from = parseTime(v.from, "--from", now);
+      const to = v.to !== undefined ? parseTime(v.to, "--to", now) : undefined;
       if (to !== undefined && to <= from) {
         throw new FleetUsageError(`--to (${v.to}) must be after --from (${v.from})`);
       }
