@@ -235,7 +235,7 @@ export async function runWithUpdates(opts: AppOptions): Promise<number> {
     level: config.log.level as "info",
     format: config.log.format as "text",
   }).child("update");
-  // run() unsets these for its children; keep them for re-runs after a rollback and the handover.
+  // runGateway() unsets these for its children; keep them for re-runs after a rollback and the handover.
   const sdEnv = new Map(
     SYSTEMD_ENV.flatMap((k) => Deno.env.get(k) !== undefined ? [[k, Deno.env.get(k)!]] : []),
   );

@@ -5,7 +5,7 @@
  */
 import { type Command, commandHelp, commandList, parseCommand, UsageError } from "../common/cli.ts";
 import { ConfigError, formatProblem } from "../config/load.ts";
-import { fleetMain } from "../fleet/mod.ts";
+import { FLEET_COMMAND, fleetMain } from "../fleet/mod.ts";
 import { VERSION } from "../version.ts";
 import { checkConfigCommand, schemaCommand } from "./config.ts";
 import type { CliDeps } from "./deps.ts";
@@ -42,10 +42,10 @@ const versionCommand: Command<CliDeps> = {
   },
 };
 
-/** `outpost fleet` parses its own arguments, with the same table module (src/fleet/cli.ts). */
+/** `outpost fleet` parses its own arguments with the same table module (src/fleet/cli.ts). */
 const fleetCommand: Command<CliDeps> = {
-  name: "fleet",
-  summary: "Fleet console over the broker: list, send, restart, update, export, serve",
+  name: FLEET_COMMAND.name,
+  summary: FLEET_COMMAND.summary,
 };
 
 /** Every `outpost` command, in the order of the help. */
