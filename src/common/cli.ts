@@ -88,11 +88,6 @@ export class Args {
     return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
   }
 
-  /** The names of the options given (without `help`). */
-  given(): string[] {
-    return Object.keys(this.#values).filter((k) => k !== "help" && this.#values[k] !== undefined);
-  }
-
   /** A usage error that shows this command's help after `message`. */
   usage(message: string): UsageError {
     return new UsageError(message, { help: this.help });
