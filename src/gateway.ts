@@ -18,20 +18,6 @@ import type {
 import { TEST_BEHAVIOUR } from "./version.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
 
-/** Extra sections of /status contributed by other parts of the process (self-update). */
-const statusProviders = new Map<string, () => unknown>();
-
-/**
- * Adds a section `key` to every gateway's /status (e.g. `update` from the self-updater, which
- * lives outside the gateway and outlives it across a trial). Returns a function that removes it.
- */
-export function provideStatus(key: string, provider: () => unknown): () => void {
-  statusProviders.set(key, provider);
-  return () => {
-    if (statusProviders.get(key) === provider) statusProviders.delete(key);
-  };
-}
-
 interface GatewaySubscription {
   filters: readonly string[];
   handler: (msg: InboundMessage) => void;
@@ -47,6 +33,12 @@ export interface GatewayOptions {
   adapters: Record<string, AdapterModule<any>>;
   log: RootLogger;
   version: string;
+  /**
+   * More sections of /status from parts of the process outside the gateway, wired by the
+   * composition root (`commands`, and `update` from the self-updater, which outlives the gateway
+   * across a trial).
+   */
+  statusSections?: () => Record<string, unknown>;
   /** How long after start an unconnected uplink still counts as healthy. */
   uplinkGraceMs?: number;
   /** Readings pending, uplink connected and no acknowledgement this long: unhealthy. */
@@ -137,6 +129,7 @@ export class Gateway {
   readonly #log: Logger;
   readonly #root: RootLogger;
   readonly #version: string;
+  readonly #statusSections: (() => Record<string, unknown>) | undefined;
   // deno-lint-ignore no-explicit-any
   readonly #registry: Record<string, AdapterModule<any>>;
   readonly #startedAt = Date.now();
@@ -160,6 +153,7 @@ export class Gateway {
     this.#root = opts.log;
     this.#log = opts.log.child("gateway");
     this.#version = opts.version;
+    this.#statusSections = opts.statusSections;
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
     rememberSecretsIn(opts.config);
@@ -467,7 +461,7 @@ export class Gateway {
       },
       devices: this.#pipeline.lastValues(),
       edge: this.#edge?.status() ?? null,
-      ...Object.fromEntries([...statusProviders].map(([k, f]) => [k, f()])),
+      ...this.#statusSections?.(),
     };
   }
 

@@ -20,7 +20,7 @@ export {
   type CommandHandler,
   CommandService,
   type CommandsStatus,
+  type ExtraHandlers,
   type HandlerOptions,
-  provideCommand,
 } from "./service.ts";
-export { provideUpdateCommands, type UpdateCommandsOptions } from "./update.ts";
+export { updateCommands, type UpdateCommandsOptions } from "./update.ts";

@@ -11,7 +11,6 @@
  */
 import type { GatewayConfig } from "../config/gateway.ts";
 import type { Gateway } from "../gateway.ts";
-import { provideStatus } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
 import { keyIdOf, type TrustedKey } from "../update/keys.ts";
 import type { InboundMessage, UplinkSubscription } from "../uplink/mod.ts";
@@ -115,24 +114,10 @@ interface Registered {
   preempts: readonly string[];
 }
 
-const provided = new Map<string, Registered>();
-
-/**
- * Registers the handler of command `name` for every command service in this process (the
- * self-updater provides update-check, update-apply and rollback this way). Returns the function
- * that removes it; without a handler such a command gets an `unavailable` error reply.
- */
-export function provideCommand(
-  name: CommandName,
-  handler: CommandHandler,
-  opts: HandlerOptions = {},
-): () => void {
-  const entry = { handler, exclusive: opts.exclusive ?? false, preempts: opts.preempts ?? [] };
-  provided.set(name, entry);
-  return () => {
-    if (provided.get(name) === entry) provided.delete(name);
-  };
-}
+/** Handlers that come from outside the built-ins, e.g. the self-updater's update commands. */
+export type ExtraHandlers = Partial<
+  Record<CommandName, { handler: CommandHandler } & HandlerOptions>
+>;
 
 /** What the built-in handlers reach through the service. */
 export interface CommandEnv {
@@ -166,6 +151,12 @@ export interface CommandServiceOptions {
   parse(text: string): GatewayConfig;
   apply(config: GatewayConfig): Promise<void>;
   restart(config: GatewayConfig): void;
+  /**
+   * More commands this service answers besides the built-ins (the update supervisor hands in
+   * update-check, update-apply and rollback); without a handler such a command gets an
+   * `unavailable` error reply.
+   */
+  handlers?: ExtraHandlers;
 }
 
 /** Finishes an operation a previous start left pending; undefined: not decided here. */
@@ -251,7 +242,6 @@ export class CommandService {
   #last: CommandsStatus["last"] = null;
   #connWaiters = new Set<() => void>();
   #watched: unknown;
-  #unprovideStatus: () => void;
 
   /** The view handed to built-in handlers. */
   readonly env: CommandEnv;
@@ -279,17 +269,23 @@ export class CommandService {
         return u?.maxMessageBytes ?? 128 * 1024;
       },
     };
-    this.#builtins = new Map(
-      Object.entries(builtins.handlers).map((
+    this.#builtins = new Map([
+      ...Object.entries(builtins.handlers).map((
         [k, v],
-      ) => [k, {
+      ): [string, Registered] => [k, {
         handler: (ctx) => v.handler(ctx, this.env),
         exclusive: v.exclusive ?? false,
         preempts: [],
       }]),
-    );
+      ...Object.entries(opts.handlers ?? {}).map((
+        [k, v],
+      ): [string, Registered] => [k, {
+        handler: v!.handler,
+        exclusive: v!.exclusive ?? false,
+        preempts: v!.preempts ?? [],
+      }]),
+    ]);
     this.#settlers = builtins.settlers;
-    this.#unprovideStatus = provideStatus("commands", () => this.status());
   }
 
   #need<T>(v: T | undefined): T {
@@ -410,7 +406,6 @@ export class CommandService {
     this.detach();
     this.#closed.abort();
     this.#wakeConnWaiters();
-    this.#unprovideStatus();
   }
 
   /** For /status. */
@@ -557,7 +552,7 @@ export class CommandService {
         `command "${cmd}" is not allowed on this gateway (commands.allow: ${cfg.allow.join(", ")})`,
       );
     }
-    const entry = this.#builtins.get(cmd) ?? provided.get(cmd);
+    const entry = this.#builtins.get(cmd);
     if (!entry) {
       return refuse(
         id,

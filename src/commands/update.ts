@@ -1,6 +1,7 @@
 /**
- * `update-check`, `update-apply` and `rollback`, provided by the self-updater's supervisor
- * (`runWithUpdates`) through {@linkcode provideUpdateCommands}. Applying and rolling back stage
+ * `update-check`, `update-apply` and `rollback`, handed by the self-updater's supervisor
+ * (`runWithUpdates` in `src/app.ts`) to the command service it builds, from
+ * {@linkcode updateCommands}. Applying and rolling back stage
  * the other version with the {@linkcode UpdateAgent} and stop the gateway, so that the supervisor
  * runs it on trial; the final reply then comes from whichever version runs once the trial is
  * decided ({@linkcode settleUpdate}).
@@ -14,37 +15,33 @@ import {
   type CommandEnv,
   CommandError,
   DEFERRED,
-  provideCommand,
+  type ExtraHandlers,
   type SettleResult,
 } from "./service.ts";
 import type { PendingUpdate } from "./state.ts";
 import { ERROR_CODES } from "../protocol/mod.ts";
 
-/** Options of {@linkcode provideUpdateCommands}. */
+/** Options of {@linkcode updateCommands}. */
 export interface UpdateCommandsOptions {
   agent: UpdateAgent;
   config: UpdateConfig;
   version: string;
-  /** The handlers are removed when it aborts (the gateway run they serve is over). */
-  signal: AbortSignal;
   /** Stops this gateway so that the supervisor runs what the agent staged on trial. */
   startTrial: () => void;
 }
 
-/** Registers the update commands for as long as `opts.signal` is not aborted. */
-export function provideUpdateCommands(opts: UpdateCommandsOptions): () => void {
-  const offs = [
-    provideCommand("update-check", (ctx) => updateCheck(ctx, opts)),
-    provideCommand("update-apply", (ctx) => updateApply(ctx, opts), { exclusive: true }),
+/** The handlers of the update commands, for the command service of one gateway run. */
+export function updateCommands(opts: UpdateCommandsOptions): ExtraHandlers {
+  return {
+    "update-check": { handler: (ctx) => updateCheck(ctx, opts) },
+    "update-apply": { handler: (ctx) => updateApply(ctx, opts), exclusive: true },
     // A release being downloaded never keeps the operator from going back.
-    provideCommand("rollback", (ctx) => rollback(ctx, opts), {
+    rollback: {
+      handler: (ctx) => rollback(ctx, opts),
       exclusive: true,
       preempts: ["update-apply"],
-    }),
-  ];
-  const off = () => offs.forEach((f) => f());
-  opts.signal.addEventListener("abort", off, { once: true });
-  return off;
+    },
+  };
 }
 
 function noArgs(ctx: CommandContext, allowed: string[]): void {

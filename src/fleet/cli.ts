@@ -1,70 +1,21 @@
 /**
  * `outpost fleet`: the operator's console over the broker — list gateways, send commands to one,
  * some or all, roll out updates and restarts, export a device's data, serve the fleet page.
+ * The command line itself is parsed in `args.ts`.
  */
-import { parseArgs } from "node:util";
 import { ConfigError, formatProblem } from "../config/load.ts";
-import { isLoopbackListen } from "../config/gateway.ts";
-import { parseDuration } from "../config/schema.ts";
 import { createLogger } from "../log.ts";
 import { readSigningKey, type SigningKey } from "../update/keys.ts";
+import { UsageError } from "../common/cli.ts";
+import { FLEET_HELP, type FleetInvocation, parseFleetArgs } from "./args.ts";
 import { Fleet, FleetError, type GatewayView } from "./client.ts";
-import { type ConnectionFlags, FleetConfigError, resolveConnection } from "./config.ts";
+import { FleetConfigError, resolveConnection } from "./config.ts";
 import { exportCsv, ExportError } from "./export.ts";
 import { formatFleetTable, formatProgress, formatResults } from "./format.ts";
 import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
-import { insecureListenMessage, serveFleet } from "./serve.ts";
-import { COMMAND_NAMES } from "../protocol/mod.ts";
+import { serveFleet } from "./serve.ts";
 
-/** Help of `outpost fleet`. */
-export const FLEET_HELP = `Usage: outpost fleet [list] [--watch [--interval 2s]] [--json]
-       outpost fleet send CMD [--args JSON] (--gateway ID[,ID...] | --all) [--timeout 30s] [--json]
-       outpost fleet restart (--gateway ID[,ID...] | --all) [--timeout 2m] [--json]
-       outpost fleet update (--gateway ID[,ID...] | --all) [--version V] [--check]
-                            [--timeout 10m] [--json]
-       outpost fleet export --gateway ID --device D [--metric M] --from TIME [--to TIME]
-                            --out FILE.csv [--timeout 30s]
-       outpost fleet serve [--listen 127.0.0.1:8790] [--token-file FILE]
-                           [--https-cert FILE --https-key FILE] [--allow-insecure-http]
-
-Shows every gateway from its retained status (online/offline, version, backlog, oldest pending,
-last seen) and sends remote commands, waiting for every reply. Exit status 1 when a gateway
-answered with an error or did not answer in time.
-
-  list      the table (default); --watch redraws it as statuses change
-  send      any command (${COMMAND_NAMES.join(", ")}); --all uses the fleet-wide topic and
-            expects a reply from every gateway online
-  restart   graceful restart, then waits until each gateway is back (new process in its status)
-  update    update-apply (or --check: update-check); a gateway that installs a release is
-            followed until it is back and the version it then reports is shown
-  export    a device's buffered readings via paged query replies, checked for completeness,
-            as the CSV of "outpost export" (written as FILE.partial, renamed when complete)
-  serve     the fleet page: live gateway list, restart/update buttons, CSV export. Protected by
-            a token (printed at start, or kept in --token-file); a non-loopback --listen needs
-            --https-cert/--https-key or --allow-insecure-http
-
-Connection (flags override a --connection FILE, a YAML file with the keys url, username,
-password, tls {ca, cert, key, servername}, prefix, statusTopic, key, clientId):
-  --broker URL            mqtt:// or mqtts:// ($OUTPOST_BROKER)
-  --ca FILE               CA certificate (PEM) the broker's certificate is checked against
-  --cert FILE             client certificate (PEM) for mutual TLS, with --cert-key FILE
-  --servername NAME       name to verify when it differs from the URL host
-  --username NAME         ($OUTPOST_BROKER_USERNAME)
-  --password-file FILE    ($OUTPOST_BROKER_PASSWORD; never on the command line)
-  --prefix P              the gateways' commands.prefix (default gateways)
-  --status-topic FILTER   filter matching every status topic (default {prefix}/+/status)
-  --key FILE              operator key from "outpost release keygen": signs every command
-                          (gateways refuse unsigned ones but ping; "send ping" shows the
-                          scopes each gateway grants the key)
-
-TIME is ISO 8601, ms since the epoch, or a duration back from now (30d).
-
-Examples:
-  outpost fleet --broker mqtts://broker:8883 --ca ca.pem --cert ops.pem --cert-key ops.key
-  outpost fleet restart --gateway plant3-gw1 --connection fleet.yaml
-  outpost fleet update --all --version 1.4.0 --connection fleet.yaml
-  outpost fleet export --connection fleet.yaml --gateway plant3-gw1 --device pump-3 \\
-      --from 30d --out pump-3.csv`;
+export { FLEET_COMMAND, FLEET_HELP, FleetUsageError, parseFleetArgs } from "./args.ts";
 
 /** Where the fleet CLI writes; tests capture it. */
 export interface FleetIo {
@@ -79,272 +30,6 @@ const CONSOLE_IO: FleetIo = {
   err: (t) => console.error(t),
   isTerminal: Deno.stdout.isTerminal(),
 };
-
-/** Bad `outpost fleet` usage: printed with the help, exit status 2. */
-export class FleetUsageError extends Error {
-  override name = "FleetUsageError";
-}
-
-const CONNECTION_OPTIONS = {
-  connection: { type: "string" },
-  broker: { type: "string" },
-  ca: { type: "string" },
-  cert: { type: "string" },
-  "cert-key": { type: "string" },
-  servername: { type: "string" },
-  username: { type: "string" },
-  "password-file": { type: "string" },
-  prefix: { type: "string" },
-  "status-topic": { type: "string" },
-  key: { type: "string" },
-} as const;
-
-const OPTIONS = {
-  ...CONNECTION_OPTIONS,
-  json: { type: "boolean" },
-  watch: { type: "boolean" },
-  interval: { type: "string" },
-  args: { type: "string" },
-  gateway: { type: "string", multiple: true },
-  all: { type: "boolean" },
-  timeout: { type: "string" },
-  version: { type: "string" },
-  check: { type: "boolean" },
-  device: { type: "string" },
-  metric: { type: "string" },
-  from: { type: "string" },
-  to: { type: "string" },
-  out: { type: "string", short: "o" },
-  "page-rows": { type: "string" },
-  listen: { type: "string" },
-  "token-file": { type: "string" },
-  "https-cert": { type: "string" },
-  "https-key": { type: "string" },
-  "allow-insecure-http": { type: "boolean" },
-  "stale-after": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-type Sub = "list" | "send" | "restart" | "update" | "export" | "serve";
-const SUBS: readonly Sub[] = ["list", "send", "restart", "update", "export", "serve"];
-
-/** Which options each subcommand takes, besides connection, --json and --help. */
-const ALLOWED: Record<Sub, readonly string[]> = {
-  list: ["watch", "interval", "stale-after"],
-  send: ["args", "gateway", "all", "timeout"],
-  restart: ["gateway", "all", "timeout"],
-  update: ["gateway", "all", "timeout", "version", "check"],
-  export: ["gateway", "device", "metric", "from", "to", "out", "timeout", "page-rows"],
-  serve: ["listen", "token-file", "https-cert", "https-key", "allow-insecure-http", "stale-after"],
-};
-
-/** Who a command goes to. */
-export type Targets = readonly string[] | "all";
-
-/** A parsed `outpost fleet` command line. */
-export interface FleetInvocation {
-  sub: Sub;
-  connection: ConnectionFlags;
-  json: boolean;
-  help: boolean;
-  /** `send`: the command name. */
-  cmd?: string;
-  args?: Record<string, unknown>;
-  targets?: Targets;
-  timeoutMs?: number;
-  watch?: boolean;
-  intervalMs?: number;
-  staleAfterMs?: number;
-  version?: string;
-  check?: boolean;
-  export?: {
-    gateway: string;
-    device: string;
-    metric?: string;
-    from: number;
-    to?: number;
-    out: string;
-    pageRows?: number;
-  };
-  serve?: {
-    listen: string;
-    tokenFile?: string;
-    httpsCert?: string;
-    httpsKey?: string;
-    allowInsecureHttp: boolean;
-  };
-}
-
-function duration(text: string | undefined, flag: string, min = 1): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < min) {
-    throw new FleetUsageError(`${flag}: expected a duration such as 30s or 10m, got "${text}"`);
-  }
-  return ms;
-}
-
-/** Parses a time: ISO 8601, ms since the epoch, or a duration back from `now` ("30d"). */
-export function parseTimeArg(text: string, flag: string, now = Date.now()): number {
-  if (/^\d{12,}$/.test(text)) return Number(text);
-  const d = parseDuration(text);
-  if (d !== undefined) return now - d;
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) {
-    throw new FleetUsageError(
-      `${flag}: expected ISO 8601 time, ms since epoch or a duration like 30d, got "${text}"`,
-    );
-  }
-  return t;
-}
-
-function parseTargets(gateway: string[] | undefined, all: boolean | undefined): Targets {
-  const ids = (gateway ?? []).flatMap((g) => g.split(",")).map((g) => g.trim()).filter(Boolean);
-  if (all && ids.length) throw new FleetUsageError("use either --gateway or --all, not both");
-  if (all) return "all";
-  if (!ids.length) {
-    throw new FleetUsageError("say which gateways: --gateway ID[,ID...] or --all");
-  }
-  for (const id of ids) {
-    if (id === "fleet" || /[/#+\s]/.test(id)) {
-      throw new FleetUsageError(`--gateway: "${id}" is not a gateway id`);
-    }
-  }
-  return [...new Set(ids)];
-}
-
-/** Parses the arguments after `outpost fleet` (exported for tests). */
-export function parseFleetArgs(argv: readonly string[], now = Date.now()): FleetInvocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new FleetUsageError((e as Error).message);
-  }
-  const v = parsed.values;
-  const pos = parsed.positionals;
-  const first = pos[0] ?? "list";
-  if (!SUBS.includes(first as Sub)) {
-    throw new FleetUsageError(`unknown subcommand "${first}"; expected ${SUBS.join(", ")}`);
-  }
-  const sub = first as Sub;
-  const inv: FleetInvocation = {
-    sub,
-    connection: Object.fromEntries(
-      Object.keys(CONNECTION_OPTIONS).flatMap((k) =>
-        v[k as keyof typeof v] !== undefined ? [[k, v[k as keyof typeof v]]] : []
-      ),
-    ) as ConnectionFlags,
-    json: v.json === true,
-    help: v.help === true,
-  };
-  if (inv.help) return inv;
-  const given = Object.keys(v).filter((k) =>
-    !(k in CONNECTION_OPTIONS) && k !== "json" && k !== "help"
-  );
-  for (const k of given) {
-    if (!ALLOWED[sub].includes(k)) throw new FleetUsageError(`${sub} does not take --${k}`);
-  }
-  const extra = pos.slice(sub === "send" ? 2 : 1);
-  if (extra.length) throw new FleetUsageError(`unexpected argument "${extra[0]}"`);
-  switch (sub) {
-    case "list":
-      inv.watch = v.watch === true;
-      inv.intervalMs = duration(v.interval, "--interval", 100) ?? 2000;
-      inv.staleAfterMs = duration(v["stale-after"], "--stale-after", 1000);
-      break;
-    case "send": {
-      const cmd = pos[1];
-      if (!cmd) throw new FleetUsageError(`send: missing CMD (${COMMAND_NAMES.join(", ")})`);
-      if (!/^[A-Za-z0-9._-]+$/.test(cmd)) {
-        throw new FleetUsageError(`send: "${cmd}" is not a command name`);
-      }
-      inv.cmd = cmd;
-      if (v.args !== undefined) {
-        let a: unknown;
-        try {
-          a = JSON.parse(v.args);
-        } catch (e) {
-          throw new FleetUsageError(`--args: not JSON: ${(e as Error).message}`);
-        }
-        if (!a || typeof a !== "object" || Array.isArray(a)) {
-          throw new FleetUsageError(`--args: expected a JSON object, got ${v.args}`);
-        }
-        inv.args = a as Record<string, unknown>;
-      }
-      inv.targets = parseTargets(v.gateway, v.all);
-      inv.timeoutMs = duration(v.timeout, "--timeout") ?? (cmd === "restart" ? 120_000 : 30_000);
-      break;
-    }
-    case "restart":
-      inv.targets = parseTargets(v.gateway, v.all);
-      inv.timeoutMs = duration(v.timeout, "--timeout") ?? 120_000;
-      break;
-    case "update":
-      inv.targets = parseTargets(v.gateway, v.all);
-      inv.check = v.check === true;
-      if (inv.check && v.version !== undefined) {
-        throw new FleetUsageError("--version applies to an update, not to --check");
-      }
-      inv.version = v.version;
-      inv.timeoutMs = duration(v.timeout, "--timeout") ?? (inv.check ? 60_000 : 600_000);
-      break;
-    case "export": {
-      const targets = parseTargets(v.gateway, false);
-      if (targets.length !== 1) throw new FleetUsageError("export: one --gateway at a time");
-      if (!v.device) throw new FleetUsageError("export: missing --device ID");
-      if (!v.from) throw new FleetUsageError("export: missing --from TIME (e.g. 30d)");
-      if (!v.out) throw new FleetUsageError("export: missing --out FILE.csv");
-      const from = parseTimeArg(v.from, "--from", now);
-      const to = v.to !== undefined ? parseTimeArg(v.to, "--to", now) : undefined;
-      if (to !== undefined && to <= from) {
-        throw new FleetUsageError(`--to (${v.to}) must be after --from (${v.from})`);
-      }
-      let pageRows: number | undefined;
-      if (v["page-rows"] !== undefined) {
-        pageRows = Number(v["page-rows"]);
-        if (!Number.isInteger(pageRows) || pageRows < 1) {
-          throw new FleetUsageError(`--page-rows: expected a positive integer`);
-        }
-      }
-      inv.export = {
-        gateway: (targets as string[])[0],
-        device: v.device,
-        metric: v.metric,
-        from,
-        to,
-        out: v.out,
-        pageRows,
-      };
-      inv.timeoutMs = duration(v.timeout, "--timeout") ?? 30_000;
-      break;
-    }
-    case "serve":
-      inv.serve = {
-        listen: v.listen ?? "127.0.0.1:8790",
-        tokenFile: v["token-file"],
-        httpsCert: v["https-cert"],
-        httpsKey: v["https-key"],
-        allowInsecureHttp: v["allow-insecure-http"] === true,
-      };
-      if ((inv.serve.httpsCert === undefined) !== (inv.serve.httpsKey === undefined)) {
-        throw new FleetUsageError("--https-cert and --https-key go together");
-      }
-      if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/.test(inv.serve.listen)) {
-        throw new FleetUsageError(
-          `--listen: expected host:port such as 127.0.0.1:8790, got "${inv.serve.listen}"`,
-        );
-      }
-      if (
-        !isLoopbackListen(inv.serve.listen) && !inv.serve.httpsCert && !inv.serve.allowInsecureHttp
-      ) {
-        throw new FleetUsageError(insecureListenMessage(inv.serve.listen));
-      }
-      inv.staleAfterMs = duration(v["stale-after"], "--stale-after", 1000);
-      break;
-  }
-  return inv;
-}
 
 /** Runs `outpost fleet …`; returns the exit status (0 ok, 1 failure, 2 usage). */
 export async function fleetMain(
@@ -411,7 +96,7 @@ export async function fleetMain(
       io.err(e.problems.map(formatProblem).join("\n"));
       return 2;
     }
-    if (e instanceof FleetConfigError || e instanceof FleetUsageError) {
+    if (e instanceof FleetConfigError || e instanceof UsageError) {
       io.err(`outpost fleet: ${e.message}`);
       return 2;
     }

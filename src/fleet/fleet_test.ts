@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { CSV_HEADER, csvLine } from "../buffer/export.ts";
 import { topicMatchesFilter } from "../common/mqtt.ts";
 import { gatewayView, parseReply } from "./client.ts";
-import { FleetUsageError, parseFleetArgs, parseTimeArg } from "./cli.ts";
+import { parseTime } from "../common/cli.ts";
+import { FleetUsageError, parseFleetArgs } from "./cli.ts";
 import { FleetConfigError, resolveConnection } from "./config.ts";
 import { ExportError, PageAssembler } from "./export.ts";
 import { formatAge, formatElapsed, formatFleetTable, formatResults } from "./format.ts";
@@ -190,8 +191,8 @@ Deno.test("parseFleetArgs() refuses bad usage with a message naming the problem"
       return true;
     });
   }
-  assert.equal(parseTimeArg("2026-01-01T00:00:00Z", "--from"), Date.UTC(2026, 0, 1));
-  assert.equal(parseTimeArg("1767225600000", "--from"), 1767225600000);
+  assert.equal(parseTime("2026-01-01T00:00:00Z", "--from"), Date.UTC(2026, 0, 1));
+  assert.equal(parseTime("1767225600000", "--from"), 1767225600000);
 });
 
 Deno.test("resolveConnection(): flags over environment over file; the password never inline", async () => {

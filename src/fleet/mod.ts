@@ -7,7 +7,7 @@
  * The gateway's side (the commands it answers) lives in `src/commands/`; the two share only the
  * protocol module, `src/protocol/mod.ts`.
  */
-export { FLEET_HELP, type FleetIo, fleetMain } from "./cli.ts";
+export { FLEET_COMMAND, FLEET_HELP, type FleetIo, fleetMain } from "./cli.ts";
 export {
   Fleet,
   type FleetConnection,

@@ -47,7 +47,8 @@ export {
   verifyChannelWithRoot,
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
-export { runTrial, trialUnhealthy } from "./trial.ts";
+export { checkExec, execInto } from "./handover.ts";
+export { runTrial, stopChild, trialUnhealthy } from "./trial.ts";
 export {
   describeRoot,
   initRelease,
