@@ -102,8 +102,17 @@ function defaultOf(j: JsonSchema): string {
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
-/** The rows of every key under `j`, depth first; `skip` names keys left out (e.g. `type`). */
-function rows(j: JsonSchema, prefix: string, out: Row[], seen = new Set<string>()): Row[] {
+/**
+ * The rows of every key under `j`, depth first. In one of several alternative shapes (`anyOf`),
+ * a key required by that shape alone is not marked required.
+ */
+function rows(
+  j: JsonSchema,
+  prefix: string,
+  out: Row[],
+  seen = new Set<string>(),
+  alternative = false,
+): Row[] {
   const required = new Set((j.required ?? []) as string[]);
   for (const [key, child] of Object.entries(props(j))) {
     if (key === "type" && Object.keys(child).length === 0) continue;
@@ -114,7 +123,7 @@ function rows(j: JsonSchema, prefix: string, out: Row[], seen = new Set<string>(
     out.push({
       key: path,
       type: typeName(child),
-      def: required.has(key) ? "required" : defaultOf(child),
+      def: required.has(key) && !alternative ? "required" : defaultOf(child),
       desc,
     });
     nested(child, path, out, seen);
@@ -129,9 +138,14 @@ function nested(j: JsonSchema, path: string, out: Row[], seen: Set<string>): voi
     if (items.type === "object" && variants(items).length === 0) {
       rows(items, `${path}[]`, out, seen);
     }
-    for (const o of options(items)) if (o.type === "object") rows(o, `${path}[]`, out, seen);
+    alternatives(items, `${path}[]`, out, seen);
   }
-  for (const o of options(j)) if (o.type === "object") rows(o, path, out, seen);
+  alternatives(j, path, out, seen);
+}
+
+function alternatives(j: JsonSchema, path: string, out: Row[], seen: Set<string>): void {
+  const objects = options(j).filter((o) => o.type === "object");
+  for (const o of objects) rows(o, path, out, seen, objects.length > 1);
 }
 
 function table(rs: Row[]): string {
@@ -151,7 +165,9 @@ export function configReference(registry: AdapterRegistry = adapters): string {
     const desc = child.description as string | undefined;
     const type = typeName(child);
     const def = defaultOf(child);
-    parts.push(`${desc ? `${desc}. ` : ""}Type: ${type}${def ? `; default ${def}` : ""}.`);
+    if (desc || type !== "object") {
+      parts.push(`${desc ? `${desc}. ` : ""}Type: ${type}${def ? `; default ${def}` : ""}.`);
+    }
     if (key === "adapters") {
       parts.push(
         "Each entry has `type`, `name` and `enabled`, and the keys of its adapter:\n\n" +
