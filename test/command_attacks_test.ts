@@ -454,11 +454,11 @@ Deno.test({
   );
 });
 
-/** The Mosquitto acl_file the README gives (the code block after "A Mosquitto `acl_file`"). */
+/** The Mosquitto acl_file docs/security.md gives (the code block after "A Mosquitto `acl_file`"). */
 async function readmeAcl(): Promise<string> {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const readme = await Deno.readTextFile(new URL("../docs/security.md", import.meta.url));
   const at = readme.indexOf("A Mosquitto `acl_file`");
-  assert.ok(at > 0, "the README has the ACL example");
+  assert.ok(at > 0, "docs/security.md has the ACL example");
   const block = /```\n([\s\S]*?)```/.exec(readme.slice(at));
   assert.ok(block, "the ACL example is a code block");
   return block[1];
@@ -466,7 +466,7 @@ async function readmeAcl(): Promise<string> {
 
 Deno.test({
   name:
-    "the README's Mosquitto ACL confines a gateway to its own topics: another gateway's identity cannot fake its status or replies, nor send it commands; the gateway and the console work under it",
+    "the Mosquitto ACL of docs/security.md confines a gateway to its own topics: another gateway's identity cannot fake its status or replies, nor send it commands; the gateway and the console work under it",
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {

@@ -1,5 +1,5 @@
 /**
- * A week offline, in compressed time (README "Tests" → "Week-long offline soak").
+ * A week offline, in compressed time (docs/reliability.md, "Week-long offline soak").
  *
  * 200 devices × 3 metrics, one sample every 10 minutes of source time over 7 days (604,800
  * readings), posted to the `http` adapter of a real gateway process (production heap flags) in ~60

@@ -1,7 +1,7 @@
 /**
  * Self-update: signed release channel (TUF's root, targets and timestamp roles, Ed25519), A/B slots with an atomic
  * `current` symlink, a supervised trial of each new version and automatic rollback.
- * See the README's "Self-update" section.
+ * See docs/releasing.md.
  *
  * @module
  */

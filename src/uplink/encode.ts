@@ -33,7 +33,7 @@ function utf8Length(s: string): number {
 }
 
 /**
- * Packs readings into batch messages (format v1, see README "Payload format"):
+ * Packs readings into batch messages (format v1, see docs/payload.md):
  *
  * `{"v":1,"gw":ID,"epoch":E,"seq":[[start,count],…],"t0":MS,"series":[[device,metric,unit],…],"r":[[s,dt,value],…]}`
  *
