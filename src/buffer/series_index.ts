@@ -19,6 +19,9 @@ export const CHUNK_ROWS = 50_000;
 /**
  * The index's tables: migration step 2 of the buffer schema (schema.ts). Additive: a build
  * without them ignores the tables, and a file without them is indexed from its oldest reading on.
+ * `chunk_sids` is a rowid table: its entries (a list of a few hundred bytes with a thousand
+ * series) fit a 2 KB page of a table B-tree, where a WITHOUT ROWID row over ~490 bytes takes an
+ * overflow page of its own, which made the index as large as the readings.
  */
 export const SERIES_INDEX_SQL = `
 CREATE TABLE IF NOT EXISTS chunks(
@@ -26,7 +29,7 @@ CREATE TABLE IF NOT EXISTS chunks(
 CREATE TABLE IF NOT EXISTS chunk_sids(
   chunk INTEGER NOT NULL, sid INTEGER NOT NULL, local INTEGER NOT NULL,
   ts_min INTEGER NOT NULL, ts_max INTEGER NOT NULL, seqs TEXT NOT NULL,
-  PRIMARY KEY(chunk, sid, local)) STRICT, WITHOUT ROWID;
+  PRIMARY KEY(chunk, sid, local)) STRICT;
 `;
 
 /**

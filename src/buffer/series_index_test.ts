@@ -125,3 +125,55 @@ INSERT INTO chunks VALUES (0, ${CHUNK_ROWS}, ${T0}, ${T0 + CHUNK_ROWS * 10});`);
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the index stays small next to the readings with many series (no overflow page per entry)", async () => {
+  // 500 series, so a chunk holds 100 sequence numbers per series: entries of ~600 bytes, past
+  // the size at which a WITHOUT ROWID row on a 2 KB page spills into an overflow page of its own.
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/buffer.db`;
+  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
+  if (c === INVALID) throw new Error("bad config");
+  const b = Buffer.open(c, { log: silentLogger() });
+  try {
+    const total = CHUNK_ROWS * 2 + 1;
+    for (let i = 0; i < total; i += 10_000) {
+      const n = Math.min(10_000, total - i);
+      await b.append(Array.from({ length: n }, (_, k) => {
+        const j = i + k;
+        return {
+          device: `dev-${j % 500}`,
+          metric: "a",
+          value: j,
+          ts: T0 + j,
+        };
+      }));
+    }
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      await waitFor(
+        "two chunks indexed",
+        () =>
+          Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n) === 2,
+      );
+      const size = (names: string) =>
+        Number(
+          (db.prepare(`SELECT sum(pgsize) AS b FROM dbstat WHERE name IN (${names})`).get() as {
+            b: number;
+          }).b,
+        );
+      const index = size("'chunk_sids', 'sqlite_autoindex_chunk_sids_1'");
+      const rows = size("'readings'");
+      assert.ok(
+        index <= rows * 0.4,
+        `index ${index} B is ${(index / rows * 100).toFixed(0)} % of the readings' ${rows} B`,
+      );
+    } finally {
+      db.close();
+    }
+    const got = b.query({ device: "dev-7", limit: 100_000 });
+    assert.equal(got.length, Math.ceil(total / 500) - (total % 500 <= 7 ? 1 : 0));
+  } finally {
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
