@@ -77,7 +77,6 @@ const EXCEPTION_GROUPS: ReadonlyArray<readonly [why: string, edges: readonly str
       "demo/mod.ts -> src/update/keys.ts",
       "src/commands/audit.ts -> src/update/slots.ts",
       "src/commands/config_file.ts -> src/update/slots.ts",
-      "src/commands/service.ts -> src/update/keys.ts",
       "src/commands/state.ts -> src/update/slots.ts",
       "src/commands/update.ts -> src/update/agent.ts",
       "src/commands/update.ts -> src/update/config.ts",
