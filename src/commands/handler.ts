@@ -9,7 +9,7 @@ import type { Logger, RootLogger } from "../log.ts";
 import type { AuditEntry } from "./audit.ts";
 import type { CommandsConfig } from "./config.ts";
 import type { CommandState, PendingOp } from "./state.ts";
-import type { CommandName, CommandReply, Scope } from "../protocol/mod.ts";
+import { type CommandName, type CommandReply, ERROR_CODES, type Scope } from "../protocol/mod.ts";
 
 /** The operator key a request was verified with. */
 export interface Operator {
@@ -168,4 +168,17 @@ export interface CommandsStatus {
   refusedBy: Record<string, number>;
   running: string[];
   last: { id: string | null; cmd: string; at: number; outcome: string } | null;
+}
+
+/** Refuses a request whose args name anything but `allowed` (`bad-args`). */
+export function onlyArgs(ctx: CommandContext, allowed: string[]): void {
+  const unknown = Object.keys(ctx.args).filter((k) => !allowed.includes(k));
+  if (unknown.length) {
+    throw new CommandError(
+      ERROR_CODES.badArgs,
+      `unknown args ${unknown.join(", ")}${
+        allowed.length ? `; expected ${allowed.join(", ")}` : "; this command takes none"
+      }`,
+    );
+  }
 }
