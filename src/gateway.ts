@@ -15,7 +15,7 @@ import type {
   Uplink,
   UplinkState,
   UplinkSubscription,
-} from "./uplink/uplink.ts";
+} from "./uplink/mod.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
 

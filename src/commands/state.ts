@@ -4,7 +4,7 @@
  * replayed after a restart, and the commands whose final reply is owed by the next start of the
  * gateway (restart, config-set under watch, update-apply and rollback).
  */
-import { writeFileAtomic } from "../update/slots.ts";
+import { writeFileAtomic } from "../update/mod.ts";
 
 /** A restart in progress: the next gateway start replies `done` with its new `startedAt`. */
 export interface PendingRestart {

@@ -6,10 +6,14 @@
  * runs it on trial; the final reply then comes from whichever version runs once the trial is
  * decided ({@linkcode settleUpdate}).
  */
-import type { RollbackTarget, UpdateAgent } from "../update/agent.ts";
-import type { UpdateConfig } from "../update/config.ts";
-import { RollbackRefused, UpdateRefused } from "../update/errors.ts";
-import { Slots } from "../update/slots.ts";
+import {
+  RollbackRefused,
+  type RollbackTarget,
+  Slots,
+  type UpdateAgent,
+  type UpdateConfig,
+  UpdateRefused,
+} from "../update/mod.ts";
 import {
   type CommandContext,
   type CommandEnv,
