@@ -31,17 +31,7 @@ import {
   StringSchema,
 } from "./_schema_scalars.ts";
 
-export {
-  Ctx,
-  DefaultSchema,
-  INVALID,
-  type Issue,
-  type JsonSchema,
-  OptionalSchema,
-  type Path,
-  Schema,
-  show,
-} from "./_schema_core.ts";
+export * from "./_schema_core.ts";
 export { formatBytes, parseBytes, parseDuration } from "./_schema_scalars.ts";
 export {
   type Infer,
