@@ -251,9 +251,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const rig = await updateRig("outpost-update-pin-", {
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-pin-");
   const { a, channel, key, dev } = rig;
   const lastCheckAt = (s: { update: { lastCheck?: unknown } }) =>
     (s.update.lastCheck as { at?: number } | undefined)?.at ?? 0;

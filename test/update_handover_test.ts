@@ -28,9 +28,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const rig = await updateRig("outpost-update-handover-", {
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-handover-");
   const { a, channel, key, dev } = rig;
   const env = Deno.env.toObject();
   for (const k of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[k];

@@ -25,9 +25,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const rig = await updateRig("outpost-update-schema-", {
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-schema-");
   const { a, channel, key, dev } = rig;
   try {
     const sub = await dev.subscriber();
