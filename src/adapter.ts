@@ -120,6 +120,8 @@ export {
   type SubscriberOptions,
 } from "./common/mqtt_subscriber.ts";
 export { type TlsConfig, tlsSchema } from "./common/tls.ts";
+/** Whether a `host:port` listen address only accepts connections from this machine. */
+export { isLoopbackListen } from "./common/net.ts";
 export {
   QueueStoppedError,
   ReadingQueue,

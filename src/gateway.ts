@@ -8,13 +8,14 @@ import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
 import { createUplink } from "./uplink/mod.ts";
 import { within } from "./common/timing.ts";
+import { diskCheck } from "./gateway_health.ts";
 import type {
   InboundMessage,
   StatusMessage,
   Uplink,
   UplinkState,
   UplinkSubscription,
-} from "./uplink/uplink.ts";
+} from "./uplink/mod.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
 
@@ -93,33 +94,6 @@ export interface GatewayStatus {
  * both commit after `commitInterval`.
  */
 const COALESCING = new Set(["http"]);
-
-function mb(bytes: number): string {
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-}
-
-/** The disk check of /healthz: not full, and free space above `buffer.minFreeDisk`. */
-function diskCheck(b: BufferStats, floor: number): { ok: boolean; detail: string } {
-  const free = b.freeDisk === null ? "free space unknown" : `${mb(b.freeDisk)} free`;
-  if (b.diskFull) {
-    return {
-      ok: false,
-      detail: `full since ${
-        new Date(b.diskFull.since).toISOString()
-      }: new readings refused, forwarding goes on (${free}; ${b.diskFull.error})`,
-    };
-  }
-  if (b.freeDisk !== null && b.freeDisk < floor) {
-    return {
-      ok: false,
-      detail: `${free}, below buffer.minFreeDisk ${mb(floor)}: the buffer stops growing`,
-    };
-  }
-  return {
-    ok: true,
-    detail: `${free}${b.reserve === "released" ? "; reserve file released" : ""}`,
-  };
-}
 
 /**
  * One running gateway: buffer, pipeline, adapters, forwarder and uplink, wired together.

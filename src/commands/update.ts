@@ -6,10 +6,14 @@
  * runs it on trial; the final reply then comes from whichever version runs once the trial is
  * decided ({@linkcode settleUpdate}).
  */
-import type { RollbackTarget, UpdateAgent } from "../update/agent.ts";
-import type { UpdateConfig } from "../update/config.ts";
-import { RollbackRefused, UpdateRefused } from "../update/errors.ts";
-import { Slots } from "../update/slots.ts";
+import {
+  RollbackRefused,
+  type RollbackTarget,
+  Slots,
+  type UpdateAgent,
+  type UpdateConfig,
+  UpdateRefused,
+} from "../update/mod.ts";
 import {
   type CommandContext,
   type CommandEnv,
@@ -18,6 +22,7 @@ import {
   type ExtraHandlers,
   type SettleResult,
 } from "./service.ts";
+import { onlyArgs } from "./handler.ts";
 import type { PendingUpdate } from "./state.ts";
 import { ERROR_CODES } from "../protocol/mod.ts";
 
@@ -44,18 +49,6 @@ export function updateCommands(opts: UpdateCommandsOptions): ExtraHandlers {
   };
 }
 
-function noArgs(ctx: CommandContext, allowed: string[]): void {
-  const unknown = Object.keys(ctx.args).filter((k) => !allowed.includes(k));
-  if (unknown.length) {
-    throw new CommandError(
-      ERROR_CODES.badArgs,
-      `unknown args ${unknown.join(", ")}${
-        allowed.length ? `; expected ${allowed.join(", ")}` : "; this command takes none"
-      }`,
-    );
-  }
-}
-
 async function check(ctx: CommandContext, o: UpdateCommandsOptions) {
   try {
     return await o.agent.updater.check({ signal: ctx.signal });
@@ -70,7 +63,7 @@ async function check(ctx: CommandContext, o: UpdateCommandsOptions) {
 }
 
 async function updateCheck(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, []);
+  onlyArgs(ctx, []);
   const r = await check(ctx, o);
   if (r.kind === "none") return { available: false, running: o.version, ...r.outcome };
   const a = r.available;
@@ -85,7 +78,7 @@ async function updateCheck(ctx: CommandContext, o: UpdateCommandsOptions): Promi
 }
 
 async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, ["version"]);
+  onlyArgs(ctx, ["version"]);
   const want = ctx.args.version;
   if (want !== undefined && (typeof want !== "string" || !want)) {
     throw new CommandError(ERROR_CODES.badArgs, "args.version: expected a version such as 1.2.0");
@@ -148,7 +141,7 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
 }
 
 async function rollback(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, []);
+  onlyArgs(ctx, []);
   let target: RollbackTarget;
   try {
     target = await o.agent.stageRollback({

@@ -9,13 +9,15 @@ import {
   s,
   Schema,
 } from "./schema.ts";
-import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
-import { httpsUplinkSchema } from "../uplink/https_config.ts";
-import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
-import { updateSchema } from "../update/config.ts";
+import { httpsUplinkSchema, mqttUplinkSchema } from "../uplink/mod.ts";
+import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/mod.ts";
+import { updateSchema } from "../update/mod.ts";
 import { checkCommandsConfig, commandsSchema } from "../commands/mod.ts";
 import { checkUrlCredentials } from "./credentials.ts";
 import { checkConflicts } from "./conflicts.ts";
+import { isLoopbackListen } from "../common/net.ts";
+
+export { isLoopbackListen };
 import { EnduranceSchema } from "../buffer/mod.ts";
 
 /** Config schema of the buffer. */
@@ -61,12 +63,6 @@ const LISTEN = {
   pattern: /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/,
   patternName: "host:port such as 127.0.0.1:8787",
 };
-
-/** True when a `host:port` listen address only accepts connections from this machine. */
-export function isLoopbackListen(listen: string): boolean {
-  const host = listen.slice(0, listen.lastIndexOf(":")).toLowerCase();
-  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 /** Config schema of the local HTTP server. */
 export const httpSchema = s.object({
