@@ -6,6 +6,7 @@ import { Edge, type EdgeStatus } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
+import { type DevicePresence, Presence } from "./presence.ts";
 import { createUplink } from "./uplink/mod.ts";
 import { within } from "./common/timing.ts";
 import type {
@@ -60,7 +61,8 @@ export interface GatewayStatus {
   startedAt: number;
   uptimeMs: number;
   health: Health;
-  adapters: AdapterStatus[];
+  /** Each adapter, its devices' presence derived from their readings (`src/presence.ts`). */
+  adapters: (AdapterStatus & { devices: Record<string, DevicePresence> })[];
   buffer: BufferStats & { oldestPendingAgeMs: number | null };
   /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
   storage: WearStats;
@@ -140,6 +142,7 @@ export class Gateway {
   #wear!: WearMeter;
   #pipeline!: Pipeline;
   #supervisors: AdapterSupervisor[] = [];
+  #presence = new Map<string, Presence>();
   #uplink: Uplink | undefined;
   #forwarder: Forwarder | undefined;
   #edge: Edge | undefined;
@@ -266,12 +269,22 @@ export class Gateway {
         continue;
       }
       const module = this.#registry[entry.type];
+      const presence = new Presence({
+        offlineAfterMs: entry.offlineAfter,
+        pollIntervalMs: module.pollInterval?.(entry.config),
+      });
+      this.#presence.set(entry.name, presence);
       const sup = new AdapterSupervisor({
         name: entry.name,
         module,
         config: entry.config,
-        emit: (readings) =>
-          this.#pipeline.emit(entry.name, readings, { coalesce: COALESCING.has(entry.type) }),
+        emit: async (readings) => {
+          const res = await this.#pipeline.emit(entry.name, readings, {
+            coalesce: COALESCING.has(entry.type),
+          });
+          if (res.accepted) presence.arrived(readings);
+          return res;
+        },
         log: this.#root.child(entry.name),
       });
       this.#supervisors.push(sup);
@@ -441,7 +454,10 @@ export class Gateway {
       startedAt: this.#startedAt,
       uptimeMs: Date.now() - this.#startedAt,
       health: this.#health(),
-      adapters: this.#supervisors.map((s) => s.status()),
+      adapters: this.#supervisors.map((s) => {
+        const a = s.status();
+        return { ...a, devices: this.#presence.get(a.name)?.judge(a.devices) ?? {} };
+      }),
       buffer: {
         ...b,
         oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,

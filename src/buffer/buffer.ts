@@ -187,6 +187,11 @@ export class Buffer {
     return this.#queries.query(q);
   }
 
+  /** The series the file holds (device, metric, unit), for pickers; at most `buffer.maxSeries`. */
+  series(): { device: string; metric: string; unit: string }[] {
+    return this.#core.series.list();
+  }
+
   /**
    * Records that the uplink refused `[lo, hi]` for good (e.g. HTTP 400): the readings stay in the
    * buffer for export, are listed in status, and no longer block the queue.
