@@ -187,6 +187,14 @@ export class Buffer {
     return this.#queries.query(q);
   }
 
+  /**
+   * How many readings `query` would return for the filter without a limit, counted from the
+   * series index where it can (a total for progress: rows deleted since may still be counted).
+   */
+  count(q: Omit<QueryOptions, "limit"> = {}): number {
+    return this.#queries.count(q);
+  }
+
   /** The series the file holds (device, metric, unit), for pickers; at most `buffer.maxSeries`. */
   series(): { device: string; metric: string; unit: string }[] {
     return this.#core.series.list();
