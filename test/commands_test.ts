@@ -773,7 +773,8 @@ Deno.test({
     assert.equal(await dev.slots.active(), "a", "the stopped apply changed nothing");
 
     const apply = await ask("update-apply", { version: VERSIONS.good }, 90_000);
-    assert.deepEqual(apply.all.map((r) => r.status), ["accepted", "progress", "progress", "done"]);
+    // A download that takes over a second also reports the bytes so far in further progress.
+    assert.match(apply.all.map((r) => r.status).join(","), /^accepted,progress(,progress)+,done$/);
     const applied = expectDone(apply.final);
     assert.equal(applied.version, VERSIONS.good, "the final reply comes from the new version");
     assert.equal(applied.from, VERSIONS.base);
