@@ -252,6 +252,16 @@
         pts.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "),
       );
       svg.append(band, avg);
+      // Few buckets (readings only lately, or sparse): a dot each, so they are not lost.
+      if (pts.length <= 20) {
+        for (const p of pts) {
+          const dot = document.createElementNS(SVG_NS, "circle");
+          dot.setAttribute("cx", x(p[0]).toFixed(1));
+          dot.setAttribute("cy", y(p[1]).toFixed(1));
+          dot.setAttribute("r", "2.5");
+          svg.append(dot);
+        }
+      }
     }
     const label = name + ": " + pts.length + " points" +
       (pts.length ? ", min " + num(lo) + ", max " + num(hi) : "");

@@ -269,6 +269,7 @@ svg.history { width: 100%; height: 9rem; display: block; }
 svg.history .band { fill: var(--accent); opacity: 0.18; stroke: none; }
 svg.history .avg { fill: none; stroke: var(--accent); stroke-width: 1.5;
   vector-effect: non-scaling-stroke; stroke-linejoin: round; }
+svg.history circle { fill: var(--accent); }
 svg.history .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
 .axis { display: flex; justify-content: space-between; font-size: 0.75rem; color: var(--muted);
   font-variant-numeric: tabular-nums; }
