@@ -263,6 +263,8 @@ export class Gateway {
   }
 
   #startAdapters(): void {
+    const before = this.#presence;
+    this.#presence = new Map();
     for (const entry of this.#config.adapters) {
       if (!entry.enabled) {
         this.#log.info("adapter disabled in config", { adapter: entry.name });
@@ -272,7 +274,7 @@ export class Gateway {
       const presence = new Presence({
         offlineAfterMs: entry.offlineAfter,
         pollIntervalMs: module.pollInterval?.(entry.config),
-      });
+      }).carry(before.get(entry.name));
       this.#presence.set(entry.name, presence);
       const sup = new AdapterSupervisor({
         name: entry.name,

@@ -71,6 +71,12 @@ export class Presence {
     this.#now = opts.now ?? Date.now;
   }
 
+  /** Takes over the arrivals another tracker saw (the same entry before a config reload). */
+  carry(from: Presence | undefined): this {
+    if (from) { for (const [id, s] of from.#seen) this.#seen.set(id, { ...s }); }
+    return this;
+  }
+
   /** Notes that readings of these devices arrived now (call once their emit was accepted). */
   arrived(readings: readonly Reading[]): void {
     const now = this.#now();

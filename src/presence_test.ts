@@ -57,3 +57,13 @@ Deno.test("judge() keeps an adapter's own offline state and its reason; offlineA
   assertEquals(j.b, { state: "online", since: 1, lastSeen: null, offlineAfterMs: 2000 });
   assertEquals(offlineAfter({ pollIntervalMs: 1000 }), 10_000);
 });
+
+Deno.test("carry() keeps the arrivals across a config reload", () => {
+  let now = 0;
+  const a = new Presence({ pollIntervalMs: 1000 }, { now: () => now });
+  a.arrived([r("x")]);
+  now = 4000;
+  const b = new Presence({ pollIntervalMs: 1000 }, { now: () => now }).carry(a);
+  assertEquals(b.judge({}).x.lastSeen, 0);
+  assertEquals(new Presence({}).carry(undefined).judge({}), {});
+});

@@ -14,7 +14,7 @@ import { Buffer } from "../src/buffer/mod.ts";
 import { bufferSchema } from "../src/config/gateway.ts";
 import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
-import { generateKey } from "../src/update/keys.ts";
+import { generateKey } from "../src/update/mod.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../test/helpers/ports.ts";
