@@ -96,9 +96,10 @@ class Buckets {
 
 /**
  * Reduces one device's readings in `[from, to)` to at most `buckets` points per metric. Rows come
- * from the buffer in sequence order; a bucket's `last` is the reading stored last.
+ * from the buffer in sequence order; a bucket's `last` is the reading stored last. Between two
+ * pages of rows it lets the event loop run, so a long range never holds up ingest and commits.
  */
-export function downsample(buffer: Buffer, q: HistoryRange): HistoryResponse {
+export async function downsample(buffer: Buffer, q: HistoryRange): Promise<HistoryResponse> {
   const started = performance.now();
   const bucketMs = Math.max(1, Math.ceil((q.to - q.from) / q.buckets));
   const numeric = new Map<string, { unit: string | null; b: Buckets }>();
@@ -129,6 +130,7 @@ export function downsample(buffer: Buffer, q: HistoryRange): HistoryResponse {
     rows += page.length;
     if (page.length < PAGE_ROWS) break;
     afterSeq = page[page.length - 1].seq;
+    await new Promise((r) => setTimeout(r, 0));
   }
   const metrics: HistoryResponse["metrics"] = {};
   for (const [name, m] of [...numeric].sort(([a], [b]) => a.localeCompare(b))) {
@@ -209,16 +211,18 @@ export function csvResponse(bufferPath: string, q: HistoryRange): Response {
 
 /** `GET /api/history`, `/api/history/series` and `/api/history.csv` of the gateway's buffer. */
 export function historyRoutes(buffer: () => Buffer) {
-  const guarded = (f: (url: URL) => Response) => (url: URL): Response => {
+  const guarded = (f: (url: URL) => Response | Promise<Response>) => async (url: URL) => {
     try {
-      return f(url);
+      return await f(url);
     } catch (e) {
       if (e instanceof HistoryRequestError) return json({ error: e.message }, 400);
       throw e;
     }
   };
   return {
-    history: guarded((url) => json(downsample(buffer(), parseHistoryRange(url.searchParams)))),
+    history: guarded(async (url) =>
+      json(await downsample(buffer(), parseHistoryRange(url.searchParams)))
+    ),
     series: guarded(() => json({ devices: seriesList(buffer()) })),
     csv: guarded((url) => {
       const b = buffer();
