@@ -17,7 +17,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DAY = 86_400_000;
 const INGEST_TOKEN = "history-test-ingest-token";
 
-/** 40 days of one reading every 2 min of 30 meters (864,000 readings), ending a minute ago. */
+/** 40 days of one reading every 2 min of 42 meters (1,209,600 readings), ending a minute ago. */
 async function prepare(path: string): Promise<number> {
   const config = bufferSchema.check({ path, retention: "60d" }, new Ctx(), []);
   if (config === INVALID) throw new Error("buffer config");
@@ -25,7 +25,7 @@ async function prepare(path: string): Promise<number> {
   const end = Date.now() - 60_000;
   let batch = [];
   for (let ts = end - 40 * DAY, i = 0; ts < end; ts += 120_000, i++) {
-    for (let m = 1; m <= 30; m++) {
+    for (let m = 1; m <= 42; m++) {
       // A daily cycle plus the meter's own offset: the chart has a shape to check.
       const v = 50 + 40 * Math.sin((2 * Math.PI * (ts % DAY)) / DAY) + m;
       batch.push({
@@ -73,14 +73,14 @@ async function exportCsv(config: string, from: number, to: number): Promise<stri
 
 Deno.test({
   name:
-    "history in Chromium: 24 h and 30 d of one device out of 864,000 readings, downsampled by the gateway, CSV as outpost export writes it; presence for every adapter",
+    "history in Chromium: 24 h and 30 d of one device out of 1.2 million readings, downsampled by the gateway, CSV as outpost export writes it; presence for every adapter",
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "outpost-history-" });
   await Deno.mkdir(`${dir}/data`);
   const rows = await prepare(`${dir}/data/buffer.db`);
-  assert.equal(rows, 864_000);
+  assert.equal(rows, 1_209_600);
   const ingest = freePort();
   const gw = await startGateway(
     dir,
