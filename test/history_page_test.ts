@@ -266,6 +266,21 @@ adapters:
         /from 2020-01-01 00:00 to 2020-01-02 00:00/,
       );
     });
+    await t.step("signing out leaves none of the history in the page", async () => {
+      await page.locator('[data-range="86400000"]').click();
+      await page.locator('#hist-charts [data-metric="power"]').waitFor();
+      await page.locator("#logout").click();
+      await page.locator("#login").waitFor({ state: "visible" });
+      await waitFor(
+        "the history cleared",
+        async () =>
+          await page.locator("#hist-charts > *").count() === 0 &&
+          await page.locator("#hist-device option").count() === 0,
+        10_000,
+        50,
+      );
+      assert.equal(await page.locator("#hist-info").innerText(), "");
+    });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -319,8 +319,25 @@
     $("history").scrollIntoView({ behavior: "smooth", block: "start" });
   });
 
+  /** Signed out: nothing of the gateway's data stays in the page. */
+  function stop() {
+    clearTimeout(state.timer);
+    state.seq++;
+    state.started = false;
+    state.devices = {};
+    select("hist-device").replaceChildren();
+    fillMetrics();
+    $("hist-charts").replaceChildren();
+    $("hist-info").textContent = "";
+    /** @type {HTMLAnchorElement} */ ($("hist-csv")).href = "#";
+  }
+
   async function start() {
-    if (state.started || $("app").hidden) return;
+    if ($("app").hidden) {
+      if (state.started) stop();
+      return;
+    }
+    if (state.started) return;
     state.started = true;
     await loadSeries();
     await load();
