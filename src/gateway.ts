@@ -6,6 +6,7 @@ import { Edge, type EdgeStatus } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
+import { type DevicePresence, Presence } from "./presence.ts";
 import { createUplink } from "./uplink/mod.ts";
 import { within } from "./common/timing.ts";
 import { diskCheck } from "./gateway_health.ts";
@@ -61,7 +62,8 @@ export interface GatewayStatus {
   startedAt: number;
   uptimeMs: number;
   health: Health;
-  adapters: AdapterStatus[];
+  /** Each adapter, its devices' presence derived from their readings (`src/presence.ts`). */
+  adapters: (AdapterStatus & { devices: Record<string, DevicePresence> })[];
   buffer: BufferStats & { oldestPendingAgeMs: number | null };
   /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
   storage: WearStats;
@@ -114,6 +116,7 @@ export class Gateway {
   #wear!: WearMeter;
   #pipeline!: Pipeline;
   #supervisors: AdapterSupervisor[] = [];
+  #presence = new Map<string, Presence>();
   #uplink: Uplink | undefined;
   #forwarder: Forwarder | undefined;
   #edge: Edge | undefined;
@@ -234,18 +237,30 @@ export class Gateway {
   }
 
   #startAdapters(): void {
+    const before = this.#presence;
+    this.#presence = new Map();
     for (const entry of this.#config.adapters) {
       if (!entry.enabled) {
         this.#log.info("adapter disabled in config", { adapter: entry.name });
         continue;
       }
       const module = this.#registry[entry.type];
+      const presence = new Presence({
+        offlineAfterMs: entry.offlineAfter,
+        pollIntervalMs: module.pollInterval?.(entry.config),
+      }).carry(before.get(entry.name));
+      this.#presence.set(entry.name, presence);
       const sup = new AdapterSupervisor({
         name: entry.name,
         module,
         config: entry.config,
-        emit: (readings) =>
-          this.#pipeline.emit(entry.name, readings, { coalesce: COALESCING.has(entry.type) }),
+        emit: async (readings) => {
+          const res = await this.#pipeline.emit(entry.name, readings, {
+            coalesce: COALESCING.has(entry.type),
+          });
+          if (res.accepted) presence.arrived(readings);
+          return res;
+        },
         log: this.#root.child(entry.name),
       });
       this.#supervisors.push(sup);
@@ -415,7 +430,10 @@ export class Gateway {
       startedAt: this.#startedAt,
       uptimeMs: Date.now() - this.#startedAt,
       health: this.#health(),
-      adapters: this.#supervisors.map((s) => s.status()),
+      adapters: this.#supervisors.map((s) => {
+        const a = s.status();
+        return { ...a, devices: this.#presence.get(a.name)?.judge(a.devices) ?? {} };
+      }),
       buffer: {
         ...b,
         oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,

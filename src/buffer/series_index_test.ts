@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { Buffer } from "./buffer.ts";
-import { exportReadings } from "./export.ts";
+import { countReadings, exportReadings } from "./export.ts";
 import { CHUNK_ROWS } from "./series_index.ts";
 import { Ctx, INVALID } from "../config/schema.ts";
 import { bufferSchema } from "../config/gateway.ts";
@@ -172,6 +172,53 @@ Deno.test("the index stays small next to the readings with many series (no overf
     }
     const got = b.query({ device: "dev-7", limit: 100_000 });
     assert.equal(got.length, Math.ceil(total / 500) - (total % 500 <= 7 ? 1 : 0));
+  } finally {
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("count() and countReadings() give the number of rows query() and exportReadings() yield", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/buffer.db`;
+  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
+  if (c === INVALID) throw new Error("bad config");
+  const b = Buffer.open(c, { log: silentLogger() });
+  try {
+    const total = Math.round(CHUNK_ROWS * 2.3);
+    for (let i = 0; i < total; i += 10_000) {
+      await b.append(readings(Math.min(10_000, total - i), i));
+    }
+    await b.append([{ device: "dev-7", metric: "raw", value: 1, ts: T0 + 5 }], { forward: false });
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      await waitFor(
+        "two chunks indexed",
+        () =>
+          Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n) === 2,
+      );
+    } finally {
+      db.close();
+    }
+    b.flush();
+    const filters = [
+      {},
+      { device: "dev-7" },
+      { device: "dev-7", metric: "a" },
+      { device: "dev-8", from: T0 + 123_457, to: T0 + 1_000_003 },
+      { metric: "b", from: T0 + 400_000 },
+      { device: "dev-7", from: T0 + CHUNK_ROWS * 10 - 5 },
+      { device: "nobody" },
+    ];
+    for (const f of filters) {
+      const rows = [...exportReadings(path, f)].length;
+      assert.equal(b.count(f), rows, JSON.stringify(f));
+      assert.equal(countReadings(path, f), rows, JSON.stringify(f));
+    }
+    assert.equal(
+      b.count({ device: "dev-7", afterSeq: 60_001 }),
+      b.query({ device: "dev-7", afterSeq: 60_001, limit: 1e6 }).length,
+    );
   } finally {
     b.close();
     await Deno.remove(dir, { recursive: true });

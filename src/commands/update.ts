@@ -108,7 +108,13 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
   await ctx.reply("progress", {
     progress: { done: 0, total: a.length, note: `downloading ${a.version}` },
   });
-  const staged = await o.agent.checkAndStage(ctx.signal);
+  const reporting = reportDownload(ctx, o.agent);
+  let staged: boolean;
+  try {
+    staged = await o.agent.checkAndStage(ctx.signal);
+  } finally {
+    reporting.stop();
+  }
   const st = o.agent.status();
   if (!staged || !st.staged) {
     const last = st.lastCheck;
@@ -138,6 +144,30 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
   });
   o.startTrial();
   return DEFERRED;
+}
+
+/** How often a running download is reported to the operator, ms. */
+export const DOWNLOAD_REPORT_MS = 1000;
+
+/**
+ * Sends the download's bytes so far as `progress` replies, at most once per
+ * {@linkcode DOWNLOAD_REPORT_MS} and only when they moved, one reply in flight at a time.
+ */
+function reportDownload(ctx: CommandContext, agent: UpdateAgent): { stop(): void } {
+  let last = 0;
+  let sending = false;
+  const timer = setInterval(() => {
+    const p = agent.status().progress;
+    if (sending || p?.step !== "downloading" || !p.total || p.done === undefined) return;
+    if (p.done === last || p.done >= p.total) return;
+    last = p.done;
+    sending = true;
+    const pct = Math.floor(p.done * 100 / p.total);
+    ctx.reply("progress", {
+      progress: { done: p.done, total: p.total, note: `downloading ${p.version}: ${pct}%` },
+    }).catch(() => {}).finally(() => sending = false);
+  }, DOWNLOAD_REPORT_MS);
+  return { stop: () => clearInterval(timer) };
 }
 
 async function rollback(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {

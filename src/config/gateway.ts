@@ -130,12 +130,17 @@ export interface AdapterEntry<T extends string = string, C = unknown> {
   type: T;
   name: string;
   enabled: boolean;
+  /** Silence after which a device of this entry shows as offline (ms); derived when unset. */
+  offlineAfter?: number;
   config: C;
 }
 
 const entryShape = {
   name: s.id().describe("Adapter instance name, unique in this file; tags its logs"),
   enabled: s.boolean().default(true).describe("Set false to keep the entry but not run it"),
+  offlineAfter: s.duration({ min: 1000, max: 30 * 86_400_000 }).optional().describe(
+    "A device of this entry shows as offline after this long without a reading; default: 3 poll intervals for adapters that poll, else 3 of the device's usual intervals (at least 1 min; 5 min until known)",
+  ),
 };
 
 /**
@@ -152,11 +157,16 @@ class AdapterEntrySchema<C> extends Schema<Omit<AdapterEntry<string, C>, "type">
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
       return ctx.fail(path, `expected a mapping, got ${typeof v}`);
     }
-    const { type: _type, name, enabled, ...rest } = v as Record<string, unknown>;
-    const head = s.object(entryShape).check({ name, enabled }, ctx, path);
+    const { type: _type, name, enabled, offlineAfter, ...rest } = v as Record<string, unknown>;
+    const head = s.object(entryShape).check({ name, enabled, offlineAfter }, ctx, path);
     const config = this.#own.check(rest, ctx, path);
     if (head === INVALID || config === INVALID) return INVALID;
-    return { name: head.name, enabled: head.enabled, config };
+    return {
+      name: head.name,
+      enabled: head.enabled,
+      ...(head.offlineAfter !== undefined ? { offlineAfter: head.offlineAfter } : {}),
+      config,
+    };
   }
   protected json(): JsonSchema {
     const own = this.#own.toJsonSchema();
