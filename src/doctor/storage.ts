@@ -91,27 +91,34 @@ export function encryptionOf(host: Host, dev: string, depth = 0): Encryption {
 
 const MEMORY_FS = new Set(["tmpfs", "ramfs"]);
 
-/** Where `path` is stored: encrypted, not, or in memory; `undefined` verdict when unknown. */
-function placeOf(host: Host, mounts: Mount[], path: string) {
+type State = "encrypted" | "plain" | "memory" | "unknown";
+
+/** Where `path` is stored: the mount and device chain, and whether it is encrypted. */
+function placeOf(host: Host, mounts: Mount[], path: string): { state: State; where: string } {
   const real = host.realpath(path);
   const m = mountOf(mounts, real);
-  if (!m) return { state: "unknown" as const, text: `${path}: no mount found` };
-  const on = `${path} on ${m.mountPoint} (${m.fsType} ${m.source})`;
-  if (MEMORY_FS.has(m.fsType)) return { state: "memory" as const, text: `${on}: in memory` };
+  if (!m) return { state: "unknown", where: "no mount found" };
+  const on = `${m.mountPoint} (${m.fsType} ${m.source})`;
+  if (MEMORY_FS.has(m.fsType)) return { state: "memory", where: `${on}: in memory` };
   let dev = m.dev;
   if (dev.startsWith("0:") && m.source.startsWith("/dev/")) {
     // btrfs and others report an anonymous device: follow the mount's source instead.
     const base = host.realpath(m.source).split("/").pop()!;
     dev = host.read(`/sys/class/block/${base}/dev`)?.trim() ?? dev;
   }
-  if (dev.startsWith("0:")) {
-    return { state: "unknown" as const, text: `${on}: not a block device` };
-  }
+  if (dev.startsWith("0:")) return { state: "unknown", where: `${on}: not a block device` };
   const e = encryptionOf(host, dev);
-  return {
-    state: e.encrypted ? "encrypted" as const : "plain" as const,
-    text: `${on}: ${e.chain}`,
-  };
+  return { state: e.encrypted ? "encrypted" : "plain", where: `${on}: ${e.chain}` };
+}
+
+/** `on MOUNT (fs source): chain: a, b; on …` for the places in `state`. */
+function describe(places: { path: string; state: State; where: string }[], state?: State): string {
+  const byMount = new Map<string, string[]>();
+  for (const p of places) {
+    if (state && p.state !== state) continue;
+    byMount.set(p.where, [...byMount.get(p.where) ?? [], p.path]);
+  }
+  return [...byMount].map(([where, paths]) => `${paths.join(", ")} on ${where}`).join("; ");
 }
 
 /** `storage.encryption`: the buffer and every secret file are on dm-crypt (LUKS). */
@@ -130,30 +137,31 @@ export function storageEncryption(ctx: DoctorContext): Check {
   if (!paths.length) {
     return { id, title, verdict: "skip", reason: "no config and no /var/lib/outpost to look at" };
   }
-  const places = [...new Set(paths)].map((p) => placeOf(ctx.host, mounts, p));
-  const plain = places.filter((p) => p.state === "plain");
-  const unknown = places.filter((p) => p.state === "unknown");
+  const places = [...new Set(paths)].map((path) => ({
+    path,
+    ...placeOf(ctx.host, mounts, path),
+  }));
   const fix = "put /var/lib/outpost (buffer, token) and /etc/outpost (keys) on a LUKS partition: " +
     "cryptsetup luksFormat, crypttab and fstab entries (docs/install-cm4.md)";
-  if (plain.length) {
+  if (places.some((p) => p.state === "plain")) {
     return {
       id,
       title,
       verdict: "fail",
-      reason: `not encrypted: ${plain.map((p) => p.text).join("; ")}`,
+      reason: `not encrypted: ${describe(places, "plain")}`,
       fix,
     };
   }
-  if (unknown.length) {
+  if (places.some((p) => p.state === "unknown")) {
     return {
       id,
       title,
       verdict: "warn",
-      reason: `cannot tell: ${unknown.map((p) => p.text).join("; ")}`,
+      reason: `cannot tell: ${describe(places, "unknown")}`,
       fix,
     };
   }
-  return { id, title, verdict: "pass", reason: places.map((p) => p.text).join("; ") };
+  return { id, title, verdict: "pass", reason: describe(places) };
 }
 
 /** eMMC life-time estimate codes (JEDEC EXT_CSD DEVICE_LIFE_TIME_EST): 0x01 is 0–10 % used. */
