@@ -39,6 +39,8 @@ export interface GatewayOptions {
    * across a trial).
    */
   statusSections?: () => Record<string, unknown>;
+  /** More fields of the retained status message (the host checklist's summary). */
+  announce?: () => Record<string, unknown>;
   /** How long after start an unconnected uplink still counts as healthy. */
   uplinkGraceMs?: number;
   /** Readings pending, uplink connected and no acknowledgement this long: unhealthy. */
@@ -84,6 +86,8 @@ export interface GatewayStatus {
   edge: EdgeStatus | null;
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
+  /** The host checklist's last report (`outpost doctor`), when the composition root runs it. */
+  doctor?: unknown;
 }
 
 /**
@@ -130,6 +134,7 @@ export class Gateway {
   readonly #root: RootLogger;
   readonly #version: string;
   readonly #statusSections: (() => Record<string, unknown>) | undefined;
+  readonly #announce: (() => Record<string, unknown>) | undefined;
   // deno-lint-ignore no-explicit-any
   readonly #registry: Record<string, AdapterModule<any>>;
   readonly #startedAt = Date.now();
@@ -154,6 +159,7 @@ export class Gateway {
     this.#log = opts.log.child("gateway");
     this.#version = opts.version;
     this.#statusSections = opts.statusSections;
+    this.#announce = opts.announce;
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
     rememberSecretsIn(opts.config);
@@ -306,6 +312,7 @@ export class Gateway {
       lastForwardedAt: this.#forwarder?.stats().lastForwardedAt ?? null,
       startedAt: this.#startedAt,
       droppedUnforwarded: b.droppedUnforwarded,
+      ...this.#announce?.(),
       ...(reason ? { reason } : {}),
     };
   }

@@ -22,20 +22,24 @@ export interface DoctorMonitorOptions {
   adapters: Record<string, AdapterModule<any>>;
   log: Logger;
   intervalMs?: number;
-  signal: AbortSignal;
 }
 
 /** Runs the doctor now and then; {@linkcode DoctorMonitor.report} is the latest result. */
 export class DoctorMonitor {
   readonly #opts: DoctorMonitorOptions;
+  readonly #timer: ReturnType<typeof setInterval>;
   #report: DoctorReport | undefined;
 
-  /** Runs once at once, then every `intervalMs` (default 6 h) until `signal` aborts. */
+  /** Runs once at once, then every `intervalMs` (default 6 h) until {@linkcode close}. */
   constructor(opts: DoctorMonitorOptions) {
     this.#opts = opts;
     this.run();
-    const timer = setInterval(() => this.run(), opts.intervalMs ?? DOCTOR_INTERVAL_MS);
-    opts.signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+    this.#timer = setInterval(() => this.run(), opts.intervalMs ?? DOCTOR_INTERVAL_MS);
+  }
+
+  /** Stops the periodic runs. */
+  close(): void {
+    clearInterval(this.#timer);
   }
 
   /** Runs the checks now; logs what fails (once per change of the failing set). */

@@ -5,8 +5,9 @@
  */
 import type { Check, DoctorContext } from "./types.ts";
 
-const FORWARD_FIX = "echo 'net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 0' > " +
-  "/etc/sysctl.d/90-outpost.conf && sysctl --system; and an nftables forward chain with policy drop";
+const FORWARD_FIX = "set net.ipv4.ip_forward = 0 and net.ipv6.conf.all.forwarding = 0 in " +
+  "/etc/sysctl.d/90-outpost.conf, then sysctl --system; and drop forwarding in nftables " +
+  "(forward chain with policy drop)";
 
 function forwarding(ctx: DoctorContext, id: string, family: string, file: string): Check {
   const title = `${family} forwarding off`;
