@@ -55,8 +55,10 @@ export function uplinkTls(ctx: DoctorContext): Check {
       title,
       verdict: "fail",
       reason: fails.join("; "),
-      fix: "use mqtts:// (port 8883) or https:// with the server's CA in tls.ca, keep " +
-        "rejectUnauthorized true; give tls.cert and tls.key for mutual TLS (docs/uplinks.md)",
+      fix: fails.every((f) => f.endsWith("does not exist"))
+        ? "copy the CA, certificate and key there (the key mode 0600) or correct the paths"
+        : "use mqtts:// (port 8883) or https:// with the server's CA in tls.ca, keep " +
+          "rejectUnauthorized true; give tls.cert and tls.key for mutual TLS (docs/uplinks.md)",
     };
   }
   return { id, title, verdict: u ? "pass" : "skip", reason: notes.join("; ") };
