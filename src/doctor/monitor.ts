@@ -22,6 +22,8 @@ export interface DoctorMonitorOptions {
   adapters: Record<string, AdapterModule<any>>;
   log: Logger;
   intervalMs?: number;
+  /** Root prefix of the files read (tests); default "/". */
+  root?: string;
 }
 
 /** Runs the doctor now and then; {@linkcode DoctorMonitor.report} is the latest result. */
@@ -47,6 +49,7 @@ export class DoctorMonitor {
     const o = this.#opts;
     try {
       const { ctx, checks } = doctorContext({
+        root: o.root,
         configPath: o.configPath,
         config: o.config(),
         adapters: o.adapters,

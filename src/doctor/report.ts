@@ -43,13 +43,23 @@ export function runChecks(ctx: DoctorContext, extra: Check[] = []): DoctorReport
         title: id,
         verdict: "warn",
         reason: `could not check: ${(e as Error).message}`,
-        fix: "run outpost doctor as root",
+        fix: notCapable(e)
+          ? "run it with Deno's --allow-all: Deno opens /proc and /sys only with it"
+          : "run outpost doctor as root",
       });
     }
   }
   const summary: Summary = { pass: 0, warn: 0, fail: 0, skip: 0 };
   for (const c of checks) summary[c.verdict]++;
   return { at: ctx.now, root: ctx.host.root, ok: summary.fail === 0, summary, checks };
+}
+
+/** A Deno permission (not a file mode) refused the read. */
+function notCapable(e: unknown): boolean {
+  for (let x = e, i = 0; x instanceof Error && i < 4; x = x.cause, i++) {
+    if (x instanceof Deno.errors.NotCapable) return true;
+  }
+  return false;
 }
 
 const MARK: Record<Verdict, string> = { pass: "PASS", warn: "WARN", fail: "FAIL", skip: "SKIP" };

@@ -31,6 +31,7 @@ Deno.test("ssh.passwords fails when an earlier file or the default allows passwo
 Deno.test("ssh.passwords fails when PAM keyboard-interactive still asks for passwords", () => {
   const c = verdictWith("ssh.passwords", {
     [MAIN]: "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n",
+    [DROP_IN]: "PasswordAuthentication no\n",
   });
   assert.equal(c.verdict, "fail");
   assert.match(c.reason, /UsePAM yes .* keyboard-interactive authentication not set/);

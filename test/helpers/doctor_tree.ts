@@ -56,15 +56,17 @@ export function passingFiles(): Record<string, string | { text: string; mode: nu
     "/etc/ssh/sshd_config":
       "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n" +
       "UsePAM yes\nPasswordAuthentication yes\nX11Forwarding yes\n",
-    "/etc/ssh/sshd_config.d/10-outpost.conf":
-      "PasswordAuthentication no\nPermitRootLogin no\nAllowUsers admin@10.20.0.5\n",
+    // The files docs/install-cm4.md's steps write.
+    "/etc/ssh/sshd_config.d/10-outpost.conf": "PasswordAuthentication no\n" +
+      "KbdInteractiveAuthentication no\nPermitRootLogin no\nAllowUsers admin@10.20.0.5\n",
     "/proc/net/tcp": procNetTcp(tcpLine(V4_LOOPBACK, 8787), tcpLine(V4_ANY, 22)),
     "/proc/net/tcp6": procNetTcp(tcpLine(V6_ANY, 22), tcpLine(V6_LOOPBACK, 631)),
     "/proc/self/mountinfo": [
       "21 1 179:2 / / rw,noatime - ext4 /dev/mmcblk0p2 rw",
       "22 21 0:5 / /proc rw - proc proc rw",
-      "30 21 254:0 /lib-outpost /var/lib/outpost rw,noatime - ext4 /dev/mapper/outpost-data rw",
-      "31 21 254:0 /etc-outpost /etc/outpost rw,noatime - ext4 /dev/mapper/outpost-data rw",
+      "29 21 254:0 / /srv/outpost-data rw,noatime - ext4 /dev/mapper/outpost-data rw",
+      "30 21 254:0 /lib /var/lib/outpost rw,noatime - ext4 /dev/mapper/outpost-data rw",
+      "31 21 254:0 /etc /etc/outpost rw,noatime - ext4 /dev/mapper/outpost-data rw",
     ].join("\n") + "\n",
     "/sys/dev/block/179:2/uevent": "MAJOR=179\nMINOR=2\nDEVNAME=mmcblk0p2\nDEVTYPE=partition\n",
     "/sys/dev/block/254:0/uevent": "MAJOR=254\nMINOR=0\nDEVNAME=dm-0\n",
@@ -86,6 +88,9 @@ export function passingFiles(): Record<string, string | { text: string; mode: nu
     },
     "/run/systemd/timesync/synchronized": "",
     "/etc/systemd/system/outpost.service": Deno.readTextFileSync(UNIT),
+    "/etc/systemd/system/outpost.service.d/10-encrypted.conf":
+      "[Unit]\nRequiresMountsFor=/var/lib/outpost /etc/outpost\n",
+    "/etc/sysctl.d/90-outpost.conf": "net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 0\n",
   };
 }
 
