@@ -28,7 +28,7 @@ Deno.test("no config: skipped by default, a failure when --config names a missin
 Deno.test("${ENV} comes from the unit's environment file, ${NAME:-default} keeps its default", () => {
   using h = new FakeHost({
     [SITE]: {
-      text: SITE_YAML.replace("127.0.0.1:8787", "\"${LISTEN:-127.0.0.1:8787}\""),
+      text: SITE_YAML.replace("127.0.0.1:8787", '"${LISTEN:-127.0.0.1:8787}"'),
       mode: 0o600,
     },
     "/etc/outpost/outpost.env": { text: "export MQTT_PASSWORD='Zq3v9LrT2pX8wY4k'\n", mode: 0o600 },
