@@ -7,7 +7,7 @@ import type { CliDeps } from "./deps.ts";
 export const doctorCommand: Command<CliDeps> = {
   name: "doctor",
   summary: "Check the host against the security checklist",
-  usage: `Usage: outpost doctor [--config FILE] [--root DIR] [--unit NAME] [--json]
+  usage: `Usage: outpost doctor [--config FILE] [--root DIR] [--unit NAME] [--workdir DIR] [--json]
 
 Checks this machine: IP forwarding off, sshd (public keys only, no root password login, only
 from the jumphost), buffer and keys on an encrypted disk (LUKS), no stray listening services,

@@ -1,6 +1,6 @@
 /**
  * The doctor inside a running gateway: runs the checks at start and every few hours (they read a
- * few dozen small files, a few milliseconds) and keeps the last report for /status, the page and
+ * few dozen small files, about 10 ms) and keeps the last report for /status, the page and
  * the retained status message.
  */
 import type { AdapterModule } from "../adapter.ts";
