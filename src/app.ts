@@ -18,6 +18,7 @@ import {
   updateCommands,
 } from "./commands/mod.ts";
 import { createLogger, type LogLevel } from "./log.ts";
+import { DoctorMonitor } from "./doctor/mod.ts";
 import {
   BufferWriteProbe,
   startWatchdog,
@@ -125,9 +126,27 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
       stopping.resolve("restart");
     },
   });
-  const statusSections = () => ({ commands: service.status(), ...opts.statusSections?.() });
+  // The host checklist (outpost doctor), at start and every 6 h: in /status and the retained status.
+  const doctor = new DoctorMonitor({
+    configPath,
+    config: () => config,
+    adapters,
+    log: log.child("doctor"),
+  });
+  const statusSections = () => ({
+    commands: service.status(),
+    doctor: doctor.report(),
+    ...opts.statusSections?.(),
+  });
   const startGateway = () =>
-    Gateway.start({ config, adapters, log, version: VERSION, statusSections });
+    Gateway.start({
+      config,
+      adapters,
+      log,
+      version: VERSION,
+      statusSections,
+      announce: () => ({ doctor: doctor.summary() }),
+    });
   let gateway = startGateway();
   const startHttp = async () =>
     access
@@ -198,6 +217,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
   log.info(`received ${sig}; shutting down`);
   await systemd?.notify(`STOPPING=1\nSTATUS=stopping (${sig})`);
   lifetime.abort();
+  doctor.close();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   Deno.removeSignalListener("SIGHUP", onHup);
   service.close();

@@ -41,6 +41,8 @@ export interface GatewayOptions {
    * across a trial).
    */
   statusSections?: () => Record<string, unknown>;
+  /** More fields of the retained status message (the host checklist's summary). */
+  announce?: () => Record<string, unknown>;
   /** How long after start an unconnected uplink still counts as healthy. */
   uplinkGraceMs?: number;
   /** Readings pending, uplink connected and no acknowledgement this long: unhealthy. */
@@ -87,6 +89,8 @@ export interface GatewayStatus {
   edge: EdgeStatus | null;
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
+  /** The host checklist's last report (`outpost doctor`), when the composition root runs it. */
+  doctor?: unknown;
 }
 
 /**
@@ -106,6 +110,7 @@ export class Gateway {
   readonly #root: RootLogger;
   readonly #version: string;
   readonly #statusSections: (() => Record<string, unknown>) | undefined;
+  readonly #announce: (() => Record<string, unknown>) | undefined;
   // deno-lint-ignore no-explicit-any
   readonly #registry: Record<string, AdapterModule<any>>;
   readonly #startedAt = Date.now();
@@ -131,6 +136,7 @@ export class Gateway {
     this.#log = opts.log.child("gateway");
     this.#version = opts.version;
     this.#statusSections = opts.statusSections;
+    this.#announce = opts.announce;
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
     rememberSecretsIn(opts.config);
@@ -295,6 +301,7 @@ export class Gateway {
       lastForwardedAt: this.#forwarder?.stats().lastForwardedAt ?? null,
       startedAt: this.#startedAt,
       droppedUnforwarded: b.droppedUnforwarded,
+      ...this.#announce?.(),
       ...(reason ? { reason } : {}),
     };
   }

@@ -9,6 +9,7 @@ import { FLEET_COMMAND, fleetMain } from "../fleet/mod.ts";
 import { VERSION } from "../version.ts";
 import { checkConfigCommand, schemaCommand } from "./config.ts";
 import type { CliDeps } from "./deps.ts";
+import { doctorCommand } from "./doctor.ts";
 import { exportCommand } from "./export.ts";
 import { releaseCommand } from "./release.ts";
 import { runCommand } from "./run.ts";
@@ -58,6 +59,7 @@ export const COMMANDS: readonly Command<CliDeps>[] = [
   schemaCommand,
   updateCommand,
   releaseCommand,
+  doctorCommand,
   fleetCommand,
   versionCommand,
 ];

@@ -62,6 +62,18 @@ export const PAGE_HTML = `<!doctype html>
         </table>
       </div>
     </section>
+    <section id="doctor-section" hidden>
+      <div class="section-head">
+        <h2>Host checklist</h2>
+        <span id="doctor-summary" class="muted"></span>
+      </div>
+      <div class="scroll">
+        <table id="doctor">
+          <thead><tr><th>Check</th><th>Verdict</th><th>Found, and the fix</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+    </section>
     <section>
       <div class="section-head">
         <h2>Devices</h2>

@@ -18,6 +18,7 @@
 /** @typedef {import("../update/mod.ts").UpdateStatus} UpdateStatus */
 /** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
 /** @typedef {Status["storage"]} WearStats */
+/** @typedef {import("../doctor/mod.ts").DoctorReport} DoctorReport */
 /** A row of a <dl>: label, value, class, title. */
 /** @typedef {[string, string, (string | null)?, string?]} DlRow */
 "use strict";
@@ -172,6 +173,7 @@
       $(id).replaceChildren();
     }
     tbody("adapters").replaceChildren();
+    tbody("doctor").replaceChildren();
     $("device-count").textContent = "";
     $("updated").textContent = "";
     state.trends = {};
@@ -356,6 +358,7 @@
     renderDrops(s);
     renderUpdate(d);
     renderAdapters(s);
+    renderDoctor(d);
     renderDevices(d);
     renderLogs(d);
     $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
@@ -581,6 +584,37 @@
       rows.push(tr);
     }
     tbody("adapters").replaceChildren(...rows);
+  }
+
+  /** @type {Record<string, [string, number]>} */
+  const VERDICT = { fail: ["bad", 0], warn: ["warn", 1], pass: ["ok", 2], skip: ["idle", 3] };
+
+  /**
+   * The host checklist (`outpost doctor`, run by the gateway at start and every 6 h): what fails
+   * first, each with what was found and the fix.
+   * @param {Dashboard} d
+   */
+  function renderDoctor(d) {
+    const r = /** @type {DoctorReport | undefined} */ (d.status.doctor);
+    $("doctor-section").hidden = !r;
+    if (!r) return;
+    const sm = r.summary;
+    $("doctor-summary").textContent = sm.fail + " fail · " + sm.warn + " warn · " + sm.pass +
+      " pass · " + sm.skip + " skip — checked " + ago(d.now, r.at) +
+      "; outpost doctor on the gateway re-checks";
+    const checks = r.checks.slice().sort((a, b) => VERDICT[a.verdict][1] - VERDICT[b.verdict][1]);
+    tbody("doctor").replaceChildren(...checks.map((c) => {
+      const tr = el("tr");
+      tr.dataset.check = c.id;
+      const verdict = el("td");
+      verdict.append(badge(c.verdict, VERDICT[c.verdict][0]));
+      const found = el("td", "wide", c.reason);
+      if (c.fix && c.verdict !== "pass") found.append(el("div", "muted", "Fix: " + c.fix));
+      const name = el("td", null, c.title);
+      name.title = c.id;
+      tr.append(name, verdict, found);
+      return tr;
+    }));
   }
 
   /** @param {TrendPoint[] | undefined} points */
