@@ -47,6 +47,9 @@ export {
   verifyChannelWithRoot,
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState } from "./slots.ts";
+export { PINNED_DENO, type RuntimeEntry } from "./runtime.ts";
+export { checkRuntime } from "./release_runtime.ts";
+export { initWithRuntime } from "./runtime_stage.ts";
 export { checkExec, execInto } from "./handover.ts";
 export { runTrial, stopChild, trialUnhealthy } from "./trial.ts";
 export {
