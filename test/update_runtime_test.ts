@@ -223,3 +223,36 @@ Deno.test({
     await t.close();
   }
 });
+
+Deno.test("update init --runtime lays out slot a with the bundle, its runtime and the launcher; refuses a runtime that is not Deno", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-runtime-init-" });
+  try {
+    const [a, r1] = await Promise.all([artifacts(), runtimeCopy(tmp, "r1")]);
+    const init = (root: string, runtime: string) =>
+      outpost(
+        "update",
+        "init",
+        "--install-root",
+        root,
+        "--artifact",
+        a.base,
+        "--version",
+        "1.1.0",
+        "--runtime",
+        runtime,
+      );
+    await assert.rejects(init(`${tmp}/bad`, "/usr/bin/true"), /"\/usr\/bin\/true" is not a Deno/);
+    await assert.rejects(Deno.lstat(`${tmp}/bad`), Deno.errors.NotFound);
+    await init(`${tmp}/opt`, r1.path);
+    const slot = `${tmp}/opt/slots/a`;
+    assert.equal(await sha256File(`${slot}/deno`), r1.sha256);
+    assert.equal(await sha256File(`${slot}/outpost.js`), await sha256File(a.base));
+    const out = await new Deno.Command(`${tmp}/opt/current/outpost`, {
+      args: ["version", "--json"],
+      stdout: "piped",
+    }).output();
+    assert.equal(JSON.parse(new TextDecoder().decode(out.stdout)).version, "1.1.0");
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+});

@@ -69,11 +69,11 @@ export function runtimesProblem(
   return undefined;
 }
 
-const FLAG_RE = /^--[a-z][a-z0-9-]*(?:=[A-Za-z0-9_.,:=/+-]+)?$/;
+const FLAG_RE = /^(?:-[A-Za-z]|--[a-z][a-z0-9-]*(?:=[A-Za-z0-9_.,:=/+-]+)?)$/;
 
 /**
  * The `deno run` flags of a bundle, from its first line (`#!/usr/bin/env -S deno run …`); throws
- * naming the line when it is not one or a flag is not a plain `--name[=value]`.
+ * naming the line when it is not one or a flag is not a plain `-X` or `--name[=value]`.
  */
 export function bundleFlags(firstLine: string): string[] {
   const m = /^#!\S*(?:\s+-S)?\s+deno\s+run((?:\s+\S+)*)\s*$/.exec(firstLine);
@@ -86,7 +86,9 @@ export function bundleFlags(firstLine: string): string[] {
   }
   const flags = m[1].trim().split(/\s+/).filter(Boolean);
   const odd = flags.find((f) => !FLAG_RE.test(f));
-  if (odd) throw new Error(`bundle's first line has a flag that is not --name[=value]: "${odd}"`);
+  if (odd) {
+    throw new Error(`bundle's first line has a flag that is not -X or --name[=value]: "${odd}"`);
+  }
   return flags;
 }
 
