@@ -91,6 +91,10 @@ async function updateCheck(args: Args, deps: CliDeps): Promise<number> {
       console.log(
         `available: ${r.available.version} for ${r.available.target}, ${r.available.length} bytes from ${r.available.url}`,
       );
+      const rt = r.available.runtime;
+      if (rt) {
+        console.log(`runtime: ${rt.key}, ${rt.length} bytes, sha256 ${rt.sha256} from ${rt.url}`);
+      }
     }
     return 0;
   } catch (e) {
