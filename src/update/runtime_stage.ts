@@ -9,6 +9,7 @@
 import { statfs } from "node:fs/promises";
 import type { Logger } from "../log.ts";
 import { UpdateRefused } from "./errors.ts";
+import type { SignedManifest, TargetEntry } from "./manifest.ts";
 import { bundleFlags, firstLine, launcherScript } from "./runtime.ts";
 import { type Slot, type Slots, writeFileAtomic } from "./slots.ts";
 import { sha256File } from "./updater.ts";
@@ -21,6 +22,33 @@ export interface RuntimeNeed {
   url: string;
   sha256: string;
   length: number;
+}
+
+/**
+ * The runtime a manifest's target names, with its URL under the channel; undefined for a target
+ * without one. Throws `manifest-malformed` when its path leads outside the channel.
+ */
+export function runtimeNeed(
+  signed: SignedManifest,
+  target: TargetEntry,
+  channel: string,
+): RuntimeNeed | undefined {
+  const rt = target.runtime ? signed.runtimes?.[target.runtime] : undefined;
+  if (!rt) return undefined;
+  const url = new URL(rt.path, `${channel}/`).href;
+  if (!url.startsWith(`${channel}/`)) {
+    throw new UpdateRefused(
+      "manifest-malformed",
+      `runtime path "${rt.path}" leads outside the channel (${url})`,
+    );
+  }
+  return {
+    key: target.runtime!,
+    version: rt.version,
+    url,
+    sha256: rt.sha256,
+    length: rt.length,
+  };
 }
 
 /** A runtime ready beside a staged bundle: its path and whether it still has to be moved in. */

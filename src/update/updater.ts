@@ -13,6 +13,7 @@ import {
   clearRuntime,
   promoteWithRuntime,
   type RuntimeNeed,
+  runtimeNeed,
   stageRuntime,
 } from "./runtime_stage.ts";
 import { importTrustedKeys, type TrustedKey } from "./keys.ts";
@@ -262,14 +263,7 @@ export class Updater {
         `artifact path "${t.path}" leads outside the channel (${artifactUrl})`,
       );
     }
-    const rt = t.runtime ? s.runtimes?.[t.runtime] : undefined;
-    const runtimeUrl = rt && new URL(rt.path, `${this.#channel}/`).href;
-    if (runtimeUrl && !runtimeUrl.startsWith(`${this.#channel}/`)) {
-      throw new UpdateRefused(
-        "manifest-malformed",
-        `runtime path "${rt.path}" leads outside the channel (${runtimeUrl})`,
-      );
-    }
+    const runtime = runtimeNeed(s, t, this.#channel);
     return {
       kind: "available",
       available: {
@@ -279,17 +273,7 @@ export class Updater {
         url: artifactUrl,
         sha256: t.sha256,
         length: t.length,
-        ...(rt && runtimeUrl
-          ? {
-            runtime: {
-              key: t.runtime!,
-              version: rt.version,
-              url: runtimeUrl,
-              sha256: rt.sha256,
-              length: rt.length,
-            },
-          }
-          : {}),
+        ...(runtime ? { runtime } : {}),
       },
     };
   }
