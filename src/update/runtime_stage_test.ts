@@ -158,7 +158,7 @@ Deno.test("stage() refuses a runtime whose hash does not match, deletes it, and 
   }
 });
 
-Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum rate (part kept)", async () => {
+Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum rate (part kept, resumed)", async () => {
   const big = fakeRuntime("big", 64 * 1024);
   const t = await setup(big);
   try {
@@ -176,7 +176,13 @@ Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum r
     await t.close();
   }
   const rt = fakeRuntime("slow");
-  const d = await setup(rt, (_req, data) => {
+  let resumedFrom = -1;
+  const d = await setup(rt, (req, data) => {
+    const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
+    if (range) {
+      resumedFrom = Number(range[1]);
+      return new Response(data.subarray(resumedFrom), { status: 206 });
+    }
     let i = 0;
     let timer: ReturnType<typeof setInterval>;
     // One byte every 20 ms: 50 B/s.
@@ -208,6 +214,11 @@ Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum r
     const kept = (await Deno.stat(`${d.slots.dir("b")}/deno.staging`)).size;
     assert.ok(kept > 0 && kept < rt.length, `kept ${kept}`);
     await assert.rejects(Deno.lstat(`${d.slots.dir("b")}/outpost`), Deno.errors.NotFound);
+    // The next check resumes the part and completes it.
+    await updater.stage(d.available);
+    assert.equal(resumedFrom, kept);
+    assert.equal(sha(await Deno.readFile(`${d.slots.dir("b")}/deno`)), sha(rt));
+    assert.equal(await reportedVersion(d.slots.binary("b")), "2.0.0");
   } finally {
     await d.close();
   }
