@@ -556,7 +556,8 @@ export class Updater {
         this.#download({ ...a, url: need.url, length: need.length }, to, have, opts),
       log: this.#log,
     });
-    await Deno.chmod(rt.path, 0o700);
+    // A downloaded or copied runtime is not executable until it is checked to run the bundle.
+    if (rt.staged) await Deno.chmod(rt.path, 0o700);
     await this.#checkReportsVersion(
       staging,
       a,
