@@ -112,6 +112,10 @@ Deno.test("stage() puts the runtime beside the bundle and the slot runs the one 
     assert.equal(t.runtimeRequests(), 1);
     await assert.rejects(Deno.lstat(`${dir}/deno.staging`), Deno.errors.NotFound);
     await assert.rejects(Deno.lstat(t.slots.staging("b")), Deno.errors.NotFound);
+    // Staged again (the slot already holds that runtime, as after a rollback): used in place.
+    await updater.stage(t.available);
+    assert.equal(t.runtimeRequests(), 1);
+    assert.equal(await reportedVersion(t.slots.binary("b")), "2.0.0");
   } finally {
     await t.close();
   }
