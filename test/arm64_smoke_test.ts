@@ -130,7 +130,12 @@ Deno.test({
     AARCH64,
     "--key",
     key.key,
+    // The aarch64 Deno as the bundle's runtime: checked under qemu, listed in the manifest.
+    "--runtime",
+    denoArm,
   );
+  const published = JSON.parse(await Deno.readTextFile(`${channel}/manifest.json`)).signed;
+  assert.equal(published.runtimes[published.targets[AARCH64].runtime].target, AARCH64);
   const srv = channelServer(channel);
   const sub = await subscribe(broker.url, "gateways/arm64-smoke/#");
   const httpPort = freePort();

@@ -2,6 +2,7 @@
 import { type Args, type Command, UsageError } from "../common/cli.ts";
 import {
   checkArtifact,
+  checkRuntime,
   describeRoot,
   initRelease,
   keygen,
@@ -48,6 +49,7 @@ async function releasePublish(args: Args): Promise<number> {
     target: args.string("target"),
     rollout: args.string("rollout"),
     counter: args.string("counter"),
+    runtime: args.string("runtime"),
   };
   for (const k of ["channel", "artifact", "version", "target"] as const) {
     if (!v[k]) throw args.usage(`publish: missing --${k}`);
@@ -81,8 +83,10 @@ async function releasePublish(args: Args): Promise<number> {
     `artifact ok: ${await checkArtifact(v.artifact!, {
       version: v.version!,
       target: v.target!,
+      runtime: v.runtime,
     })}`,
   );
+  if (v.runtime) console.log(`runtime ok: ${await checkRuntime(v.runtime, v.target!)}`);
   const m = await publish({
     channel: v.channel!,
     artifact: v.artifact!,
@@ -97,6 +101,7 @@ async function releasePublish(args: Args): Promise<number> {
     counter,
     channelName: args.string("channel-name"),
     hardware: optionalList(args, "hardware"),
+    runtime: v.runtime,
   });
   console.log(
     `published ${m.signed.version} for ${v.target} on ${v.channel}: counter ${m.signed.counter}, expires ${m.signed.expires}, signed by ${
@@ -200,7 +205,7 @@ export const releaseCommand: Command<CliDeps> = {
                                (--root-dir DIR [--key TARGETS.key]… [--timestamp-key TS.key]
                                 [--timestamp-expires 1d] | --key PRIV [--key PRIV2])
                                [--expires 30d] [--rollout 100] [--hardware CLASS]…
-                               [--channel-name NAME] [--counter N]
+                               [--channel-name NAME] [--counter N] [--runtime DENO]
        outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
        outpost release keygen --out DIR
        outpost release verify --channel DIR (--root root.json | --pubkey FILE|ed25519:…)
@@ -214,7 +219,9 @@ keygen writes DIR/<keyid>.key (Ed25519 private key, mode 0600) and DIR/<keyid>.p
 the public key. publish checks the artifact is an Outpost build of that version for that target,
 verifies the channel's current manifest.json and its artifacts, copies the artifact into the
 channel and writes a signed manifest.json with the next counter (with --root-dir also the root
-chain and timestamp.json). verify checks the channel as a device pinning --root would (or the
+chain and timestamp.json). With --runtime (a bundle's Deno, the pinned version for the target,
+checked with its --version, under qemu for another architecture) the runtime is published beside
+the bundle and the manifest names it. verify checks the channel as a device pinning --root would (or the
 manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/releasing.md.`,
   subcommands: [
     {
@@ -267,6 +274,7 @@ manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/
         hardware: { type: "string", multiple: true, arg: "CLASS", help: "only this hardware" },
         "channel-name": { type: "string", arg: "NAME", help: "the channel's name" },
         counter: { type: "string", arg: "N", help: "the manifest counter (default: next)" },
+        runtime: { type: "string", arg: "FILE", help: "the Deno runtime a bundle runs on" },
       },
       run: releasePublish,
     },

@@ -5,6 +5,8 @@ import { localClient } from "../http/local.ts";
 import { createLogger } from "../log.ts";
 import {
   checkArtifact,
+  checkRuntime,
+  initWithRuntime,
   parseVersion,
   pinUpdates,
   readRootFile,
@@ -22,19 +24,23 @@ async function updateInit(args: Args): Promise<number> {
   const artifact = args.string("artifact");
   const version = args.string("version");
   const rootFile = args.string("root");
+  const runtime = args.string("runtime");
   if (!installRoot || !artifact || !version) {
     throw args.usage("init: needs --install-root, --artifact and --version");
   }
   if (!parseVersion(version)) {
     throw new UsageError(`--version: expected a semantic version, got "${version}"`);
   }
+  if (runtime) await checkRuntime(runtime, Deno.build.target);
   await checkArtifact(artifact, {
     version: version,
     target: Deno.build.target,
+    runtime,
   });
   const pinned = rootFile ? await readRootFile(rootFile) : undefined;
   const slots = new Slots(installRoot);
   await slots.init(artifact, version);
+  if (runtime) await initWithRuntime(slots, runtime);
   if (rootFile) await Deno.copyFile(rootFile, `${slots.root}/root.json`);
   if (pinned) console.log(`pinned root version ${pinned.version} (${rootFile})`);
   console.log(`initialised ${installRoot}: slot a = ${version}, committed`);
@@ -85,6 +91,10 @@ async function updateCheck(args: Args, deps: CliDeps): Promise<number> {
       console.log(
         `available: ${r.available.version} for ${r.available.target}, ${r.available.length} bytes from ${r.available.url}`,
       );
+      const rt = r.available.runtime;
+      if (rt) {
+        console.log(`runtime: ${rt.key}, ${rt.length} bytes, sha256 ${rt.sha256} from ${rt.url}`);
+      }
     }
     return 0;
   } catch (e) {
@@ -164,6 +174,7 @@ export const updateCommand: Command<CliDeps> = {
   usage: `Usage: outpost update check --config FILE
        outpost update apply --config FILE
        outpost update init --install-root DIR --artifact FILE --version X [--root root.json]
+                           [--runtime DENO]
        outpost update rollback --config FILE [--reason TEXT]
        outpost update pin (--config FILE | --install-root DIR) [--reason TEXT]
        outpost update unpin (--config FILE | --install-root DIR)
@@ -171,7 +182,8 @@ export const updateCommand: Command<CliDeps> = {
 check fetches and verifies the channel's manifest and prints what the device would do (nothing
 changes). apply asks the running gateway (pid from its /status) to check and install now
 (SIGUSR2). init lays out a fresh install root (slots/a with the artifact, current, state.json);
-the artifact must be an Outpost build for this machine that reports exactly --version.
+the artifact must be an Outpost build for this machine that reports exactly --version; a
+bundle's pinned Deno given with --runtime goes beside it (slots/a/deno, run by slots/a/outpost).
 rollback (gateway stopped) makes the other slot's version the committed one; the version rolled
 back from is not installed again until a newer release or unpin. pin stops all installs until
 unpin. See docs/releasing.md.`,
@@ -196,6 +208,7 @@ unpin. See docs/releasing.md.`,
         artifact: { type: "string", arg: "FILE", help: "the build for slot a" },
         version: { type: "string", arg: "X", help: "the version the artifact reports" },
         root: { type: "string", arg: "FILE", help: "the release's root.json to pin" },
+        runtime: { type: "string", arg: "FILE", help: "the Deno a bundle runs on" },
       },
       run: (args) => updateInit(args),
     },

@@ -35,6 +35,9 @@ export interface UpdateStatus {
   target: string;
   installRoot: string;
   channel: string;
+  /** What this gateway runs on: the executable (a slot's `deno` for a bundle release with a
+   * runtime, the compiled binary itself) and its Deno version. */
+  runtime: { path: string; deno: string };
   phase?: UpdateState["phase"];
   committed?: UpdateState["committed"];
   trial?: UpdateState["trial"];
@@ -162,6 +165,7 @@ export class UpdateAgent {
       target: this.updater.target,
       installRoot: this.slots.root,
       channel: this.#o.config.channel,
+      runtime: { path: Deno.execPath(), deno: Deno.version.deno },
       activity: this.#activity(),
       phase: s?.phase,
       committed: s?.committed,

@@ -1,6 +1,7 @@
 import { canonicalJson } from "./canonical.ts";
 import { UpdateRefused } from "./errors.ts";
 import { fromBase64, sign, type SigningKey, type TrustedKey } from "./keys.ts";
+import { type RuntimeEntry, runtimesProblem } from "./runtime.ts";
 
 /** One target's artifact: where it is (relative to the manifest), its SHA-256 and length, and the
  * hardware classes it runs on. */
@@ -10,6 +11,8 @@ export interface TargetEntry {
   length: number;
   /** Hardware classes (`update.hardwareClass` of a device) this artifact is for. */
   hardware: string[];
+  /** A bundle's runtime: the key of its entry in {@linkcode SignedManifest.runtimes}. */
+  runtime?: string;
 }
 
 /** A channel, target or hardware-class name: lower-case letters, digits, `.`, `_`, `-`. */
@@ -39,6 +42,8 @@ export interface SignedManifest {
   /** Percentage of devices (by gateway id) that take this release; 100 when absent. */
   rollout?: number;
   targets: Record<string, TargetEntry>;
+  /** The Deno runtimes bundle targets name, by `deno-<version>-<target>`. */
+  runtimes?: Record<string, RuntimeEntry>;
 }
 
 /** One signature over the canonical JSON of `signed`. */
@@ -128,6 +133,8 @@ export function parseManifest(value: unknown): Manifest {
       !e.hardware.every((h) => typeof h === "string" && NAME_RE.test(h))
     ) bad(`targets.${t}.hardware: expected a list of hardware classes`, e.hardware);
   }
+  const rt = runtimesProblem(s);
+  if (rt) bad(...rt);
   return m;
 }
 

@@ -1,6 +1,8 @@
 /**
  * Self-update: signed release channel (TUF's root, targets and timestamp roles, Ed25519), A/B slots with an atomic
- * `current` symlink, a supervised trial of each new version and automatic rollback.
+ * `current` symlink (a slot holds a compiled binary, or a bundle with its Deno runtime), a trial of
+ * each new version (under systemd a restart into the new slot; without it a supervised child) and
+ * automatic rollback.
  * See docs/releasing.md.
  *
  * @module
@@ -53,6 +55,9 @@ export {
   verifyChannelWithRoot,
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState, writeFileAtomic } from "./slots.ts";
+export { PINNED_DENO, type RuntimeEntry } from "./runtime.ts";
+export { checkRuntime } from "./release_runtime.ts";
+export { initWithRuntime } from "./runtime_stage.ts";
 export { checkExec, execInto } from "./handover.ts";
 export { runTrial, stopChild, trialUnhealthy } from "./trial.ts";
 export {

@@ -1,10 +1,15 @@
 /**
  * Asks an Outpost executable for its version (`outpost version --json`), within 30 s. Throws
- * naming the exit status and stderr when it does not answer with one.
+ * naming the exit status and stderr when it does not answer with one. `binary` may be a command
+ * with its first arguments (a runtime running a bundle).
  */
-export async function reportedVersion(binary: string, signal?: AbortSignal): Promise<string> {
-  const out = await new Deno.Command(binary, {
-    args: ["version", "--json"],
+export async function reportedVersion(
+  binary: string | string[],
+  signal?: AbortSignal,
+): Promise<string> {
+  const [cmd, ...pre] = typeof binary === "string" ? [binary] : binary;
+  const out = await new Deno.Command(cmd, {
+    args: [...pre, "version", "--json"],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -26,6 +26,8 @@ import {
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "./slots.ts";
 import { reportedVersion } from "./probe.ts";
+import { checkRuntime, checkRuntimeFiles, putRuntime } from "./release_runtime.ts";
+import { bundleFlags, firstLine } from "./runtime.ts";
 import { sha256File } from "./updater.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
@@ -63,6 +65,9 @@ export interface PublishOptions {
   hardware?: string[];
   /** Force the counter (tests of replay); otherwise the previous manifest's plus one. */
   counter?: number;
+  /** The Deno runtime a bundle runs on (the pinned version, for `target`): published beside it
+   * and named by its target. */
+  runtime?: string;
   /** A release directory (`release init`): its root decides which keys may sign; its targets
    * keys sign when `keys` is empty; its root chain and a timestamp are published too. */
   rootDir?: string;
@@ -156,17 +161,36 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       cause: e,
     });
   }
+  if (opts.runtime) {
+    try {
+      bundleFlags(await firstLine(opts.artifact));
+    } catch (e) {
+      throw new ReleaseError(
+        `--runtime: artifact "${opts.artifact}" is not a bundle (${
+          (e as Error).message
+        }); a compiled binary carries its own runtime`,
+      );
+    }
+    await checkRuntime(opts.runtime, opts.target);
+  }
   const rel = `artifacts/${opts.version}/${opts.target}/outpost`;
   await Deno.mkdir(`${channel}/artifacts/${opts.version}/${opts.target}`, { recursive: true });
   await Deno.copyFile(opts.artifact, `${channel}/${rel}`);
   const now = opts.now ?? Date.now();
   const targets = prev?.signed.version === opts.version ? { ...prev.signed.targets } : {};
+  const runtime = opts.runtime ? await putRuntime(channel, opts.target, opts.runtime) : undefined;
   targets[opts.target] = {
     path: rel,
     sha256: await sha256File(`${channel}/${rel}`),
     length: stat.size,
     hardware,
+    ...(runtime ? { runtime: runtime.key } : {}),
   };
+  const runtimes = prev?.signed.version === opts.version ? { ...prev.signed.runtimes } : {};
+  if (runtime) runtimes[runtime.key] = runtime.entry;
+  for (const k of Object.keys(runtimes)) {
+    if (!Object.values(targets).some((t) => t.runtime === k)) delete runtimes[k];
+  }
   const manifest = await signManifest({
     _type: "outpost-release",
     channel: channelName,
@@ -176,6 +200,7 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     expires: new Date(now + (opts.expiresInMs ?? 30 * 86_400_000)).toISOString(),
     ...(opts.rollout !== undefined && opts.rollout < 100 ? { rollout: opts.rollout } : {}),
     targets,
+    ...(Object.keys(runtimes).length ? { runtimes } : {}),
   }, keys);
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
   if (root) {
@@ -259,6 +284,7 @@ async function checkArtifacts(dir: string, m: Manifest): Promise<string[]> {
     }
     lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
   }
+  lines.push(...await checkRuntimeFiles(dir, m));
   return lines;
 }
 
@@ -267,12 +293,13 @@ const ELF_MACHINE: Record<number, string> = { 62: "x86_64", 183: "aarch64" };
 /**
  * Checks that `path` is an Outpost build of `version` for `target`: a compiled executable (ELF
  * for the target's architecture) or a bundle (`#!…deno run` first line), which — when this
- * machine can run it — must answer `version --json` with exactly `version`. Returns what was
+ * machine can run it — must answer `version --json` with exactly `version` (a bundle on
+ * `runtime` when given, else on the `deno` on PATH). Returns what was
  * checked; throws a {@linkcode ReleaseError} naming what is wrong.
  */
 export async function checkArtifact(
   path: string,
-  opts: { version: string; target: string },
+  opts: { version: string; target: string; runtime?: string },
 ): Promise<string> {
   let head: Uint8Array;
   try {
@@ -316,7 +343,11 @@ export async function checkArtifact(
     await Deno.chmod(`${tmp}/outpost`, 0o700);
     let reported: string;
     try {
-      reported = await reportedVersion(`${tmp}/outpost`);
+      reported = await reportedVersion(
+        opts.runtime && !isElf
+          ? [opts.runtime, "run", ...bundleFlags(firstLine), `${tmp}/outpost`]
+          : `${tmp}/outpost`,
+      );
     } catch (e) {
       throw new ReleaseError(
         `artifact "${path}" (${kind}) does not answer \`version --json\`: ${(e as Error).message}`,

@@ -215,7 +215,9 @@ export class Slots {
         /^(state\.json|current|trial\.env|root\.json|pin\.json)\.tmp-\d+(-\d+)?$/.test(n) ||
         n === "current.guard-tmp",
     );
-    for (const s of ["a", "b"] as const) await sweep(this.dir(s), (n) => n === "outpost.tmp");
+    for (const s of ["a", "b"] as const) {
+      await sweep(this.dir(s), (n) => n === "outpost.tmp" || /^outpost\.tmp-\d+-\d+$/.test(n));
+    }
     return removed;
   }
 

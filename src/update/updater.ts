@@ -7,6 +7,15 @@ import { testHold } from "./_test_hooks.ts";
 import { downloadGuard, readCapped, TooLarge } from "./limits.ts";
 import { readPin } from "./pin.ts";
 import { reportedVersion } from "./probe.ts";
+import { bundleFlags, firstLine } from "./runtime.ts";
+import {
+  bundleCommand,
+  clearRuntime,
+  promoteWithRuntime,
+  type RuntimeNeed,
+  runtimeNeed,
+  stageRuntime,
+} from "./runtime_stage.ts";
 import { importTrustedKeys, type TrustedKey } from "./keys.ts";
 import {
   parseRoot,
@@ -64,6 +73,8 @@ export interface Available {
   url: string;
   sha256: string;
   length: number;
+  /** A bundle's Deno runtime, from the signed `runtimes`; absent for a compiled binary. */
+  runtime?: RuntimeNeed;
 }
 
 /** What {@linkcode Updater.check} found. */
@@ -252,6 +263,7 @@ export class Updater {
         `artifact path "${t.path}" leads outside the channel (${artifactUrl})`,
       );
     }
+    const runtime = runtimeNeed(s, t, this.#channel);
     return {
       kind: "available",
       available: {
@@ -261,6 +273,7 @@ export class Updater {
         url: artifactUrl,
         sha256: t.sha256,
         length: t.length,
+        ...(runtime ? { runtime } : {}),
       },
     };
   }
@@ -497,10 +510,66 @@ export class Updater {
         `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}`,
       );
     }
-    await this.#checkReportsVersion(staging, a, opts.signal);
-    await this.slots.promoteStaging(slot);
+    if (a.runtime) {
+      await this.#stageWithRuntime(a, a.runtime, active, slot, opts);
+    } else {
+      await this.#checkReportsVersion(staging, a, opts.signal);
+      await this.slots.promoteStaging(slot);
+      await clearRuntime(this.slots, slot);
+    }
     this.#log.info("staged verified artifact", { version: a.version, slot, bytes: a.length });
     return slot;
+  }
+
+  /**
+   * A bundle with the runtime the manifest names: the runtime staged beside it (hash-checked;
+   * downloaded only when neither slot has it), the bundle run on it must report the manifest's
+   * version, then both move into the slot with a launcher.
+   */
+  async #stageWithRuntime(
+    a: Available,
+    need: RuntimeNeed,
+    active: Slot,
+    slot: Slot,
+    opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+  ): Promise<void> {
+    const staging = this.slots.staging(slot);
+    let flags: string[];
+    try {
+      flags = bundleFlags(await firstLine(staging));
+    } catch (e) {
+      await Deno.remove(staging);
+      throw new UpdateRefused(
+        "version-mismatch",
+        `artifact ${a.version} names runtime ${need.key} but is not a bundle: ${
+          (e as Error).message
+        }; deleted`,
+      );
+    }
+    const rt = await stageRuntime({
+      slots: this.slots,
+      slot,
+      active,
+      need,
+      maxBytes: this.#config.maxArtifactBytes,
+      download: (to, have) =>
+        this.#download({ ...a, url: need.url, length: need.length }, to, have, opts),
+      log: this.#log,
+    });
+    // A downloaded or copied runtime is not executable until it is checked to run the bundle.
+    if (rt.staged) await Deno.chmod(rt.path, 0o700);
+    await this.#checkReportsVersion(
+      staging,
+      a,
+      opts.signal,
+      bundleCommand(rt.path, staging, flags),
+    );
+    await promoteWithRuntime(this.slots, slot, staging, rt, flags);
+    this.#log.info("staged runtime beside the bundle", {
+      runtime: need.key,
+      from: rt.source,
+      sha256: need.sha256,
+    });
   }
 
   /**
@@ -508,11 +577,16 @@ export class Updater {
    * environment) and refuses it unless it reports exactly the manifest's version: a signed
    * artifact of another release cannot be committed under this one's name.
    */
-  async #checkReportsVersion(staging: string, a: Available, signal?: AbortSignal): Promise<void> {
+  async #checkReportsVersion(
+    staging: string,
+    a: Available,
+    signal?: AbortSignal,
+    command: string[] = [staging],
+  ): Promise<void> {
     await Deno.chmod(staging, 0o700);
     let reported: string;
     try {
-      reported = await reportedVersion(staging, signal);
+      reported = await reportedVersion(command, signal);
     } catch (e) {
       await Deno.chmod(staging, 0o600);
       throw new UpdateRefused(

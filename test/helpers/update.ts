@@ -294,6 +294,8 @@ export interface UpdateView {
   history?: { result: string; version?: string; reason?: string }[];
   metadataExpires?: number;
   metadataStale?: string;
+  /** The executable the gateway runs on and its Deno version. */
+  runtime?: { path: string; deno: string };
 }
 
 /** The parts of /status the update tests read. */
