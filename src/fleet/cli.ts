@@ -11,7 +11,8 @@ import { FLEET_HELP, type FleetInvocation, parseFleetArgs } from "./args.ts";
 import { Fleet, FleetError, type GatewayView } from "./client.ts";
 import { FleetConfigError, resolveConnection } from "./config.ts";
 import { exportCsv, ExportError } from "./export.ts";
-import { formatFleetTable, formatProgress, formatResults } from "./format.ts";
+import { formatFleetTable, formatFullResults, formatProgress, formatResults } from "./format.ts";
+import { resultJson } from "./results.ts";
 import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
 import { serveFleet } from "./serve.ts";
 
@@ -233,10 +234,12 @@ async function send(
 
 function report(run: CommandRun, s: RunSummary, inv: FleetInvocation, io: FleetIo): void {
   if (inv.json) {
-    io.out(JSON.stringify({ ...s, results: run.results() }, null, 2));
+    io.out(JSON.stringify({ ...s, results: run.results().map(resultJson) }, null, 2));
     return;
   }
   io.out(formatResults(run.results()));
+  const full = formatFullResults(s.cmd, run.results());
+  if (full) io.out(`\n${full}`);
   io.out(
     `\n${s.cmd}: ${s.ok} of ${s.total} ok${s.failed ? `, ${s.failed} failed` : ""}${
       s.timedOut ? `, ${s.timedOut} timed out` : ""
