@@ -52,7 +52,7 @@ export async function fleetMain(
   const shutdown = shutdownSignal();
   const signal = shutdown.signal;
   try {
-    const { connection, keyFile } = resolveConnection(inv.connection);
+    const { connection, keyFile, pages } = resolveConnection(inv.connection);
     const key: SigningKey | undefined = keyFile ? await readSigningKey(keyFile) : undefined;
     if (!key && inv.sub !== "list" && inv.sub !== "serve" && inv.cmd !== "ping") {
       io.err(
@@ -90,7 +90,7 @@ export async function fleetMain(
       case "export":
         return await exportCmd(fleet, inv, io, signal);
       default:
-        return await serveFleet(fleet, { ...inv.serve!, log, print: io.out, signal });
+        return await serveFleet(fleet, { ...inv.serve!, log, print: io.out, signal, pages });
     }
   } catch (e) {
     if (e instanceof ConfigError) {
