@@ -13,6 +13,7 @@ export const FLEET_PAGE_HTML = `<!doctype html>
 <title>Outpost fleet</title>
 <link rel="stylesheet" href="/fleet.css">
 <script src="/fleet-results.js" defer></script>
+<script src="/fleet-lists.js" defer></script>
 <script src="/fleet.js" defer></script>
 </head>
 <body>

@@ -7,7 +7,8 @@
  * in the document, so 500 gateways cost what 30 do. Rendering uses `textContent` only.
  *
  * Plain JavaScript with JSDoc types: `deno check` and `deno lint` cover it, and the snapshot's
- * shape comes from the server's own type (serve_live.ts). The result view is page_results.js.
+ * shape comes from the server's own type (serve_live.ts). The result view is page_results.js, the
+ * lists of commands and exports page_lists.js.
  */
 /** @typedef {import("./serve_live.ts").FleetSnapshot} Snapshot */
 /** @typedef {import("./serve_live.ts").FleetPatch} Patch */
@@ -18,6 +19,7 @@
 /** @typedef {{ tr: HTMLElement, box: HTMLInputElement, why: HTMLElement, cells: Record<string, HTMLElement>, buttons: HTMLButtonElement[] }} Row */
 /** @typedef {"restart" | "update-check" | "update-apply"} Action */
 /** @typedef {import("./page_results.js").ResultsView} ResultsView */
+/** @typedef {import("./page_lists.js").Lists} Lists */
 "use strict";
 (() => {
   // The page shell (page.ts) is fixed: every id looked up here exists.
@@ -135,6 +137,15 @@
 
   /** @type {ResultsView} */
   const results = /** @type {any} */ (globalThis).outpostFleetResults({ $, el, api, when });
+  /** @type {Lists} */
+  const lists = /** @type {any} */ (globalThis).outpostFleetLists({
+    $,
+    el,
+    api,
+    when,
+    elapsed,
+    results,
+  });
 
   /** @param {string} message */
   function showLogin(message) {
@@ -236,10 +247,14 @@
     }
     for (const o of p.ops || []) ops.set(o.id, o);
     for (const id of p.opsRemoved || []) ops.delete(id);
-    if (p.ops || p.opsRemoved) renderOps();
+    if (p.ops || p.opsRemoved) {
+      lists.renderOps([...ops.values()].sort((a, b) => b.createdAt - a.createdAt));
+    }
     for (const x of p.exports || []) exportJobs.set(x.id, x);
     for (const id of p.exportsRemoved || []) exportJobs.delete(id);
-    if (p.exports || p.exportsRemoved) renderExports();
+    if (p.exports || p.exportsRemoved) {
+      lists.renderExports([...exportJobs.values()].sort((a, b) => b.createdAt - a.createdAt));
+    }
   }
 
   function renderHead() {
@@ -461,103 +476,6 @@
     }
   }
 
-  /** @param {Target} t */
-  function describe(t) {
-    if (t.error) return t.error.code + ": " + t.error.message;
-    const parts = [];
-    if (t.after) {
-      parts.push(
-        "back after " + elapsed(/** @type {number} */ (t.finishedAt) - t.sentAt) + ", version " +
-          (t.after.version || "?") +
-          (t.before.version && t.after.version && t.before.version !== t.after.version
-            ? " (was " + t.before.version + ")"
-            : ""),
-      );
-    }
-    if (t.note) parts.push(t.note);
-    if (t.progress && !t.finished) {
-      parts.push(
-        t.progress.done + (t.progress.total !== null && t.progress.total !== undefined
-          ? "/" + t.progress.total
-          : "") +
-          (t.progress.note ? " " + t.progress.note : ""),
-      );
-    }
-    if (t.result !== null && !t.after && t.finished) {
-      parts.push(typeof t.result === "string" ? t.result : JSON.stringify(t.result));
-    }
-    if (t.pages) parts.push(t.pages + " page(s)");
-    return parts.join("; ");
-  }
-
-  function renderOps() {
-    const list = [...ops.values()].sort((a, b) => b.createdAt - a.createdAt);
-    $("no-ops").hidden = list.length > 0;
-    $("op-list").replaceChildren(...list.map((o) => {
-      const s = o.summary;
-      const head = el(
-        "div",
-        { class: "op-head" },
-        o.cmd + " \u2192 " + (o.targets === "all" ? "all" : o.targets.join(", ")) + ": " +
-          s.replied + " of " + s.total + " replied, " + s.ok + " ok" +
-          (s.failed ? ", " + s.failed + " failed" : "") +
-          (s.timedOut ? ", " + s.timedOut + " timed out" : "") +
-          (o.settled ? "" : " \u2026"),
-      );
-      const items = o.results.map((t) => {
-        const li = el("li", {
-          class: "t-" + t.state,
-          "data-gateway": t.gatewayId,
-          "data-state": t.state,
-          textContent: t.gatewayId + ": " + t.state + (describe(t) ? " \u2014 " + describe(t) : ""),
-        });
-        if (t.finished && (t.resultChars > 0 || t.pages > 0) && !t.after) {
-          const b = el("button", { type: "button", textContent: "View result", "data-view": "" });
-          b.addEventListener("click", () => results.show(o.id, t.gatewayId));
-          li.append(" ", b);
-        }
-        return li;
-      });
-      results.settled(o);
-      return el(
-        "div",
-        { class: "op", "data-op": o.id, "data-cmd": o.cmd, "data-settled": String(o.settled) },
-        head,
-        el("ul", {}, ...items),
-      );
-    }));
-  }
-
-  function renderExports() {
-    const list = [...exportJobs.values()].sort((a, b) => b.createdAt - a.createdAt);
-    $("export-list").replaceChildren(...list.map((x) => {
-      const what = x.gateway + " / " + x.device + (x.metric ? " / " + x.metric : "") + ", " +
-        when(x.from) + " \u2192 " + (x.to ? when(x.to) : "now");
-      const status = x.state === "running"
-        ? "running: " + x.progress.pages + " page(s), " + x.progress.rows + " rows" +
-          (x.progress.lastTs ? " (up to " + when(x.progress.lastTs) + ")" : "")
-        : x.state === "done"
-        ? "complete: " + x.progress.rows + " rows in " + x.progress.pages + " page(s) "
-        : "failed: " + x.error;
-      const line = el(
-        "div",
-        { class: "job", "data-export": x.id, "data-state": x.state },
-        el("div", {}, what),
-        el("span", { class: x.state === "error" ? "error" : "", textContent: status }),
-      );
-      if (x.state === "done") {
-        line.append(
-          el("a", {
-            href: "/api/exports/" + x.id + ".csv",
-            download: x.name,
-            textContent: "Download " + x.name,
-          }),
-        );
-      }
-      return line;
-    }));
-  }
-
   function init() {
     $("login-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -596,34 +514,6 @@
     };
     $("gw-scroll").addEventListener("scroll", () => frame ||= requestAnimationFrame(redraw));
     addEventListener("resize", () => frame ||= requestAnimationFrame(redraw));
-    /** @param {number} ms */
-    const utcInput = (ms) => new Date(ms).toISOString().slice(0, 16);
-    /** @param {string} v */
-    const fromUtcInput = (v) => v ? new Date(v + "Z").getTime() : undefined;
-    for (const b of document.querySelectorAll("#export-form button[data-days]")) {
-      if (!(b instanceof HTMLButtonElement)) continue;
-      b.addEventListener("click", () => {
-        input("export-from").value = utcInput(Date.now() - Number(b.dataset.days) * 86400000);
-        input("export-to").value = "";
-      });
-    }
-    input("export-from").value = utcInput(Date.now() - 30 * 86400000);
-    $("export-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      $("export-error").textContent = "";
-      try {
-        await api("/api/exports", {
-          gateway: input("export-gateway").value.trim(),
-          device: input("export-device").value.trim(),
-          metric: input("export-metric").value.trim() || undefined,
-          from: fromUtcInput(input("export-from").value),
-          to: fromUtcInput(input("export-to").value),
-        });
-      } catch (e) {
-        const message = /** @type {Error} */ (e).message;
-        if (message !== "login required") $("export-error").textContent = message;
-      }
-    });
     // Ages move on between two patches.
     setInterval(() => {
       for (const [id, r] of shown) {

@@ -38,6 +38,7 @@ import { FLEET_PAGE_HTML, FLEET_PAGE_STYLE } from "./page.ts";
 // byte for byte as it is in the file (deno compile and deno bundle embed it).
 import FLEET_PAGE_SCRIPT from "./page_script.js" with { type: "text" };
 import FLEET_RESULTS_SCRIPT from "./page_results.js" with { type: "text" };
+import FLEET_LISTS_SCRIPT from "./page_lists.js" with { type: "text" };
 import { CommandJobs, ExportJobs } from "./serve_jobs.ts";
 import { fleetSnapshot, LiveStreams } from "./serve_live.ts";
 
@@ -119,6 +120,7 @@ export async function createFleetApp(
     .get("/fleet.css", () => asset(FLEET_PAGE_STYLE, CSS))
     .get("/fleet.js", () => asset(FLEET_PAGE_SCRIPT, JAVASCRIPT))
     .get("/fleet-results.js", () => asset(FLEET_RESULTS_SCRIPT, JAVASCRIPT))
+    .get("/fleet-lists.js", () => asset(FLEET_LISTS_SCRIPT, JAVASCRIPT))
     .get("/favicon.ico", () => empty(204));
   /** `/api/…` once the request is authorized. */
   const api = new Router()
