@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RequestError } from "../common/http/mod.ts";
 import type { Fleet } from "./client.ts";
-import { gatewayPageUrl } from "./config.ts";
+import { gatewayPageUrl, resolveConnection } from "./config.ts";
 import { formatTime } from "./results.ts";
 import { refuseUnreachable } from "./serve_jobs.ts";
 import { type FleetSnapshot, SnapshotDiff } from "./serve_live.ts";
@@ -150,4 +150,27 @@ Deno.test("SnapshotDiff: a patch carries only what changed; nothing changed, no 
   assert.deepEqual(removed?.removed, ["gw-4"]);
   assert.equal(removed?.gateways, undefined);
   assert.equal(removed?.head?.connected, false);
+});
+
+Deno.test("resolveConnection(): the pages: of the connection file, as docs/operations.md shows it", async () => {
+  const docs = await Deno.readTextFile(new URL("../../docs/operations.md", import.meta.url));
+  const example = /```yaml\n(pages:\n[\s\S]*?)```/.exec(docs)?.[1];
+  assert.ok(example, "the pages: example in docs/operations.md");
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(file, `url: mqtt://127.0.0.1:1883\n${example}`);
+    const { pages } = resolveConnection({ connection: file }, () => undefined);
+    const url = (id: string, site: string | null) =>
+      gatewayPageUrl({ id, site, pageUrl: null }, pages);
+    assert.equal(url("plant3-gw1", "plant3"), "https://10.3.0.5:8080/");
+    assert.equal(url("plant3-gw2", "plant3"), "https://plant3.example.com/plant3-gw2/");
+    assert.equal(url("gw-9", null), "https://gw-9.gateways.example.com:8080/");
+    await Deno.writeTextFile(
+      file,
+      `url: mqtt://127.0.0.1:1883\npages: { url: "javascript:alert(1)" }\n`,
+    );
+    assert.throws(() => resolveConnection({ connection: file }, () => undefined), /pages\.url/);
+  } finally {
+    await Deno.remove(file);
+  }
 });
