@@ -146,6 +146,7 @@ function outpostFleetResults({ $, el, api, when }) {
     const res = r.result;
     let text = "";
     if (r.error) text = r.error.code + ": " + r.error.message;
+    else if (r.note) text = r.note + (res ? "\n# " + JSON.stringify(res) : "");
     else if (r.rows) {
       rows = r.rows;
       at = 0;

@@ -422,7 +422,8 @@
     $("selection").textContent = !selected.size
       ? "none selected"
       : selected.size + " selected" + (off.length
-        ? " - " + off.map((g) => g && g.id + " " + unreachable(g)).join("; ") +
+        ? " - " + off.slice(0, 3).map((g) => g && g.id + " " + unreachable(g)).join("; ") +
+          (off.length > 3 ? " and " + (off.length - 3) + " more offline" : "") +
           ": deselect to send"
         : "");
     for (const b of document.querySelectorAll('.toolbar button[data-scope="selected"]')) {

@@ -25,6 +25,15 @@ export const PAGE_COMMANDS = [
 /** The most rows a query from the page may ask for (the rows are kept for the page to read). */
 export const PAGE_QUERY_MAX_ROWS = 10_000;
 
+/** Commands whose whole results the server keeps for the page: sent to a few gateways at a time. */
+const READ_COMMANDS = new Set(["status", "logs", "config-get", "query"]);
+
+/** The most gateways one read command from the page goes to. */
+export const PAGE_READ_MAX_TARGETS = 20;
+
+/** Queries whose rows stay readable on the page; older ones keep their summary only. */
+const KEEP_QUERY_ROWS = 5;
+
 /** How long the page waits for each command's replies. */
 const PAGE_TIMEOUTS: Record<string, number> = {
   "update-apply": 600_000,
@@ -45,6 +54,8 @@ export interface Op {
   run: CommandRun;
   summary: RunSummary;
   settled: boolean;
+  /** A query whose rows were let go (only the last few queries keep theirs). */
+  rowsDropped?: boolean;
 }
 
 /** A CSV export the page started. */
@@ -182,6 +193,15 @@ export class CommandJobs {
     }
     const targets = parseTargets(body.targets);
     const args = pageArgs(cmd, body);
+    if (
+      READ_COMMANDS.has(cmd) && (targets === "all" || targets.length > PAGE_READ_MAX_TARGETS)
+    ) {
+      throw new RequestError(
+        400,
+        `targets: ${cmd} goes to at most ${PAGE_READ_MAX_TARGETS} gateways from the page ` +
+          `(their whole results are kept); use outpost fleet send ${cmd} --all`,
+      );
+    }
     if (targets === "all") {
       if (!fleet.gateways().some((g) => g.state === "online")) {
         throw new RequestError(409, `${cmd} not sent: no gateway is online`);
@@ -207,6 +227,11 @@ export class CommandJobs {
     };
     this.list.unshift(op);
     this.list.splice(KEEP_OPS);
+    // A query's rows can be 10,000 per gateway: only the last few queries keep theirs.
+    for (const old of this.list.filter((o) => o.cmd === "query").slice(KEEP_QUERY_ROWS)) {
+      for (const t of old.run.results()) t.pages = undefined;
+      old.rowsDropped = true;
+    }
     run.onUpdate(() => {
       op.summary = run.summary();
       changed();
@@ -246,6 +271,9 @@ export class CommandJobs {
       error: t.error ?? null,
       result: t.result ?? null,
       rows: t.pages?.length ? pageRows(t) : null,
+      note: op.rowsDropped
+        ? `the rows are no longer kept (the last ${KEEP_QUERY_ROWS} queries keep theirs): send it again`
+        : null,
     });
   }
 }

@@ -195,6 +195,12 @@ Deno.test("fleet server: wrong methods, cross-origin posts, bad bodies and unkno
       ],
       [
         "/api/commands",
+        JSON.stringify({ cmd: "status", targets: "all" }),
+        400,
+        "targets: status goes to at most 20 gateways from the page (their whole results are kept); use outpost fleet send status --all",
+      ],
+      [
+        "/api/commands",
         JSON.stringify({ cmd: "restart", targets: "all" }),
         409,
         "restart not sent: no gateway is online",
