@@ -177,13 +177,16 @@ tr.offline td { color: #8a8f99; }
 #gateways thead th { position: sticky; top: 0; background: #fff; z-index: 1; }
 #gateways tbody tr { height: 32px; }
 #gateways td:not(.actions) { overflow: hidden; text-overflow: ellipsis; max-width: 22em; }
+#gateways tbody tr.spacer { height: 0; }
 tr.spacer td { padding: 0; border: 0; }
+[hidden] { display: none !important; }
 .health { display: inline-block; padding: 0 .5em; border-radius: 9px; font-size: .9em; }
 .health.ok { background: #dcf3e3; color: #17692f; }
 .health.offline, .health.failing, .health.alarm { background: #fbe0de; color: #b3261e; }
 .health.stale, .health.lagging { background: #fff1cc; color: #7a5a00; }
 .actions button { padding: .1em .5em; }
-.why { color: #b3261e; font-size: .9em; margin-left: .4em; }
+.why { color: #b3261e; font-size: .9em; margin-right: .4em; }
+.why:empty { display: none; }
 #read-form { display: flex; flex-wrap: wrap; gap: .7em; align-items: center; }
 #read-form [hidden] { display: none; }
 #result { margin-top: .6em; }

@@ -308,7 +308,8 @@
       r.cells[k] = el("td", { class: NUM.has(k) ? "num" : "", "data-col": k });
       r.tr.append(r.cells[k]);
     }
-    const actions = el("td", { class: "actions", "data-col": "actions" });
+    // The reason first: the buttons may run past the right edge of a narrow window.
+    const actions = el("td", { class: "actions", "data-col": "actions" }, r.why);
     for (const [action, label] of ROW_ACTIONS) {
       const b = el("button", { type: "button", textContent: label, "data-action": action });
       b.setAttribute("data-gateway", id);
@@ -316,7 +317,6 @@
       r.buttons.push(b);
       actions.append(b);
     }
-    actions.append(r.why);
     r.tr.append(actions);
     return r;
   }
