@@ -219,6 +219,7 @@ pages:
     await tab.waitForSelector(
       '#result[data-cmd="logs"][data-gateway="plant-1"] #result-title:text("done")',
     );
+    assert.equal(await tab.isVisible("#result-pager"), false, "no row pager for log lines");
     const lines = (await tab.textContent("#result-text"))!.split("\n");
     assert.deepEqual(
       lines,

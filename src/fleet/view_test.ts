@@ -3,7 +3,9 @@ import { RequestError } from "../common/http/mod.ts";
 import type { Fleet } from "./client.ts";
 import { gatewayPageUrl, resolveConnection } from "./config.ts";
 import { formatTime } from "./results.ts";
-import { refuseUnreachable } from "./serve_jobs.ts";
+import { silentLogger } from "../log.ts";
+import { CommandRun } from "./run.ts";
+import { CommandJobs, refuseUnreachable } from "./serve_jobs.ts";
 import { type FleetSnapshot, SnapshotDiff } from "./serve_live.ts";
 import { gatewayView } from "./view.ts";
 
@@ -173,4 +175,63 @@ Deno.test("resolveConnection(): the pages: of the connection file, as docs/opera
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("CommandJobs: the page's queries keep their rows, the last 5 only; a result names what it lost", async () => {
+  let n = 0;
+  const fleet = {
+    gateway: () => ({ state: "online" }),
+    gateways: () => [{ id: "g1", state: "online" }],
+    send: (cmd: string, o: { args: Record<string, unknown> }) => {
+      const run = new CommandRun({
+        id: crypto.randomUUID(),
+        cmd,
+        args: o.args,
+        fleetWide: false,
+        timeoutMs: 60_000,
+      });
+      const rid = `r${++n}`;
+      run.addTarget("g1", rid, { startedAt: null, version: null });
+      run.seal();
+      const reply = { id: rid, gatewayId: "g1", cmd, ts: NOW };
+      run.handleReply({
+        ...reply,
+        status: "page",
+        final: false,
+        page: 0,
+        result: { rows: [[n, NOW, "d", "m", 1, null, true]], lastSeq: n },
+      });
+      run.handleReply({
+        ...reply,
+        status: "done",
+        final: true,
+        result: { rows: 1, pages: 1, lastSeq: n, complete: true },
+      });
+      return run;
+    },
+  } as unknown as Fleet;
+  const jobs = new CommandJobs({
+    fleet,
+    log: silentLogger(),
+    signal: new AbortController().signal,
+    changed: () => {},
+  });
+  const ops: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await jobs.start(
+      new Request("http://x/api/commands", {
+        method: "POST",
+        body: JSON.stringify({ cmd: "query", targets: ["g1"], args: { device: "d" } }),
+      }),
+    );
+    ops.push((await r.json()).op);
+  }
+  const newest = await jobs.result(ops[5], "g1").json();
+  assert.deepEqual([newest.rows, newest.note], [[[6, NOW, "d", "m", 1, null, true]], null]);
+  assert.deepEqual(newest.args, { device: "d", limit: 1000 });
+  const oldest = await jobs.result(ops[0], "g1").json();
+  assert.equal(oldest.rows, null);
+  assert.match(oldest.note, /no longer kept \(the last 5 queries keep theirs\)/);
+  assert.equal(oldest.result.rows, 1, "the summary stays");
+  assert.equal(jobs.result(ops[0], "nope").status, 404);
 });
