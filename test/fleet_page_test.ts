@@ -268,7 +268,7 @@ adapters:
       30_000,
       100,
     );
-    await tab.selectOption("#export-gateway", "plant-1");
+    await tab.fill("#export-gateway", "plant-1");
     await tab.fill("#export-device", "meter-1");
     await tab.click('#export-form button[data-days="7"]');
     await tab.click('#export-form button[type="submit"]');

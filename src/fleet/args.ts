@@ -39,8 +39,9 @@ answered with an error or did not answer in time.
             followed until it is back and the version it then reports is shown
   export    a device's buffered readings via paged query replies, checked for completeness,
             as the CSV of "outpost export" (written as FILE.partial, renamed when complete)
-  serve     the fleet page: live gateway list, restart/update buttons, CSV export. Protected by
-            a token (printed at start, or kept in --token-file); a non-loopback --listen needs
+  serve     the fleet page: live gateway list (health, alarms, site, link to each page),
+            status/logs/config/query with whole results, restart/update buttons (disabled
+            for offline gateways), CSV export. Protected by a token (printed at start, or kept in --token-file); a non-loopback --listen needs
             --https-cert/--https-key or --allow-insecure-http`;
 
 const FOOTER = `TIME is ISO 8601, ms since the epoch, or a duration back from now (30d).
@@ -57,7 +58,7 @@ const CONNECTION_OPTIONS = {
     type: "string",
     arg: "FILE",
     help: "YAML with url, username, password, tls {ca, cert, key, servername}, prefix, " +
-      "statusTopic, key, clientId",
+      "statusTopic, key, clientId, pages {url, sites, gateways} (links on the fleet page)",
   },
   broker: { type: "string", arg: "URL", help: "mqtt:// or mqtts:// ($OUTPOST_BROKER)" },
   ca: {

@@ -11,7 +11,8 @@ import { FLEET_HELP, type FleetInvocation, parseFleetArgs } from "./args.ts";
 import { Fleet, FleetError, type GatewayView } from "./client.ts";
 import { FleetConfigError, resolveConnection } from "./config.ts";
 import { exportCsv, ExportError } from "./export.ts";
-import { formatFleetTable, formatProgress, formatResults } from "./format.ts";
+import { formatFleetTable, formatFullResults, formatProgress, formatResults } from "./format.ts";
+import { resultJson } from "./results.ts";
 import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
 import { serveFleet } from "./serve.ts";
 
@@ -51,7 +52,7 @@ export async function fleetMain(
   const shutdown = shutdownSignal();
   const signal = shutdown.signal;
   try {
-    const { connection, keyFile } = resolveConnection(inv.connection);
+    const { connection, keyFile, pages } = resolveConnection(inv.connection);
     const key: SigningKey | undefined = keyFile ? await readSigningKey(keyFile) : undefined;
     if (!key && inv.sub !== "list" && inv.sub !== "serve" && inv.cmd !== "ping") {
       io.err(
@@ -89,7 +90,7 @@ export async function fleetMain(
       case "export":
         return await exportCmd(fleet, inv, io, signal);
       default:
-        return await serveFleet(fleet, { ...inv.serve!, log, print: io.out, signal });
+        return await serveFleet(fleet, { ...inv.serve!, log, print: io.out, signal, pages });
     }
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -129,6 +130,10 @@ function listJson(gateways: readonly GatewayView[]): string {
       id: g.id,
       state: g.state,
       stale: g.stale,
+      health: g.health,
+      healthNote: g.healthNote,
+      site: g.site,
+      alarms: g.alarms,
       version: g.version,
       backlog: g.backlog,
       oldestPendingAgeMs: g.oldestPendingAgeMs,
@@ -233,10 +238,12 @@ async function send(
 
 function report(run: CommandRun, s: RunSummary, inv: FleetInvocation, io: FleetIo): void {
   if (inv.json) {
-    io.out(JSON.stringify({ ...s, results: run.results() }, null, 2));
+    io.out(JSON.stringify({ ...s, results: run.results().map(resultJson) }, null, 2));
     return;
   }
   io.out(formatResults(run.results()));
+  const full = formatFullResults(s.cmd, run.results());
+  if (full) io.out(`\n${full}`);
   io.out(
     `\n${s.cmd}: ${s.ok} of ${s.total} ok${s.failed ? `, ${s.failed} failed` : ""}${
       s.timedOut ? `, ${s.timedOut} timed out` : ""

@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 import type { SigningKey } from "../update/keys.ts";
 import type { StatusMessage } from "../uplink/mod.ts";
 import { CommandRun, type ProcessSeen } from "./run.ts";
+import { type GatewayView, gatewayView, type GrantedKey, num } from "./view.ts";
 import {
   type CommandReply,
   type CommandRequest,
@@ -57,42 +58,11 @@ export interface FleetOptions {
   now?: () => number;
 }
 
+export { type GatewayView, gatewayView, type GrantedKey } from "./view.ts";
+
 /** A failure to reach or use the broker. */
 export class FleetError extends Error {
   override name = "FleetError";
-}
-
-/** One gateway as the console sees it. */
-export interface GatewayView {
-  id: string;
-  state: "online" | "offline";
-  /** Online, but its status has not been refreshed for longer than `staleAfterMs`. */
-  stale: boolean;
-  version: string | null;
-  backlog: number | null;
-  /** Age of its oldest unforwarded reading now (extrapolated from its last status). */
-  oldestPendingAgeMs: number | null;
-  /**
-   * When it was last heard of: a live status's arrival, else the time in the retained status
-   * (for a last will, that is when the gateway had connected).
-   */
-  lastSeen: number | null;
-  startedAt: number | null;
-  reason: string | null;
-  /**
-   * What this gateway grants the console's operator key, as its last `ping` reply said: the key
-   * id, name and scopes; null when it answered an unsigned ping; undefined when not known yet.
-   */
-  operator?: GrantedKey | null;
-  /** The retained status message as published. */
-  status: StatusMessage;
-}
-
-/** An operator key as a gateway grants it (the `operator` of a ping reply). */
-export interface GrantedKey {
-  keyid: string;
-  name?: string;
-  scopes: string[];
 }
 
 /** Options of {@linkcode Fleet.send}. */
@@ -112,8 +82,6 @@ interface Entry {
   /** Arrived live (not as a retained message on subscribe). */
   live: boolean;
 }
-
-const num = (v: unknown): number | null => typeof v === "number" && Number.isFinite(v) ? v : null;
 
 /** Parses a reply payload; undefined when it is not a reply. */
 export function parseReply(text: string): CommandReply | undefined {
@@ -503,30 +471,4 @@ export class Fleet {
     this.#closing = true;
     await this.#client.endAsync(false).catch(() => {});
   }
-}
-
-/** Builds the view of one gateway from its status message (exported for tests). */
-export function gatewayView(
-  id: string,
-  status: StatusMessage,
-  o: { receivedAt: number; live: boolean; now: number; staleAfterMs: number },
-): GatewayView {
-  const ts = num(status.ts);
-  const lastSeen = o.live ? o.receivedAt : ts;
-  const age = num(status.oldestPendingAgeMs);
-  const backlog = num(status.backlog);
-  // The oldest pending reading keeps ageing after the status was published.
-  const oldest = age !== null && ts !== null && backlog ? o.now - (ts - age) : age;
-  return {
-    id,
-    state: status.state,
-    stale: status.state === "online" && lastSeen !== null && o.now - lastSeen > o.staleAfterMs,
-    version: typeof status.version === "string" ? status.version : null,
-    backlog,
-    oldestPendingAgeMs: oldest === null ? null : Math.max(0, oldest),
-    lastSeen,
-    startedAt: num(status.startedAt),
-    reason: typeof status.reason === "string" ? status.reason : null,
-    status,
-  };
 }

@@ -9,6 +9,42 @@ import { tlsSchema } from "../common/tls.ts";
 import { DEFAULT_PREFIX } from "../protocol/mod.ts";
 import type { FleetConnection } from "./client.ts";
 
+const pageUrl = s.string({
+  pattern: /^https?:\/\/[^\s]+$/,
+  patternName: "an http(s) URL such as https://{id}.plant.example.com:8080/",
+});
+
+/** Where each gateway's own page is, when its status does not say (`pageUrl`). */
+export const fleetPagesSchema = s.object({
+  url: pageUrl.optional()
+    .describe("Pattern for every gateway; {id} and {site} are replaced (URL-encoded)"),
+  sites: s.record(pageUrl).optional().describe("Pattern per site (the site in the status)"),
+  gateways: s.record(pageUrl).optional().describe("URL per gateway id"),
+});
+
+/** A validated `pages:` section. */
+export type FleetPages = Infer<typeof fleetPagesSchema>;
+
+/**
+ * The link to a gateway's own page: the `pageUrl` its status gives, else the connection file's
+ * `pages.gateways[id]`, `pages.sites[site]`, `pages.url`; null when none applies.
+ */
+export function gatewayPageUrl(
+  g: { id: string; site: string | null; pageUrl: string | null },
+  pages: FleetPages | undefined,
+): string | null {
+  if (g.pageUrl) return g.pageUrl;
+  if (!pages) return null;
+  const own = (m: Record<string, string> | undefined, k: string | null) =>
+    m && k !== null && Object.hasOwn(m, k) ? m[k] : undefined;
+  const pattern = own(pages.gateways, g.id) ?? own(pages.sites, g.site) ?? pages.url;
+  if (!pattern) return null;
+  if (pattern.includes("{site}") && g.site === null) return null;
+  const url = pattern.replaceAll("{id}", encodeURIComponent(g.id))
+    .replaceAll("{site}", encodeURIComponent(g.site ?? ""));
+  return /^https?:\/\/[^\s]+$/.test(url) ? url : null;
+}
+
 /** Schema of a `--connection` file; the same keys as the MQTT uplink where they overlap. */
 export const fleetConnectionSchema = s.object({
   url: s.string({
@@ -29,6 +65,8 @@ export const fleetConnectionSchema = s.object({
     .describe("MQTT filter of every gateway's status topic; default {prefix}/+/status"),
   key: s.string({ min: 1 }).optional()
     .describe("Operator key file (outpost release keygen) that signs every command"),
+  pages: fleetPagesSchema.optional()
+    .describe("Links to each gateway's own page on the fleet page (when its status has none)"),
   connectTimeout: s.duration({ min: 1000 }).default(10_000),
   keepalive: s.duration({ min: 1000, max: 3_600_000 }).default(30_000),
 });
@@ -71,7 +109,7 @@ export const FLEET_ENV = {
 export function resolveConnection(
   flags: ConnectionFlags,
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-): { connection: FleetConnection; keyFile?: string } {
+): { connection: FleetConnection; keyFile?: string; pages?: FleetPages } {
   const file = flags.connection
     ? loadConfigFile(flags.connection, fleetConnectionSchema)
     : undefined;
@@ -125,5 +163,6 @@ export function resolveConnection(
       keepalive: file?.keepalive,
     },
     keyFile: flags.key ?? file?.key,
+    pages: file?.pages,
   };
 }

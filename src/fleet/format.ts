@@ -1,6 +1,7 @@
 /** Terminal rendering of the fleet console: the gateway table and command progress. */
 import type { GatewayView } from "./client.ts";
 import type { RunSummary, TargetResult } from "./run.ts";
+import { fitsOneLine, formatFullResult } from "./results.ts";
 
 /** A duration for people: `42s`, `17m`, `5.2h`, `3.0d`; `-` for none. */
 export function formatAge(ms: number | null | undefined): string {
@@ -110,9 +111,10 @@ export function formatGrant(operator: unknown): string {
   }`;
 }
 
+/** A result that fits one line as it is; a longer one is only named (printed whole below). */
 function brief(v: unknown): string {
   const s = typeof v === "string" ? v : JSON.stringify(v);
-  return s.length > 100 ? s.slice(0, 97) + "..." : s;
+  return fitsOneLine(s) ? s : `result of ${s.length} characters, printed whole below`;
 }
 
 /** One progress line: `restart: 3 of 20 replied, 2 done, 1 failed — gw-07 restarted …`. */
@@ -125,10 +127,30 @@ export function formatProgress(s: RunSummary, t?: TargetResult): string {
   return `${head} — ${t.gatewayId} ${t.state}${what ? ` (${what})` : ""}`;
 }
 
+/**
+ * Every result the table could not hold whole, one section per gateway: query rows as CSV, log
+ * lines, the config, JSON otherwise. Empty when the table said it all.
+ */
+export function formatFullResults(cmd: string, results: readonly TargetResult[]): string {
+  const out: string[] = [];
+  for (const t of sortById(results)) {
+    const text = formatFullResult(cmd, t);
+    // A restart's result is its "back after" line; a short one is in the table already.
+    if (text === undefined || t.after || (!t.pages?.length && fitsOneLine(text))) continue;
+    out.push(`== ${t.gatewayId}: ${cmd} ==\n${text}`);
+  }
+  return out.join("\n\n");
+}
+
+function sortById(results: readonly TargetResult[]): TargetResult[] {
+  return [...results].sort((a, b) =>
+    a.gatewayId.localeCompare(b.gatewayId, "en", { numeric: true })
+  );
+}
+
 /** The final per-gateway table of a command run. */
 export function formatResults(results: readonly TargetResult[]): string {
-  const rows = [...results]
-    .sort((a, b) => a.gatewayId.localeCompare(b.gatewayId, "en", { numeric: true }))
+  const rows = sortById(results)
     .map((t) => [
       t.gatewayId,
       t.state,

@@ -12,6 +12,8 @@ export const FLEET_PAGE_HTML = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Outpost fleet</title>
 <link rel="stylesheet" href="/fleet.css">
+<script src="/fleet-results.js" defer></script>
+<script src="/fleet-lists.js" defer></script>
 <script src="/fleet.js" defer></script>
 </head>
 <body>
@@ -56,18 +58,62 @@ export const FLEET_PAGE_HTML = `<!doctype html>
       <button type="button" id="confirm-no">Cancel</button>
     </div>
     <p id="action-error" class="error" role="alert"></p>
+    <div id="gw-scroll">
     <table id="gateways">
       <thead>
         <tr>
           <th><input type="checkbox" id="select-all" aria-label="select all gateways"></th>
-          <th>Gateway</th><th>State</th><th>Version</th><th class="num">Backlog</th>
-          <th class="num">Oldest pending</th><th>Last seen</th><th>Up since</th>
-          <th title="What each gateway grants this console's operator key (from its ping reply)">Your scopes</th><th>Actions</th>
+          <th>Gateway</th><th>Health</th><th class="num">Alarms</th><th>Site</th><th>Version</th>
+          <th class="num">Backlog</th><th class="num">Oldest pending</th><th>Last seen</th><th>Up since</th>
+          <th title="What each gateway grants this console's operator key (from its ping reply)">Your scopes</th>
+          <th>Page</th><th>Actions</th>
         </tr>
       </thead>
       <tbody></tbody>
     </table>
+    </div>
     <p id="empty" class="muted" hidden>No gateway has published a status yet.</p>
+    <p class="muted">Times are UTC.</p>
+  </section>
+
+  <section id="read">
+    <h2>Status, logs, config, query</h2>
+    <form id="read-form">
+      <label>Gateway <input id="read-gateway" required size="16"></label>
+      <label>Command <select id="read-cmd">
+        <option value="status">status</option>
+        <option value="logs">logs</option>
+        <option value="config-get">config</option>
+        <option value="query">query</option>
+      </select></label>
+      <span class="group" data-for="logs">
+        <label>Lines <input id="read-lines" type="number" min="1" max="500" value="100" size="4"></label>
+        <label>Level <select id="read-level"><option value="">all</option><option>debug</option>
+          <option>info</option><option>warn</option><option>error</option></select></label>
+      </span>
+      <span class="group" data-for="query">
+        <label>Device <input id="query-device" size="12"></label>
+        <label>Metric <input id="query-metric" placeholder="all" size="10"></label>
+        <label>From (UTC) <input id="query-from" type="datetime-local"></label>
+        <label>To (UTC) <input id="query-to" type="datetime-local"></label>
+        <label>Rows <input id="query-limit" type="number" min="1" max="10000" value="1000" size="6"></label>
+      </span>
+      <button type="submit">Send</button>
+    </form>
+    <p id="read-error" class="error" role="alert"></p>
+    <div id="result" hidden>
+      <div class="toolbar">
+        <strong id="result-title"></strong>
+        <span id="result-pager" class="group" hidden>
+          <button type="button" id="result-prev">Previous</button>
+          <span id="result-range" class="muted"></span>
+          <button type="button" id="result-next">Next</button>
+        </span>
+        <button type="button" id="result-close">Close</button>
+      </div>
+      <pre id="result-text"></pre>
+      <div id="result-rows" class="rows"></div>
+    </div>
   </section>
 
   <section id="ops">
@@ -79,11 +125,11 @@ export const FLEET_PAGE_HTML = `<!doctype html>
   <section id="export">
     <h2>Export a device's data (CSV)</h2>
     <form id="export-form">
-      <label>Gateway <select id="export-gateway" required></select></label>
+      <label>Gateway <input id="export-gateway" required size="16"></label>
       <label>Device <input id="export-device" required size="14"></label>
       <label>Metric <input id="export-metric" placeholder="all" size="12"></label>
-      <label>From <input id="export-from" type="datetime-local" required></label>
-      <label>To <input id="export-to" type="datetime-local"></label>
+      <label>From (UTC) <input id="export-from" type="datetime-local" required></label>
+      <label>To (UTC) <input id="export-to" type="datetime-local"></label>
       <span class="group">
         <button type="button" data-days="1">1 day</button>
         <button type="button" data-days="7">7 days</button>
@@ -127,6 +173,27 @@ th { font-weight: 600; color: #4a5263; }
 .state.offline { background: #fbe0de; color: #b3261e; }
 .state.stale { background: #fff1cc; color: #7a5a00; }
 tr.offline td { color: #8a8f99; }
+#gw-scroll { max-height: 70vh; overflow: auto; position: relative; }
+#gateways thead th { position: sticky; top: 0; background: #fff; z-index: 1; }
+#gateways tbody tr { height: 32px; }
+#gateways td:not(.actions) { overflow: hidden; text-overflow: ellipsis; max-width: 22em; }
+#gateways tbody tr.spacer { height: 0; }
+tr.spacer td { padding: 0; border: 0; }
+[hidden] { display: none !important; }
+.health { display: inline-block; padding: 0 .5em; border-radius: 9px; font-size: .9em; }
+.health.ok { background: #dcf3e3; color: #17692f; }
+.health.offline, .health.failing, .health.alarm { background: #fbe0de; color: #b3261e; }
+.health.stale, .health.lagging { background: #fff1cc; color: #7a5a00; }
+.actions button { padding: .1em .5em; }
+.why { color: #b3261e; font-size: .9em; margin-right: .4em; }
+.why:empty { display: none; }
+#read-form { display: flex; flex-wrap: wrap; gap: .7em; align-items: center; }
+#read-form [hidden] { display: none; }
+#result { margin-top: .6em; }
+#result-text { max-height: 60vh; overflow: auto; background: #f6f7f9; padding: .6em; margin: .4em 0; white-space: pre-wrap; word-break: break-word; }
+#result-text:empty { display: none; }
+.rows { max-height: 60vh; overflow: auto; }
+.rows table td { font-variant-numeric: tabular-nums; }
 .op { border-top: 1px solid #edf0f3; padding: .4em 0; }
 .op-head { font-weight: 600; }
 .op ul, #export-list ul { margin: .2em 0 .2em 1.2em; padding: 0; }

@@ -2,19 +2,24 @@
 /// <reference lib="dom" />
 /**
  * The fleet page's script, served as `/fleet.js` exactly as it is here (embedded with a text
- * import, no build step). All data arrives through `/api/*` after login; rendering uses
- * `textContent` only.
+ * import, no build step). All data arrives through `/api/*` after login: the snapshot once, then
+ * `patch` events with only what changed. The gateway table is virtual: only the rows in view are
+ * in the document, so 500 gateways cost what 30 do. Rendering uses `textContent` only.
  *
  * Plain JavaScript with JSDoc types: `deno check` and `deno lint` cover it, and the snapshot's
- * shape comes from the server's own type (serve_live.ts).
+ * shape comes from the server's own type (serve_live.ts). The result view is page_results.js, the
+ * lists of commands and exports page_lists.js.
  */
 /** @typedef {import("./serve_live.ts").FleetSnapshot} Snapshot */
+/** @typedef {import("./serve_live.ts").FleetPatch} Patch */
 /** @typedef {Snapshot["gateways"][number]} Gateway */
 /** @typedef {Snapshot["ops"][number]} Op */
 /** @typedef {Op["results"][number]} Target */
 /** @typedef {Snapshot["exports"][number]} ExportJob */
-/** @typedef {{ tr: HTMLElement, box: HTMLInputElement, cells: Record<string, HTMLElement> }} Row */
+/** @typedef {{ tr: HTMLElement, box: HTMLInputElement, why: HTMLElement, cells: Record<string, HTMLElement>, buttons: HTMLButtonElement[] }} Row */
 /** @typedef {"restart" | "update-check" | "update-apply"} Action */
+/** @typedef {import("./page_results.js").ResultsView} ResultsView */
+/** @typedef {import("./page_lists.js").Lists} Lists */
 "use strict";
 (() => {
   // The page shell (page.ts) is fixed: every id looked up here exists.
@@ -22,8 +27,6 @@
   const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
   /** @param {string} id */
   const input = (id) => /** @type {HTMLInputElement} */ ($(id));
-  /** @param {string} id */
-  const select = (id) => /** @type {HTMLSelectElement} */ ($(id));
   /**
    * @param {string} tag
    * @param {Record<string, unknown>} props
@@ -51,20 +54,65 @@
   };
   /** @param {number} ms */
   const elapsed = (ms) => ms < 9950 ? (Math.max(0, ms) / 1000).toFixed(1) + "s" : age(ms);
-  /** @param {number | null | undefined} ms */
-  const when = (ms) => ms ? new Date(ms).toLocaleString() : "-";
+  /**
+   * One date format on every page: `2026-12-03 14:05:09 UTC` (as the CLI and the gateway page).
+   * @param {number | null | undefined} ms
+   */
+  const when = (ms) =>
+    ms ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "-";
+  /** @param {Node} node @param {string} text */
+  const setText = (node, text) => {
+    if (node.textContent !== text) node.textContent = text;
+  };
 
+  const COLS = [
+    "id",
+    "health",
+    "alarms",
+    "site",
+    "version",
+    "backlog",
+    "oldest",
+    "seen",
+    "started",
+    "scopes",
+    "page",
+  ];
+  const NUM = new Set(["alarms", "backlog", "oldest"]);
+  const ROW_ACTIONS = [
+    ["status", "Status"],
+    ["logs", "Logs"],
+    ["config-get", "Config"],
+    ["query", "Query"],
+    ["restart", "Restart"],
+    ["update-check", "Check update"],
+    ["update-apply", "Update"],
+  ];
+  const OVERSCAN = 8;
+
+  /** @type {Map<string, Gateway>} */
+  const gateways = new Map();
+  /** @type {string[]} gateway ids in table order */
+  let order = [];
+  /** @type {Map<string, Op>} */
+  const ops = new Map();
+  /** @type {Map<string, ExportJob>} */
+  const exportJobs = new Map();
   /** @type {Set<string>} */
   const selected = new Set();
-  /** @type {Map<string, Row>} */
-  const rows = new Map();
-  /** @type {Snapshot | null} */
-  let snap = null;
+  /** @type {Map<string, Row>} the rows in the document now */
+  const shown = new Map();
+  /** @type {Omit<Snapshot, "now" | "gateways" | "ops" | "exports"> | null} */
+  let head = null;
   let skew = 0;
+  let rowHeight = 32;
   /** @type {EventSource | null} */
   let source = null;
   /** @type {{ action: Action, targets: string[] | "all", version: string } | null} */
   let pending = null;
+  const topPad = el("tr", { class: "spacer" }, el("td", { colSpan: COLS.length + 2 }));
+  const bottomPad = el("tr", { class: "spacer" }, el("td", { colSpan: COLS.length + 2 }));
+  const now = () => Date.now() - skew;
 
   /**
    * @param {string} path
@@ -86,6 +134,18 @@
     if (!r.ok) throw new Error((data && data.error) || ("HTTP " + r.status));
     return data;
   }
+
+  /** @type {ResultsView} */
+  const results = /** @type {any} */ (globalThis).outpostFleetResults({ $, el, api, when });
+  /** @type {Lists} */
+  const lists = /** @type {any} */ (globalThis).outpostFleetLists({
+    $,
+    el,
+    api,
+    when,
+    elapsed,
+    results,
+  });
 
   /** @param {string} message */
   function showLogin(message) {
@@ -128,14 +188,22 @@
     $("login").hidden = true;
     $("app").hidden = false;
     $("logout").hidden = false;
-    render(data);
+    load(data);
     listen();
   }
 
   function listen() {
+    // The stream starts with the whole snapshot, then brings only what changed.
     if (source) source.close();
     source = new EventSource("/api/events");
-    source.addEventListener("fleet", (ev) => render(JSON.parse(ev.data)));
+    source.addEventListener(
+      "fleet",
+      (ev) => load(JSON.parse(/** @type {MessageEvent} */ (ev).data)),
+    );
+    source.addEventListener(
+      "patch",
+      (ev) => apply(JSON.parse(/** @type {MessageEvent} */ (ev).data)),
+    );
     source.onerror = () => {
       // A refused stream is not retried by the browser: find out why, then start again.
       if (source && source.readyState === EventSource.CLOSED) {
@@ -145,127 +213,233 @@
     };
   }
 
-  /** @param {Snapshot} data */
-  function render(data) {
-    snap = data;
-    skew = Date.now() - data.now;
-    $("conn").textContent = data.broker + (data.connected ? "" : " - DISCONNECTED" +
-      (data.lastError ? ": " + data.lastError : "")) +
-      (data.keyid
-        ? " - signing as operator key " + data.keyid
+  /** @param {Snapshot} s */
+  function load(s) {
+    gateways.clear();
+    ops.clear();
+    exportJobs.clear();
+    const { now: t, gateways: g, ops: o, exports: x, ...rest } = s;
+    apply({ now: t, head: rest, gateways: g, ops: o, exports: x });
+  }
+
+  /** @param {Patch} p */
+  function apply(p) {
+    skew = Date.now() - p.now;
+    if (p.head) {
+      head = p.head;
+      renderHead();
+    }
+    let reorder = false;
+    for (const g of p.gateways || []) {
+      if (!gateways.has(g.id)) reorder = true;
+      gateways.set(g.id, g);
+    }
+    for (const id of p.removed || []) {
+      reorder = gateways.delete(id) || reorder;
+      selected.delete(id);
+    }
+    if (reorder) {
+      order = [...gateways.keys()].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    }
+    if (p.gateways || p.removed) {
+      renderRows();
+      renderCounts();
+    }
+    for (const o of p.ops || []) ops.set(o.id, o);
+    for (const id of p.opsRemoved || []) ops.delete(id);
+    if (p.ops || p.opsRemoved) {
+      lists.renderOps([...ops.values()].sort((a, b) => b.createdAt - a.createdAt));
+    }
+    for (const x of p.exports || []) exportJobs.set(x.id, x);
+    for (const id of p.exportsRemoved || []) exportJobs.delete(id);
+    if (p.exports || p.exportsRemoved) {
+      lists.renderExports([...exportJobs.values()].sort((a, b) => b.createdAt - a.createdAt));
+    }
+  }
+
+  function renderHead() {
+    if (!head) return;
+    $("conn").textContent = head.broker + (head.connected ? "" : " - DISCONNECTED" +
+      (head.lastError ? ": " + head.lastError : "")) +
+      (head.keyid
+        ? " - signing as operator key " + head.keyid
         : " - NO OPERATOR KEY (--key): gateways refuse every command but ping");
-    renderGateways(data.gateways, data.now);
-    renderOps(data.ops);
-    renderExports(data.exports, data.gateways);
   }
 
-  /** @param {Gateway} g */
-  function stateOf(g) {
-    return g.state === "offline" ? "offline" : g.stale ? "stale" : "online";
-  }
-
-  /**
-   * @param {Gateway[]} gateways
-   * @param {number} now
-   */
-  function renderGateways(gateways, now) {
-    const tbody = /** @type {HTMLTableElement} */ ($("gateways")).tBodies[0];
-    const seen = new Set();
-    for (const g of gateways) {
-      seen.add(g.id);
-      let r = rows.get(g.id);
-      if (!r) {
-        /** @type {HTMLInputElement} */
-        const box = el("input", { type: "checkbox", "data-select": g.id });
-        box.setAttribute("aria-label", "select " + g.id);
-        box.addEventListener("change", () => {
-          if (box.checked) selected.add(g.id);
-          else selected.delete(g.id);
-          updateSelection();
-        });
-        const actions = el(
-          "td",
-          { class: "actions" },
-          actionButton("restart", "Restart", g.id),
-          actionButton("update-check", "Check update", g.id),
-          actionButton("update-apply", "Update", g.id),
-        );
-        r = { tr: el("tr", { "data-gateway": g.id }), box, cells: {} };
-        r.tr.append(el("td", {}, box));
-        for (
-          const k of ["id", "state", "version", "backlog", "oldest", "seen", "started", "scopes"]
-        ) {
-          const td = el("td", {
-            class: k === "backlog" || k === "oldest" ? "num" : "",
-            "data-col": k,
-          });
-          r.cells[k] = td;
-          r.tr.append(td);
-        }
-        r.tr.append(actions);
-        rows.set(g.id, r);
-      }
-      const st = stateOf(g);
-      r.tr.className = st;
-      r.tr.setAttribute("data-state", g.state);
-      r.tr.setAttribute("data-version", g.version || "");
-      r.tr.setAttribute("data-started-at", g.startedAt === null ? "" : String(g.startedAt));
-      r.cells.id.textContent = g.id;
-      r.cells.state.replaceChildren(el("span", { class: "state " + st, textContent: st }));
-      r.cells.state.title = g.state === "offline" && g.reason ? g.reason : "";
-      r.cells.version.textContent = g.version || "-";
-      r.cells.backlog.textContent = g.backlog === null ? "-" : String(g.backlog);
-      r.cells.oldest.textContent = age(g.oldestPendingAgeMs);
-      r.cells.seen.textContent = g.lastSeen ? age(now - g.lastSeen) + " ago" : "-";
-      r.cells.started.textContent = when(g.startedAt);
-      r.cells.scopes.textContent = g.operator === undefined
-        ? "?"
-        : g.operator === null
-        ? "none (unsigned)"
-        : g.operator.scopes.join(", ") || "none";
-      // Move a row only when the order changed, so that nothing under the pointer jumps.
-      const at = tbody.children[seen.size - 1];
-      if (at !== r.tr) tbody.insertBefore(r.tr, at || null);
+  function renderCounts() {
+    let online = 0, alarms = 0;
+    for (const g of gateways.values()) {
+      if (g.state === "online") online++;
+      if (g.alarms) alarms += g.alarms.active;
     }
-    for (const [id, r] of rows) {
-      if (!seen.has(id)) {
-        r.tr.remove();
-        rows.delete(id);
-        selected.delete(id);
-      }
-    }
-    const online = gateways.filter((g) => g.state === "online").length;
-    $("counts").textContent = gateways.length + " gateways: " + online + " online, " +
-      (gateways.length - online) + " offline";
-    $("empty").hidden = gateways.length > 0;
+    $("counts").textContent = gateways.size + " gateways: " + online + " online, " +
+      (gateways.size - online) + " offline" + (alarms ? ", " + alarms + " active alarm(s)" : "");
+    $("empty").hidden = gateways.size > 0;
     updateSelection();
   }
 
-  /**
-   * @param {Action} action
-   * @param {string} label
-   * @param {string} id
-   */
-  function actionButton(action, label, id) {
-    const b = el("button", {
-      type: "button",
-      textContent: label,
-      "data-action": action,
-      "data-gateway": id,
+  /** Why commands to `g` are disabled, or "" when they are not. @param {Gateway} g */
+  function unreachable(g) {
+    return g.state === "offline"
+      ? "offline since " + when(g.offlineSince) + (g.reason ? " (" + g.reason + ")" : "")
+      : "";
+  }
+
+  /** @param {string} id */
+  function makeRow(id) {
+    /** @type {HTMLInputElement} */
+    const box = el("input", { type: "checkbox", "data-select": id });
+    box.setAttribute("aria-label", "select " + id);
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(id);
+      else selected.delete(id);
+      updateSelection();
     });
-    b.addEventListener("click", () => ask(action, [id]));
-    return b;
+    /** @type {Row} */
+    const r = {
+      tr: el("tr", { "data-gateway": id }),
+      box,
+      why: el("span", { class: "why" }),
+      cells: {},
+      buttons: [],
+    };
+    r.tr.append(el("td", {}, box));
+    for (const k of COLS) {
+      r.cells[k] = el("td", { class: NUM.has(k) ? "num" : "", "data-col": k });
+      r.tr.append(r.cells[k]);
+    }
+    // The reason first: the buttons may run past the right edge of a narrow window.
+    const actions = el("td", { class: "actions", "data-col": "actions" }, r.why);
+    for (const [action, label] of ROW_ACTIONS) {
+      const b = el("button", { type: "button", textContent: label, "data-action": action });
+      b.setAttribute("data-gateway", id);
+      b.addEventListener("click", () => rowAction(action, id));
+      r.buttons.push(b);
+      actions.append(b);
+    }
+    r.tr.append(actions);
+    return r;
+  }
+
+  /** @param {Row} r @param {Gateway} g */
+  function fillRow(r, g) {
+    const st = g.state === "offline" ? "offline" : g.stale ? "stale" : "online";
+    r.tr.className = st;
+    r.tr.setAttribute("data-state", g.state);
+    r.tr.setAttribute("data-health", g.health);
+    r.tr.setAttribute("data-version", g.version || "");
+    r.tr.setAttribute("data-started-at", g.startedAt === null ? "" : String(g.startedAt));
+    r.box.checked = selected.has(g.id);
+    setText(r.cells.id, g.id);
+    const badge = r.cells.health.firstChild || r.cells.health.appendChild(el("span"));
+    /** @type {HTMLElement} */ (badge).className = "health " + g.health;
+    setText(badge, g.health);
+    r.cells.health.title = g.healthNote || "";
+    setText(r.cells.alarms, g.alarms ? String(g.alarms.active) : "?");
+    r.cells.alarms.title = g.alarms
+      ? g.alarms.names.join(", ") +
+        (g.alarms.acknowledged ? " (" + g.alarms.acknowledged + " acknowledged)" : "")
+      : "not published by this gateway";
+    setText(r.cells.site, g.site || "-");
+    setText(r.cells.version, g.version || "-");
+    setText(r.cells.backlog, g.backlog === null ? "-" : String(g.backlog));
+    setText(r.cells.started, when(g.startedAt));
+    setText(
+      r.cells.scopes,
+      g.operator === undefined
+        ? "?"
+        : g.operator === null
+        ? "none (unsigned)"
+        : g.operator.scopes.join(", ") || "none",
+    );
+    const link = /** @type {HTMLAnchorElement | null} */ (r.cells.page.firstChild);
+    if (g.pageUrl && (!link || link.href !== g.pageUrl)) {
+      r.cells.page.replaceChildren(
+        el("a", {
+          href: g.pageUrl,
+          target: "_blank",
+          rel: "noopener noreferrer",
+          textContent: "open",
+        }),
+      );
+    } else if (!g.pageUrl) setText(r.cells.page, "-");
+    const why = unreachable(g);
+    setText(r.why, why);
+    for (const b of r.buttons) {
+      b.disabled = why !== "";
+      b.title = why;
+    }
+    tickRow(r, g);
+  }
+
+  /** The cells that move with the clock. @param {Row} r @param {Gateway} g */
+  function tickRow(r, g) {
+    setText(
+      r.cells.oldest,
+      g.oldestPendingSince === null ? "-" : age(now() - g.oldestPendingSince),
+    );
+    setText(r.cells.seen, g.lastSeen ? age(now() - g.lastSeen) + " ago" : "-");
+    r.cells.seen.title = when(g.lastSeen);
+  }
+
+  /** Puts in the document the rows in view (plus a few), and spacers for the rest. */
+  function renderRows() {
+    const box = $("gw-scroll");
+    const tbody = /** @type {HTMLTableElement} */ ($("gateways")).tBodies[0];
+    const first = Math.max(0, Math.floor(box.scrollTop / rowHeight) - OVERSCAN);
+    const count = Math.ceil((box.clientHeight || 600) / rowHeight) + 2 * OVERSCAN;
+    const ids = order.slice(first, first + count);
+    const want = new Set(ids);
+    for (const [id, r] of shown) {
+      if (!want.has(id)) {
+        r.tr.remove();
+        shown.delete(id);
+      }
+    }
+    const trs = ids.map((id) => {
+      let r = shown.get(id);
+      if (!r) shown.set(id, r = makeRow(id));
+      fillRow(r, /** @type {Gateway} */ (gateways.get(id)));
+      return r.tr;
+    });
+    /** @type {HTMLElement} */ (topPad.firstChild).style.height = first * rowHeight + "px";
+    /** @type {HTMLElement} */ (bottomPad.firstChild).style.height =
+      Math.max(0, order.length - first - ids.length) * rowHeight + "px";
+    const want2 = [topPad, ...trs, bottomPad];
+    const have = tbody.children;
+    if (have.length !== want2.length || want2.some((t, i) => have[i] !== t)) {
+      tbody.replaceChildren(...want2);
+    }
+    // Rows are as high as the style sheet makes them; measure once there is one.
+    if (trs[0] && trs[0].offsetHeight && trs[0].offsetHeight !== rowHeight) {
+      rowHeight = trs[0].offsetHeight;
+      renderRows();
+    }
   }
 
   function updateSelection() {
-    $("selection").textContent = selected.size ? selected.size + " selected" : "none selected";
+    const off = [...selected].map((id) => gateways.get(id)).filter((g) => g && unreachable(g));
+    $("selection").textContent = !selected.size
+      ? "none selected"
+      : selected.size + " selected" + (off.length
+        ? " - " + off.slice(0, 3).map((g) => g && g.id + " " + unreachable(g)).join("; ") +
+          (off.length > 3 ? " and " + (off.length - 3) + " more offline" : "") +
+          ": deselect to send"
+        : "");
     for (const b of document.querySelectorAll('.toolbar button[data-scope="selected"]')) {
       if (!(b instanceof HTMLButtonElement)) continue;
-      b.disabled = selected.size === 0;
+      b.disabled = selected.size === 0 || off.length > 0;
     }
-    const all = rows.size > 0 && selected.size === rows.size;
+    const all = gateways.size > 0 && selected.size === gateways.size;
     input("select-all").checked = all;
     input("select-all").indeterminate = selected.size > 0 && !all;
+  }
+
+  /** @param {string} action @param {string} id */
+  function rowAction(action, id) {
+    if (action === "restart" || action === "update-check" || action === "update-apply") {
+      ask(action, [id]);
+    } else results.prepare(id, action, action !== "query");
   }
 
   const LABELS = {
@@ -280,12 +454,8 @@
    */
   function ask(action, targets) {
     const version = input("version").value.trim();
-    const who = targets === "all"
-      ? "every online gateway (" + (snap
-        ? snap.gateways.filter((g) => g.state === "online").length
-        : 0) +
-        ")"
-      : targets.join(", ");
+    const online = [...gateways.values()].filter((g) => g.state === "online").length;
+    const who = targets === "all" ? "every online gateway (" + online + ")" : targets.join(", ");
     pending = { action, targets, version };
     $("confirm-text").textContent = LABELS[action] + " " + who +
       (action === "update-apply" ? " to " + (version || "the newest release") : "") + "?";
@@ -307,115 +477,6 @@
     }
   }
 
-  /** @param {Target} t */
-  function describe(t) {
-    if (t.error) return t.error.code + ": " + t.error.message;
-    const parts = [];
-    if (t.after) {
-      parts.push(
-        "back after " + elapsed(/** @type {number} */ (t.finishedAt) - t.sentAt) + ", version " +
-          (t.after.version || "?") +
-          (t.before.version && t.after.version && t.before.version !== t.after.version
-            ? " (was " + t.before.version + ")"
-            : ""),
-      );
-    }
-    if (t.note) parts.push(t.note);
-    if (t.progress && !t.finished) {
-      parts.push(
-        t.progress.done + (t.progress.total !== null && t.progress.total !== undefined
-          ? "/" + t.progress.total
-          : "") +
-          (t.progress.note ? " " + t.progress.note : ""),
-      );
-    }
-    if (t.result !== null && !t.after && t.finished) {
-      const s = typeof t.result === "string" ? t.result : JSON.stringify(t.result);
-      parts.push(s.length > 160 ? s.slice(0, 157) + "..." : s);
-    }
-    return parts.join("; ");
-  }
-
-  /** @param {Op[]} ops */
-  function renderOps(ops) {
-    $("no-ops").hidden = ops.length > 0;
-    const list = $("op-list");
-    list.replaceChildren(...ops.map((o) => {
-      const s = o.summary;
-      const head = el(
-        "div",
-        { class: "op-head" },
-        o.cmd + " \u2192 " + (o.targets === "all" ? "all" : o.targets.join(", ")) + ": " +
-          s.replied + " of " + s.total + " replied, " + s.ok + " ok" +
-          (s.failed ? ", " + s.failed + " failed" : "") +
-          (s.timedOut ? ", " + s.timedOut + " timed out" : "") +
-          (o.settled ? "" : " \u2026"),
-      );
-      const items = o.results.map((t) =>
-        el("li", {
-          class: "t-" + t.state,
-          "data-gateway": t.gatewayId,
-          "data-state": t.state,
-          textContent: t.gatewayId + ": " + t.state + (describe(t) ? " \u2014 " + describe(t) : ""),
-        })
-      );
-      return el(
-        "div",
-        { class: "op", "data-op": o.id, "data-cmd": o.cmd, "data-settled": String(o.settled) },
-        head,
-        el("ul", {}, ...items),
-      );
-    }));
-  }
-
-  /**
-   * @param {ExportJob[]} jobs
-   * @param {Gateway[]} gateways
-   */
-  function renderExports(jobs, gateways) {
-    const sel = select("export-gateway");
-    const keep = sel.value;
-    const ids = gateways.map((g) => g.id);
-    if (sel.options.length !== ids.length || ids.some((id, i) => sel.options[i].value !== id)) {
-      sel.replaceChildren(...ids.map((id) => el("option", { value: id, textContent: id })));
-      if (ids.includes(keep)) sel.value = keep;
-    }
-    $("export-list").replaceChildren(...jobs.map((x) => {
-      const what = x.gateway + " / " + x.device + (x.metric ? " / " + x.metric : "") + ", " +
-        when(x.from) + " \u2192 " + (x.to ? when(x.to) : "now");
-      const status = x.state === "running"
-        ? "running: " + x.progress.pages + " page(s), " + x.progress.rows + " rows" +
-          (x.progress.total !== null
-            ? " of " + x.progress.total + " (" + x.progress.percent + "%)"
-            : "")
-        : x.state === "done"
-        ? "complete: " + x.progress.rows + " rows in " + x.progress.pages + " page(s) "
-        : "failed: " + x.error;
-      const line = el(
-        "div",
-        { class: "job", "data-export": x.id, "data-state": x.state },
-        el("div", {}, what),
-        el("span", { class: x.state === "error" ? "error" : "", textContent: status }),
-      );
-      if (x.state === "done") {
-        line.append(
-          el("a", {
-            href: "/api/exports/" + x.id + ".csv",
-            download: x.name,
-            textContent: "Download " + x.name,
-          }),
-        );
-      }
-      return line;
-    }));
-  }
-
-  /** @param {number} ms */
-  function localInput(ms) {
-    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-    return d.toISOString().slice(0, 16);
-  }
-
   function init() {
     $("login-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -430,66 +491,35 @@
     });
     $("select-all").addEventListener("change", () => {
       const on = input("select-all").checked;
-      for (const [id, r] of rows) {
-        r.box.checked = on;
-        if (on) selected.add(id);
-        else selected.delete(id);
-      }
+      for (const id of gateways.keys()) on ? selected.add(id) : selected.delete(id);
+      for (const r of shown.values()) r.box.checked = on;
       updateSelection();
     });
     for (const b of document.querySelectorAll(".toolbar button[data-action]")) {
       if (!(b instanceof HTMLButtonElement)) continue;
-      b.addEventListener(
-        "click",
-        () =>
-          ask(
-            /** @type {Action} */ (b.dataset.action),
-            b.dataset.scope === "all" ? "all" : [...selected],
-          ),
-      );
+      b.addEventListener("click", () =>
+        ask(
+          /** @type {Action} */ (b.dataset.action),
+          b.dataset.scope === "all" ? "all" : [...selected],
+        ));
     }
     $("confirm-yes").addEventListener("click", confirmPending);
     $("confirm-no").addEventListener("click", () => {
       pending = null;
       $("confirm").hidden = true;
     });
-    for (const b of document.querySelectorAll("#export-form button[data-days]")) {
-      if (!(b instanceof HTMLButtonElement)) continue;
-      b.addEventListener("click", () => {
-        input("export-from").value = localInput(Date.now() - Number(b.dataset.days) * 86400000);
-        input("export-to").value = "";
-      });
-    }
-    input("export-from").value = localInput(Date.now() - 30 * 86400000);
-    $("export-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      $("export-error").textContent = "";
-      const from = new Date(input("export-from").value).getTime();
-      const toText = input("export-to").value;
-      try {
-        await api("/api/exports", {
-          gateway: select("export-gateway").value,
-          device: input("export-device").value.trim(),
-          metric: input("export-metric").value.trim() || undefined,
-          from,
-          to: toText ? new Date(toText).getTime() : undefined,
-        });
-      } catch (e) {
-        const message = /** @type {Error} */ (e).message;
-        if (message !== "login required") $("export-error").textContent = message;
-      }
-    });
+    let frame = 0;
+    const redraw = () => {
+      frame = 0;
+      renderRows();
+    };
+    $("gw-scroll").addEventListener("scroll", () => frame ||= requestAnimationFrame(redraw));
+    addEventListener("resize", () => frame ||= requestAnimationFrame(redraw));
+    // Ages move on between two patches.
     setInterval(() => {
-      // Ages move on between two snapshots.
-      if (snap) {
-        for (const g of snap.gateways) {
-          const r = rows.get(g.id);
-          if (r) {
-            r.cells.seen.textContent = g.lastSeen
-              ? age(Date.now() - skew - g.lastSeen) + " ago"
-              : "-";
-          }
-        }
+      for (const [id, r] of shown) {
+        const g = gateways.get(id);
+        if (g) tickRow(r, g);
       }
     }, 1000);
     const m = /^#token=([^&]+)/.exec(location.hash);

@@ -38,8 +38,10 @@ export interface TargetResult {
   finishedAt?: number;
   /** Replies received (duplicates included). */
   replies: number;
-  /** `result` of the final reply (or of the last reply with one). */
+  /** `result` of the final reply (or of the last reply with one that is not a page). */
   result?: unknown;
+  /** `result` of each `page` reply, by page number (a paged result such as `query`'s). */
+  pages?: unknown[];
   error?: { code: string; message: string };
   progress?: CommandReply["progress"];
   /** The gateway's process as seen in status when the command was sent. */
@@ -182,6 +184,14 @@ export class CommandRun {
       t.progress = reply.progress;
       t.result = reply.status === "page" ? undefined : reply.result;
     } else if (reply.result !== undefined) t.result = reply.result;
+    if (reply.status === "page") {
+      t.pages ??= [];
+      const n = reply.page;
+      // A page number far past the others would make a sparse array of millions of holes.
+      if (Number.isSafeInteger(n) && n! >= 0 && n! <= t.pages.length + 10_000) {
+        t.pages[n!] = reply.result;
+      }
+    }
     if (reply.status === "error") {
       this.#finish(t, "error", {
         error: reply.error ?? { code: "failed", message: "error reply without details" },

@@ -32,10 +32,13 @@ import { isLoopbackListen } from "../config/gateway.ts";
 import { TokenStore } from "../http/token.ts";
 import type { Logger } from "../log.ts";
 import { type Fleet, FleetError } from "./client.ts";
+import type { FleetPages } from "./config.ts";
 import { FLEET_PAGE_HTML, FLEET_PAGE_STYLE } from "./page.ts";
 // The page's script: plain JavaScript with JSDoc types that deno check and lint cover, served
 // byte for byte as it is in the file (deno compile and deno bundle embed it).
 import FLEET_PAGE_SCRIPT from "./page_script.js" with { type: "text" };
+import FLEET_RESULTS_SCRIPT from "./page_results.js" with { type: "text" };
+import FLEET_LISTS_SCRIPT from "./page_lists.js" with { type: "text" };
 import { CommandJobs, ExportJobs } from "./serve_jobs.ts";
 import { fleetSnapshot, LiveStreams } from "./serve_live.ts";
 
@@ -61,6 +64,8 @@ export interface FleetServerOptions {
   log: Logger;
   /** Where CSV exports are written until downloaded; a new temp dir when absent. */
   exportDir?: string;
+  /** Links to each gateway's own page when its status has none (`pages:` of the connection). */
+  pages?: FleetPages;
 }
 
 /** A running fleet page server. */
@@ -97,7 +102,7 @@ export async function createFleetApp(
   const ctx = { fleet, log, signal: lifetime.signal, changed };
   const commands = new CommandJobs(ctx);
   const exports = new ExportJobs(ctx, exportDir);
-  const snapshot = () => fleetSnapshot(fleet, commands.list, exports.list);
+  const snapshot = () => fleetSnapshot(fleet, commands.list, exports.list, opts.pages);
   const live = new LiveStreams(snapshot, lifetime.signal);
   const offChange = fleet.onChange(changed);
   const offConn = fleet.onConnection(changed);
@@ -114,6 +119,8 @@ export async function createFleetApp(
     .get("/", () => asset(FLEET_PAGE_HTML, HTML))
     .get("/fleet.css", () => asset(FLEET_PAGE_STYLE, CSS))
     .get("/fleet.js", () => asset(FLEET_PAGE_SCRIPT, JAVASCRIPT))
+    .get("/fleet-results.js", () => asset(FLEET_RESULTS_SCRIPT, JAVASCRIPT))
+    .get("/fleet-lists.js", () => asset(FLEET_LISTS_SCRIPT, JAVASCRIPT))
     .get("/favicon.ico", () => empty(204));
   /** `/api/…` once the request is authorized. */
   const api = new Router()
@@ -121,7 +128,11 @@ export async function createFleetApp(
     .post("/api/exports", (req) => exports.start(req))
     .get("/api/fleet", () => json(snapshot()))
     .get("/api/events", (req) => live.open(() => access.authorize(req) === "ok"))
-    .get(/\/api\/exports\/([0-9a-f-]{36})\.csv/, (_req, { params }) => exports.download(params[0]));
+    .get(/\/api\/exports\/([0-9a-f-]{36})\.csv/, (_req, { params }) => exports.download(params[0]))
+    .get(
+      /\/api\/commands\/([0-9a-f-]{36})\/([^/]+)/,
+      (_req, { params }) => commands.result(params[0], decodeSegment(params[1])),
+    );
 
   const fetch: Handler = async (req, info) => {
     const url = new URL(req.url);
@@ -229,6 +240,8 @@ export interface ServeOptions {
   print: (text: string) => void;
   /** Stops serving. */
   signal: AbortSignal;
+  /** Links to each gateway's own page when its status has none. */
+  pages?: FleetPages;
 }
 
 /** `outpost fleet serve`: serves until `signal`; returns the exit status. */
@@ -264,6 +277,7 @@ export async function serveFleet(fleet: Fleet, opts: ServeOptions): Promise<numb
     tls,
     allowInsecureHttp: opts.allowInsecureHttp,
     log: opts.log,
+    pages: opts.pages,
   });
   opts.print(`fleet page on ${server.url} (broker ${fleet.url}, prefix ${fleet.prefix})`);
   opts.print(tokenLine);
@@ -291,6 +305,14 @@ export async function serveFleet(fleet: Fleet, opts: ServeOptions): Promise<numb
   opts.log.info("stopping the fleet page");
   await server.close();
   return 0;
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new RequestError(400, `not a valid path segment: ${s}`);
+  }
 }
 
 function readFirstLine(path: string): string {

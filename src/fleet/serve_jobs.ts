@@ -8,9 +8,38 @@ import type { Fleet } from "./client.ts";
 import { exportCsv, type ExportProgress } from "./export.ts";
 import { type CommandRun, expectsRestart, type RunSummary } from "./run.ts";
 import { BASE_HEADERS, json, readJson, RequestError } from "../common/http/mod.ts";
+import { formatTime, pageRows } from "./results.ts";
 
 /** Commands the page may send. */
-export const PAGE_COMMANDS = ["ping", "restart", "update-check", "update-apply"] as const;
+export const PAGE_COMMANDS = [
+  "ping",
+  "status",
+  "logs",
+  "config-get",
+  "query",
+  "restart",
+  "update-check",
+  "update-apply",
+] as const;
+
+/** The most rows a query from the page may ask for (the rows are kept for the page to read). */
+export const PAGE_QUERY_MAX_ROWS = 10_000;
+
+/** Commands whose whole results the server keeps for the page: sent to a few gateways at a time. */
+const READ_COMMANDS = new Set(["status", "logs", "config-get", "query"]);
+
+/** The most gateways one read command from the page goes to. */
+export const PAGE_READ_MAX_TARGETS = 20;
+
+/** Queries whose rows stay readable on the page; older ones keep their summary only. */
+const KEEP_QUERY_ROWS = 5;
+
+/** How long the page waits for each command's replies. */
+const PAGE_TIMEOUTS: Record<string, number> = {
+  "update-apply": 600_000,
+  restart: 120_000,
+  query: 120_000,
+};
 
 const KEEP_OPS = 50;
 const KEEP_EXPORTS = 10;
@@ -25,6 +54,8 @@ export interface Op {
   run: CommandRun;
   summary: RunSummary;
   settled: boolean;
+  /** A query whose rows were let go (only the last few queries keep theirs). */
+  rowsDropped?: boolean;
 }
 
 /** A CSV export the page started. */
@@ -64,6 +95,78 @@ function parseTargets(v: unknown): readonly string[] | "all" {
   return [...new Set(v as string[])];
 }
 
+/** The arguments of `cmd` from the page's form, checked; bad ones answer 400 naming the field. */
+export function pageArgs(cmd: string, body: Record<string, unknown>): Record<string, unknown> {
+  const a = (body.args ?? {}) as Record<string, unknown>;
+  if (typeof a !== "object" || Array.isArray(a)) {
+    throw new RequestError(400, "args: expected an object");
+  }
+  const int = (v: unknown, what: string, min: number, max: number, dflt: number) => {
+    if (v === undefined || v === null || v === "") return dflt;
+    const n = typeof v === "string" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      throw new RequestError(400, `args.${what}: expected an integer ${min}–${max}, got ${v}`);
+    }
+    return n;
+  };
+  switch (cmd) {
+    case "update-apply":
+      return typeof body.version === "string" && body.version.trim()
+        ? { version: body.version.trim() }
+        : {};
+    case "logs": {
+      const out: Record<string, unknown> = { lines: int(a.lines, "lines", 1, 500, 100) };
+      if (a.level !== undefined && a.level !== "") {
+        if (!["debug", "info", "warn", "error"].includes(String(a.level))) {
+          throw new RequestError(400, "args.level: expected debug, info, warn or error");
+        }
+        out.level = a.level;
+      }
+      return out;
+    }
+    case "query": {
+      if (typeof a.device !== "string" || !a.device.trim()) {
+        throw new RequestError(400, "args.device: required");
+      }
+      const out: Record<string, unknown> = {
+        device: a.device.trim(),
+        limit: int(a.limit, "limit", 1, PAGE_QUERY_MAX_ROWS, 1000),
+      };
+      if (typeof a.metric === "string" && a.metric.trim()) out.metric = a.metric.trim();
+      const from = timeArg(a.from, "args.from");
+      const to = timeArg(a.to, "args.to");
+      if (from !== undefined) out.from = from;
+      if (to !== undefined) out.to = to;
+      if (from !== undefined && to !== undefined && to <= from) {
+        throw new RequestError(400, "args.to must be after args.from");
+      }
+      return out;
+    }
+    default:
+      return {};
+  }
+}
+
+/**
+ * Refuses a command to a gateway the console has no status for or whose status says offline:
+ * it could not answer, and the page would only wait for the timeout.
+ */
+export function refuseUnreachable(fleet: Fleet, cmd: string, targets: readonly string[]): void {
+  const problems: string[] = [];
+  for (const id of targets) {
+    const g = fleet.gateway(id);
+    if (!g) problems.push(`${id} has published no status`);
+    else if (g.state === "offline") {
+      problems.push(
+        `${id} is offline since ${formatTime(g.offlineSince)}${g.reason ? ` (${g.reason})` : ""}`,
+      );
+    }
+  }
+  if (problems.length) {
+    throw new RequestError(409, `${cmd} not sent: ${problems.join("; ")}`);
+  }
+}
+
 function timeArg(v: unknown, what: string): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   const t = typeof v === "number" ? v : Date.parse(String(v));
@@ -89,11 +192,22 @@ export class CommandJobs {
       throw new RequestError(400, `cmd: expected one of ${PAGE_COMMANDS.join(", ")}`);
     }
     const targets = parseTargets(body.targets);
-    const args: Record<string, unknown> = {};
-    if (cmd === "update-apply" && typeof body.version === "string" && body.version.trim()) {
-      args.version = body.version.trim();
+    const args = pageArgs(cmd, body);
+    if (
+      READ_COMMANDS.has(cmd) && (targets === "all" || targets.length > PAGE_READ_MAX_TARGETS)
+    ) {
+      throw new RequestError(
+        400,
+        `targets: ${cmd} goes to at most ${PAGE_READ_MAX_TARGETS} gateways from the page ` +
+          `(their whole results are kept); use outpost fleet send ${cmd} --all`,
+      );
     }
-    const timeoutMs = cmd === "update-apply" ? 600_000 : cmd === "restart" ? 120_000 : 60_000;
+    if (targets === "all") {
+      if (!fleet.gateways().some((g) => g.state === "online")) {
+        throw new RequestError(409, `${cmd} not sent: no gateway is online`);
+      }
+    } else refuseUnreachable(fleet, cmd, targets);
+    const timeoutMs = PAGE_TIMEOUTS[cmd] ?? 60_000;
     const run = fleet.send(cmd, {
       targets,
       args,
@@ -113,6 +227,11 @@ export class CommandJobs {
     };
     this.list.unshift(op);
     this.list.splice(KEEP_OPS);
+    // A query's rows can be 10,000 per gateway: only the last few queries keep theirs.
+    for (const old of this.list.filter((o) => o.cmd === "query").slice(KEEP_QUERY_ROWS)) {
+      for (const t of old.run.results()) t.pages = undefined;
+      old.rowsDropped = true;
+    }
     run.onUpdate(() => {
       op.summary = run.summary();
       changed();
@@ -132,6 +251,30 @@ export class CommandJobs {
     });
     changed();
     return json({ op: op.id, targets: run.results().map((t) => t.gatewayId) }, 202);
+  }
+
+  /**
+   * `GET /api/commands/{op}/{gateway}`: one gateway's whole result (a query's rows gathered from
+   * its pages), for the page's result view.
+   */
+  result(opId: string, gatewayId: string): Response {
+    const op = this.list.find((o) => o.id === opId);
+    const t = op?.run.results().find((r) => r.gatewayId === gatewayId);
+    if (!op || !t) return json({ error: `no result of ${gatewayId} in command ${opId}` }, 404);
+    return json({
+      op: op.id,
+      cmd: op.cmd,
+      args: op.args,
+      gatewayId,
+      state: t.state,
+      finished: t.finished,
+      error: t.error ?? null,
+      result: t.result ?? null,
+      rows: t.pages?.length ? pageRows(t) : null,
+      note: op.rowsDropped
+        ? `the rows are no longer kept (the last ${KEEP_QUERY_ROWS} queries keep theirs): send it again`
+        : null,
+    });
   }
 }
 

@@ -15,6 +15,7 @@ function idleFleet(): Fleet {
     connected: false,
     lastError: "connection refused",
     gateways: () => [],
+    gateway: () => undefined,
     onChange: () => () => {},
     onConnection: () => () => {},
   } as unknown as Fleet;
@@ -184,7 +185,43 @@ Deno.test("fleet server: wrong methods, cross-origin posts, bad bodies and unkno
         "/api/commands",
         JSON.stringify({ cmd: "config-set", targets: "all" }),
         400,
-        "cmd: expected one of ping, restart, update-check, update-apply",
+        "cmd: expected one of ping, status, logs, config-get, query, restart, update-check, update-apply",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "ping", targets: ["ghost"] }),
+        409,
+        "ping not sent: ghost has published no status",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "status", targets: "all" }),
+        400,
+        "targets: status goes to at most 20 gateways from the page (their whole results are kept); use outpost fleet send status --all",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "restart", targets: "all" }),
+        409,
+        "restart not sent: no gateway is online",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "logs", targets: ["g1"], args: { lines: 0 } }),
+        400,
+        "args.lines: expected an integer 1–500, got 0",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "query", targets: ["g1"], args: { metric: "m" } }),
+        400,
+        "args.device: required",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "query", targets: ["g1"], args: { device: "d", limit: 20_000 } }),
+        400,
+        "args.limit: expected an integer 1–10000, got 20000",
       ],
       [
         "/api/commands",

@@ -125,12 +125,13 @@
     return String(v);
   }
 
-  /** @param {number} ms */
+  /**
+   * One date format on every page, whatever the browser's locale: `2026-12-03 14:05:09 UTC`
+   * (the fleet page and the CLI show the same).
+   * @param {number} ms
+   */
   function clock(ms) {
-    const d = new Date(ms);
-    /** @param {number} n */
-    const p = (n) => String(n).padStart(2, "0");
-    return p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+    return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   }
 
   /**

@@ -32,6 +32,14 @@ export interface FakeGatewayOptions {
   rows?: QueryRow[];
   /** Operator public keys: when given, unsigned or badly signed requests are refused. */
   operatorKeys?: string[];
+  /** Extra fields of the retained status (site, alarms, pageUrl, …). */
+  statusFields?: Record<string, unknown>;
+  /** The result of `status` (default: the retained status). */
+  statusResult?: Record<string, unknown>;
+  /** The lines `logs` answers with, as the real gateway shapes them. */
+  logLines?: { ts: number; level: string; component: string; msg: string }[];
+  /** The text `config-get` answers with. */
+  configYaml?: string;
 }
 
 /**
@@ -87,6 +95,7 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
         backlog: o.backlog ?? 0,
         oldestPendingAgeMs: o.backlog ? 5000 : null,
         startedAt: gw.startedAt,
+        ...o.statusFields,
         ...(reason ? { reason } : {}),
       }),
       { qos: 1, retain: true },
@@ -199,6 +208,21 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
         return reply(req, t.cmd, { final: true, result: { restarted: true } });
       case "query":
         return await query(req);
+      case "status":
+        return reply(req, t.cmd, {
+          final: true,
+          result: o.statusResult ?? { gatewayId: o.id, version, startedAt: gw.startedAt },
+        });
+      case "logs":
+        return reply(req, t.cmd, {
+          final: true,
+          result: { lines: o.logLines ?? [], truncated: false },
+        });
+      case "config-get":
+        return reply(req, t.cmd, {
+          final: true,
+          result: { path: "/etc/outpost/site.yaml", yaml: o.configYaml ?? "" },
+        });
       default:
         return reply(req, t.cmd, {
           final: true,
