@@ -301,8 +301,23 @@ export class Gateway {
       lastForwardedAt: this.#forwarder?.stats().lastForwardedAt ?? null,
       startedAt: this.#startedAt,
       droppedUnforwarded: b.droppedUnforwarded,
+      ...this.#statusIdentity(),
       ...this.#announce?.(),
       ...(reason ? { reason } : {}),
+    };
+  }
+
+  /** Site, page address and health in one word each, for the fleet console. */
+  #statusIdentity(): Record<string, unknown> {
+    const c = this.#config;
+    const h = this.#health();
+    return {
+      ...(c.gateway.site ? { site: c.gateway.site } : {}),
+      ...(c.http.pageUrl ? { pageUrl: c.http.pageUrl } : {}),
+      health: {
+        ok: h.ok,
+        failing: Object.entries(h.checks).filter(([, v]) => !v.ok).map(([k]) => k),
+      },
     };
   }
 

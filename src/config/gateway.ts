@@ -86,6 +86,15 @@ export const httpSchema = s.object({
       "Allow a listen address other than loopback without tls: the token and all data travel " +
         "in clear (trusted networks only)",
     ),
+  pageUrl: s.string({
+    pattern: /^https?:\/\/[^\s/@]+(\/\S*)?$/,
+    patternName: "an http(s) URL without credentials",
+  })
+    .optional()
+    .describe(
+      "Address at which operators reach this gateway's page (e.g. over the site VPN); published " +
+        "in the status so the fleet page links to it",
+    ),
   healthListen: s.string(LISTEN).optional()
     .describe(
       "Loopback address serving only /healthz in plain HTTP, for the self-updater and local " +

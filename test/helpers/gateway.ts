@@ -31,11 +31,21 @@ export interface GatewayProcess {
 export async function startGateway(
   dir: string,
   yaml: string,
-  opts: { waitHealthy?: boolean; env?: Record<string, string>; httpPort?: number } = {},
+  opts: {
+    waitHealthy?: boolean;
+    env?: Record<string, string>;
+    httpPort?: number;
+    /** More keys of the `http:` section, one YAML line. */
+    httpExtra?: string;
+  } = {},
 ): Promise<GatewayProcess> {
   const httpPort = opts.httpPort ?? freePort();
   const configPath = `${dir}/site.yaml`;
-  await Deno.writeTextFile(configPath, `${yaml}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n`);
+  const extra = opts.httpExtra ? `  ${opts.httpExtra}\n` : "";
+  await Deno.writeTextFile(
+    configPath,
+    `${yaml}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n${extra}`,
+  );
   const child = new Deno.Command(Deno.execPath(), {
     // The V8 flags of production (heap cap), so every test proves the gateway works within them.
     args: [
