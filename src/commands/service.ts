@@ -207,6 +207,8 @@ export interface CommandsStatus {
   refused: number;
   /** Refusals by error code (unsigned, unknown-key, expired, replayed, bad-signature, ...). */
   refusedBy: Record<string, number>;
+  /** Requests run, by command and outcome (done, accepted, or the error code). */
+  byCommand: Record<string, Record<string, number>>;
   running: string[];
   last: { id: string | null; cmd: string; at: number; outcome: string } | null;
 }
@@ -232,6 +234,7 @@ export class CommandService {
   #audit: AuditTrail | undefined;
   #auditLog: Logger | undefined;
   #refusedBy = new Map<string, number>();
+  #byCommand: Record<string, Record<string, number>> = {};
   #refusalWindow = { start: 0, recorded: 0, skipped: 0 };
   #attached = new AbortController();
   #exclusive: string | undefined;
@@ -420,6 +423,7 @@ export class CommandService {
       handled: this.#handled,
       refused: this.#refused,
       refusedBy: Object.fromEntries(this.#refusedBy),
+      byCommand: structuredClone(this.#byCommand),
       running: [...this.#running.values()],
       last: this.#last,
     };
@@ -745,6 +749,9 @@ export class CommandService {
       }, chain);
     } finally {
       this.#last = { id, cmd, at: Date.now(), outcome };
+      const result = outcome === "deferred" ? "accepted" : outcome;
+      const counts = this.#byCommand[cmd] ??= {};
+      counts[result] = (counts[result] ?? 0) + 1;
       this.#record({
         ts: Date.now(),
         id,
@@ -753,7 +760,7 @@ export class CommandService {
         keyid: operator?.keyid ?? null,
         verified: operator !== undefined,
         ...(operator?.name ? { key: operator.name } : {}),
-        result: outcome === "deferred" ? "accepted" : outcome,
+        result,
         ...(failure ? { message: failure } : {}),
       });
       this.#running.delete(id);

@@ -70,6 +70,8 @@ export interface EdgeOptions {
   log: Logger;
   /** Called on every alarm transition after it is recorded (tests, benchmarks). */
   onTransition?: (rule: RuleConfig, event: AlarmEvent) => void;
+  /** Called after any change of the alarms: a transition or an acknowledgement. */
+  onAlarmChange?: () => void;
   now?: () => number;
 }
 
@@ -106,10 +108,12 @@ export class Edge {
   readonly #transitions = new Map<string, number>();
   readonly #now: () => number;
   readonly #log: Logger;
+  readonly #onChange: () => void;
 
   private constructor(o: EdgeOptions) {
     this.#ruleConfigs = o.config.rules;
     this.#log = o.log;
+    this.#onChange = o.onAlarmChange ?? (() => {});
     this.#now = o.now ?? Date.now;
     const signal = this.#controller.signal;
     const { config: c, log } = o;
@@ -130,6 +134,7 @@ export class Edge {
           });
           this.#count(event.rule, event.state);
           o.onTransition?.(rule, event);
+          o.onAlarmChange?.();
           this.#actions.run(rule, event);
           lane.wake();
         },
@@ -172,6 +177,11 @@ export class Edge {
   #count(rule: string, to: AlarmHistoryEntry["to"]): void {
     const k = `${rule}\0${to}`;
     this.#transitions.set(k, (this.#transitions.get(k) ?? 0) + 1);
+  }
+
+  /** Whether any `rules:` are configured (without, no alarm is ever raised). */
+  get hasRules(): boolean {
+    return this.#ruleConfigs.length > 0;
   }
 
   /** Active alarms (newest first) and the newest `historyLimit` history entries. */
@@ -225,6 +235,7 @@ export class Edge {
     });
     this.#count(a.rule, "acknowledged");
     this.#log.info("alarm acknowledged", { alarm: key, by });
+    this.#onChange();
     return { ...a, acknowledged: { at, by } };
   }
 

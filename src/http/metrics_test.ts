@@ -266,6 +266,9 @@ Deno.test("GET /metrics needs the token and serves the exposition with the 0.0.4
         "/logs",
         "/audit",
         "/api/dashboard",
+        "/api/alarms",
+        "/api/alarms/acknowledge",
+        "/api/alarms/clear",
       ]);
     } finally {
       await http.close();
