@@ -7,10 +7,15 @@
  * @module
  */
 
-/** Commits remembered at most; beyond, neighbours merge (keeping the earlier time). */
+/** Commits remembered at most; beyond, neighbours merge into coarser time buckets. */
 const MAX_ENTRIES = 4096;
 
-/** Arrival times of committed readings, by sequence number. */
+/**
+ * Arrival times of committed readings, by sequence number. Commits whose times fall in the same
+ * bucket of `#res` ms share an entry with the bucket's first time; when there are too many
+ * entries the buckets double, so every arrival reported is at most one bucket early (never late:
+ * an age is never understated) and memory stays bounded however long the backlog.
+ */
 export class Arrivals {
   /** Highest sequence number of each remembered commit, ascending. */
   #hi: number[] = [];
@@ -18,32 +23,40 @@ export class Arrivals {
   #at: number[] = [];
   /** Entries before this index are forgotten (all forwarded). */
   #head = 0;
+  /** Bucket width, ms. */
+  #res = 1;
 
   /** Notes that readings up to `hi` (above the last noted) arrived at `at`. */
   note(hi: number, at: number): void {
     const n = this.#hi.length;
-    if (n > this.#head && hi <= this.#hi[n - 1]) return;
-    // Commits within one millisecond share an entry.
-    if (n > this.#head && this.#at[n - 1] === at) {
-      this.#hi[n - 1] = hi;
-      return;
+    if (n > this.#head) {
+      if (hi <= this.#hi[n - 1]) return;
+      if (Math.floor(this.#at[n - 1] / this.#res) === Math.floor(at / this.#res)) {
+        this.#hi[n - 1] = hi;
+        return;
+      }
     }
     this.#hi.push(hi);
     this.#at.push(at);
-    if (n + 1 - this.#head > MAX_ENTRIES) this.#coarsen();
+    if (this.size > MAX_ENTRIES) this.#coarsen();
   }
 
   /** Forgets commits wholly at or below `floor` (forwarded). */
   trim(floor: number): void {
     while (this.#head < this.#hi.length && this.#hi[this.#head] <= floor) this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > this.#hi.length) {
+    if (this.#head === this.#hi.length) {
+      this.#hi = [];
+      this.#at = [];
+      this.#head = 0;
+      this.#res = 1;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#hi.length) {
       this.#hi = this.#hi.slice(this.#head);
       this.#at = this.#at.slice(this.#head);
       this.#head = 0;
     }
   }
 
-  /** When reading `seq` arrived, or null when it is not remembered. */
+  /** When reading `seq` arrived (at most one bucket early), or null when it is not remembered. */
   arrivalOf(seq: number): number | null {
     let lo = this.#head;
     let hi = this.#hi.length - 1;
@@ -61,14 +74,25 @@ export class Arrivals {
     return this.#hi.length - this.#head;
   }
 
-  /** Halves the entries: each pair merges into one with the later end and the earlier time. */
+  /** Doubles the buckets until at most three quarters of the entries are left. */
   #coarsen(): void {
-    const his: number[] = [];
-    const ats: number[] = [];
-    for (let i = this.#head; i < this.#hi.length; i += 2) {
-      const j = Math.min(i + 1, this.#hi.length - 1);
-      his.push(this.#hi[j]);
-      ats.push(this.#at[i]);
+    let his = this.#hi.slice(this.#head);
+    let ats = this.#at.slice(this.#head);
+    while (his.length > (MAX_ENTRIES * 3) / 4) {
+      this.#res *= 2;
+      const h: number[] = [];
+      const a: number[] = [];
+      for (let i = 0; i < his.length; i++) {
+        const k = a.length - 1;
+        if (k >= 0 && Math.floor(a[k] / this.#res) === Math.floor(ats[i] / this.#res)) {
+          h[k] = his[i];
+        } else {
+          h.push(his[i]);
+          a.push(ats[i]);
+        }
+      }
+      his = h;
+      ats = a;
     }
     this.#hi = his;
     this.#at = ats;
