@@ -109,6 +109,8 @@ export class Edge {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #onChange: () => void;
+  /** The active alarms as last read from the store; dropped at every change. */
+  #active: ActiveAlarm[] | undefined;
 
   private constructor(o: EdgeOptions) {
     this.#ruleConfigs = o.config.rules;
@@ -134,6 +136,7 @@ export class Edge {
           });
           this.#count(event.rule, event.state);
           o.onTransition?.(rule, event);
+          this.#active = undefined;
           o.onAlarmChange?.();
           this.#actions.run(rule, event);
           lane.wake();
@@ -188,10 +191,8 @@ export class Edge {
   alarms(historyLimit = 100): AlarmsView {
     const store = this.#store;
     if (!store) return { active: [], history: [] };
-    return {
-      active: activeAlarms(store.active(), store.acks()),
-      history: store.history(historyLimit),
-    };
+    this.#active ??= activeAlarms(store.active(), store.acks());
+    return { active: this.#active, history: historyLimit ? store.history(historyLimit) : [] };
   }
 
   /** Counts and the newest active alarms, for `/status` and the status topic. */
@@ -234,6 +235,7 @@ export class Edge {
       by,
     });
     this.#count(a.rule, "acknowledged");
+    this.#active = undefined;
     this.#log.info("alarm acknowledged", { alarm: key, by });
     this.#onChange();
     return { ...a, acknowledged: { at, by } };
