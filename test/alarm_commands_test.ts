@@ -130,12 +130,18 @@ rules:
       ]],
     );
 
-    const audit = (await (await gw.get("/audit?n=50")).json()).audit as {
-      cmd: string;
-      result: string;
-      key?: string;
-    }[];
-    const mine = audit.filter((e) => e.cmd.startsWith("alarm-"));
+    type Audit = { cmd: string; result: string; key?: string };
+    // The audit entry is written once the final reply is out: wait for the last one.
+    const mine = await waitFor(
+      "five audit entries of alarm commands",
+      async () => {
+        const audit = (await (await gw.get("/audit?n=50")).json()).audit as Audit[];
+        const list = audit.filter((e) => e.cmd.startsWith("alarm-"));
+        return list.length >= 5 ? list : undefined;
+      },
+      10_000,
+      50,
+    );
     assert.deepEqual(mine.map((e) => [e.cmd, e.result, e.key]), [
       ["alarm-ack", "forbidden", "viewer"],
       ["alarm-ack", "failed", "night-shift"],
