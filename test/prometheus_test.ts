@@ -113,6 +113,33 @@ rules:
       );
       await client.endAsync();
 
+      // The exposition itself passes promtool's linter (names, units, HELP, counters).
+      const text = await waitFor(
+        "the ping counted in /metrics",
+        async () => {
+          const t = await (await gw!.get("/metrics")).text();
+          return t.includes('outpost_commands_total{command="ping"') ? t : undefined;
+        },
+        20_000,
+        50,
+      );
+      const lint = new Deno.Command(PROMTOOL, {
+        args: ["check", "metrics"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = lint.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(text));
+      await writer.close();
+      const linted = await lint.output();
+      const lintSaid = new TextDecoder().decode(linted.stdout) +
+        new TextDecoder().decode(linted.stderr);
+      assert.equal(linted.code, 0, lintSaid);
+      for (const family of ["outpost_alarm_active", "outpost_commands_total"]) {
+        assert.match(text, new RegExp(`^# TYPE ${family} `, "m"));
+      }
+
       const port = freePort();
       await Deno.writeTextFile(
         `${dir}/prometheus.yml`,
