@@ -173,7 +173,9 @@ export class AlarmStore {
       else set.push(key, text);
     }
     const keys = [...last.keys()];
-    const history = list.map(({ event }) => JSON.stringify(historyOf(event)));
+    // Only the newest entries would stay: write no more than the history keeps.
+    const history = list.slice(-ALARM_HISTORY_ROWS)
+      .map(({ event }) => JSON.stringify(historyOf(event)));
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       this.#many("del", del.length, "DELETE FROM active WHERE rule IN (", "?", ")", del);
