@@ -92,3 +92,35 @@ Deno.test("a config validated against the registry narrows each entry's config b
   // `entry.config.devices` type-checks only once `type` has narrowed the union.
   assert.equal(entry.type === "simulated" ? entry.config.devices : undefined, 2);
 });
+
+Deno.test("adapters that poll say how often (modbus: the slowest group; simulated: its interval)", () => {
+  const gw = parseConfig(
+    `
+gateway: { id: poll-gw }
+adapters:
+  - type: simulated
+    name: sim
+    interval: 250ms
+  - type: modbus
+    name: plc
+    profiles:
+      meter: { groups: [{ interval: 5s, registers: [{ name: p, function: holding, address: 0, type: uint16 }] }] }
+    devices:
+      - name: m1
+        tcp: { host: 127.0.0.1 }
+        profile: meter
+        groups: [{ interval: 500ms, registers: [{ name: q, function: holding, address: 1, type: uint16 }] }]
+  - type: http
+    name: ingest
+    tokens: [{ name: a, token: "0123456789abcdef0123" }]
+`,
+    gatewaySchema(adapters),
+  );
+  const interval = (i: number) => {
+    const e = gw.adapters[i];
+    return registry[e.type].pollInterval?.(e.config);
+  };
+  assert.equal(interval(0), 250);
+  assert.equal(interval(1), 5000);
+  assert.equal(interval(2), undefined);
+});

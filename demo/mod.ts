@@ -8,10 +8,10 @@
 import { parseArgs } from "node:util";
 import { createServer } from "node:net";
 import mqtt from "mqtt";
-import { decodeBatch } from "../src/uplink/encode.ts";
+import { decodeBatch } from "../src/uplink/mod.ts";
 import { parseDuration } from "../src/config/schema.ts";
 import { Fleet, formatGrant } from "../src/fleet/mod.ts";
-import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/keys.ts";
+import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"];

@@ -50,6 +50,11 @@ export interface AdapterModule<C = unknown> {
    * refuse two entries (or the gateway's own server) holding the same serial port or address.
    */
   claims?(config: C): AdapterClaims;
+  /**
+   * For adapters that poll: the longest time between two polls of a device with this config.
+   * A device silent for a few such intervals shows as offline (see `src/presence.ts`).
+   */
+  pollInterval?(config: C): number | undefined;
 }
 
 /** Host resources one adapter instance holds, each with its key path inside the entry. */
@@ -120,6 +125,8 @@ export {
   type SubscriberOptions,
 } from "./common/mqtt_subscriber.ts";
 export { type TlsConfig, tlsSchema } from "./common/tls.ts";
+/** Whether a `host:port` listen address only accepts connections from this machine. */
+export { isLoopbackListen } from "./common/net.ts";
 export {
   QueueStoppedError,
   ReadingQueue,

@@ -5,7 +5,7 @@ import {
   PermanentUplinkError,
   type Uplink,
   type UplinkError,
-} from "./uplink/uplink.ts";
+} from "./uplink/mod.ts";
 
 /** Pacing of the backlog after an outage. */
 export interface BackfillPacing {

@@ -6,15 +6,17 @@ import { type AlarmSummary, Edge, type EdgeStatus, NO_ALARMS } from "./edge/mod.
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
+import { type DevicePresence, Presence } from "./presence.ts";
 import { createUplink } from "./uplink/mod.ts";
 import { within } from "./common/timing.ts";
+import { diskCheck } from "./gateway_health.ts";
 import type {
   InboundMessage,
   StatusMessage,
   Uplink,
   UplinkState,
   UplinkSubscription,
-} from "./uplink/uplink.ts";
+} from "./uplink/mod.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
 
@@ -60,7 +62,8 @@ export interface GatewayStatus {
   startedAt: number;
   uptimeMs: number;
   health: Health;
-  adapters: AdapterStatus[];
+  /** Each adapter, its devices' presence derived from their readings (`src/presence.ts`). */
+  adapters: (AdapterStatus & { devices: Record<string, DevicePresence> })[];
   buffer: BufferStats & { oldestPendingAgeMs: number | null };
   /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
   storage: WearStats;
@@ -96,33 +99,6 @@ export interface GatewayStatus {
  */
 const COALESCING = new Set(["http"]);
 
-function mb(bytes: number): string {
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-}
-
-/** The disk check of /healthz: not full, and free space above `buffer.minFreeDisk`. */
-function diskCheck(b: BufferStats, floor: number): { ok: boolean; detail: string } {
-  const free = b.freeDisk === null ? "free space unknown" : `${mb(b.freeDisk)} free`;
-  if (b.diskFull) {
-    return {
-      ok: false,
-      detail: `full since ${
-        new Date(b.diskFull.since).toISOString()
-      }: new readings refused, forwarding goes on (${free}; ${b.diskFull.error})`,
-    };
-  }
-  if (b.freeDisk !== null && b.freeDisk < floor) {
-    return {
-      ok: false,
-      detail: `${free}, below buffer.minFreeDisk ${mb(floor)}: the buffer stops growing`,
-    };
-  }
-  return {
-    ok: true,
-    detail: `${free}${b.reserve === "released" ? "; reserve file released" : ""}`,
-  };
-}
-
 /**
  * One running gateway: buffer, pipeline, adapters, forwarder and uplink, wired together.
  * `stop()` shuts down in the order that loses nothing: adapters first, then a final flush.
@@ -142,6 +118,7 @@ export class Gateway {
   #wear!: WearMeter;
   #pipeline!: Pipeline;
   #supervisors: AdapterSupervisor[] = [];
+  #presence = new Map<string, Presence>();
   #uplink: Uplink | undefined;
   #forwarder: Forwarder | undefined;
   #edge: Edge | undefined;
@@ -264,18 +241,30 @@ export class Gateway {
   }
 
   #startAdapters(): void {
+    const before = this.#presence;
+    this.#presence = new Map();
     for (const entry of this.#config.adapters) {
       if (!entry.enabled) {
         this.#log.info("adapter disabled in config", { adapter: entry.name });
         continue;
       }
       const module = this.#registry[entry.type];
+      const presence = new Presence({
+        offlineAfterMs: entry.offlineAfter,
+        pollIntervalMs: module.pollInterval?.(entry.config),
+      }).carry(before.get(entry.name));
+      this.#presence.set(entry.name, presence);
       const sup = new AdapterSupervisor({
         name: entry.name,
         module,
         config: entry.config,
-        emit: (readings) =>
-          this.#pipeline.emit(entry.name, readings, { coalesce: COALESCING.has(entry.type) }),
+        emit: async (readings) => {
+          const res = await this.#pipeline.emit(entry.name, readings, {
+            coalesce: COALESCING.has(entry.type),
+          });
+          if (res.accepted) presence.arrived(readings);
+          return res;
+        },
         log: this.#root.child(entry.name),
       });
       this.#supervisors.push(sup);
@@ -460,7 +449,10 @@ export class Gateway {
       startedAt: this.#startedAt,
       uptimeMs: Date.now() - this.#startedAt,
       health: this.#health(),
-      adapters: this.#supervisors.map((s) => s.status()),
+      adapters: this.#supervisors.map((s) => {
+        const a = s.status();
+        return { ...a, devices: this.#presence.get(a.name)?.judge(a.devices) ?? {} };
+      }),
       buffer: {
         ...b,
         oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,

@@ -10,31 +10,11 @@ import {
   watchdogIntervalMs,
   watchdogProblem,
 } from "./systemd.ts";
+import { notifySocket } from "../test/helpers/notify_socket.ts";
 import { waitFor } from "../test/helpers/ports.ts";
 
 function env(vars: Record<string, string>) {
   return { get: (k: string) => vars[k] };
-}
-
-/** A notification socket like systemd's, collecting every datagram. */
-function listener(path: string) {
-  const conn = Deno.listenDatagram({ transport: "unixpacket", path });
-  const got: string[] = [];
-  const done = (async () => {
-    try {
-      for (;;) {
-        const [buf] = await conn.receive();
-        got.push(new TextDecoder().decode(buf));
-      }
-    } catch { /* closed */ }
-  })();
-  return {
-    got,
-    close: async () => {
-      conn.close();
-      await done;
-    },
-  };
 }
 
 Deno.test("notifySocketPath() maps @names to abstract addresses and refuses relative paths", () => {
@@ -46,15 +26,15 @@ Deno.test("notifySocketPath() maps @names to abstract addresses and refuses rela
 Deno.test("notify() is a no-op without NOTIFY_SOCKET and reaches path and abstract sockets", async () => {
   assert.equal(await notify("READY=1", { env: env({}) }), false);
   const dir = await Deno.makeTempDir();
-  const file = listener(`${dir}/notify`);
+  const file = notifySocket(`${dir}/notify`);
   const name = `outpost-test-${crypto.randomUUID()}`;
-  const abstract = listener(`\0${name}`);
+  const abstract = notifySocket(`\0${name}`);
   try {
     assert.equal(await notify("READY=1", { env: env({ NOTIFY_SOCKET: `${dir}/notify` }) }), true);
     assert.equal(await notify("STOPPING=1", { env: env({ NOTIFY_SOCKET: `@${name}` }) }), true);
     await waitFor("both datagrams", () => file.got.length === 1 && abstract.got.length === 1);
-    assert.deepEqual(file.got, ["READY=1"]);
-    assert.deepEqual(abstract.got, ["STOPPING=1"]);
+    assert.deepEqual(file.got.map((d) => d.text), ["READY=1"]);
+    assert.deepEqual(abstract.got.map((d) => d.text), ["STOPPING=1"]);
   } finally {
     await file.close();
     await abstract.close();

@@ -13,28 +13,8 @@ import { Gateway } from "../src/gateway.ts";
 import { createLogger } from "../src/log.ts";
 import { startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
+import { notifySocket } from "./helpers/notify_socket.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
-
-/** A stand-in for systemd's notification socket, recording every datagram. */
-function notifySocket(path: string) {
-  const conn = Deno.listenDatagram({ transport: "unixpacket", path });
-  const got: { at: number; text: string }[] = [];
-  const done = (async () => {
-    try {
-      for (;;) {
-        const [buf] = await conn.receive();
-        got.push({ at: Date.now(), text: new TextDecoder().decode(buf) });
-      }
-    } catch { /* closed */ }
-  })();
-  return {
-    got,
-    close: async () => {
-      conn.close();
-      await done;
-    },
-  };
-}
 
 Deno.test("every commit failing: /healthz 503, outpost_up 0, STATUS= unhealthy and no watchdog ping; lock gone, all clear", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outpost-health-" });

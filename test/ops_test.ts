@@ -1,47 +1,10 @@
 import assert from "node:assert/strict";
 import { startGateway } from "./helpers/gateway.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { notifySocket } from "./helpers/notify_socket.ts";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface Datagram {
-  at: number;
-  text: string;
-  /** For READY=1: whether /healthz answered at the moment it arrived. */
-  served?: boolean;
-}
-
-/** A stand-in for systemd's notification socket, recording every datagram with its arrival. */
-function notifySocket(path: string, healthz: () => string | undefined) {
-  const conn = Deno.listenDatagram({ transport: "unixpacket", path });
-  const got: Datagram[] = [];
-  const done = (async () => {
-    try {
-      for (;;) {
-        const [buf] = await conn.receive();
-        const d: Datagram = { at: performance.now(), text: new TextDecoder().decode(buf) };
-        got.push(d);
-        const url = healthz();
-        if (d.text.split("\n").includes("READY=1") && url) {
-          const r = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-          await r?.body?.cancel();
-          d.served = r !== undefined;
-        }
-      }
-    } catch { /* closed */ }
-  })();
-  const lines = (key: string) =>
-    got.flatMap((d) => d.text.split("\n").filter((l) => l.startsWith(`${key}=`)).map(() => d));
-  return {
-    got,
-    lines,
-    close: async () => {
-      conn.close();
-      await done;
-    },
-  };
-}
 
 const SIM = (dir: string, extra = "") => `
 gateway: { id: ops-gw }
@@ -53,7 +16,9 @@ ${extra}`;
 Deno.test("under systemd: READY=1 once serving, WATCHDOG=1 at half WATCHDOG_USEC, STATUS, STOPPING=1 on SIGTERM", async () => {
   const dir = await Deno.makeTempDir();
   const port = freePort();
-  const sock = notifySocket(`${dir}/notify`, () => `http://127.0.0.1:${port}/healthz`);
+  const sock = notifySocket(`${dir}/notify`, {
+    healthz: () => `http://127.0.0.1:${port}/healthz`,
+  });
   const gw = await startGateway(dir, SIM(dir), {
     httpPort: port,
     env: { NOTIFY_SOCKET: `${dir}/notify`, WATCHDOG_USEC: "1000000" },
@@ -97,7 +62,7 @@ Deno.test("under systemd: READY=1 once serving, WATCHDOG=1 at half WATCHDOG_USEC
 Deno.test("an @abstract NOTIFY_SOCKET works; SIGHUP sends RELOADING=1 then READY=1", async () => {
   const dir = await Deno.makeTempDir();
   const name = `outpost-ops-${crypto.randomUUID()}`;
-  const sock = notifySocket(`\0${name}`, () => undefined);
+  const sock = notifySocket(`\0${name}`);
   const gw = await startGateway(dir, SIM(dir), { env: { NOTIFY_SOCKET: `@${name}` } });
   try {
     await waitFor("READY=1", () => sock.lines("READY").length === 1);

@@ -6,19 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { groupMembers } from "./helpers/fake_systemd.ts";
-import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
 import {
   artifacts,
   assertFlowing,
   bufferContents,
-  channelServer,
-  device,
   keypair,
   publish,
-  releaseDir,
   ROOT,
 } from "./helpers/update.ts";
+import { updateRig } from "./helpers/update_rig.ts";
 
 const dec = new TextDecoder();
 
@@ -41,22 +38,14 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const a = await artifacts();
-  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-cli-" });
-  const channel = `${tmp}/channel`;
-  await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/release`)]);
-  const srv = channelServer(channel);
   const watchdogMs = 6000;
-  const dev = await device({
-    channelUrl: srv.url,
-    pubkeys: [key.pub],
-    broker: broker.url,
+  const rig = await updateRig("outpost-update-cli-", {
     // Only `update apply` starts a check here.
     checkInterval: "1h",
     healthDeadline: "14s",
     watchdogMs,
   });
+  const { a, channel, key, dev } = rig;
   try {
     const sub = await dev.subscriber();
     await dev.boot();
@@ -167,9 +156,7 @@ Deno.test({
     assert.equal(maxGateways, 1, `${maxGateways} gateway processes at once in the unit`);
     await assertFlowing(dev, sub, bufferContents(dev.buffer));
   } finally {
-    await dev.close();
-    await srv.close();
-    await broker.stop();
+    await rig.close();
   }
 });
 
@@ -264,18 +251,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const a = await artifacts();
-  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-pin-" });
-  const channel = `${tmp}/stable`;
-  await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/release`)]);
-  const srv = channelServer(channel);
-  const dev = await device({
-    channelUrl: srv.url,
-    pubkeys: [key.pub],
-    broker: broker.url,
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-pin-");
+  const { a, channel, key, dev } = rig;
   const lastCheckAt = (s: { update: { lastCheck?: unknown } }) =>
     (s.update.lastCheck as { at?: number } | undefined)?.at ?? 0;
   try {
@@ -329,8 +306,6 @@ Deno.test({
     );
     assert.equal(s.update.committed.slot, "b");
   } finally {
-    await dev.close();
-    await srv.close();
-    await broker.stop();
+    await rig.close();
   }
 });

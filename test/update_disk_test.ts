@@ -18,23 +18,9 @@ import {
   publish,
   releaseDir,
 } from "./helpers/update.ts";
+import { mountTmpfs, unmount } from "./helpers/tmpfs.ts";
 
 const isRoot = Deno.uid() === 0;
-
-async function mountTmpfs(dir: string, bytes: number): Promise<void> {
-  const out = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${bytes},mode=0755`, "tmpfs", dir],
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`mount -t tmpfs on ${dir} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-async function unmount(dir: string): Promise<void> {
-  const out = await new Deno.Command("umount", { args: [dir], stderr: "piped" }).output();
-  if (!out.success) await new Deno.Command("umount", { args: ["-l", dir] }).output();
-}
 
 /** Every path under `root` with its type, size and content hash (or link target). */
 async function snapshot(

@@ -4,9 +4,9 @@
  * chain of supervisors, each a Deno runtime, growing with every update).
  */
 import assert from "node:assert/strict";
-import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { artifacts, channelServer, device, publish, releaseDir } from "./helpers/update.ts";
+import { publish } from "./helpers/update.ts";
+import { updateRig } from "./helpers/update_rig.ts";
 
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -28,18 +28,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const a = await artifacts();
-  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-handover-" });
-  const channel = `${tmp}/stable`;
-  await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/keys`)]);
-  const srv = channelServer(channel);
-  const dev = await device({
-    channelUrl: srv.url,
-    pubkeys: [key.pub],
-    broker: broker.url,
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-handover-");
+  const { a, channel, key, dev } = rig;
   const env = Deno.env.toObject();
   for (const k of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[k];
   const log = await Deno.open(dev.log, { write: true, create: true, append: true });
@@ -79,8 +69,6 @@ Deno.test({
       proc.kill("SIGTERM");
     } catch { /* gone */ }
     await proc.status;
-    await dev.close();
-    await srv.close();
-    await broker.stop();
+    await rig.close();
   }
 });

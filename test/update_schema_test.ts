@@ -7,17 +7,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { readSchemaVersion } from "../src/buffer/schema.ts";
-import { startMosquitto } from "./helpers/mosquitto.ts";
-import {
-  artifacts,
-  assertFlowing,
-  bufferContents,
-  channelServer,
-  device,
-  outpost,
-  publish,
-  releaseDir,
-} from "./helpers/update.ts";
+import { assertFlowing, bufferContents, outpost, publish } from "./helpers/update.ts";
+import { updateRig } from "./helpers/update_rig.ts";
 
 function schemaOf(path: string): { version: number; compat: number } {
   const db = new DatabaseSync(path, { readOnly: true });
@@ -34,18 +25,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const a = await artifacts();
-  const tmp = await Deno.makeTempDir({ prefix: "outpost-update-schema-" });
-  const channel = `${tmp}/stable`;
-  await Deno.mkdir(channel);
-  const [broker, key] = await Promise.all([startMosquitto(), releaseDir(`${tmp}/keys`)]);
-  const srv = channelServer(channel);
-  const dev = await device({
-    channelUrl: srv.url,
-    pubkeys: [key.pub],
-    broker: broker.url,
-    checkInterval: "1s",
-  });
+  const rig = await updateRig("outpost-update-schema-");
+  const { a, channel, key, dev } = rig;
   try {
     const sub = await dev.subscriber();
     await dev.boot();
@@ -93,8 +74,6 @@ Deno.test({
     await assertFlowing(dev, sub, storedByA);
     assert.deepEqual(schemaOf(dev.buffer), { version: 3, compat: 1 });
   } finally {
-    await dev.close();
-    await srv.close();
-    await broker.stop();
+    await rig.close();
   }
 });

@@ -5,70 +5,7 @@
 import assert from "node:assert/strict";
 import { freePort, waitFor } from "./helpers/ports.ts";
 import { Slots } from "../src/update/slots.ts";
-import { artifacts } from "./helpers/update.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = `${ROOT}main.ts`;
-const TARGET = Deno.build.target;
-const dec = new TextDecoder();
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const text = dec.decode(out.stdout) + dec.decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-const outpost = (...args: string[]) => sh(Deno.execPath(), ["run", "-A", MAIN, ...args]);
-
-/** A static file server for a channel dir, with Range support and a one-shot cut-off. */
-function channelServer(dir: string) {
-  const port = freePort();
-  const ac = new AbortController();
-  const ctl = { cutNextArtifact: false, requests: [] as string[] };
-  const server = Deno.serve(
-    { port, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
-    async (req) => {
-      const path = decodeURIComponent(new URL(req.url).pathname);
-      ctl.requests.push(`${path} ${req.headers.get("range") ?? ""}`);
-      let data: Uint8Array<ArrayBuffer>;
-      try {
-        data = await Deno.readFile(`${dir}${path}`);
-      } catch {
-        return new Response("not found", { status: 404 });
-      }
-      const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
-      if (path.includes("/artifacts/") && ctl.cutNextArtifact && !range) {
-        ctl.cutNextArtifact = false;
-        // Sends the first half, then breaks the connection: a download cut off mid-way.
-        const half = data.subarray(0, data.length >> 1);
-        const body = new ReadableStream({
-          start(c) {
-            c.enqueue(half);
-            setTimeout(() => c.error(new Error("cut")), 50);
-          },
-        });
-        return new Response(body, { headers: { "content-length": String(data.length) } });
-      }
-      if (range) {
-        const from = Number(range[1]);
-        return new Response(data.subarray(from), {
-          status: 206,
-          headers: { "content-range": `bytes ${from}-${data.length - 1}/${data.length}` },
-        });
-      }
-      return new Response(data);
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${port}`,
-    ctl,
-    close: async () => {
-      ac.abort();
-      await server.finished;
-    },
-  };
-}
+import { artifacts, channelServer, keypair, publish, TARGET } from "./helpers/update.ts";
 
 interface Device {
   root: string;
@@ -187,36 +124,6 @@ async function waitOutcome(
   });
 }
 
-async function keypair(dir: string): Promise<{ key: string; pub: string }> {
-  const out = await outpost("release", "keygen", "--out", dir);
-  const key = /private key (\S+)/.exec(out)![1];
-  const pub = (await Deno.readTextFile(key.replace(/\.key$/, ".pub"))).trim();
-  assert.equal((await Deno.stat(key)).mode! & 0o777, 0o600);
-  return { key, pub };
-}
-
-const publish = (
-  channel: string,
-  artifact: string,
-  version: string,
-  keys: string[],
-  ...more: string[]
-) =>
-  outpost(
-    "release",
-    "publish",
-    "--channel",
-    channel,
-    "--artifact",
-    artifact,
-    "--version",
-    version,
-    "--target",
-    TARGET,
-    ...keys.flatMap((k) => ["--key", k]),
-    ...more,
-  );
-
 Deno.test({
   name:
     "refusals leave the device untouched; an overlap-signed release resumes a cut download and commits",
@@ -279,7 +186,7 @@ Deno.test({
     bytes[bytes.length - 2] ^= 0xff;
     await Deno.writeFile(art, bytes);
     // Key rotation: old (trusted) + new (not yet trusted) key; the download is cut once, resumed.
-    srv.ctl.cutNextArtifact = true;
+    srv.cutNextArtifact = true;
     await publish(channel, a.good, "2.0.0", [trusted.key, next.key]);
     const s = await waitOutcome(
       dev,
@@ -292,7 +199,7 @@ Deno.test({
     assert.equal(st.phase, "committed");
     assert.equal(st.history.find((h) => h.result === "installed")?.version, "2.0.0");
     assert.equal(await dev.slots.active(), "b");
-    assert.ok(srv.ctl.requests.some((r) => /artifacts.* bytes=\d+-/.test(r)), "download resumed");
+    assert.ok(srv.requests.some((r) => /artifacts.* bytes=\d+-/.test(r)), "download resumed");
     const log = await Deno.readTextFile(dev.log);
     assert.match(log, /download of .* broke off after \d+ of \d+ bytes/);
     assert.match(log, /resuming download/);

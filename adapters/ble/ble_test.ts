@@ -327,6 +327,8 @@ Deno.test("ble adapter fails, without taking the process down, when Deno lacks a
       "--config",
       new URL("../../deno.json", import.meta.url).pathname,
       "--allow-read",
+      // The gateway always has env access (the npm MQTT client reads it when loaded).
+      "--allow-env",
       file,
     ],
     stdout: "piped",

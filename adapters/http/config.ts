@@ -1,5 +1,5 @@
 import { type Infer, s } from "../../src/config/schema.ts";
-import { isLoopbackListen } from "../../src/config/gateway.ts";
+import { isLoopbackListen } from "../../src/adapter.ts";
 
 const token = s.object({
   token: s.string({ min: 16, max: 4096 })

@@ -2,10 +2,10 @@ import {
   type AdapterContext,
   defineAdapter,
   type EmitResult,
+  isLoopbackListen,
   sleep,
   within,
 } from "../../src/adapter.ts";
-import { isLoopbackListen } from "../../src/config/gateway.ts";
 import { type HttpIngestConfig, httpIngestSchema } from "./config.ts";
 import { TokenSet } from "./_auth.ts";
 import { parseBody } from "./_body.ts";

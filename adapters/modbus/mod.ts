@@ -357,6 +357,12 @@ function writer(devices: Map<string, Device>, ctx: Ctx): (req: WriteRequest) => 
 export const modbus = defineAdapter<ModbusConfig>({
   type: "modbus",
   schema: modbusSchema,
+  pollInterval: (config) =>
+    Math.max(
+      ...[...Object.values(config.profiles), ...config.devices].flatMap((d) =>
+        (d.groups ?? []).map((g) => g.interval)
+      ),
+    ),
   claims: (config) => ({
     serialPorts: config.devices.flatMap((d, i) =>
       d.rtu ? [{ port: d.rtu.port, at: ["devices", i, "rtu", "port"] }] : []

@@ -49,6 +49,7 @@ function round(v: number, decimals: number): number {
 export const simulated = defineAdapter<SimulatedConfig>({
   type: "simulated",
   schema: simulatedSchema,
+  pollInterval: (config) => config.interval,
   async start({ config, emit, signal, log, setDeviceState }) {
     const random = rng(config.seed ?? Date.now());
     const state = new Map<string, number>();

@@ -7,7 +7,7 @@
  */
 import type { StatementSync } from "node:sqlite";
 import type { StoredReading } from "../reading.ts";
-import { buildChunk, CHUNK_ROWS, dropChunksBelow, selectRows } from "./series_index.ts";
+import { buildChunk, CHUNK_ROWS, countRows, dropChunksBelow, selectRows } from "./series_index.ts";
 import type { QueryOptions } from "./types.ts";
 import type { Core } from "./_core.ts";
 import type { Acks } from "./_acks.ts";
@@ -93,6 +93,20 @@ export class Queries {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** See `Buffer.count`. */
+  count(q: QueryOptions): number {
+    const core = this.#core;
+    const sids = core.series.matching(q.device, q.metric);
+    if (sids.length === 0) return 0;
+    return countRows(core.db, {
+      sids: q.device !== undefined || q.metric !== undefined ? sids : undefined,
+      from: q.from,
+      to: q.to,
+      afterSeq: q.afterSeq,
+      hasLocal: core.mirror.localRows > 0,
+    });
   }
 
   /** See `Buffer.setAside`. */

@@ -122,6 +122,15 @@ export class SeriesDict {
     return sids;
   }
 
+  /** Every series: device, metric and unit (empty when none). */
+  list(): { device: string; metric: string; unit: string }[] {
+    const out: { device: string; metric: string; unit: string }[] = [];
+    for (const s of this.#series) {
+      if (s) out.push({ device: s.device, metric: s.metric, unit: s.unit });
+    }
+    return out;
+  }
+
   /** A stored row as a reading. */
   toReading(row: RawRow): StoredReading {
     const s = this.#series[Number(row.sid)];

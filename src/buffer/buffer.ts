@@ -193,6 +193,19 @@ export class Buffer {
   }
 
   /**
+   * How many readings `query` would return for the filter without a limit, counted from the
+   * series index where it can (a total for progress: rows deleted since may still be counted).
+   */
+  count(q: Omit<QueryOptions, "limit"> = {}): number {
+    return this.#queries.count(q);
+  }
+
+  /** The series the file holds (device, metric, unit), for pickers; at most `buffer.maxSeries`. */
+  series(): { device: string; metric: string; unit: string }[] {
+    return this.#core.series.list();
+  }
+
+  /**
    * Records that the uplink refused `[lo, hi]` for good (e.g. HTTP 400): the readings stay in the
    * buffer for export, are listed in status, and no longer block the queue.
    */

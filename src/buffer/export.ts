@@ -1,6 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
 import type { StoredReading } from "../reading.ts";
-import { selectRows } from "./series_index.ts";
+import { countRows, selectRows } from "./series_index.ts";
 
 /** Filter of {@linkcode exportReadings}. */
 export interface ExportFilter {
@@ -92,6 +92,35 @@ export function* exportReadings(
       if (local) out.local = true;
       yield out;
     }
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * How many rows {@linkcode exportReadings} yields for `filter`, counted from the series index
+ * where it can: a total for progress (rows deleted since the index was built may be counted).
+ */
+export function countReadings(path: string, filter: ExportFilter = {}): number {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    const sids: number[] = [];
+    for (const r of db.prepare("SELECT id, device, metric FROM series").all()) {
+      if (filter.device !== undefined && r.device !== filter.device) continue;
+      if (filter.metric !== undefined && r.metric !== filter.metric) continue;
+      sids.push(Number(r.id));
+    }
+    if (!sids.length) return 0;
+    const hasLocal = db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'local_readings'",
+    ).get() !== undefined;
+    return countRows(db, {
+      sids: filter.device !== undefined || filter.metric !== undefined ? sids : undefined,
+      from: filter.from,
+      to: filter.to,
+      hasLocal,
+    });
   } finally {
     db.close();
   }

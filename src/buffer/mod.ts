@@ -6,6 +6,7 @@
  */
 export * from "./buffer.ts";
 export {
+  countReadings,
   CSV_HEADER,
   csvField,
   csvLine,

@@ -1,6 +1,7 @@
 /** `outpost export`: buffered readings of a buffer file as CSV or JSON lines. */
-import { CSV_HEADER, csvLine, exportReadings } from "../buffer/mod.ts";
+import { countReadings, CSV_HEADER, csvLine, exportReadings } from "../buffer/mod.ts";
 import { type Args, type Command, parseTime, UsageError } from "../common/cli.ts";
+import { ProgressLine } from "../common/progress.ts";
 import { parseDuration } from "../config/schema.ts";
 import { type CliDeps, loadConfig } from "./deps.ts";
 
@@ -45,24 +46,31 @@ async function exportReadingsCmd(args: Args, deps: CliDeps): Promise<number> {
       while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
     }
   };
+  const filter = { device: args.string("device"), metric: args.string("metric"), from, to };
+  // Progress goes to stderr (stdout may be the CSV): on a terminal, or when asked for.
+  const tty = Deno.stderr.isTerminal();
+  const progress = args.flag("progress") || tty
+    ? new ProgressLine({
+      label: "export",
+      unit: "rows",
+      tty,
+      write: (t) => Deno.stderr.writeSync(enc.encode(t)),
+    })
+    : undefined;
   try {
+    if (progress) progress.total = countReadings(db, filter);
     if (format === "csv") chunk += CSV_HEADER + "\n";
-    for (
-      const r of exportReadings(db, {
-        device: args.string("device"),
-        metric: args.string("metric"),
-        from,
-        to,
-      })
-    ) {
+    for (const r of exportReadings(db, filter)) {
       chunk += (format === "csv" ? csvLine(r) : JSON.stringify(r)) + "\n";
       n++;
+      progress?.update(n);
       await write(false);
     }
     await write(true);
   } finally {
     file?.close();
   }
+  progress?.finish(n);
   if (out) console.error(`exported ${n} readings to ${out}`);
   return 0;
 }
@@ -73,9 +81,10 @@ export const exportCommand: Command<CliDeps> = {
   summary: "Export buffered readings as CSV or JSON lines",
   usage: `Usage: outpost export (--config FILE | --db FILE) [--device ID] [--metric NAME]
                       [--since DURATION | --from TIME] [--until TIME]
-                      [--format csv|jsonl] [--out FILE]
+                      [--format csv|jsonl] [--out FILE] [--progress]
 
-Exports buffered readings (forwarded or not) in sequence order. TIME is ISO 8601 or ms since
+Exports buffered readings (forwarded or not) in sequence order. Progress (rows done of the
+total, once a second) goes to stderr when it is a terminal, or with --progress. TIME is ISO 8601 or ms since
 the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as CSV:
   outpost export --config site.yaml --device pump-3 --since 30d --out pump-3.csv`,
   options: {
@@ -88,6 +97,7 @@ the epoch; DURATION such as 30d, 12h. Example — the last 30 days of pump-3 as 
     until: { type: "string", arg: "TIME", help: "up to this time" },
     format: { type: "string", choices: ["csv", "jsonl"], default: "csv", help: "output format" },
     out: { type: "string", short: "o", arg: "FILE", help: "write here instead of stdout" },
+    progress: { type: "boolean", help: "show progress on stderr even when it is not a terminal" },
   },
   run: exportReadingsCmd,
 };

@@ -8,7 +8,7 @@
  */
 import { AlarmNotFoundError } from "../edge/mod.ts";
 import { ERROR_CODES } from "../protocol/mod.ts";
-import { type CommandContext, type CommandEnv, CommandError } from "./service.ts";
+import { type CommandContext, type CommandEnv, CommandError } from "./handler.ts";
 
 /** Longest alarm key accepted (rule names and instances are far shorter). */
 const MAX_KEY = 512;

@@ -4,7 +4,7 @@
  * as JSON lines in `commands-audit.jsonl` beside the buffer (bounded by rows: the file is cut back
  * to the newest `maxRows` once it holds a fifth more), read by `logs {audit: true}` and `/audit`.
  */
-import { writeFileAtomic } from "../update/slots.ts";
+import { writeFileAtomic } from "../update/mod.ts";
 
 /** One remote command as the audit trail records it. */
 export interface AuditEntry {

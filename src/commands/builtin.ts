@@ -12,6 +12,7 @@ import {
   DEFERRED,
   type SettleResult,
 } from "./service.ts";
+import { onlyArgs } from "./handler.ts";
 import { configGet, configSet, settleConfigSet } from "./config_file.ts";
 import { runQuery } from "./query.ts";
 import { alarmCommands } from "./alarms.ts";
@@ -23,18 +24,6 @@ import { ConfigError, formatProblem, parseConfig } from "../config/load.ts";
 import { ERROR_CODES } from "../protocol/mod.ts";
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
-
-function onlyArgs(ctx: CommandContext, allowed: string[]): void {
-  const unknown = Object.keys(ctx.args).filter((k) => !allowed.includes(k));
-  if (unknown.length) {
-    throw new CommandError(
-      ERROR_CODES.badArgs,
-      `unknown args ${unknown.join(", ")}${
-        allowed.length ? `; expected ${allowed.join(", ")}` : "; this command takes none"
-      }`,
-    );
-  }
-}
 
 function bytesOf(v: unknown): number {
   return new TextEncoder().encode(JSON.stringify(v)).length;

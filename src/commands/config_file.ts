@@ -9,7 +9,7 @@ import type { GatewayConfig } from "../config/gateway.ts";
 import { ConfigError } from "../config/load.ts";
 import { parseDuration } from "../config/schema.ts";
 import { redactConfigText } from "../redact.ts";
-import { writeFileAtomic } from "../update/slots.ts";
+import { writeFileAtomic } from "../update/mod.ts";
 import {
   type CommandContext,
   type CommandEnv,

@@ -103,14 +103,23 @@ export async function runQuery(
   const q = parseQueryArgs(ctx.args, cfg.pageRows);
   const pageBytes = Math.max(512, Math.min(cfg.pageBytes, maxMessageBytes) - ENVELOPE_BYTES);
   const enc = new TextEncoder();
+  const select = { device: q.device, metric: q.metric, from: q.from, to: q.to };
+  // Rows to send, counted from the series index: progress is rows done of this total (rows
+  // stored while the query runs may add to it; the last page says so).
+  const total = Math.min(buffer.count({ ...select, afterSeq: q.afterSeq }), q.limit ?? Infinity);
   await ctx.reply("accepted", {
-    result: { device: q.device, metric: q.metric ?? null, from: q.from ?? null, to: q.to ?? null },
+    result: {
+      device: q.device,
+      metric: q.metric ?? null,
+      from: q.from ?? null,
+      to: q.to ?? null,
+      total,
+    },
   });
   let after = q.afterSeq;
   let sent = 0;
   let pages = 0;
   let lastSeq: number | null = null;
-  const select = { device: q.device, metric: q.metric, from: q.from, to: q.to };
   /** Last row of the newest page acknowledged together with every page before it. */
   let deliveredSeq = q.afterSeq;
   let contiguous = true;
@@ -159,7 +168,8 @@ export async function runQuery(
     sent += rows.length;
     after = last;
     lastSeq = last;
-    const acked = ctx.reply("page", { page: n, result: page }).then(() => true, (e) => {
+    const progress = { done: sent, total: Math.max(total, sent) };
+    const acked = ctx.reply("page", { page: n, result: page, progress }).then(() => true, (e) => {
       failure ??= e as Error;
       return false;
     });

@@ -12,206 +12,48 @@
 import type { GatewayConfig } from "../config/gateway.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Logger, RootLogger } from "../log.ts";
-import { keyIdOf, type TrustedKey } from "../update/keys.ts";
 import type { InboundMessage, UplinkSubscription } from "../uplink/mod.ts";
-import { type AuditEntry, auditPath, AuditTrail } from "./audit.ts";
+import { admit } from "./admit.ts";
+import { auditPath, AuditTrail } from "./audit.ts";
 import { type CommandsConfig, commandsOf } from "./config.ts";
-import { CommandState, type PendingOp } from "./state.ts";
 import {
-  COMMAND_NAMES,
-  COMMAND_SCOPES,
-  type CommandName,
-  type CommandReply,
-  type CommandRequest,
-  ERROR_CODES,
-  FLEET_TARGET,
-  importOperatorKeys,
-  OPEN_COMMANDS,
-  replyTopic,
-  type Scope,
-  SCOPES,
-  verifyRequest,
-} from "../protocol/mod.ts";
+  type Builtins,
+  type CommandContext,
+  type CommandEnv,
+  CommandError,
+  type CommandServiceOptions,
+  type CommandsStatus,
+  DEFERRED,
+  type Operator,
+  type Registered,
+} from "./handler.ts";
+import { AuditRecorder } from "./record.ts";
+import { Replies, REPLY_WAIT_MS, type ReplyChain } from "./replies.ts";
+import { asCommandError, describeArgs, loadOperatorKeys, type OperatorKeys } from "./request.ts";
+import { settlePending } from "./settle.ts";
+import { CommandState, type PendingOp } from "./state.ts";
+import { type CommandRequest, ERROR_CODES, FLEET_TARGET } from "../protocol/mod.ts";
 
-/** The operator key a request was verified with. */
-export interface Operator {
-  keyid: string;
-  name?: string;
-  scopes: Scope[];
-}
+export {
+  type Builtins,
+  type CommandContext,
+  type CommandEnv,
+  CommandError,
+  type CommandHandler,
+  type CommandServiceOptions,
+  type CommandsStatus,
+  DEFERRED,
+  type DeferredOp,
+  type ExtraHandlers,
+  type HandlerOptions,
+  type Operator,
+  type Settler,
+  type SettleResult,
+} from "./handler.ts";
+export { MAX_REQUEST_BYTES, parseRequest } from "./request.ts";
 
-interface OperatorKeys {
-  trusted: Map<string, TrustedKey>;
-  grants: Map<string, { name?: string; scopes: Scope[] }>;
-}
-
-/** Refusals logged and written to the audit file per minute; beyond, they are only counted. */
-const REFUSALS_RECORDED_PER_MINUTE = 60;
-
-/** A command failed in a way the requester should know by `code` (see protocol ERROR_CODES). */
-export class CommandError extends Error {
-  override name = "CommandError";
-  readonly code: string;
-  readonly result?: unknown;
-  constructor(code: string, message: string, options?: ErrorOptions & { result?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.result = options?.result;
-  }
-}
-
-/** Returned by a handler whose final reply will come from the next start of the gateway. */
-export const DEFERRED: unique symbol = Symbol("deferred");
-
-type Omit2<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** A pending operation as a handler describes it; the service fills in who asked. */
-export type DeferredOp = Omit2<PendingOp, "id" | "cmd" | "prefix" | "at">;
-
-/** What a command handler is given. */
-export interface CommandContext {
-  readonly id: string;
-  readonly cmd: string;
-  /** The gateway id or `fleet`, as in the request topic. */
-  readonly target: string;
-  readonly args: Record<string, unknown>;
-  /** Aborted when the gateway stops or restarts under the command. */
-  readonly signal: AbortSignal;
-  readonly log: Logger;
-  /** The gateway the request arrived at. */
-  readonly gateway: Gateway;
-  /** The verified operator key; undefined for an open command sent unsigned. */
-  readonly operator?: Operator;
-  /** Sends a non-final reply; resolves once the broker acknowledged it (PUBACK). */
-  reply(
-    status: "accepted" | "progress" | "page",
-    fields?: Pick<CommandReply, "result" | "page" | "progress">,
-  ): Promise<void>;
-  /**
-   * Records that the final reply is owed by the next start of the gateway (after a restart or a
-   * trial of another version); the handler then returns {@linkcode DEFERRED}.
-   */
-  defer(op: DeferredOp): Promise<typeof DEFERRED>;
-}
-
-/** Runs one command; its result becomes the `done` reply, a thrown CommandError the `error` one. */
-export type CommandHandler = (ctx: CommandContext) => Promise<unknown>;
-
-/** How a handler runs alongside others. */
-export interface HandlerOptions {
-  /** At most one exclusive command runs at a time (restart, config-set, update-apply …). */
-  exclusive?: boolean;
-  /**
-   * Exclusive commands this one may run alongside and take over from (rollback over an
-   * update-apply still downloading: the handler stops the other, which then fails its reply).
-   */
-  preempts?: readonly string[];
-}
-
-interface Registered {
-  handler: CommandHandler;
-  exclusive: boolean;
-  preempts: readonly string[];
-}
-
-/** Handlers that come from outside the built-ins, e.g. the self-updater's update commands. */
-export type ExtraHandlers = Partial<
-  Record<CommandName, { handler: CommandHandler } & HandlerOptions>
->;
-
-/** What the built-in handlers reach through the service. */
-export interface CommandEnv {
-  readonly configPath: string;
-  readonly version: string;
-  readonly state: CommandState;
-  /** The config the gateway runs now. */
-  config(): GatewayConfig;
-  /** The effective commands config. */
-  commands(): CommandsConfig;
-  /** The gateway now running, if any (none between stop and start of a restart). */
-  gateway(): Gateway | undefined;
-  /** The process logger with its ring of recent lines. */
-  logger(): RootLogger;
-  /** The newest entries of the audit trail of remote commands, oldest first. */
-  audit(limit: number): AuditEntry[];
-  /** Validates config text exactly as `run` would; throws ConfigError. */
-  parse(text: string): GatewayConfig;
-  /** Applies a validated config to the running gateway, as SIGHUP does. */
-  apply(config: GatewayConfig): Promise<void>;
-  /** Stops the gateway and starts it again in this process with `config`. */
-  restart(config: GatewayConfig): void;
-  /** Largest reply the uplink may publish, in bytes. */
-  maxReplyBytes(): number;
-}
-
-/** Options of {@linkcode CommandService}. */
-export interface CommandServiceOptions {
-  configPath: string;
-  version: string;
-  parse(text: string): GatewayConfig;
-  apply(config: GatewayConfig): Promise<void>;
-  restart(config: GatewayConfig): void;
-  /**
-   * More commands this service answers besides the built-ins (the update supervisor hands in
-   * update-check, update-apply and rollback); without a handler such a command gets an
-   * `unavailable` error reply.
-   */
-  handlers?: ExtraHandlers;
-}
-
-/** Finishes an operation a previous start left pending; undefined: not decided here. */
-export type Settler = (
-  op: PendingOp,
-  env: CommandEnv,
-  signal: AbortSignal,
-) => Promise<SettleResult>;
-
-/** How a pending operation ended: its final reply, or not decided by this process. */
-export type SettleResult =
-  | { status: "done"; result?: unknown }
-  | { status: "error"; code: string; message: string; result?: unknown }
-  | undefined;
-
-/** The built-in commands and how each kind of pending operation is finished. */
-export interface Builtins {
-  handlers: Record<
-    string,
-    { handler: (ctx: CommandContext, env: CommandEnv) => Promise<unknown>; exclusive?: boolean }
-  >;
-  settlers: Partial<Record<PendingOp["kind"], { settle: Settler; exclusive: boolean }>>;
-}
-
-/** Replies of one request, sent in order. */
-interface ReplyChain {
-  last: Promise<void>;
-}
-
-/** Requests larger than this are refused unread (config-set carries a whole YAML file). */
-export const MAX_REQUEST_BYTES = 1024 * 1024;
-/** How long a reply waits for a broker connection before it is given up. */
-const REPLY_WAIT_MS = 5 * 60_000;
 /** Queries running at once. */
 const MAX_QUERIES = 2;
-
-/** What /status shows under `commands`. */
-export interface CommandsStatus {
-  enabled: boolean;
-  prefix: string | null;
-  /** The broker granted the request subscriptions on the current connection. */
-  subscribed: boolean;
-  /** `required` (the default) or `off` (commands.insecureUnsigned: anyone on the broker). */
-  signatures: "required" | "off";
-  operatorKeys: number;
-  /** Requests run (whatever their outcome) and refused before running, since start. */
-  handled: number;
-  refused: number;
-  /** Refusals by error code (unsigned, unknown-key, expired, replayed, bad-signature, ...). */
-  refusedBy: Record<string, number>;
-  /** Requests run, by command and outcome (done, accepted, or the error code). */
-  byCommand: Record<string, Record<string, number>>;
-  running: string[];
-  last: { id: string | null; cmd: string; at: number; outcome: string } | null;
-}
 
 /**
  * Receives, checks and runs remote commands for whichever gateway it is attached to. See the
@@ -233,9 +75,13 @@ export class CommandService {
   #state: CommandState | undefined;
   #audit: AuditTrail | undefined;
   #auditLog: Logger | undefined;
+  readonly #recorder = new AuditRecorder({
+    trail: () => this.#audit,
+    auditLog: () => this.#auditLog,
+    log: () => this.#log,
+  });
   #refusedBy = new Map<string, number>();
   #byCommand: Record<string, Record<string, number>> = {};
-  #refusalWindow = { start: 0, recorded: 0, skipped: 0 };
   #attached = new AbortController();
   #exclusive: string | undefined;
   #queries = 0;
@@ -243,8 +89,12 @@ export class CommandService {
   #handled = 0;
   #refused = 0;
   #last: CommandsStatus["last"] = null;
-  #connWaiters = new Set<() => void>();
-  #watched: unknown;
+  readonly #replies = new Replies({
+    gateway: () => this.#gateway,
+    gatewayId: () => this.#config?.gateway.id,
+    log: () => this.#log,
+    closed: this.#closed.signal,
+  });
 
   /** The view handed to built-in handlers. */
   readonly env: CommandEnv;
@@ -381,15 +231,7 @@ export class CommandService {
           "(outpost release keygen) with its scopes to command this gateway",
       );
     }
-    this.#watchUplink();
-  }
-
-  /** Hears the connection changes of the current uplink (a reload replaces it). */
-  #watchUplink(): void {
-    const u = this.#gateway?.uplink;
-    if (!u || u === this.#watched) return;
-    this.#watched = u;
-    u.onStateChange(() => this.#wakeConnWaiters());
+    this.#replies.watchUplink();
   }
 
   /**
@@ -401,14 +243,14 @@ export class CommandService {
     this.#sub = undefined;
     this.#attached.abort();
     this.#gateway = undefined;
-    this.#wakeConnWaiters();
+    this.#replies.wakeConnWaiters();
   }
 
   /** Detaches for good: replies still waiting for a connection are dropped. */
   close(): void {
     this.detach();
     this.#closed.abort();
-    this.#wakeConnWaiters();
+    this.#replies.wakeConnWaiters();
   }
 
   /** For /status. */
@@ -468,7 +310,7 @@ export class CommandService {
       this.#refused++;
       this.#refusedBy.set(code, (this.#refusedBy.get(code) ?? 0) + 1);
       this.#last = { id, cmd, at: Date.now(), outcome: code };
-      this.#recordRefusal({
+      this.#recorder.refusal({
         ts: Date.now(),
         id,
         cmd,
@@ -479,7 +321,7 @@ export class CommandService {
         result: code,
         message,
       });
-      return this.#sendQuietly(prefix, {
+      return this.#replies.sendQuietly(prefix, {
         id,
         cmd,
         status: "error",
@@ -487,75 +329,22 @@ export class CommandService {
         error: { code, message },
       });
     };
-    if (payload.length > MAX_REQUEST_BYTES) {
-      return refuse(
-        null,
-        ERROR_CODES.malformed,
-        `request of ${payload.length} bytes is over the limit of ${MAX_REQUEST_BYTES}`,
-      );
+    const admitted = await admit(payload, {
+      cfg,
+      target,
+      cmd,
+      keys: this.#keys,
+      state: this.#state!,
+      log: this.#log,
+    });
+    if ("refused" in admitted) {
+      operator = admitted.operator;
+      claimed.keyid = admitted.keyid;
+      return refuse(admitted.id, admitted.refused.code, admitted.refused.message);
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
-    } catch (e) {
-      return refuse(null, ERROR_CODES.malformed, `request is not JSON: ${(e as Error).message}`);
-    }
-    const parsed = parseRequest(body);
-    if ("error" in parsed) return refuse(parsed.id, ERROR_CODES.malformed, parsed.error);
-    const req = parsed.request;
+    const req = admitted.request;
     const id = req.id;
-    claimed.keyid = req.keyid;
-    const known = (COMMAND_NAMES as readonly string[]).includes(cmd);
-    if (req.sig !== undefined || req.keyid !== undefined) {
-      const keys = await this.#keys;
-      const bad = await verifyRequest(keys.trusted, cmd, target, req).catch((e) => ({
-        code: ERROR_CODES.badSignature,
-        message: `signature unusable: ${(e as Error).message}`,
-      }));
-      if (bad) return refuse(id, bad.code, bad.message);
-      const grant = keys.grants.get(req.keyid!)!;
-      operator = { keyid: req.keyid!, ...grant };
-    } else if (cfg.insecureUnsigned) {
-      operator = undefined;
-    } else if (!known || !OPEN_COMMANDS.includes(cmd as CommandName)) {
-      return refuse(
-        id,
-        ERROR_CODES.unsigned,
-        `missing signature: this gateway runs ${cmd} only when signed by an operator key with the ${
-          known ? COMMAND_SCOPES[cmd as CommandName] : "right"
-        } scope (commands.operatorKeys${cfg.operatorKeys.length ? "" : " is empty"})`,
-      );
-    }
-    // Unsigned open commands (ping) skip the replay cache: anyone can make a fresh one, and a
-    // flood of them must not push the ids of signed requests out of it.
-    if (operator || cfg.insecureUnsigned) {
-      const bad = await this.#checkReplay(cfg, req);
-      if (bad) return refuse(id, bad.code, bad.message);
-    }
-    if (!known) {
-      return refuse(
-        id,
-        ERROR_CODES.unknownCommand,
-        `unknown command "${cmd}"; expected one of ${COMMAND_NAMES.join(", ")}`,
-      );
-    }
-    const needed = COMMAND_SCOPES[cmd as CommandName];
-    if (operator && !operator.scopes.includes(needed)) {
-      return refuse(
-        id,
-        ERROR_CODES.forbidden,
-        `command "${cmd}" needs the ${needed} scope; operator key ${
-          operator.name ? `"${operator.name}" (${operator.keyid})` : operator.keyid
-        } has ${operator.scopes.join(", ")}`,
-      );
-    }
-    if (cfg.allow && !(cfg.allow as readonly string[]).includes(cmd)) {
-      return refuse(
-        id,
-        ERROR_CODES.forbidden,
-        `command "${cmd}" is not allowed on this gateway (commands.allow: ${cfg.allow.join(", ")})`,
-      );
-    }
+    operator = admitted.operator;
     const entry = this.#builtins.get(cmd);
     if (!entry) {
       return refuse(
@@ -580,94 +369,6 @@ export class CommandService {
       return refuse(id, ERROR_CODES.busy, `${MAX_QUERIES} queries are running; try again later`);
     }
     await this.#run(entry, { prefix, target, cmd, req, operator });
-  }
-
-  /** `expired` or `replayed`, or undefined after remembering the request's id. */
-  async #checkReplay(
-    cfg: CommandsConfig,
-    req: CommandRequest,
-  ): Promise<{ code: string; message: string } | undefined> {
-    const id = req.id;
-    const state = this.#state!;
-    const now = Date.now();
-    if (req.ts !== undefined && Math.abs(now - req.ts) > cfg.replayWindow) {
-      return {
-        code: ERROR_CODES.expired,
-        message: `expired: request ts ${req.ts} is ${
-          Math.round(Math.abs(now - req.ts) / 1000)
-        }s from the gateway clock (${now}), outside the replay window of ${
-          cfg.replayWindow / 1000
-        }s`,
-      };
-    }
-    if (state.seen(id, now)) {
-      return {
-        code: ERROR_CODES.replayed,
-        message: `replayed: request id "${id}" was already received`,
-      };
-    }
-    const until = Math.max(now, req.ts ?? now) + cfg.replayWindow;
-    await state.remember(id, until, req.ts !== undefined, now).catch((e) =>
-      this.#log?.error("cannot persist the replay cache; replays across a restart are possible", {
-        error: (e as Error).message,
-      })
-    );
-    return undefined;
-  }
-
-  /**
-   * A refusal into the journal and the audit table, at most {@linkcode REFUSALS_RECORDED_PER_MINUTE}
-   * a minute: a flood of forged requests is counted, not written out one by one.
-   */
-  #recordRefusal(e: AuditEntry): void {
-    // The command name comes from the topic: an unknown one may be long.
-    if (e.cmd.length > 64) e.cmd = e.cmd.slice(0, 61) + "...";
-    if (e.message && e.message.length > 300) e.message = e.message.slice(0, 297) + "...";
-    const w = this.#refusalWindow;
-    if (e.ts - w.start >= 60_000) {
-      if (w.skipped) {
-        this.#auditLog?.warn("remote commands refused and not recorded one by one", {
-          count: w.skipped,
-          since: new Date(w.start).toISOString(),
-        });
-      }
-      this.#refusalWindow = { start: e.ts, recorded: 0, skipped: 0 };
-    }
-    const now = this.#refusalWindow;
-    if (now.recorded >= REFUSALS_RECORDED_PER_MINUTE) {
-      now.skipped++;
-      return;
-    }
-    now.recorded++;
-    this.#record(e, true);
-    if (now.recorded === REFUSALS_RECORDED_PER_MINUTE) {
-      this.#auditLog?.warn(
-        `${REFUSALS_RECORDED_PER_MINUTE} refusals this minute: further ones are only counted (/metrics) until the minute is over`,
-      );
-    }
-  }
-
-  /** One audit row: a journal line and a row in the bounded audit file. */
-  #record(e: AuditEntry, refused = false): void {
-    const fields = {
-      id: e.id ?? undefined,
-      target: e.target,
-      key: !e.keyid
-        ? "unsigned"
-        : e.verified
-        ? (e.key ? `${e.key} (${e.keyid})` : e.keyid)
-        : `${e.keyid} (not verified)`,
-      result: e.result,
-      ...(e.message ? { message: e.message } : {}),
-    };
-    const ok = e.result === "done" || e.result === "accepted";
-    this.#auditLog?.[ok ? "info" : "warn"](
-      refused ? `command ${e.cmd} refused` : `command ${e.cmd}: ${e.result}`,
-      fields,
-    );
-    this.#audit?.record(e).catch((err) =>
-      this.#log?.error("cannot write the audit trail", { error: (err as Error).message })
-    );
   }
 
   async #run(
@@ -703,7 +404,7 @@ export class CommandService {
       gateway,
       operator,
       reply: (status, fields) =>
-        this.#send(prefix, { id, cmd, status, final: false, ...fields }, {
+        this.#replies.send(prefix, { id, cmd, status, final: false, ...fields }, {
           waitMs: status === "page" ? 30_000 : REPLY_WAIT_MS,
           chain,
         }),
@@ -733,13 +434,17 @@ export class CommandService {
         return;
       }
       log.info(`command ${cmd} done`, { id, ms: Date.now() - started });
-      await this.#sendQuietly(prefix, { id, cmd, status: "done", final: true, result }, chain);
+      await this.#replies.sendQuietly(
+        prefix,
+        { id, cmd, status: "done", final: true, result },
+        chain,
+      );
     } catch (e) {
       const err = asCommandError(e, signal);
       outcome = err.code;
       failure = err.message;
       log.warn(`command ${cmd} failed`, { id, code: err.code, error: err.message });
-      await this.#sendQuietly(prefix, {
+      await this.#replies.sendQuietly(prefix, {
         id,
         cmd,
         status: "error",
@@ -752,7 +457,7 @@ export class CommandService {
       const result = outcome === "deferred" ? "accepted" : outcome;
       const counts = this.#byCommand[cmd] ??= {};
       counts[result] = (counts[result] ?? 0) + 1;
-      this.#record({
+      this.#recorder.record({
         ts: Date.now(),
         id,
         cmd,
@@ -770,227 +475,23 @@ export class CommandService {
   }
 
   #settlePending(signal: AbortSignal): void {
-    const state = this.#state!;
-    for (const op of state.pending()) {
-      const s = this.#settlers[op.kind];
-      if (!s) continue;
-      const { settle, exclusive } = s;
-      if (exclusive && this.#exclusive !== undefined) continue;
-      if (exclusive) this.#exclusive = `${op.cmd} ${op.id}`;
-      this.#running.set(op.id, `${op.cmd} ${op.id}`);
-      (async () => {
-        let r: SettleResult;
-        try {
-          r = await settle(op, this.env, signal);
-        } catch (e) {
-          const err = asCommandError(e, signal);
-          if (err.code === ERROR_CODES.interrupted) return;
-          r = { status: "error", code: err.code, message: err.message, result: err.result };
-        }
-        if (!r) return;
-        await state.removePending(op.id);
-        this.#record({
-          ts: Date.now(),
-          id: op.id,
-          cmd: op.cmd,
-          target: op.target ?? "-",
-          keyid: op.keyid ?? null,
-          verified: op.keyid !== undefined,
-          ...(op.key ? { key: op.key } : {}),
-          result: r.status === "done" ? "done" : r.code,
-          ...(r.status === "error" ? { message: r.message } : {}),
-        });
-        this.#log?.info(`command ${op.cmd} settled after the restart`, {
-          id: op.id,
-          status: r.status,
-          ...(r.status === "error" ? { code: r.code, error: r.message } : {}),
-        });
-        await this.#sendQuietly(op.prefix, {
-          id: op.id,
-          cmd: op.cmd,
-          status: r.status,
-          final: true,
-          ...(r.result !== undefined ? { result: r.result } : {}),
-          ...(r.status === "error" ? { error: { code: r.code, message: r.message } } : {}),
-        });
-      })().catch((e) =>
-        this.#log?.error("settling a pending command failed", {
-          id: op.id,
-          error: (e as Error).message,
-        })
-      ).finally(() => {
+    settlePending({
+      state: this.#state!,
+      settlers: this.#settlers,
+      env: this.env,
+      signal,
+      log: () => this.#log,
+      recorder: this.#recorder,
+      replies: this.#replies,
+      busy: () => this.#exclusive !== undefined,
+      begin: (op, exclusive) => {
+        if (exclusive) this.#exclusive = `${op.cmd} ${op.id}`;
+        this.#running.set(op.id, `${op.cmd} ${op.id}`);
+      },
+      end: (op) => {
         this.#running.delete(op.id);
         if (this.#exclusive === `${op.cmd} ${op.id}`) this.#exclusive = undefined;
-      });
-    }
-  }
-
-  async #sendQuietly(
-    prefix: string,
-    reply: Omit<CommandReply, "gatewayId" | "ts">,
-    chain: ReplyChain = { last: Promise.resolve() },
-  ): Promise<void> {
-    try {
-      await this.#send(prefix, reply, { waitMs: REPLY_WAIT_MS, chain });
-    } catch (e) {
-      this.#log?.warn("reply not delivered", {
-        id: reply.id ?? undefined,
-        cmd: reply.cmd,
-        status: reply.status,
-        error: (e as Error).message,
-      });
-    }
-  }
-
-  /**
-   * Publishes a reply on the current gateway's uplink, waiting up to `waitMs` for a connection
-   * (across reconnects, reloads and restarts); resolves on PUBACK. Replies on one `chain` go out
-   * in order, but several may wait for their PUBACK at once (query pages).
-   */
-  #send(
-    prefix: string,
-    reply: Omit<CommandReply, "gatewayId" | "ts">,
-    opts: { waitMs: number; chain: ReplyChain },
-  ): Promise<void> {
-    const started = opts.chain.last.then(() => this.#startSend(prefix, reply, opts.waitMs));
-    opts.chain.last = started.then(() => {}, () => {});
-    const acked = started.then((s) => s.acked);
-    // A caller that does not wait for the PUBACK must not turn a lost reply into a crash.
-    acked.catch(() => {});
-    return acked;
-  }
-
-  async #startSend(
-    prefix: string,
-    reply: Omit<CommandReply, "gatewayId" | "ts">,
-    waitMs: number,
-  ): Promise<{ acked: Promise<void> }> {
-    const gatewayId = this.#config?.gateway.id;
-    if (!gatewayId) throw new Error("no gateway");
-    const { id, cmd, status, final, ...rest } = reply;
-    const full: CommandReply = { id, gatewayId, cmd, status, final, ts: Date.now(), ...rest };
-    const text = JSON.stringify(full);
-    const topic = replyTopic(prefix, gatewayId);
-    const deadline = Date.now() + waitMs;
-    let lastError = "not connected to the broker";
-    // Wrapped: an async function returning the PUBACK promise would wait for it.
-    const publish = async (): Promise<{ puback: Promise<void> }> => {
-      for (;;) {
-        if (this.#closed.signal.aborted) throw new Error("command service closed");
-        const u = this.#gateway?.uplink;
-        if (u?.connected && u.publish) return { puback: u.publish(topic, text) };
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`reply not sent within ${waitMs}ms: ${lastError}`);
-        await this.#waitForConnection(Math.min(left, 1000));
-      }
-    };
-    const first = await publish();
-    const acked = (async () => {
-      let pending = first;
-      for (;;) {
-        try {
-          return await pending.puback;
-        } catch (e) {
-          // The connection dropped under it: publish again on the next one (at-least-once).
-          lastError = (e as Error).message;
-          pending = await publish();
-        }
-      }
-    })();
-    return { acked };
-  }
-
-  #waitForConnection(ms: number): Promise<void> {
-    this.#watchUplink();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#connWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#connWaiters.add(done);
+      },
     });
   }
-
-  #wakeConnWaiters(): void {
-    for (const w of [...this.#connWaiters]) w();
-  }
-}
-
-function asCommandError(e: unknown, signal: AbortSignal): CommandError {
-  if (e instanceof CommandError) return e;
-  if (signal.aborted) {
-    return new CommandError(
-      ERROR_CODES.interrupted,
-      `interrupted: the gateway stopped or restarted (${(e as Error).message})`,
-    );
-  }
-  return new CommandError(ERROR_CODES.failed, (e as Error)?.message ?? String(e), { cause: e });
-}
-
-/** Checks the shape of a request; the id is returned with the error when one could be read. */
-export function parseRequest(
-  body: unknown,
-): { request: CommandRequest } | { error: string; id: string | null } {
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    return { error: "expected a JSON object with id (and args, ts, keyid, sig)", id: null };
-  }
-  const b = body as Record<string, unknown>;
-  if (typeof b.id !== "string" || b.id.length === 0 || b.id.length > 200) {
-    return { error: "expected id: a string of 1–200 characters, unique per request", id: null };
-  }
-  const id = b.id;
-  if (
-    b.args !== undefined && (b.args === null || typeof b.args !== "object" || Array.isArray(b.args))
-  ) {
-    return { error: "expected args to be a JSON object", id };
-  }
-  if (b.ts !== undefined && (typeof b.ts !== "number" || !Number.isFinite(b.ts))) {
-    return { error: "expected ts to be ms since the epoch (a number)", id };
-  }
-  // Bounded: an unknown keyid is echoed in the reply, the journal and the audit trail.
-  for (const [k, max] of [["keyid", 64], ["sig", 256]] as const) {
-    if (b[k] !== undefined && (typeof b[k] !== "string" || (b[k] as string).length > max)) {
-      return { error: `expected ${k} to be a string of at most ${max} characters`, id };
-    }
-  }
-  return {
-    request: {
-      id,
-      args: b.args as Record<string, unknown> | undefined,
-      ts: b.ts as number | undefined,
-      keyid: b.keyid as string | undefined,
-      sig: b.sig as string | undefined,
-    },
-  };
-}
-
-/** Arguments as logged: never config text (it may hold secrets), only its size. */
-function describeArgs(cmd: string, args: Record<string, unknown>): string | undefined {
-  const shown: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(args)) {
-    shown[k] = cmd === "config-set" && k === "yaml" && typeof v === "string"
-      ? `<${v.length} characters>`
-      : v;
-  }
-  const text = JSON.stringify(shown);
-  if (text === "{}") return undefined;
-  return text.length > 300 ? text.slice(0, 297) + "..." : text;
-}
-
-/** Imports the configured operator keys; one key listed twice gets the union of its scopes. */
-async function loadOperatorKeys(
-  keys: readonly { key: string; scopes: readonly Scope[]; name?: string }[],
-): Promise<OperatorKeys> {
-  const trusted = await importOperatorKeys(keys.map((k) => k.key));
-  const grants = new Map<string, { name?: string; scopes: Scope[] }>();
-  for (const k of keys) {
-    const keyid = await keyIdOf(k.key);
-    const had = grants.get(keyid);
-    const scopes = new Set([...(had?.scopes ?? []), ...k.scopes]);
-    const name = had?.name ?? k.name;
-    grants.set(keyid, { ...(name ? { name } : {}), scopes: SCOPES.filter((x) => scopes.has(x)) });
-  }
-  return { trusted, grants };
 }

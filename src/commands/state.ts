@@ -4,11 +4,10 @@
  * replayed after a restart, and the commands whose final reply is owed by the next start of the
  * gateway (restart, config-set under watch, update-apply and rollback).
  */
-import { writeFileAtomic } from "../update/slots.ts";
+import { writeFileAtomic } from "../update/mod.ts";
 
-/** A restart in progress: the next gateway start replies `done` with its new `startedAt`. */
-export interface PendingRestart {
-  kind: "restart";
+/** What every pending command records of its request. */
+interface PendingBase {
   id: string;
   cmd: string;
   /** Reply topic prefix of the request. */
@@ -18,37 +17,26 @@ export interface PendingRestart {
   keyid?: string;
   key?: string;
   target?: string;
+}
+
+/** A restart in progress: the next gateway start replies `done` with its new `startedAt`. */
+export interface PendingRestart extends PendingBase {
+  kind: "restart";
   previousStartedAt: number;
   previousPid: number;
 }
 
 /** A config-set whose health verdict is not in: a start that finds it watches and decides. */
-export interface PendingConfigSet {
+export interface PendingConfigSet extends PendingBase {
   kind: "config-set";
-  id: string;
-  cmd: string;
-  prefix: string;
-  at: number;
-  /** Operator key id, key name and target of the request (for the audit trail). */
-  keyid?: string;
-  key?: string;
-  target?: string;
   deadlineMs: number;
   sha256: string;
   prevSha256: string;
 }
 
 /** An update or rollback on trial: settled by whichever version runs once the trial is over. */
-export interface PendingUpdate {
+export interface PendingUpdate extends PendingBase {
   kind: "update";
-  id: string;
-  cmd: string;
-  prefix: string;
-  at: number;
-  /** Operator key id, key name and target of the request (for the audit trail). */
-  keyid?: string;
-  key?: string;
-  target?: string;
   /** The version that should be committed once the trial succeeds. */
   expectVersion: string;
   fromVersion: string;

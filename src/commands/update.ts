@@ -6,10 +6,14 @@
  * runs it on trial; the final reply then comes from whichever version runs once the trial is
  * decided ({@linkcode settleUpdate}).
  */
-import type { RollbackTarget, UpdateAgent } from "../update/agent.ts";
-import type { UpdateConfig } from "../update/config.ts";
-import { RollbackRefused, UpdateRefused } from "../update/errors.ts";
-import { Slots } from "../update/slots.ts";
+import {
+  RollbackRefused,
+  type RollbackTarget,
+  Slots,
+  type UpdateAgent,
+  type UpdateConfig,
+  UpdateRefused,
+} from "../update/mod.ts";
 import {
   type CommandContext,
   type CommandEnv,
@@ -18,6 +22,7 @@ import {
   type ExtraHandlers,
   type SettleResult,
 } from "./service.ts";
+import { onlyArgs } from "./handler.ts";
 import type { PendingUpdate } from "./state.ts";
 import { ERROR_CODES } from "../protocol/mod.ts";
 
@@ -44,18 +49,6 @@ export function updateCommands(opts: UpdateCommandsOptions): ExtraHandlers {
   };
 }
 
-function noArgs(ctx: CommandContext, allowed: string[]): void {
-  const unknown = Object.keys(ctx.args).filter((k) => !allowed.includes(k));
-  if (unknown.length) {
-    throw new CommandError(
-      ERROR_CODES.badArgs,
-      `unknown args ${unknown.join(", ")}${
-        allowed.length ? `; expected ${allowed.join(", ")}` : "; this command takes none"
-      }`,
-    );
-  }
-}
-
 async function check(ctx: CommandContext, o: UpdateCommandsOptions) {
   try {
     return await o.agent.updater.check({ signal: ctx.signal });
@@ -70,7 +63,7 @@ async function check(ctx: CommandContext, o: UpdateCommandsOptions) {
 }
 
 async function updateCheck(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, []);
+  onlyArgs(ctx, []);
   const r = await check(ctx, o);
   if (r.kind === "none") return { available: false, running: o.version, ...r.outcome };
   const a = r.available;
@@ -85,7 +78,7 @@ async function updateCheck(ctx: CommandContext, o: UpdateCommandsOptions): Promi
 }
 
 async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, ["version"]);
+  onlyArgs(ctx, ["version"]);
   const want = ctx.args.version;
   if (want !== undefined && (typeof want !== "string" || !want)) {
     throw new CommandError(ERROR_CODES.badArgs, "args.version: expected a version such as 1.2.0");
@@ -115,7 +108,13 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
   await ctx.reply("progress", {
     progress: { done: 0, total: a.length, note: `downloading ${a.version}` },
   });
-  const staged = await o.agent.checkAndStage(ctx.signal);
+  const reporting = reportDownload(ctx, o.agent);
+  let staged: boolean;
+  try {
+    staged = await o.agent.checkAndStage(ctx.signal);
+  } finally {
+    reporting.stop();
+  }
   const st = o.agent.status();
   if (!staged || !st.staged) {
     const last = st.lastCheck;
@@ -147,8 +146,32 @@ async function updateApply(ctx: CommandContext, o: UpdateCommandsOptions): Promi
   return DEFERRED;
 }
 
+/** How often a running download is reported to the operator, ms. */
+export const DOWNLOAD_REPORT_MS = 1000;
+
+/**
+ * Sends the download's bytes so far as `progress` replies, at most once per
+ * {@linkcode DOWNLOAD_REPORT_MS} and only when they moved, one reply in flight at a time.
+ */
+function reportDownload(ctx: CommandContext, agent: UpdateAgent): { stop(): void } {
+  let last = 0;
+  let sending = false;
+  const timer = setInterval(() => {
+    const p = agent.status().progress;
+    if (sending || p?.step !== "downloading" || !p.total || p.done === undefined) return;
+    if (p.done === last || p.done >= p.total) return;
+    last = p.done;
+    sending = true;
+    const pct = Math.floor(p.done * 100 / p.total);
+    ctx.reply("progress", {
+      progress: { done: p.done, total: p.total, note: `downloading ${p.version}: ${pct}%` },
+    }).catch(() => {}).finally(() => sending = false);
+  }, DOWNLOAD_REPORT_MS);
+  return { stop: () => clearInterval(timer) };
+}
+
 async function rollback(ctx: CommandContext, o: UpdateCommandsOptions): Promise<unknown> {
-  noArgs(ctx, []);
+  onlyArgs(ctx, []);
   let target: RollbackTarget;
   try {
     target = await o.agent.stageRollback({

@@ -1,7 +1,7 @@
 import type { Emit } from "../adapter.ts";
 import type { Logger } from "../log.ts";
 import type { Reading } from "../reading.ts";
-import { sleep } from "./timing.ts";
+import { backoffDelay, sleep } from "./timing.ts";
 
 /** Options of {@linkcode ReadingQueue}. */
 export interface ReadingQueueOptions {
@@ -115,10 +115,7 @@ export class ReadingQueue {
             });
           }
           if (this.#o.signal.aborted) break;
-          await sleep(
-            Math.min(retry.max, retry.min * 2 ** Math.min(failures++, 20)),
-            this.#o.signal,
-          );
+          await sleep(backoffDelay(failures++, retry, { jitter: "none" }), this.#o.signal);
           if (this.#o.signal.aborted) break;
           continue;
         }

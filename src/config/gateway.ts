@@ -9,13 +9,15 @@ import {
   s,
   Schema,
 } from "./schema.ts";
-import { mqttUplinkSchema } from "../uplink/mqtt_config.ts";
-import { httpsUplinkSchema } from "../uplink/https_config.ts";
-import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/config.ts";
-import { updateSchema } from "../update/config.ts";
+import { httpsUplinkSchema, mqttUplinkSchema } from "../uplink/mod.ts";
+import { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "../edge/mod.ts";
+import { updateSchema } from "../update/mod.ts";
 import { checkCommandsConfig, commandsSchema } from "../commands/mod.ts";
 import { checkUrlCredentials } from "./credentials.ts";
 import { checkConflicts } from "./conflicts.ts";
+import { isLoopbackListen } from "../common/net.ts";
+
+export { isLoopbackListen };
 import { EnduranceSchema } from "../buffer/mod.ts";
 
 /** Config schema of the buffer. */
@@ -61,12 +63,6 @@ const LISTEN = {
   pattern: /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/,
   patternName: "host:port such as 127.0.0.1:8787",
 };
-
-/** True when a `host:port` listen address only accepts connections from this machine. */
-export function isLoopbackListen(listen: string): boolean {
-  const host = listen.slice(0, listen.lastIndexOf(":")).toLowerCase();
-  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 /** Config schema of the local HTTP server. */
 export const httpSchema = s.object({
@@ -134,12 +130,17 @@ export interface AdapterEntry<T extends string = string, C = unknown> {
   type: T;
   name: string;
   enabled: boolean;
+  /** Silence after which a device of this entry shows as offline (ms); derived when unset. */
+  offlineAfter?: number;
   config: C;
 }
 
 const entryShape = {
   name: s.id().describe("Adapter instance name, unique in this file; tags its logs"),
   enabled: s.boolean().default(true).describe("Set false to keep the entry but not run it"),
+  offlineAfter: s.duration({ min: 1000, max: 30 * 86_400_000 }).optional().describe(
+    "A device of this entry shows as offline after this long without a reading; default: 3 poll intervals for adapters that poll, else 3 of the device's usual intervals (at least 1 min; 5 min until known)",
+  ),
 };
 
 /**
@@ -156,11 +157,16 @@ class AdapterEntrySchema<C> extends Schema<Omit<AdapterEntry<string, C>, "type">
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
       return ctx.fail(path, `expected a mapping, got ${typeof v}`);
     }
-    const { type: _type, name, enabled, ...rest } = v as Record<string, unknown>;
-    const head = s.object(entryShape).check({ name, enabled }, ctx, path);
+    const { type: _type, name, enabled, offlineAfter, ...rest } = v as Record<string, unknown>;
+    const head = s.object(entryShape).check({ name, enabled, offlineAfter }, ctx, path);
     const config = this.#own.check(rest, ctx, path);
     if (head === INVALID || config === INVALID) return INVALID;
-    return { name: head.name, enabled: head.enabled, config };
+    return {
+      name: head.name,
+      enabled: head.enabled,
+      ...(head.offlineAfter !== undefined ? { offlineAfter: head.offlineAfter } : {}),
+      config,
+    };
   }
   protected json(): JsonSchema {
     const own = this.#own.toJsonSchema();

@@ -270,8 +270,8 @@ async function exportCmd(
       if (p.pages === 0 || Date.now() - lastShown < 500) return;
       lastShown = Date.now();
       io.err(
-        `export ${x.gateway}/${x.device}: ${p.pages} page(s), ${p.rows} rows${
-          p.lastTs ? `, up to ${new Date(p.lastTs).toISOString()}` : ""
+        `export ${x.gateway}/${x.device}: ${p.pages} page(s), ${
+          p.total === null ? `${p.rows} rows` : `${p.rows} of ${p.total} rows (${p.percent}%)`
         }`,
       );
     },

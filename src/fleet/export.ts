@@ -23,8 +23,18 @@ export class ExportError extends Error {
 export interface ExportProgress {
   pages: number;
   rows: number;
-  /** Timestamp of the last row written, ms. */
+  /** Rows the gateway counted for the query when it accepted it (null from older gateways). */
+  total: number | null;
+  /** Rows written of the total, 0–100 (null while the total is unknown). */
+  percent: number | null;
+  /** Timestamp of the last row written, ms (in sequence order: not a measure of progress). */
   lastTs: number | null;
+}
+
+/** `rows` of `total` as a whole percentage, never past 100. */
+export function percentOf(rows: number, total: number | null): number | null {
+  if (total === null) return null;
+  return total <= 0 ? 100 : Math.min(100, Math.floor(rows * 100 / total));
 }
 
 /** What {@linkcode PageAssembler.finish} verified. */
@@ -51,6 +61,7 @@ export class PageAssembler {
   #rows = 0;
   #lastSeq: number | null;
   #final: CommandReply | undefined;
+  #total: number | null = null;
 
   constructor(filter: QueryArgs) {
     this.#filter = filter;
@@ -72,6 +83,11 @@ export class PageAssembler {
     return this.#lastSeq;
   }
 
+  /** Rows the gateway counted for this query (its `accepted` reply or a page's progress). */
+  get total(): number | null {
+    return this.#total;
+  }
+
   /** The final reply, once it came. */
   get final(): CommandReply | undefined {
     return this.#final;
@@ -88,6 +104,9 @@ export class PageAssembler {
         `gateway ${reply.gatewayId} refused the query: ${e.code}: ${e.message}`,
       );
     }
+    const total = reply.progress?.total ??
+      (reply.status === "accepted" ? (reply.result as { total?: unknown })?.total : undefined);
+    if (typeof total === "number" && Number.isFinite(total)) this.#total = total;
     if (reply.final) {
       this.#final ??= reply;
       return [];
@@ -218,13 +237,14 @@ export async function exportCsv(fleet: Fleet, opts: ExportOptions): Promise<Expo
   const partial = `${opts.out}.partial`;
   const file = await Deno.open(partial, { write: true, create: true, truncate: true });
   const enc = new TextEncoder();
-  const progress: ExportProgress = { pages: 0, rows: 0, lastTs: null };
+  const progress: ExportProgress = { pages: 0, rows: 0, total: null, percent: null, lastTs: null };
   let requests = 0;
   let ok = false;
   try {
     await writeAll(file, enc.encode(CSV_HEADER + "\n"));
     let afterSeq: number | undefined;
     let pagesBefore = 0;
+    let rowsBefore = 0;
     for (;;) {
       requests++;
       const args: QueryArgs = {
@@ -246,11 +266,14 @@ export async function exportCsv(fleet: Fleet, opts: ExportOptions): Promise<Expo
         progress.rows += rows.length;
         if (rows.length) progress.lastTs = rows[rows.length - 1].ts;
         progress.pages = pagesBefore + asm.pages;
+        if (asm.total !== null) progress.total = rowsBefore + asm.total;
+        progress.percent = percentOf(progress.rows, progress.total);
         opts.onProgress?.({ ...progress });
       }, asm);
       await pending;
       const done = asm.finish();
       pagesBefore += done.pages;
+      rowsBefore += done.rows;
       if (done.complete || done.rows === 0 || done.lastSeq === null) break;
       afterSeq = done.lastSeq;
     }

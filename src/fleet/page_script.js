@@ -385,7 +385,9 @@
         when(x.from) + " \u2192 " + (x.to ? when(x.to) : "now");
       const status = x.state === "running"
         ? "running: " + x.progress.pages + " page(s), " + x.progress.rows + " rows" +
-          (x.progress.lastTs ? " (up to " + when(x.progress.lastTs) + ")" : "")
+          (x.progress.total !== null
+            ? " of " + x.progress.total + " (" + x.progress.percent + "%)"
+            : "")
         : x.state === "done"
         ? "complete: " + x.progress.rows + " rows in " + x.progress.pages + " page(s) "
         : "failed: " + x.error;

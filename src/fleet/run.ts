@@ -176,8 +176,12 @@ export class CommandRun {
     }
     t.replies++;
     if (t.finished) return true;
-    if (reply.progress) t.progress = reply.progress;
-    if (reply.result !== undefined) t.result = reply.result;
+    // A non-final reply speaks for itself only: a progress line must not repeat the result of the
+    // `accepted` reply before it (or an earlier progress), nor a page's rows.
+    if (!reply.final) {
+      t.progress = reply.progress;
+      t.result = reply.status === "page" ? undefined : reply.result;
+    } else if (reply.result !== undefined) t.result = reply.result;
     if (reply.status === "error") {
       this.#finish(t, "error", {
         error: reply.error ?? { code: "failed", message: "error reply without details" },

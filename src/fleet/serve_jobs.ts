@@ -170,7 +170,7 @@ export class ExportJobs {
       to,
       createdAt: Date.now(),
       state: "running",
-      progress: { pages: 0, rows: 0, lastTs: null },
+      progress: { pages: 0, rows: 0, total: null, percent: null, lastTs: null },
       file: `${this.#dir}/${id}.csv`,
       name: `${safe(gateway)}-${safe(device)}${metric ? `-${safe(metric)}` : ""}.csv`,
     };
@@ -192,7 +192,13 @@ export class ExportJobs {
         changed();
       },
     }).then((r) => {
-      job.progress = { pages: r.pages, rows: r.rows, lastTs: r.lastTs };
+      job.progress = {
+        pages: r.pages,
+        rows: r.rows,
+        total: r.rows,
+        percent: 100,
+        lastTs: r.lastTs,
+      };
       job.state = "done";
       log.info(`export of ${gateway}/${device}: ${r.rows} rows in ${r.pages} page(s)`);
     }, (e) => {

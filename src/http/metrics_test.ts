@@ -102,7 +102,9 @@ Deno.test("renderMetrics() gives every family HELP and TYPE and escapes hostile 
     const st: GatewayStatus = structuredClone(gw.status());
     const nasty = 'pump "7"\\east\nline2';
     st.adapters[0].name = nasty;
-    st.adapters[0].devices = { [nasty]: { state: "offline", since: 0 } };
+    st.adapters[0].devices = {
+      [nasty]: { state: "offline", since: 0, lastSeen: null, offlineAfterMs: 1000 },
+    };
     st.adapters[0].counters = { requests: 5, readings: 9 };
     const text = renderMetrics(st, {
       process: { residentBytes: 1000, cpuSeconds: 0.5, startTimeSeconds: 1_700_000_000 },
@@ -266,6 +268,9 @@ Deno.test("GET /metrics needs the token and serves the exposition with the 0.0.4
         "/logs",
         "/audit",
         "/api/dashboard",
+        "/api/history",
+        "/api/history/series",
+        "/api/history.csv",
         "/api/alarms",
         "/api/alarms/acknowledge",
         "/api/alarms/clear",

@@ -16,6 +16,7 @@ export const PAGE_HTML = `<!doctype html>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/page.css">
 <script src="/page.js" defer></script>
+<script src="/history.js" defer></script>
 </head>
 <body>
 <header class="top">
@@ -102,6 +103,28 @@ export const PAGE_HTML = `<!doctype html>
         <span id="device-count" class="muted"></span>
       </div>
       <div id="devices" class="devices"></div>
+    </section>
+    <section id="history" aria-label="History">
+      <div class="section-head">
+        <h2>History</h2>
+        <select id="hist-device" aria-label="Device"></select>
+        <select id="hist-metric" aria-label="Metric"><option value="">all metrics</option></select>
+        <div class="ranges" role="group" aria-label="Time range">
+          <button type="button" data-range="3600000">1 h</button>
+          <button type="button" data-range="86400000" aria-pressed="true">24 h</button>
+          <button type="button" data-range="604800000">7 d</button>
+          <button type="button" data-range="2592000000">30 d</button>
+          <button type="button" data-range="custom">Custom</button>
+        </div>
+        <span id="hist-custom" class="custom" hidden>
+          <input id="hist-from" type="datetime-local" aria-label="From">
+          <input id="hist-to" type="datetime-local" aria-label="To">
+          <button id="hist-apply" type="button">Show</button>
+        </span>
+        <a id="hist-csv" class="button" href="#" download>Download CSV</a>
+      </div>
+      <p id="hist-info" class="muted"></p>
+      <div id="hist-charts" class="charts"></div>
     </section>
     <section>
       <div class="section-head">
@@ -225,6 +248,8 @@ td.err { color: var(--bad); max-width: 28rem; overflow-wrap: anywhere; }
 .device { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
   padding: 0.6rem 0.8rem; }
 .device header { display: flex; align-items: center; gap: 0.5rem; margin-bottom: 0.3rem; }
+.device header .seen { margin-left: auto; font-size: 0.75rem; }
+.device h3 { cursor: pointer; }
 .device h3 { margin: 0; font-size: 0.95rem; font-family: var(--mono); overflow-wrap: anywhere; }
 .metric { display: grid; grid-template-columns: minmax(5rem, 1fr) auto 7.5rem;
   align-items: center; gap: 0.6rem; padding: 0.2rem 0; border-top: 1px solid var(--line); }
@@ -254,6 +279,33 @@ svg.trend circle { fill: var(--accent); }
 .logs .comp { color: var(--muted); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .logs .msg { overflow-wrap: anywhere; }
 .logs .fields { color: var(--muted); }
+.ranges { display: inline-flex; }
+.ranges button, .custom button, a.button { font: inherit; padding: 0.25rem 0.6rem;
+  border: 1px solid var(--line); background: var(--panel); color: var(--text); }
+.ranges button { border-radius: 0; margin-left: -1px; }
+.ranges button:first-child { border-radius: 6px 0 0 6px; }
+.ranges button:last-child { border-radius: 0 6px 6px 0; }
+.ranges button[aria-pressed="true"] { background: var(--accent); color: #fff;
+  border-color: var(--accent); }
+.custom { display: inline-flex; gap: 0.4rem; }
+.custom input { font: inherit; padding: 0.2rem 0.4rem; border: 1px solid var(--line);
+  border-radius: 6px; background: var(--panel); color: var(--text); }
+a.button { border-radius: 6px; text-decoration: none; }
+#hist-info { margin: 0 0 0.5rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(26rem, 1fr));
+  gap: 0.75rem; }
+.chart { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
+  padding: 0.5rem 0.7rem; }
+.chart h3 { margin: 0 0 0.3rem; font-size: 0.9rem; font-weight: 600; }
+.chart h3 small { color: var(--muted); font-weight: 400; margin-left: 0.4rem; }
+svg.history { width: 100%; height: 9rem; display: block; }
+svg.history .band { fill: var(--accent); opacity: 0.18; stroke: none; }
+svg.history .avg { fill: none; stroke: var(--accent); stroke-width: 1.5;
+  vector-effect: non-scaling-stroke; stroke-linejoin: round; }
+svg.history circle { fill: var(--accent); }
+svg.history .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
+.axis { display: flex; justify-content: space-between; font-size: 0.75rem; color: var(--muted);
+  font-variant-numeric: tabular-nums; }
 .alarms h3 { font-size: 0.8rem; color: var(--muted); margin: 0.6rem 0 0.3rem; font-weight: 600;
   text-transform: uppercase; letter-spacing: 0.06em; }
 .alarms summary { cursor: pointer; color: var(--muted); font-weight: 600; margin: 0.6rem 0 0.3rem;

@@ -672,11 +672,7 @@
     card.dataset.device = id;
     const head = el("header");
     head.append(el("h3", null, id));
-    if (st && st.state !== "online") {
-      const b = badge(st.state, "bad");
-      if (st.reason) b.title = st.reason;
-      head.append(b);
-    }
+    if (st) head.append(...presence(d, st));
     card.append(head);
     const trends = state.trends[id] || {};
     for (const m of metrics) {
@@ -693,6 +689,21 @@
       card.append(row);
     }
     return card;
+  }
+
+  /**
+   * A device's state badge and when its last reading arrived (`src/presence.ts` derives both).
+   * @param {Dashboard} d
+   * @param {DeviceState} st
+   */
+  function presence(d, st) {
+    const b = badge(st.state, st.state === "online" ? "ok" : "bad");
+    b.classList.add("presence");
+    const seen = st.lastSeen === null ? "no reading yet" : "seen " + fmtAge(d.now - st.lastSeen) +
+      " ago";
+    b.title = (st.reason ? st.reason + "; " : "") + seen + "; offline after " +
+      fmtAge(st.offlineAfterMs) + " without a reading";
+    return [b, el("span", "seen muted", seen)];
   }
 
   /** @param {Record<string, unknown> | undefined} f */

@@ -28,11 +28,13 @@ import {
   type TrendOptions,
   type TrendPoint,
 } from "./history.ts";
+import { historyRoutes } from "./history_api.ts";
 import { METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
 import { PAGE_HTML, PAGE_STYLE } from "./page.ts";
 // The page's script: plain JavaScript with JSDoc types that deno check and lint cover, served
 // byte for byte as it is in the file (deno compile and deno bundle embed it).
 import PAGE_SCRIPT from "./page_script.js" with { type: "text" };
+import HISTORY_SCRIPT from "./history_script.js" with { type: "text" };
 import type { TokenStore } from "./token.ts";
 
 export type { TlsPem } from "../common/http/mod.ts";
@@ -184,7 +186,9 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/healthz", healthz)
     .get("/", () => asset(PAGE_HTML, HTML))
     .get("/page.css", () => asset(PAGE_STYLE, CSS))
-    .get("/page.js", () => asset(PAGE_SCRIPT, JAVASCRIPT));
+    .get("/page.js", () => asset(PAGE_SCRIPT, JAVASCRIPT))
+    .get("/history.js", () => asset(HISTORY_SCRIPT, JAVASCRIPT));
+  const history = historyRoutes(() => gateway.buffer);
   /** What the token opens. */
   const data = new Router()
     .get("/status", () => json(gateway.status()))
@@ -202,7 +206,10 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
       (_req, { url }) => json({ lines: (opts.recentLogs?.(limit(url)) ?? []).map(jsonLogObject) }),
     )
     .get("/audit", async (_req, { url }) => json({ audit: await opts.audit?.(limit(url)) ?? [] }))
-    .get("/api/dashboard", (_req, { url }) => dashboard(url));
+    .get("/api/dashboard", (_req, { url }) => dashboard(url))
+    .get("/api/history", (_req, { url }) => history.history(url))
+    .get("/api/history/series", (_req, { url }) => history.series(url))
+    .get("/api/history.csv", (_req, { url }) => history.csv(url));
   /** What the token opens, alarm acknowledgements and clears among it. */
   const alarms = alarmRoutes(new Router(), gateway, log);
   const paths = ["/", "/healthz", ...data.paths, ...alarms.paths];

@@ -18,15 +18,15 @@
  * request cannot be replayed to another command, another gateway or, after the gateway's replay
  * window, at all. Each operator key carries scopes ({@linkcode COMMAND_SCOPES}).
  */
-import { canonicalJson } from "../update/mod.ts";
 import {
+  canonicalJson,
   fromBase64,
   importTrustedKeys,
   type PublicKeyText,
   sign,
   type SigningKey,
   type TrustedKey,
-} from "../update/keys.ts";
+} from "../update/mod.ts";
 
 /** Commands a gateway understands. */
 export const COMMAND_NAMES = [

@@ -1,3 +1,4 @@
+import { sleep } from "../common/timing.ts";
 import type { Logger } from "../log.ts";
 import type { UpdateConfig } from "./config.ts";
 import { RollbackRefused, UpdateRefused } from "./errors.ts";
@@ -705,14 +706,4 @@ export class UpdateAgent {
 function restorePrior(state: UpdateState, prior: UpdateState["lastRollback"]): void {
   if (prior) state.lastRollback = prior;
   else delete state.lastRollback;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((r) => {
-    const t = setTimeout(r, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      r();
-    }, { once: true });
-  });
 }

@@ -22,11 +22,17 @@ export {
   UpdateRefused,
 } from "./errors.ts";
 export {
+  fromBase64,
   generateKey,
+  importSigningKey,
   importTrustedKeys,
   keyIdOf,
+  type PrivateKeyFile,
   type PublicKeyText,
   readSigningKey,
+  sign,
+  type SigningKey,
+  type TrustedKey,
 } from "./keys.ts";
 export {
   compareVersions,
@@ -46,7 +52,7 @@ export {
   verifyChannel,
   verifyChannelWithRoot,
 } from "./release.ts";
-export { type Slot, Slots, type UpdateState } from "./slots.ts";
+export { type Slot, Slots, type UpdateState, writeFileAtomic } from "./slots.ts";
 export { checkExec, execInto } from "./handover.ts";
 export { runTrial, stopChild, trialUnhealthy } from "./trial.ts";
 export {

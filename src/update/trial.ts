@@ -1,3 +1,4 @@
+import { sleep } from "../common/timing.ts";
 import type { Logger } from "../log.ts";
 import { testHold } from "./_test_hooks.ts";
 
@@ -58,14 +59,6 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
   const deadline = started + opts.deadlineMs;
   let last: string | undefined;
   let answered = false;
-  const sleep = (ms: number) =>
-    new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      opts.signal?.addEventListener("abort", () => {
-        clearTimeout(t);
-        r();
-      }, { once: true });
-    });
   let reason: string;
   for (;;) {
     if (opts.signal?.aborted) {
@@ -97,7 +90,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
         : `no answer from /healthz within ${opts.deadlineMs}ms (hung or never served)`;
       break;
     }
-    await sleep(250);
+    await sleep(250, opts.signal);
   }
   await stopChild(child, () => exited !== undefined);
   return { ok: false, reason };

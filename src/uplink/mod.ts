@@ -6,6 +6,10 @@ import { HttpsUplink } from "./https.ts";
 import type { HttpsUplinkConfig } from "./https_config.ts";
 
 export * from "./uplink.ts";
+export { decodeBatch } from "./encode.ts";
+export { httpsUplinkSchema } from "./https_config.ts";
+export { mqttUplinkSchema } from "./mqtt_config.ts";
+export type { HttpsUplinkConfig, MqttUplinkConfig };
 
 /** Uplink config as validated by the gateway schema (tagged by `type`). */
 export type UplinkConfig =
