@@ -2,7 +2,7 @@ import type { AdapterModule } from "./adapter.ts";
 import { Buffer, type BufferStats, WearMeter, type WearStats } from "./buffer/mod.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
 import { Forwarder, type ForwarderStats } from "./forwarder.ts";
-import { Edge, type EdgeStatus } from "./edge/mod.ts";
+import { type AlarmSummary, Edge, type EdgeStatus, NO_ALARMS } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
 import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
 import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
@@ -87,6 +87,8 @@ export interface GatewayStatus {
   devices: Record<string, Record<string, LastValue>>;
   /** Filters, aggregation and alarms. */
   edge: EdgeStatus | null;
+  /** Alarm counts and the newest active alarms (as on the status topic). */
+  alarms: AlarmSummary;
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
   /** The host checklist's last report (`outpost doctor`), when the composition root runs it. */
@@ -125,6 +127,7 @@ export class Gateway {
   #uplink: Uplink | undefined;
   #forwarder: Forwarder | undefined;
   #edge: Edge | undefined;
+  #statusSoon: ReturnType<typeof setTimeout> | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
@@ -231,6 +234,7 @@ export class Gateway {
       },
       uplink: this.#uplink,
       log: this.#root.child("edge"),
+      onAlarmChange: () => this.#publishStatusSoon(),
     });
     this.#pipeline.setStages(this.#edge.stages);
   }
@@ -303,6 +307,7 @@ export class Gateway {
       droppedUnforwarded: b.droppedUnforwarded,
       ...this.#statusIdentity(),
       ...this.#announce?.(),
+      alarms: this.#edge?.alarmSummary() ?? NO_ALARMS,
       ...(reason ? { reason } : {}),
     };
   }
@@ -327,6 +332,20 @@ export class Gateway {
     u.publishStatus(this.#statusMessage("online")).catch((e) =>
       this.#log.debug("status publish failed", { error: (e as Error).message })
     );
+  }
+
+  /** Publishes the status shortly after alarms change (one message for a burst of changes). */
+  #publishStatusSoon(): void {
+    if (this.#statusSoon !== undefined) return;
+    this.#statusSoon = setTimeout(() => {
+      this.#statusSoon = undefined;
+      if (!this.#stopping) this.#publishStatus();
+    }, 250);
+  }
+
+  /** The running edge logic (alarms to acknowledge or clear), if any is configured. */
+  get edge(): Edge | undefined {
+    return this.#edge;
   }
 
   /** The buffer (for export and queries within the process). */
@@ -475,6 +494,7 @@ export class Gateway {
       },
       devices: this.#pipeline.lastValues(),
       edge: this.#edge?.status() ?? null,
+      alarms: this.#edge?.alarmSummary() ?? NO_ALARMS,
       ...this.#statusSections?.(),
     };
   }
@@ -508,6 +528,7 @@ export class Gateway {
     this.#stopping = true;
     this.#log.info("stopping");
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#statusSoon);
     await this.#stopAdapters();
     await this.#stopEdge();
     this.#buffer.flush();

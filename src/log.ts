@@ -99,17 +99,7 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
     // journald strips a leading "<N>" and files the line under that priority, in either format.
     const prefix = syslog ? `<${SYSLOG[level]}>` : "";
     if (format === "json") {
-      const obj: Record<string, unknown> = {
-        ts: new Date(rec.ts).toISOString(),
-        level,
-        component,
-        msg,
-      };
-      for (const [k, v] of Object.entries(fields ?? {})) {
-        // A field named like a core key must not overwrite it.
-        obj[k in obj ? `field_${k}` : k] = v instanceof Error ? v.message : v;
-      }
-      line = prefix + JSON.stringify(obj);
+      line = prefix + JSON.stringify(jsonLogObject(rec));
     } else {
       // One event, one line: a line break inside a message would read as a second event.
       line = `${prefix || `${new Date(rec.ts).toISOString()} `}${
@@ -135,6 +125,25 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
     child: (c) => make(c),
     recent: (limit = ringSize) => ring.slice(-limit),
   };
+}
+
+/**
+ * The JSON shape of a log line, the same on stdout (`log.format: json`) and in `/logs`: ISO `ts`,
+ * `level`, `component`, `msg`, then the fields flat beside them (a field named like one of those
+ * four becomes `field_<name>`).
+ */
+export function jsonLogObject(rec: LogRecord): Record<string, unknown> {
+  const obj: Record<string, unknown> = {
+    ts: new Date(rec.ts).toISOString(),
+    level: rec.level,
+    component: rec.component,
+    msg: rec.msg,
+  };
+  for (const [k, v] of Object.entries(rec.fields ?? {})) {
+    // A field named like a core key must not overwrite it.
+    obj[k in obj ? `field_${k}` : k] = v instanceof Error ? v.message : v;
+  }
+  return obj;
 }
 
 /** A logger that discards everything, for tests and tools. */

@@ -5,7 +5,8 @@
  *
  * - `gateway-page.png`: the gateway page, signed in;
  * - `gateway-history.png`: its history panel, 7 days of one device;
- * - `fleet-page.png`: the fleet page with the gateway.
+ * - `fleet-page.png`: the fleet page with the gateway;
+ * - `gateway-alarms.png`: its alarms panel (two rules, one alarm acknowledged).
  *
  * Needs Debian's `chromium` and `mosquitto` packages (`.ci/run` installs both). Everything it
  * starts is stopped at the end, and its files are removed.
@@ -78,6 +79,17 @@ function spawn(args: string[]) {
   };
 }
 
+/** Rules for the alarms panel: doors that open now and then, one pressure alarm that holds. */
+const ALARM_RULES = `rules:
+  - name: door-open
+    message: "{device} door open"
+    when: { device: "sim-*", metric: door_open, equals: true }
+  - name: pressure-high
+    severity: critical
+    message: "sim-2 pressure {value} bar"
+    when: { device: sim-2, metric: pressure, above: 2.2 }
+`;
+
 const dir = await Deno.makeTempDir({ prefix: "outpost-screenshots-" });
 const broker = await startMosquitto();
 const procs: ReturnType<typeof spawn>[] = [];
@@ -93,7 +105,8 @@ try {
     .replace("${OUTPOST_DEMO_BROKER:-mqtt://127.0.0.1:1883}", broker.url)
     .replace("${OUTPOST_DEMO_HTTP:-127.0.0.1:8787}", `127.0.0.1:${httpPort}`)
     .replace("site: your laptop", "site: Pump house 3") +
-    `\ncommands:\n  operatorKeys:\n    - { key: "${key.public}", scopes: [read, operate], name: screenshots }\n`;
+    `\ncommands:\n  operatorKeys:\n    - { key: "${key.public}", scopes: [read, operate], name: screenshots }\n` +
+    ALARM_RULES;
   await Deno.writeTextFile(`${dir}/site.yaml`, yaml);
   const gateway = spawn(["run", "--config", `${dir}/site.yaml`]);
   procs.push(gateway);
@@ -151,9 +164,16 @@ try {
   );
   // A few samples for the trend lines.
   await page.waitForTimeout(6000);
+  await page.locator('#alarms-active tr[data-alarm="pressure-high"]').waitFor({ timeout: 30_000 });
+  await page.locator(
+    '#alarms-active tr[data-alarm="pressure-high"] button[data-action=acknowledge]',
+  )
+    .click();
+  await page.locator('#alarms-acked tr[data-alarm="pressure-high"]').waitFor();
   await page.screenshot({ path: `${OUT}/gateway-page.png`, fullPage: true });
   await page.locator("#history").screenshot({ path: `${OUT}/gateway-history.png` });
-  console.log(`wrote ${OUT}/gateway-page.png and ${OUT}/gateway-history.png`);
+  await page.locator("#alarms").screenshot({ path: `${OUT}/gateway-alarms.png` });
+  console.log(`wrote ${OUT}/gateway-page.png, gateway-history.png and gateway-alarms.png`);
 
   const tab = await browser.browser.newPage({
     viewport: { width: 1280, height: 720 },

@@ -23,6 +23,7 @@ import { Capacity } from "./_capacity.ts";
 import { GroupCommit } from "./_commit.ts";
 import { type AsideRange, Queries } from "./_query.ts";
 import { loadFile, type Opened, openFile } from "./_open.ts";
+import { Arrivals } from "./_arrival.ts";
 
 export { BufferError, BufferFullError, DiskFullError, isDiskFull } from "./errors.ts";
 export type {
@@ -50,6 +51,7 @@ export class Buffer {
   readonly #commit: GroupCommit;
   readonly #queries: Queries;
   readonly #quarantined: string[];
+  readonly #arrivals = new Arrivals();
   #listeners = new Set<() => void>();
 
   private constructor(config: BufferConfig, opts: BufferOptions, opened: Opened) {
@@ -69,11 +71,14 @@ export class Buffer {
       acks: this.#acks,
       capacity: this.#capacity,
       committed: () => {
+        this.#arrivals.note(core.mirror.nextSeq - 1, core.now());
         for (const l of this.#listeners) l();
         this.#queries.scheduleIndex();
       },
     });
     this.#disk.afterOpen(opened.startedFull);
+    // What was pending before this process has no arrival time: count it from now.
+    if (core.mirror.pending > 0) this.#arrivals.note(core.mirror.nextSeq - 1, core.now());
   }
 
   /**
@@ -228,6 +233,18 @@ export class Buffer {
     return this.#queries.oldestPendingTs();
   }
 
+  /**
+   * When the oldest pending reading arrived (was stored), or null when nothing is pending. For a
+   * reading pending since before this process opened the file, the open counts as its arrival.
+   */
+  oldestPendingArrivalTs(): number | null {
+    const m = this.#core.mirror;
+    this.#arrivals.trim(m.floor);
+    if (m.pending <= 0) return null;
+    const first = this.#queries.readPending(m.floor, 1, Number.MAX_SAFE_INTEGER).readings[0];
+    return first ? this.#arrivals.arrivalOf(first.seq) : null;
+  }
+
   /** Current counters and gauges. */
   stats(): BufferStats {
     const core = this.#core;
@@ -244,6 +261,7 @@ export class Buffer {
       nextSeq: m.nextSeq,
       ackFloor: m.floor,
       oldestPendingTs: this.oldestPendingTs(),
+      oldestPendingArrivalTs: this.oldestPendingArrivalTs(),
       lastAppendTs: this.#commit.lastAppendTs,
       ...m.counters,
       localOnly: m.localRows,

@@ -23,6 +23,8 @@ export interface BufferStats {
   nextSeq: number;
   ackFloor: number;
   oldestPendingTs: number | null;
+  /** When the oldest pending reading was stored (its arrival; see `Buffer.oldestPendingArrivalTs`). */
+  oldestPendingArrivalTs: number | null;
   lastAppendTs: number | null;
   /** Unforwarded readings deleted to make room (data loss), since the file was created. */
   droppedUnforwarded: number;

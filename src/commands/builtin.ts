@@ -15,6 +15,7 @@ import {
 import { onlyArgs } from "./handler.ts";
 import { configGet, configSet, settleConfigSet } from "./config_file.ts";
 import { runQuery } from "./query.ts";
+import { alarmCommands } from "./alarms.ts";
 import type { PendingConfigSet, PendingRestart, PendingUpdate } from "./state.ts";
 import { settleUpdate } from "./update.ts";
 import type { AdapterModule } from "../adapter.ts";
@@ -177,6 +178,7 @@ export function createCommandService(opts: CreateCommandServiceOptions): Command
       ping: { handler: ping },
       status: { handler: status },
       logs: { handler: logs },
+      ...alarmCommands,
       restart: { handler: restart, exclusive: true },
       "config-get": {
         handler: (ctx, env) => {

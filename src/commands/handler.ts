@@ -166,6 +166,8 @@ export interface CommandsStatus {
   refused: number;
   /** Refusals by error code (unsigned, unknown-key, expired, replayed, bad-signature, ...). */
   refusedBy: Record<string, number>;
+  /** Requests run, by command and outcome (done, accepted, or the error code). */
+  byCommand: Record<string, Record<string, number>>;
   running: string[];
   last: { id: string | null; cmd: string; at: number; outcome: string } | null;
 }

@@ -81,6 +81,7 @@ export class CommandService {
     log: () => this.#log,
   });
   #refusedBy = new Map<string, number>();
+  #byCommand: Record<string, Record<string, number>> = {};
   #attached = new AbortController();
   #exclusive: string | undefined;
   #queries = 0;
@@ -264,6 +265,7 @@ export class CommandService {
       handled: this.#handled,
       refused: this.#refused,
       refusedBy: Object.fromEntries(this.#refusedBy),
+      byCommand: structuredClone(this.#byCommand),
       running: [...this.#running.values()],
       last: this.#last,
     };
@@ -452,6 +454,9 @@ export class CommandService {
       }, chain);
     } finally {
       this.#last = { id, cmd, at: Date.now(), outcome };
+      const result = outcome === "deferred" ? "accepted" : outcome;
+      const counts = this.#byCommand[cmd] ??= {};
+      counts[result] = (counts[result] ?? 0) + 1;
       this.#recorder.record({
         ts: Date.now(),
         id,
@@ -460,7 +465,7 @@ export class CommandService {
         keyid: operator?.keyid ?? null,
         verified: operator !== undefined,
         ...(operator?.name ? { key: operator.name } : {}),
-        result: outcome === "deferred" ? "accepted" : outcome,
+        result,
         ...(failure ? { message: failure } : {}),
       });
       this.#running.delete(id);

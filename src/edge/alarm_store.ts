@@ -23,6 +23,51 @@ export interface AlarmEvent {
   device?: string;
   metric?: string;
   value?: number | boolean | string;
+  /** Who cleared the alarm by hand (`page`, or the operator key of a remote command). */
+  by?: string;
+}
+
+/** An entry of the alarm history: a transition, or an acknowledgement. */
+export interface AlarmHistoryEntry {
+  /** {@linkcode alarmKey} of the alarm. */
+  key: string;
+  rule: string;
+  instance?: string;
+  to: "raised" | "cleared" | "acknowledged";
+  severity: string;
+  message: string;
+  ts: number;
+  device?: string;
+  metric?: string;
+  value?: number | boolean | string;
+  /** Who acknowledged or cleared by hand. */
+  by?: string;
+}
+
+/** An acknowledgement of an active alarm. */
+export interface AlarmAck {
+  at: number;
+  by: string;
+}
+
+/** Entries the history keeps; older ones are deleted as new ones come. */
+export const ALARM_HISTORY_ROWS = 500;
+
+/** A history entry of a transition. */
+function historyOf(e: AlarmEvent): AlarmHistoryEntry {
+  return {
+    key: alarmKey(e),
+    rule: e.rule,
+    ...(e.instance !== undefined ? { instance: e.instance } : {}),
+    to: e.state,
+    severity: e.severity,
+    message: e.message,
+    ts: e.ts,
+    ...(e.device !== undefined ? { device: e.device } : {}),
+    ...(e.metric !== undefined ? { metric: e.metric } : {}),
+    ...(e.value !== undefined ? { value: e.value } : {}),
+    ...(e.by !== undefined ? { by: e.by } : {}),
+  };
 }
 
 /** The key of an alarm in the active set and in status: `rule`, or `rule[instance]`. */
@@ -57,6 +102,7 @@ export class AlarmStore {
   readonly #ack;
   readonly #count;
   readonly #addInstance;
+  readonly #trim;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
@@ -69,7 +115,10 @@ export class AlarmStore {
       CREATE TABLE IF NOT EXISTS instances (
         rule TEXT NOT NULL, instance TEXT NOT NULL, device TEXT NOT NULL, metric TEXT,
         PRIMARY KEY (rule, instance));
+      CREATE TABLE IF NOT EXISTS acks (rule TEXT PRIMARY KEY, at INTEGER NOT NULL, by TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
     `);
+    this.#trim = db.prepare("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?");
     this.#peek = db.prepare("SELECT id, event FROM outbox ORDER BY id LIMIT ?");
     this.#ack = db.prepare("DELETE FROM outbox WHERE id = ?");
     this.#count = db.prepare("SELECT count(*) AS n FROM outbox");
@@ -123,9 +172,17 @@ export class AlarmStore {
       if (text === null) del.push(key);
       else set.push(key, text);
     }
+    const keys = [...last.keys()];
+    // Only the newest entries would stay: write no more than the history keeps.
+    const history = list.slice(-ALARM_HISTORY_ROWS)
+      .map(({ event }) => JSON.stringify(historyOf(event)));
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       this.#many("del", del.length, "DELETE FROM active WHERE rule IN (", "?", ")", del);
+      // A raise is a new occurrence and a clear ends one: an acknowledgement ends with either.
+      this.#many("unack", keys.length, "DELETE FROM acks WHERE rule IN (", "?", ")", keys);
+      this.#many("hist", history.length, "INSERT INTO history (entry) VALUES ", "(?)", "", history);
+      this.#trim.run(ALARM_HISTORY_ROWS);
       this.#many(
         "set",
         set.length / 2,
@@ -163,6 +220,35 @@ export class AlarmStore {
       }
       stmt.run(...params.slice(i * per, (i + k) * per));
     }
+  }
+
+  /** Acknowledges the active alarm `key` and notes it in the history, atomically. */
+  acknowledge(entry: AlarmHistoryEntry & { by: string }): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      this.#db.prepare("INSERT OR REPLACE INTO acks (rule, at, by) VALUES (?, ?, ?)")
+        .run(entry.key, entry.ts, entry.by);
+      this.#db.prepare("INSERT INTO history (entry) VALUES (?)").run(JSON.stringify(entry));
+      this.#trim.run(ALARM_HISTORY_ROWS);
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw new AlarmStoreError(`Cannot record the acknowledgement of alarm "${entry.key}"`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** Acknowledgements of active alarms, by {@linkcode alarmKey}. */
+  acks(): Map<string, AlarmAck> {
+    const rows = this.#db.prepare("SELECT rule, at, by FROM acks").all();
+    return new Map(rows.map((r) => [String(r.rule), { at: Number(r.at), by: String(r.by) }]));
+  }
+
+  /** The newest `limit` history entries, newest first. */
+  history(limit = ALARM_HISTORY_ROWS): AlarmHistoryEntry[] {
+    return this.#db.prepare("SELECT entry FROM history ORDER BY id DESC LIMIT ?").all(limit)
+      .map((r) => JSON.parse(String(r.entry)));
   }
 
   /** Remembers an instance of a glob rule (once; later calls for it change nothing). */

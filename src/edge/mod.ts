@@ -16,12 +16,35 @@ import type { Uplink } from "../uplink/uplink.ts";
 import { ActionRunner, type ActionStats } from "./actions.ts";
 import { AggregateStage, type AggregateStats } from "./aggregate.ts";
 import { AlarmLane } from "./alarm_lane.ts";
-import { type AlarmEvent, AlarmStore } from "./alarm_store.ts";
+import { type AlarmEvent, type AlarmHistoryEntry, AlarmStore } from "./alarm_store.ts";
+import {
+  type ActiveAlarm,
+  activeAlarms,
+  type AlarmMetrics,
+  AlarmNotFoundError,
+  type AlarmSummary,
+  type AlarmsView,
+  NO_ALARMS,
+  summarize,
+} from "./alarms.ts";
 import type { AggregateConfig, FilterConfig, RuleConfig } from "./config.ts";
 import { EDGE_SOURCE, FilterStage, type FilterStats } from "./filters.ts";
 import { RuleEngine } from "./rules.ts";
 
-export { type AlarmEvent, AlarmStore, AlarmStoreError } from "./alarm_store.ts";
+export {
+  type AlarmEvent,
+  type AlarmHistoryEntry,
+  AlarmStore,
+  AlarmStoreError,
+} from "./alarm_store.ts";
+export {
+  type ActiveAlarm,
+  type AlarmMetrics,
+  AlarmNotFoundError,
+  type AlarmSummary,
+  type AlarmsView,
+  NO_ALARMS,
+} from "./alarms.ts";
 export { ActionError } from "./actions.ts";
 export { aggregateSchema, checkRuleRefs, filterSchema, ruleSchema } from "./config.ts";
 export type { AggregateConfig, FilterConfig, RuleConfig } from "./config.ts";
@@ -47,6 +70,8 @@ export interface EdgeOptions {
   log: Logger;
   /** Called on every alarm transition after it is recorded (tests, benchmarks). */
   onTransition?: (rule: RuleConfig, event: AlarmEvent) => void;
+  /** Called after any change of the alarms: a transition or an acknowledgement. */
+  onAlarmChange?: () => void;
   now?: () => number;
 }
 
@@ -78,8 +103,20 @@ export class Edge {
   readonly #store: AlarmStore | undefined;
   readonly #lane: AlarmLane | undefined;
   readonly #actions: ActionRunner;
+  readonly #ruleConfigs: RuleConfig[];
+  /** Transitions since start by `rule\0to`. */
+  readonly #transitions = new Map<string, number>();
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #onChange: () => void;
+  /** The active alarms as last read from the store; dropped at every change. */
+  #active: ActiveAlarm[] | undefined;
 
   private constructor(o: EdgeOptions) {
+    this.#ruleConfigs = o.config.rules;
+    this.#log = o.log;
+    this.#onChange = o.onAlarmChange ?? (() => {});
+    this.#now = o.now ?? Date.now;
     const signal = this.#controller.signal;
     const { config: c, log } = o;
     this.#actions = new ActionRunner({ write: o.write, log: log.child("actions"), signal });
@@ -97,7 +134,10 @@ export class Edge {
             severity: event.severity,
             message: event.message,
           });
+          this.#count(event.rule, event.state);
           o.onTransition?.(rule, event);
+          this.#active = undefined;
+          o.onAlarmChange?.();
           this.#actions.run(rule, event);
           lane.wake();
         },
@@ -135,6 +175,109 @@ export class Edge {
       actions: this.#actions.stats(),
       lane: this.#lane?.stats() ?? null,
     };
+  }
+
+  #count(rule: string, to: AlarmHistoryEntry["to"]): void {
+    const k = `${rule}\0${to}`;
+    this.#transitions.set(k, (this.#transitions.get(k) ?? 0) + 1);
+  }
+
+  /** Whether any `rules:` are configured (without, no alarm is ever raised). */
+  get hasRules(): boolean {
+    return this.#ruleConfigs.length > 0;
+  }
+
+  /** Active alarms (newest first) and the newest `historyLimit` history entries. */
+  alarms(historyLimit = 100): AlarmsView {
+    const store = this.#store;
+    if (!store) return { active: [], history: [] };
+    this.#active ??= activeAlarms(store.active(), store.acks());
+    return { active: this.#active, history: historyLimit ? store.history(historyLimit) : [] };
+  }
+
+  /** Counts and the newest active alarms, for `/status` and the status topic. */
+  alarmSummary(): AlarmSummary {
+    return this.#store ? summarize(this.alarms(0).active) : NO_ALARMS;
+  }
+
+  #find(key: string): ActiveAlarm {
+    const found = this.alarms(0).active.find((a) => a.key === key);
+    if (!found) {
+      const keys = this.alarms(0).active.map((a) => a.key);
+      throw new AlarmNotFoundError(
+        `no active alarm "${key}"${
+          keys.length ? `; active: ${keys.slice(0, 20).join(", ")}` : " (none is active)"
+        }`,
+      );
+    }
+    return found;
+  }
+
+  /**
+   * Acknowledges the active alarm `key` (`rule` or `rule[instance]`) on behalf of `by`; it stays
+   * active until its condition clears or someone clears it. Acknowledging twice keeps the first.
+   */
+  acknowledge(key: string, by: string): ActiveAlarm {
+    const a = this.#find(key);
+    if (a.acknowledged) return a;
+    const at = this.#now();
+    this.#store!.acknowledge({
+      key,
+      rule: a.rule,
+      ...(a.instance !== undefined ? { instance: a.instance } : {}),
+      to: "acknowledged",
+      severity: a.severity,
+      message: `${key} acknowledged by ${by}`,
+      ts: at,
+      ...(a.device !== undefined ? { device: a.device } : {}),
+      ...(a.metric !== undefined ? { metric: a.metric } : {}),
+      ...(a.value !== undefined ? { value: a.value } : {}),
+      by,
+    });
+    this.#count(a.rule, "acknowledged");
+    this.#active = undefined;
+    this.#log.info("alarm acknowledged", { alarm: key, by });
+    this.#onChange();
+    return { ...a, acknowledged: { at, by } };
+  }
+
+  /**
+   * Clears the active alarm `key` by hand on behalf of `by`: a `cleared` transition (sent
+   * upstream, actions run) and the rule starts afresh, so it is raised again only if new readings
+   * meet its condition again.
+   */
+  clear(key: string, by: string): AlarmEvent {
+    this.#find(key);
+    const event = this.#rules!.clear(key, by);
+    if (!event) throw new AlarmNotFoundError(`no active alarm "${key}"`);
+    return event;
+  }
+
+  /** Alarm figures for `/metrics`. */
+  metrics(): AlarmMetrics {
+    const active = this.alarms(0).active;
+    const alarms: AlarmMetrics["alarms"] = [];
+    for (const r of this.#ruleConfigs) {
+      const own = active.filter((a) => a.rule === r.name);
+      if (!own.some((a) => a.instance !== undefined)) {
+        alarms.push({ rule: r.name, instance: "", severity: r.severity, active: own.length > 0 });
+      }
+      for (const a of own) {
+        if (a.instance === undefined) continue;
+        alarms.push({ rule: r.name, instance: a.instance, severity: a.severity, active: true });
+      }
+    }
+    const transitions: AlarmMetrics["transitions"] = [];
+    for (const r of this.#ruleConfigs) {
+      for (const to of ["raised", "cleared", "acknowledged"] as const) {
+        transitions.push({
+          rule: r.name,
+          to,
+          count: this.#transitions.get(`${r.name}\0${to}`) ?? 0,
+        });
+      }
+    }
+    return { alarms, transitions };
   }
 
   /** Stops timers, waits for running actions (up to `graceMs`), closes the alarm state file. */

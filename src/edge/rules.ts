@@ -224,6 +224,50 @@ export class RuleEngine implements Stage {
     return out;
   }
 
+  /**
+   * Clears the active alarm `key` (`rule` or `rule[instance]`) by hand: records a `cleared`
+   * transition naming `by`, and forgets the alarm's condition state, so it is raised again only
+   * once new readings (or new silence, for `stale:`) meet the condition again. Returns the event,
+   * or undefined when no alarm of that key is active.
+   */
+  clear(key: string, by: string): AlarmEvent | undefined {
+    const now = this.#now();
+    for (const r of this.#rules) {
+      for (const a of r.alarms) {
+        if (!a.active || alarmKey({ rule: r.config.name, instance: a.instance }) !== key) continue;
+        a.active = false;
+        const cause = a.leaves.reduce<Reading | undefined>(
+          (x, l) => l.last && (!x || l.last.ts > x.ts) ? l.last : x,
+          undefined,
+        );
+        for (const l of a.leaves) {
+          l.latched = false;
+          l.since = -Infinity;
+          if (l.cond.stale !== undefined) l.lastSeen = now;
+          else l.known = false;
+        }
+        const event: AlarmEvent = {
+          rule: r.config.name,
+          ...(a.instance !== undefined ? { instance: a.instance } : {}),
+          state: "cleared",
+          severity: r.config.severity,
+          message: `${key} cleared by hand (${by})`,
+          ts: now,
+          raisedAt: a.raisedAt,
+          // After a restart the leaves have seen nothing yet: the raise tells the value.
+          ...(cause
+            ? { device: cause.device, metric: cause.metric, value: cause.value }
+            : pick(this.#store.active().get(key))),
+          by,
+        };
+        this.#transition(r.config, event);
+        this.#flush();
+        return event;
+      }
+    }
+    return undefined;
+  }
+
   /** The instance of `rule` that a device (and metric) belongs to, if they match its globs. */
   #bind(
     rule: RuleState,
@@ -379,6 +423,16 @@ export class RuleEngine implements Stage {
     this.#store.recordAll(batch.map(({ rule, event }) => ({ event, queue: rule?.alarm ?? true })));
     for (const { rule, event } of batch) if (rule) this.#notify(rule, event);
   }
+}
+
+/** Device, metric and value of an event, when it has them. */
+function pick(e: AlarmEvent | undefined): Partial<AlarmEvent> {
+  if (!e) return {};
+  return {
+    ...(e.device !== undefined ? { device: e.device } : {}),
+    ...(e.metric !== undefined ? { metric: e.metric } : {}),
+    ...(e.value !== undefined ? { value: e.value } : {}),
+  };
 }
 
 function newLeaf(cond: LeafCondition, now: number): LeafState {

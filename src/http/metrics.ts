@@ -1,5 +1,7 @@
 import { cpuUsage } from "node:process";
+import type { AlarmMetrics } from "../edge/mod.ts";
 import type { GatewayStatus } from "../gateway.ts";
+import { edgeFamilies } from "./metrics_edge.ts";
 
 /** The content type of the Prometheus text exposition format this module writes. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -19,6 +21,8 @@ export interface MetricsExtra {
   process: ProcessStats;
   /** Counters of the local HTTP server. */
   http?: { unauthorized: number };
+  /** Alarm figures of the running edge logic, when rules are configured. */
+  alarms?: AlarmMetrics;
   /** Clock for ages, ms since the epoch; defaults to `Date.now()`. */
   now?: number;
 }
@@ -478,6 +482,10 @@ export function renderMetrics(status: GatewayStatus, extra: MetricsExtra): strin
       "Requests to the local HTTP server refused for a missing or wrong access token.",
       extra.http.unauthorized,
     );
+  }
+
+  for (const f of edgeFamilies(status, extra.alarms, now)) {
+    e.family(f.name, f.type, f.help, f.samples);
   }
 
   e.family(

@@ -271,6 +271,9 @@ Deno.test("GET /metrics needs the token and serves the exposition with the 0.0.4
         "/api/history",
         "/api/history/series",
         "/api/history.csv",
+        "/api/alarms",
+        "/api/alarms/acknowledge",
+        "/api/alarms/clear",
       ]);
     } finally {
       await http.close();

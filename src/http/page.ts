@@ -46,6 +46,39 @@ export const PAGE_HTML = `<!doctype html>
   </section>
   <div id="app" hidden>
     <section id="checks" class="checks" aria-label="Health checks"></section>
+    <section id="alarms" class="alarms" hidden>
+      <div class="section-head">
+        <h2>Alarms</h2>
+        <span id="alarms-count" class="muted"></span>
+        <p id="alarms-error" class="error" role="alert" hidden></p>
+      </div>
+      <h3>Active</h3>
+      <div class="scroll">
+        <table id="alarms-active">
+          <thead><tr><th>Severity</th><th>Alarm</th><th>Message</th><th class="num">Value</th>
+            <th>Raised</th><th></th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <h3>Acknowledged</h3>
+      <div class="scroll">
+        <table id="alarms-acked">
+          <thead><tr><th>Severity</th><th>Alarm</th><th>Message</th><th class="num">Value</th>
+            <th>Raised</th><th>Acknowledged</th><th></th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <details id="alarms-history-box" open>
+        <summary>History</summary>
+        <div class="scroll">
+          <table id="alarms-history">
+            <thead><tr><th>Time</th><th>Alarm</th><th>Transition</th><th class="num">Value</th>
+              <th>Severity</th><th>By</th></tr></thead>
+            <tbody></tbody>
+          </table>
+        </div>
+      </details>
+    </section>
     <section class="cards">
       <article class="card"><h2>Buffer</h2><dl id="buffer"></dl></article>
       <article class="card"><h2>Uplink</h2><dl id="uplink"></dl></article>
@@ -285,6 +318,15 @@ svg.history circle { fill: var(--accent); }
 svg.history .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
 .axis { display: flex; justify-content: space-between; font-size: 0.75rem; color: var(--muted);
   font-variant-numeric: tabular-nums; }
+.alarms h3 { font-size: 0.8rem; color: var(--muted); margin: 0.6rem 0 0.3rem; font-weight: 600;
+  text-transform: uppercase; letter-spacing: 0.06em; }
+.alarms summary { cursor: pointer; color: var(--muted); font-weight: 600; margin: 0.6rem 0 0.3rem;
+  font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.06em; }
+.alarms .error { margin: 0; }
+.alarms td.actions { white-space: nowrap; text-align: right; }
+.alarms td.actions button { padding: 0.15rem 0.6rem; border: 1px solid var(--line);
+  background: var(--panel); color: var(--text); margin-left: 0.3rem; }
+.alarms td.when { white-space: nowrap; font-variant-numeric: tabular-nums; }
 footer { padding: 0 1.25rem 1.5rem; color: var(--muted); font-size: 0.8rem; text-align: center; }
 @media (max-width: 40rem) {
   .meta { margin-left: 0; width: 100%; }

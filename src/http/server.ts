@@ -17,7 +17,8 @@ import {
 } from "../common/http/mod.ts";
 import { isLoopbackListen } from "../config/gateway.ts";
 import type { Gateway, GatewayStatus } from "../gateway.ts";
-import type { Logger, LogRecord } from "../log.ts";
+import { jsonLogObject, type Logger, type LogRecord } from "../log.ts";
+import { alarmRoutes } from "./alarms.ts";
 import {
   type Drain,
   DRAIN_WINDOW_MS,
@@ -179,6 +180,9 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
   const open = new Router()
     .post("/login", (req, { info }) => access.login(req, info))
     .post("/logout", (req) => access.logout(req))
+    // Whether the caller is signed in, so the page asks for the token without touching the API
+    // (an unsigned visit must not count as a refused request).
+    .get("/session", (req) => json({ signedIn: access.authorize(req) === "ok" }))
     .get("/healthz", healthz)
     .get("/", () => asset(PAGE_HTML, HTML))
     .get("/page.css", () => asset(PAGE_STYLE, CSS))
@@ -193,27 +197,37 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
         renderMetrics(gateway.status(), {
           process: processStats(),
           http: { unauthorized: access.refused },
+          alarms: gateway.edge?.metrics(),
         }),
         { headers: { ...BASE_HEADERS, "content-type": METRICS_CONTENT_TYPE } },
       ))
-    .get("/logs", (_req, { url }) => json({ lines: opts.recentLogs?.(limit(url)) ?? [] }))
+    .get(
+      "/logs",
+      (_req, { url }) => json({ lines: (opts.recentLogs?.(limit(url)) ?? []).map(jsonLogObject) }),
+    )
     .get("/audit", async (_req, { url }) => json({ audit: await opts.audit?.(limit(url)) ?? [] }))
     .get("/api/dashboard", (_req, { url }) => dashboard(url))
     .get("/api/history", (_req, { url }) => history.history(url))
     .get("/api/history/series", (_req, { url }) => history.series(url))
     .get("/api/history.csv", (_req, { url }) => history.csv(url));
-  const paths = ["/", "/healthz", ...data.paths];
+  /** What the token opens, alarm acknowledgements and clears among it. */
+  const alarms = alarmRoutes(new Router(), gateway, log);
+  const paths = ["/", "/healthz", ...data.paths, ...alarms.paths];
 
   const fetch: Handler = async (req, info) => {
     const url = new URL(req.url);
     const path = url.pathname;
     const page = open.route(req, info, url);
     if (page) return await page;
-    if (req.method === "POST") return methodNotAllowed("POST", "GET, HEAD", path);
-    if (req.method !== "GET" && req.method !== "HEAD") {
+    if (req.method === "POST" && !alarms.has(path)) {
+      return methodNotAllowed("POST", "GET, HEAD", path);
+    }
+    if (req.method !== "GET" && req.method !== "HEAD" && req.method !== "POST") {
       return methodNotAllowed(req.method, "GET, HEAD, POST");
     }
-    if (!data.has(path)) return json({ error: `no such path ${path}`, paths }, 404);
+    if (!data.has(path) && !alarms.has(path)) {
+      return json({ error: `no such path ${path}`, paths }, 404);
+    }
     const auth = access.authorize(req);
     if (auth !== "ok") {
       access.refuse(
@@ -230,7 +244,8 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
         { "www-authenticate": 'Bearer realm="outpost"' },
       );
     }
-    return await data.route(req, info, url)!;
+    const answer = alarms.route(req, info, url) ?? data.route(req, info, url);
+    return answer ? await answer : methodNotAllowed(req.method, "POST", path);
   };
 
   const health: Handler = (req) =>

@@ -40,6 +40,8 @@ export const COMMAND_NAMES = [
   "config-set",
   "query",
   "logs",
+  "alarm-ack",
+  "alarm-clear",
 ] as const;
 
 /** One of {@linkcode COMMAND_NAMES}. */
@@ -62,6 +64,8 @@ export const COMMAND_SCOPES: Readonly<Record<CommandName, Scope>> = {
   "update-check": "operate",
   "update-apply": "operate",
   rollback: "operate",
+  "alarm-ack": "operate",
+  "alarm-clear": "operate",
   "config-set": "admin",
 };
 
