@@ -18,6 +18,7 @@ import {
   updateCommands,
 } from "./commands/mod.ts";
 import { createLogger, type LogLevel } from "./log.ts";
+import { startDevices } from "./devices/mod.ts";
 import {
   BufferWriteProbe,
   startWatchdog,
@@ -125,7 +126,12 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
       stopping.resolve("restart");
     },
   });
-  const statusSections = () => ({ commands: service.status(), ...opts.statusSections?.() });
+  const devices = config.devices ? await startDevices(config, log.child("devices")) : undefined;
+  const statusSections = () => ({
+    commands: service.status(),
+    ...devices?.statusSections(),
+    ...opts.statusSections?.(),
+  });
   const startGateway = () =>
     Gateway.start({ config, adapters, log, version: VERSION, statusSections });
   let gateway = startGateway();
@@ -137,6 +143,8 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
         log: log.child("http"),
         recentLogs: (n) => log.recent(n),
         audit: (n) => readAuditFile(auditPath(config.buffer.path), n),
+        devices: devices?.service.routes,
+        moreMetrics: devices?.metrics,
       })
       : undefined;
   let http = await startHttp();
@@ -202,6 +210,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
   Deno.removeSignalListener("SIGHUP", onHup);
   service.close();
   await http?.close();
+  await devices?.stop();
   await gateway.stop();
   probe.close();
   systemd?.close();

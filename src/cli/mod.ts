@@ -11,6 +11,7 @@ import { checkConfigCommand, schemaCommand } from "./config.ts";
 import type { CliDeps } from "./deps.ts";
 import { exportCommand } from "./export.ts";
 import { releaseCommand } from "./release.ts";
+import { devicesCommand } from "./devices.ts";
 import { runCommand } from "./run.ts";
 import { statusCommand, tokenCommand } from "./status.ts";
 import { updateCommand } from "./update.ts";
@@ -58,6 +59,7 @@ export const COMMANDS: readonly Command<CliDeps>[] = [
   schemaCommand,
   updateCommand,
   releaseCommand,
+  devicesCommand,
   fleetCommand,
   versionCommand,
 ];

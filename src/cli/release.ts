@@ -20,6 +20,7 @@ import {
   writeTimestamp,
 } from "../update/mod.ts";
 import type { CliDeps } from "./deps.ts";
+import { publishDeviceSubcommand } from "./release_device.ts";
 
 function expiresOf(args: Args, name: string): number | undefined {
   const text = args.string(name);
@@ -201,6 +202,8 @@ export const releaseCommand: Command<CliDeps> = {
                                 [--timestamp-expires 1d] | --key PRIV [--key PRIV2])
                                [--expires 30d] [--rollout 100] [--hardware CLASS]…
                                [--channel-name NAME] [--counter N]
+       outpost release publish-device --channel DIR --artifact FILE --name NAME --version X
+                               --class CLASS… [--device ID]… (--root-dir DIR | --key PRIV)
        outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
        outpost release keygen --out DIR
        outpost release verify --channel DIR (--root root.json | --pubkey FILE|ed25519:…)
@@ -215,7 +218,9 @@ the public key. publish checks the artifact is an Outpost build of that version 
 verifies the channel's current manifest.json and its artifacts, copies the artifact into the
 channel and writes a signed manifest.json with the next counter (with --root-dir also the root
 chain and timestamp.json). verify checks the channel as a device pinning --root would (or the
-manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/releasing.md.`,
+manifest alone with --pubkey) and every artifact's length and SHA-256. publish-device lists a
+firmware image or model file for device classes in the channel's signed manifest (docs/devices.md).
+See docs/releasing.md.`,
   subcommands: [
     {
       name: "init",
@@ -270,6 +275,7 @@ manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/
       },
       run: releasePublish,
     },
+    publishDeviceSubcommand,
     {
       name: "timestamp",
       summary: "re-sign timestamp.json",

@@ -1,4 +1,5 @@
 import { canonicalJson } from "./canonical.ts";
+import type { DeviceTarget } from "./device_targets.ts";
 import { UpdateRefused } from "./errors.ts";
 import { fromBase64, sign, type SigningKey, type TrustedKey } from "./keys.ts";
 
@@ -39,6 +40,8 @@ export interface SignedManifest {
   /** Percentage of devices (by gateway id) that take this release; 100 when absent. */
   rollout?: number;
   targets: Record<string, TargetEntry>;
+  /** Artifacts for field devices (device_targets.ts); checked where they are used. */
+  devices?: Record<string, DeviceTarget>;
 }
 
 /** One signature over the canonical JSON of `signed`. */
