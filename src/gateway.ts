@@ -84,6 +84,8 @@ export interface GatewayStatus {
   edge: EdgeStatus | null;
   /** Self-update state, when the updater runs in this process. */
   update?: unknown;
+  /** Field devices' firmware and model updates (`devices:`), when configured. */
+  deviceUpdates?: unknown;
 }
 
 /**

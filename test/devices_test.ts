@@ -10,6 +10,7 @@ import { Slots } from "../src/update/slots.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
+import { launchBrowser } from "./helpers/browser.ts";
 import { waitFor } from "./helpers/ports.ts";
 import { type ChannelServer, channelServer, outpost } from "./helpers/update.ts";
 
@@ -128,8 +129,8 @@ ${
     tokens,
     devices,
     async view() {
-      const st = await gw.status() as unknown as { devices: DevicesView };
-      return st.devices;
+      const st = await gw.status() as unknown as { deviceUpdates: DevicesView };
+      return st.deviceUpdates;
     },
     async waitView(what, pred, ms = 60_000) {
       try {
@@ -384,6 +385,32 @@ Deno.test({
         metrics,
         /outpost_device_artifact_devices\{class="esp32-boiler-v3",state="rolled-back"\} 1/,
       );
+      // The gateway page shows it, beside (not instead of) the readings' device cards.
+      const browser = await launchBrowser();
+      try {
+        const page = await browser.browser.newPage();
+        await page.goto(`http://127.0.0.1:${s.gw.httpPort}/`);
+        await page.fill("#token", s.gw.token());
+        await page.click("#login-submit");
+        await page.locator("#device-updates-section").waitFor({ state: "visible" });
+        const row = (id: string) =>
+          page.locator(`#device-updates [data-device="${id}"]`).innerText();
+        assert.match(
+          await row("boiler-1"),
+          /boiler-1\s+esp32-boiler-v3\s+rolled-back\s+1\.0\.0\s+1\.1\.0\s+self-test/,
+        );
+        assert.match(await row("boiler-4"), /waiting/);
+        assert.match(
+          await page.locator("#device-rollouts").innerText(),
+          /esp32-boiler-v3: esp32-boiler-v3 1\.1\.0 stopped, 1 failed/,
+        );
+      } finally {
+        await browser.close();
+      }
+      // The gateway's own per-device readings stay in /status.
+      const st = await s.gw.status() as unknown as { devices: unknown; deviceUpdates: unknown };
+      assert.deepEqual(typeof st.devices, "object");
+      assert.ok(!Array.isArray(st.devices) && !("rollouts" in (st.devices as object)));
       // A stopped rollout stays stopped across a restart.
       await s.restart();
       assert.equal((await s.view()).rollouts[CLASS].status, "stopped");

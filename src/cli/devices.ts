@@ -78,7 +78,7 @@ longer count). Both talk to the running gateway with its access token. See docs/
       run: async (args, deps) => {
         const res = await call(args, deps, "GET", "/status");
         if (!res.ok) throw new Error(`/status answered ${res.status}: ${await res.text()}`);
-        const d = (await res.json()).devices as DevicesStatus;
+        const d = (await res.json()).deviceUpdates as DevicesStatus;
         console.log(args.flag("json") ? JSON.stringify(d, null, 2) : formatDevices(d));
         return 0;
       },

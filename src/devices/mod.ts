@@ -78,7 +78,7 @@ export async function startDevices(c: DevicesHostConfig, log: Logger): Promise<D
   });
   return {
     service,
-    statusSections: () => ({ devices: service.status() }),
+    statusSections: () => ({ deviceUpdates: service.status() }),
     metrics: () => renderDeviceMetrics(service.status()),
     stop: () => service.stop(),
   };

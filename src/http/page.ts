@@ -61,6 +61,17 @@ export const PAGE_HTML = `<!doctype html>
         </table>
       </div>
     </section>
+    <section id="device-updates-section" hidden>
+      <h2>Device updates</h2>
+      <p id="device-rollouts" class="muted"></p>
+      <div class="scroll">
+        <table id="device-updates">
+          <thead><tr><th>Device</th><th>Class</th><th>State</th><th>Runs</th><th>Offered</th>
+            <th>Note</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+    </section>
     <section>
       <div class="section-head">
         <h2>Devices</h2>
