@@ -64,6 +64,7 @@ async function site(
   ids: string[],
   rollout: { batch: number; failureThreshold: number },
   publishFirst?: (s: { dir: string; channel: string; release: string }) => Promise<void>,
+  extra = "",
 ): Promise<Site> {
   const dir = await Deno.makeTempDir({ prefix: "outpost-devices-" });
   const release = `${dir}/release`;
@@ -114,7 +115,7 @@ ${
     ids.map((id) => `    - { id: ${id}, class: ${CLASS}, token: "\${file:${dir}/${id}.token}" }`)
       .join("\n")
   }
-`;
+${extra.replaceAll("DIR", dir)}`;
   let gw = await startGateway(dir, yaml);
   const devices: OtaDevice[] = [];
   const s: Site = {
@@ -336,7 +337,10 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const ids = ["boiler-1", "boiler-2", "boiler-3", "boiler-4"];
-    const s = await site(ids, { batch: 1, failureThreshold: 1 });
+    // A vendor tool run for each offer, with what to flash in its environment.
+    const hook =
+      `  exec:\n    command: /bin/sh\n    args: ["-c", "env | grep ^OUTPOST_ | sort > DIR/hook-$OUTPOST_DEVICE"]\n`;
+    const s = await site(ids, { batch: 1, failureThreshold: 1 }, undefined, hook);
     try {
       const bad = await s.device("boiler-1", { failAfterInstall: true });
       const rest = [
@@ -372,6 +376,18 @@ Deno.test({
       // The other devices were never offered it.
       await new Promise((r) => setTimeout(r, 3000));
       assert.deepEqual(rest.map((d) => d.offers.length), [0, 0, 0]);
+      const env = Object.fromEntries(
+        (await Deno.readTextFile(`${s.dir}/hook-boiler-1`)).trim().split("\n").map((l) =>
+          l.split("=", 2)
+        ),
+      );
+      assert.equal(env.OUTPOST_ARTIFACT_VERSION, "1.1.0");
+      assert.equal(env.OUTPOST_ARTIFACT_SHA256, await sha256(fw));
+      assert.equal(await sha256(env.OUTPOST_ARTIFACT_PATH), await sha256(fw));
+      assert.deepEqual(
+        [...Deno.readDirSync(s.dir)].filter((e) => e.name.startsWith("hook-")).map((e) => e.name),
+        ["hook-boiler-1"],
+      );
       const now = await s.view();
       assert.deepEqual(now.devices.filter((d) => d.id !== "boiler-1").map((d) => d.state), [
         "waiting",

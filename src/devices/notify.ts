@@ -110,7 +110,10 @@ export async function runOfferHook(
 ): Promise<number> {
   const cmd = new Deno.Command(hook.command, {
     args: hook.args,
+    // Only what the offer needs: the gateway's environment may hold other devices' tokens.
+    clearEnv: true,
     env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       OUTPOST_DEVICE: o.device,
       OUTPOST_ARTIFACT_NAME: o.name,
       OUTPOST_ARTIFACT_VERSION: o.version,
