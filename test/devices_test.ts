@@ -12,6 +12,7 @@ import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { launchBrowser } from "./helpers/browser.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { parsePrometheus, sampleValue } from "./helpers/prometheus.ts";
 import { type ChannelServer, channelServer, outpost } from "./helpers/update.ts";
 
 const CLASS = "esp32-boiler-v3";
@@ -248,10 +249,14 @@ Deno.test({
       // The gateway fetched the artifact from the channel once.
       const fetched = s.server.requests.filter((r) => r.includes("/devices/esp32-boiler-v3/"));
       assert.equal(fetched.length, 1, fetched.join("\n"));
-      const metrics = await (await s.gw.get("/metrics")).text();
-      assert.match(
-        metrics,
-        /outpost_device_artifact_devices\{class="esp32-boiler-v3",state="current"\} 3/,
+      // /metrics as a whole still parses strictly.
+      const fam = parsePrometheus(await (await s.gw.get("/metrics")).text());
+      const count = (state: string) =>
+        sampleValue(fam, "outpost_device_artifact_devices", { class: CLASS, state });
+      assert.deepEqual([count("current"), count("failed"), count("offered")], [3, 0, 0]);
+      assert.equal(
+        sampleValue(fam, "outpost_device_artifact_rollout_stopped", { class: CLASS }),
+        0,
       );
       // No token, no firmware; the page's own token is not a device token either.
       const url = `http://127.0.0.1:${s.gw.httpPort}/devices/artifacts/${CLASS}/1.1.0`;
@@ -271,6 +276,39 @@ Deno.test({
         after.devices.map((d) => [d.id, d.state, d.running]),
         ids.map((id) => [id, "current", "1.1.0"]),
       );
+      // 1.2.0 for boiler-2 only, then 1.3.0 for all: the gateway keeps the newest two files.
+      const files = () =>
+        [...Deno.readDirSync(`${s.dir}/artifacts/files/${CLASS}`)].map((e) => e.name).sort();
+      for (const [version, only] of [["1.2.0", ["--device", "boiler-2"]], ["1.3.0", []]] as const) {
+        await publishDevice({
+          channel: s.channel,
+          artifact: await firmware(s.dir, `fw-${version}.bin`, 20_000),
+          name: CLASS,
+          version,
+          classes: [CLASS],
+          devices: only.length ? [only[1]] : undefined,
+          keys: [],
+          rootDir: s.release,
+        });
+        await s.waitView(`${version} held`, (v) => v.artifacts[CLASS]?.version === version);
+        if (version === "1.2.0") {
+          await d2.waitFor("1.2.0", (d) => d.version === "1.2.0" && running(d) !== undefined);
+          const v2 = await s.waitView(
+            "boiler-2 on 1.2.0",
+            (v) =>
+              v.devices.find((d) => d.id === "boiler-2")?.state === "current" &&
+              v.devices.find((d) => d.id === "boiler-2")?.running === "1.2.0",
+          );
+          assert.equal(v2.rollouts[CLASS].status, "done");
+          assert.deepEqual(files(), ["1.1.0.bin", "1.2.0.bin"]);
+          assert.equal(d1.offers.length + d3.offers.length, 2);
+        }
+      }
+      assert.deepEqual(files(), ["1.2.0.bin", "1.3.0.bin"]);
+      const last = await s.view() as unknown as {
+        artifacts: Record<string, { previous?: { version: string } }>;
+      };
+      assert.equal(last.artifacts[CLASS].previous?.version, "1.2.0");
     } finally {
       await s.close();
     }
