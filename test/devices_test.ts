@@ -264,6 +264,12 @@ Deno.test({
       const page = await fetch(url, { headers: { authorization: `Bearer ${s.gw.token()}` } });
       await page.body?.cancel();
       assert.equal(page.status, 401);
+      // A device that polls over HTTP instead of MQTT sees the same offer.
+      const polled = await fetch(`http://127.0.0.1:${s.gw.httpPort}/devices/offer`, {
+        headers: { authorization: `Bearer ${s.tokens["boiler-3"]}` },
+      }).then((r) => r.json());
+      const { at: _, ...offered } = d3.offers[0];
+      assert.deepEqual(polled, offered);
       // The tokens appear nowhere in the log or /status.
       for (const t of Object.values(s.tokens)) {
         assert.ok(!s.gw.output().includes(t), "a device token is in the gateway's output");

@@ -26,6 +26,8 @@ export interface DeviceRoutesOptions {
   /** Bytes of an artifact about to be sent to a device (`from` is the first byte's offset). */
   serving(id: string, name: string, version: string, from: number, bytes: number): void;
   report(id: string, report: DeviceReport): void;
+  /** What is offered to device `id` now (for devices that poll instead of using MQTT). */
+  offer(id: string): unknown;
   /** Resumes a stopped rollout; false when the class has none. */
   resume(cls: string): boolean;
   log: Logger;
@@ -197,6 +199,13 @@ export function deviceRoutes(o: DeviceRoutesOptions): DeviceRoutes {
         }
         const id = device(req);
         return id ? download(req, id, art[1], art[2]) : deny(req);
+      }
+      if (path === "/devices/offer") {
+        if (req.method !== "GET") return json({ error: "GET here" }, 405, { allow: "GET" });
+        const id = device(req);
+        if (!id) return deny(req);
+        const offer = o.offer(id);
+        return offer ? json(offer) : new Response(null, { status: 204, headers: BASE_HEADERS });
       }
       if (path === "/devices/state") {
         if (req.method !== "POST") {

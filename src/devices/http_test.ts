@@ -19,6 +19,7 @@ async function setup() {
         : undefined,
     serving: (id, _n, _v, from, bytes) => served.push([id, from, bytes]),
     report: (id, r) => reports.push([id, r]),
+    offer: (id) => id === "d1" ? { name: "fw", version: "1.1.0" } : undefined,
     resume: (cls) => cls === "c",
     log: createLogger({ sink: () => {} }),
   });
@@ -111,5 +112,16 @@ Deno.test("resume needs the page's token", async () => {
   assert.equal((await t.call("/devices/resume?class=c", { method: "POST" })).status, 401);
   assert.equal((await t.call("/devices/resume?class=c", { method: "POST" }, true)).status, 200);
   assert.equal((await t.call("/devices/resume?class=x", { method: "POST" }, true)).status, 409);
+  await Deno.remove(t.dir, { recursive: true });
+});
+
+Deno.test("a device that polls gets its standing offer, or 204", async () => {
+  const t = await setup();
+  let r = await t.call("/devices/offer", { headers: auth() });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { name: "fw", version: "1.1.0" });
+  r = await t.call("/devices/offer", { headers: auth("token-two-0123456789") });
+  assert.equal(r.status, 204);
+  assert.equal((await t.call("/devices/offer")).status, 401);
   await Deno.remove(t.dir, { recursive: true });
 });

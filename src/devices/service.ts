@@ -114,6 +114,12 @@ export class DeviceService {
         this.#save();
       },
       report: (id, r) => this.#report(id, r),
+      offer: (id) => {
+        const o = this.#offerOf(id);
+        if (!o) return undefined;
+        const { device: _, ...body } = o;
+        return body;
+      },
       resume: (cls) => this.resume(cls),
       log: o.log,
     });
@@ -324,14 +330,7 @@ export class DeviceService {
         { batch: 0, failureThreshold: 1, reportTimeout: 3_600_000 };
       const before = this.#state.rollouts[cls]?.status;
       for (const id of plan(this.#state, cls, ids, a, settings, now)) {
-        offers.push({
-          device: id,
-          name: a.name,
-          version: a.version,
-          url: `${this.#o.baseUrl.replace(/\/$/, "")}/devices/artifacts/${a.name}/${a.version}`,
-          sha256: a.sha256,
-          size: a.size,
-        });
+        offers.push(this.#offerOf(id)!);
       }
       const r = this.#state.rollouts[cls];
       if (r.status !== before) {
@@ -364,6 +363,21 @@ export class DeviceService {
         );
       }
     }
+  }
+
+  /** The offer standing for a device: the artifact it was offered, while the gateway holds it. */
+  #offerOf(id: string): Offer | undefined {
+    const t = this.#state.devices[id]?.target;
+    const a = t && this.#artifactFor(id, t.name, t.version);
+    if (!t || !a) return undefined;
+    return {
+      device: id,
+      name: t.name,
+      version: t.version,
+      url: `${this.#o.baseUrl.replace(/\/$/, "")}/devices/artifacts/${t.name}/${t.version}`,
+      sha256: a.sha256,
+      size: a.size,
+    };
   }
 
   #report(id: string, r: DeviceReport): void {
