@@ -349,7 +349,10 @@ Deno.test({
         (v) => v.artifacts[CLASS]?.refused !== undefined,
       );
       assert.equal(v.artifacts[CLASS].refused!.code, "hash-mismatch");
-      // Several more checks of the channel: still nothing offered, nothing served.
+      // Several more checks of the channel: still nothing offered, nothing served, and the
+      // state file (on flash) not rewritten for nothing.
+      const stateFile = `${s.dir}/artifacts/state.json`;
+      const mtime = (await Deno.stat(stateFile)).mtime!.getTime();
       const before = s.server.requests.length;
       await waitFor(
         "two more channel checks",
@@ -357,6 +360,7 @@ Deno.test({
         20_000,
       );
       assert.deepEqual([d1.offers.length, d2.offers.length], [0, 0]);
+      assert.equal((await Deno.stat(stateFile)).mtime!.getTime(), mtime);
       assert.deepEqual([d1.requests.length, d2.requests.length], [0, 0]);
       const after = await s.view();
       assert.ok(

@@ -87,6 +87,7 @@ export class DeviceService {
   #lastCheck?: DevicesStatus["lastCheck"];
   #checking?: Promise<void>;
   #saving = Promise.resolve();
+  #saved = "";
   /** The routes the HTTP server mounts under `/devices/`. */
   readonly routes: DeviceRoutes;
 
@@ -109,8 +110,16 @@ export class DeviceService {
         const rec = this.#state.devices[id];
         if (rec.target?.name !== name || rec.target.version !== version) return;
         rec.servedBytes = (rec.servedBytes ?? 0) + bytes;
-        if (rec.state === "offered") rec.state = "downloading";
-        this.#log.info("serving device artifact", { device: id, name, version, from, bytes });
+        // A device fetching in small ranges (partial_http_download) makes many requests.
+        (from === 0 ? this.#log.info : this.#log.debug)("serving device artifact", {
+          device: id,
+          name,
+          version,
+          from,
+          bytes,
+        });
+        if (rec.state !== "offered") return;
+        rec.state = "downloading";
         this.#save();
       },
       report: (id, r) => this.#report(id, r),
@@ -400,8 +409,11 @@ export class DeviceService {
     return ok;
   }
 
+  /** Writes state.json when it changed (the flash is spared the periodic planning). */
   #save(): void {
     const text = JSON.stringify({ ...this.#state, artifacts: this.#held }, null, 1) + "\n";
+    if (text === this.#saved) return;
+    this.#saved = text;
     this.#saving = this.#saving.then(() =>
       writeFileAtomic(`${this.#o.dataDir}/state.json`, text, 0o640)
     )
