@@ -4,6 +4,7 @@
  * way `esp_https_ota` does (test/helpers/ota_device.ts).
  */
 import assert from "node:assert/strict";
+import mqtt from "mqtt";
 import { createHash } from "node:crypto";
 import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
 import { Slots } from "../src/update/slots.ts";
@@ -282,6 +283,16 @@ Deno.test({
         after.devices.map((d) => [d.id, d.state, d.running]),
         ids.map((id) => [id, "current", "1.1.0"]),
       );
+      // Told that 1.1.0 is bad, boiler-3 goes back to its previous partition and says so.
+      const op = await mqtt.connectAsync(s.broker.url);
+      await op.publishAsync("outpost/devices/boiler-3/update/rollback", "{}", { qos: 1 });
+      await op.endAsync();
+      const rb = await s.waitView(
+        "boiler-3 rolled back",
+        (v) => v.devices.find((d) => d.id === "boiler-3")?.state === "rolled-back",
+      );
+      assert.equal(rb.devices.find((d) => d.id === "boiler-3")!.running, "1.0.0");
+      assert.equal(d3.version, "1.0.0");
       // 1.2.0 for boiler-2 only, then 1.3.0 for all: the gateway keeps the newest two files.
       const files = () =>
         [...Deno.readDirSync(`${s.dir}/artifacts/files/${CLASS}`)].map((e) => e.name).sort();
@@ -479,6 +490,12 @@ Deno.test({
       await s.restart();
       assert.equal((await s.view()).rollouts[CLASS].status, "stopped");
       // The operator resumes it: the next device gets the version.
+      const table = await outpost("devices", "status", "--config", `${s.dir}/site.yaml`);
+      assert.match(table, /rollout {2}esp32-boiler-v3: esp32-boiler-v3 1\.1\.0 STOPPED, 1 failed/);
+      assert.match(
+        table,
+        /device {3}boiler-1 +esp32-boiler-v3 +rolled-back +runs 1\.0\.0, offered 1\.1\.0/,
+      );
       const cli = await outpost(
         "devices",
         "resume",
