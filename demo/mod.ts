@@ -3,7 +3,8 @@
  * broker (Mosquitto when installed, else the embedded aedes broker) to a subscriber that plays
  * the cloud, and prints what to look at. Ctrl-C stops everything.
  *
- * Options: `--duration 20s` stops by itself; `--broker embedded` forces aedes.
+ * Options: `--duration 20s` stops by itself; `--broker embedded` forces aedes; `--devices` adds
+ * a release channel and three simulated ESP32 boards that the gateway updates (demo/devices.ts).
  */
 import { parseArgs } from "node:util";
 import { createServer } from "node:net";
@@ -12,6 +13,7 @@ import { decodeBatch } from "../src/uplink/mod.ts";
 import { parseDuration } from "../src/config/schema.ts";
 import { Fleet, formatGrant } from "../src/fleet/mod.ts";
 import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/mod.ts";
+import { deviceDemo } from "./devices.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"];
@@ -90,7 +92,11 @@ async function startBroker(
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { duration: { type: "string" }, broker: { type: "string" } },
+  options: {
+    duration: { type: "string" },
+    broker: { type: "string" },
+    devices: { type: "boolean" },
+  },
 });
 const duration = values.duration ? parseDuration(values.duration) : undefined;
 const brokerPort = freePort();
@@ -118,6 +124,7 @@ async function operatorKey(): Promise<{ file: string; key: PrivateKeyFile }> {
 }
 const operator = await operatorKey();
 const configPath = `${dataDir}/demo.yaml`;
+const devices = values.devices ? await deviceDemo(`${dataDir}/devices`) : undefined;
 await Deno.writeTextFile(
   configPath,
   (await Deno.readTextFile(`${ROOT}config/demo.yaml`)) + `
@@ -125,7 +132,7 @@ await Deno.writeTextFile(
 commands:
   operatorKeys:
     - { key: "\${file:${dataDir}/operator.pub}", scopes: [read, operate, admin], name: demo-console }
-`,
+` + (devices?.yaml ?? ""),
 );
 
 const broker = await startBroker(brokerPort, values.broker ?? "auto");
@@ -201,6 +208,11 @@ Outpost demo
   stop        Ctrl-C
 `);
 
+if (devices) {
+  console.log(`  devices     deno task start devices status --config ${configPath}\n`);
+  await devices.start(url);
+}
+
 const { promise: done, resolve } = Promise.withResolvers<void>();
 
 /** The demo's fleet console: one signed ping, retried until the gateway listens for commands. */
@@ -251,6 +263,7 @@ try {
   gateway.kill("SIGTERM");
 } catch { /* already gone */ }
 const status = await gateway.status;
+await devices?.stop();
 await cloud.endAsync();
 await broker.stop();
 console.log(

@@ -19,6 +19,7 @@ import {
 } from "./commands/mod.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { DoctorMonitor } from "./doctor/mod.ts";
+import { startDevices } from "./devices/mod.ts";
 import {
   BufferWriteProbe,
   startWatchdog,
@@ -133,9 +134,11 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
     adapters,
     log: log.child("doctor"),
   });
+  const devices = config.devices ? await startDevices(config, log.child("devices")) : undefined;
   const statusSections = () => ({
     commands: service.status(),
     doctor: doctor.report(),
+    ...devices?.statusSections(),
     ...opts.statusSections?.(),
   });
   const startGateway = () =>
@@ -156,6 +159,8 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
         log: log.child("http"),
         recentLogs: (n) => log.recent(n),
         audit: (n) => readAuditFile(auditPath(config.buffer.path), n),
+        devices: devices?.service.routes,
+        moreMetrics: devices?.metrics,
       })
       : undefined;
   let http = await startHttp();
@@ -222,6 +227,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
   Deno.removeSignalListener("SIGHUP", onHup);
   service.close();
   await http?.close();
+  await devices?.stop();
   await gateway.stop();
   probe.close();
   systemd?.close();

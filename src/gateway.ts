@@ -93,6 +93,8 @@ export interface GatewayStatus {
   update?: unknown;
   /** The host checklist's last report (`outpost doctor`), when the composition root runs it. */
   doctor?: unknown;
+  /** Field devices' firmware and model updates (`devices:`), when configured. */
+  deviceUpdates?: unknown;
 }
 
 /**

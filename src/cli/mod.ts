@@ -12,6 +12,7 @@ import type { CliDeps } from "./deps.ts";
 import { doctorCommand } from "./doctor.ts";
 import { exportCommand } from "./export.ts";
 import { releaseCommand } from "./release.ts";
+import { devicesCommand } from "./devices.ts";
 import { runCommand } from "./run.ts";
 import { statusCommand, tokenCommand } from "./status.ts";
 import { updateCommand } from "./update.ts";
@@ -60,6 +61,7 @@ export const COMMANDS: readonly Command<CliDeps>[] = [
   updateCommand,
   releaseCommand,
   doctorCommand,
+  devicesCommand,
   fleetCommand,
   versionCommand,
 ];

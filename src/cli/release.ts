@@ -21,6 +21,7 @@ import {
   writeTimestamp,
 } from "../update/mod.ts";
 import type { CliDeps } from "./deps.ts";
+import { publishDeviceSubcommand } from "./release_device.ts";
 
 function expiresOf(args: Args, name: string): number | undefined {
   const text = args.string(name);
@@ -206,6 +207,8 @@ export const releaseCommand: Command<CliDeps> = {
                                 [--timestamp-expires 1d] | --key PRIV [--key PRIV2])
                                [--expires 30d] [--rollout 100] [--hardware CLASS]…
                                [--channel-name NAME] [--counter N] [--runtime DENO]
+       outpost release publish-device --channel DIR --artifact FILE --name NAME --version X
+                               --class CLASS… [--device ID]… (--root-dir DIR | --key PRIV)
        outpost release timestamp --channel DIR --root-dir DIR [--key TS.key] [--expires 1d]
        outpost release keygen --out DIR
        outpost release verify --channel DIR (--root root.json | --pubkey FILE|ed25519:…)
@@ -222,7 +225,9 @@ channel and writes a signed manifest.json with the next counter (with --root-dir
 chain and timestamp.json). With --runtime (a bundle's Deno, the pinned version for the target,
 checked with its --version, under qemu for another architecture) the runtime is published beside
 the bundle and the manifest names it. verify checks the channel as a device pinning --root would (or the
-manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/releasing.md.`,
+manifest alone with --pubkey) and every artifact's length and SHA-256. publish-device lists a
+firmware image or model file for device classes in the channel's signed manifest (docs/devices.md).
+See docs/releasing.md.`,
   subcommands: [
     {
       name: "init",
@@ -278,6 +283,7 @@ manifest alone with --pubkey) and every artifact's length and SHA-256. See docs/
       },
       run: releasePublish,
     },
+    publishDeviceSubcommand,
     {
       name: "timestamp",
       summary: "re-sign timestamp.json",

@@ -144,6 +144,9 @@ export function protectedChanges(before: string, after: string): ProtectedChange
   for (const p of execA.keys()) {
     if (!execB.has(p)) out.push({ path: p, why: "removing an exec adapter" });
   }
+  if (!same(obj(a.devices).exec, obj(b.devices).exec)) {
+    out.push({ path: "devices.exec", why: "the device offer hook runs a program" });
+  }
   const refsA = new Map<string, Set<string>>();
   const refsB = new Map<string, Set<string>>();
   references(a, "", refsA);

@@ -51,6 +51,9 @@ Deno.test("protectedChanges() names every trust anchor a remote config-set touch
     ],
   );
   assert.deepEqual(paths(BASE.replace(/update:\n(.*\n)*/, "")), ["update"]);
+  assert.deepEqual(paths(`${BASE}devices:\n  exec: { command: /usr/bin/flash }\n`), [
+    "devices.exec",
+  ]);
   assert.deepEqual(paths(BASE.replace("/usr/bin/probe", "/bin/sh")), ["adapters[name=probe]"]);
   assert.deepEqual(
     paths(BASE.replace("  - { type: exec, name: probe, command: /usr/bin/probe }\n", "")),

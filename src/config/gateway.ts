@@ -19,6 +19,7 @@ import { isLoopbackListen } from "../common/net.ts";
 
 export { isLoopbackListen };
 import { EnduranceSchema } from "../buffer/mod.ts";
+import { devicesSchema } from "../devices/mod.ts";
 
 /** Config schema of the buffer. */
 export const bufferSchema = s.object({
@@ -237,12 +238,22 @@ export function gatewaySchema<A extends AdapterRegistry>(adapters: A) {
       .describe("Self-update from a signed release channel (A/B slots, trial, rollback)"),
     commands: commandsSchema.optional()
       .describe("Remote commands over the MQTT uplink (restart, update, config, query, logs)"),
+    devices: devicesSchema.optional()
+      .describe("Firmware and model files for local field devices, from the release channel"),
   }, {
     refine: (c, ctx) => {
       checkConflicts(c, ctx, { adapters });
       checkRuleRefs(c.rules, c.adapters.map((a) => a.name), ctx);
       checkCommandsConfig(c, ctx);
       checkUrlCredentials(c, ctx);
+      if (c.devices && (!c.update || !c.http.enabled)) {
+        ctx.fail(
+          ["devices"],
+          "device artifacts come from the release channel and are served over the local HTTP " +
+            "server: set update: (channel and its trust) and keep http enabled",
+          true,
+        );
+      }
       if (c.update && c.http.enabled && c.http.tls && !c.http.healthListen) {
         ctx.fail(
           ["http", "tls"],

@@ -103,6 +103,13 @@ export const PAGE_HTML = `<!doctype html>
       <div class="scroll">
         <table id="doctor">
           <thead><tr><th>Check</th><th>Verdict</th><th>Found, and the fix</th></tr></thead>
+    <section id="device-updates-section" hidden>
+      <h2>Device updates</h2>
+      <p id="device-rollouts" class="muted"></p>
+      <div class="scroll">
+        <table id="device-updates">
+          <thead><tr><th>Device</th><th>Class</th><th>State</th><th>Runs</th><th>Offered</th>
+            <th>Note</th></tr></thead>
           <tbody></tbody>
         </table>
       </div>

@@ -16,6 +16,7 @@
 /** @typedef {import("./history.ts").TrendPoint} TrendPoint */
 /** @typedef {import("./history.ts").Drain} Drain */
 /** @typedef {import("../update/mod.ts").UpdateStatus} UpdateStatus */
+/** @typedef {import("../devices/mod.ts").DevicesStatus} DevicesStatus */
 /** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
 /** @typedef {Status["storage"]} WearStats */
 /** @typedef {import("../doctor/mod.ts").DoctorReport} DoctorReport */
@@ -178,6 +179,7 @@
     }
     tbody("adapters").replaceChildren();
     tbody("doctor").replaceChildren();
+    tbody("device-updates").replaceChildren();
     $("device-count").textContent = "";
     $("updated").textContent = "";
     state.trends = {};
@@ -365,6 +367,7 @@
     renderUpdate(d);
     renderAdapters(s);
     renderDoctor(d);
+    renderDeviceUpdates(s);
     renderDevices(d);
     renderLogs(d);
     $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
@@ -556,6 +559,54 @@
         : ["Last check", "not yet"],
       rb ? ["Last rollback", rb.version + ", " + ago(d.now, rb.at), "warn", rb.reason] : null,
     ]);
+  }
+
+  /** @type {Record<string, string>} */
+  const UPDATE_KIND = {
+    current: "ok",
+    offered: "warn",
+    downloading: "warn",
+    installed: "warn",
+    failed: "bad",
+    "rolled-back": "bad",
+  };
+
+  /**
+   * Field devices' firmware and model updates (`/status` → `devices`), when configured.
+   * @param {Status} s
+   */
+  function renderDeviceUpdates(s) {
+    const dv = /** @type {DevicesStatus | undefined} */ (s.deviceUpdates);
+    $("device-updates-section").hidden = !dv;
+    if (!dv) return;
+    const notes = [];
+    for (const [cls, r] of Object.entries(dv.rollouts)) {
+      notes.push(
+        cls + ": " + r.name + " " + r.version + " " + r.status +
+          (r.failures ? ", " + r.failures + " failed" : ""),
+      );
+    }
+    for (const [name, a] of Object.entries(dv.artifacts)) {
+      if (a.refused) {
+        notes.push(name + " " + a.refused.version + " refused (" + a.refused.code + ")");
+      }
+    }
+    $("device-rollouts").textContent = notes.join(" · ") || "No device artifact on the channel";
+    tbody("device-updates").replaceChildren(...dv.devices.map((x) => {
+      const tr = el("tr");
+      tr.dataset.device = x.id;
+      const st = el("td");
+      st.append(badge(x.state, UPDATE_KIND[x.state] || "idle"));
+      tr.append(
+        el("td", null, x.id),
+        el("td", null, x.class),
+        st,
+        el("td", null, x.running || "–"),
+        el("td", null, x.target ? x.target.version : "–"),
+        el("td", "muted", x.error || ""),
+      );
+      return tr;
+    }));
   }
 
   /** @type {Record<string, string>} */

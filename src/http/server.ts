@@ -74,6 +74,11 @@ export interface HttpServerOptions {
   trends?: TrendOptions & { intervalMs?: number };
   /** The newest entries of the remote-command audit trail, oldest first (`/audit`). */
   audit?: (limit: number) => Promise<unknown[]>;
+  /** Answers `/devices/…` (device artifacts; it checks device tokens itself, and asks
+   * `pageAuthorized` whether a request carries the page's token). */
+  devices?: (req: Request, pageAuthorized: () => boolean) => Promise<Response>;
+  /** More Prometheus text for `/metrics`. */
+  moreMetrics?: () => string;
 }
 
 /** A running local HTTP server. */
@@ -198,7 +203,7 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
           process: processStats(),
           http: { unauthorized: access.refused },
           alarms: gateway.edge?.metrics(),
-        }),
+        }) + (opts.moreMetrics?.() ?? ""),
         { headers: { ...BASE_HEADERS, "content-type": METRICS_CONTENT_TYPE } },
       ))
     .get(
@@ -219,6 +224,9 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     const path = url.pathname;
     const page = open.route(req, info, url);
     if (page) return await page;
+    if (opts.devices && path.startsWith("/devices/")) {
+      return await opts.devices(req, () => access.authorize(req) === "ok");
+    }
     if (req.method === "POST" && !alarms.has(path)) {
       return methodNotAllowed("POST", "GET, HEAD", path);
     }

@@ -1,4 +1,5 @@
 import { canonicalJson } from "./canonical.ts";
+import type { DeviceTarget } from "./device_targets.ts";
 import { UpdateRefused } from "./errors.ts";
 import { fromBase64, sign, type SigningKey, type TrustedKey } from "./keys.ts";
 import { type RuntimeEntry, runtimesProblem } from "./runtime.ts";
@@ -44,6 +45,8 @@ export interface SignedManifest {
   targets: Record<string, TargetEntry>;
   /** The Deno runtimes bundle targets name, by `deno-<version>-<target>`. */
   runtimes?: Record<string, RuntimeEntry>;
+  /** Artifacts for field devices (device_targets.ts); checked where they are used. */
+  devices?: Record<string, DeviceTarget>;
 }
 
 /** One signature over the canonical JSON of `signed`. */

@@ -14,6 +14,8 @@ export {
   type UpdateStatus,
 } from "./agent.ts";
 export { canonicalJson } from "./canonical.ts";
+export { type DeviceTarget, parseDeviceTargets } from "./device_targets.ts";
+export { publishDevice, type PublishDeviceOptions } from "./device_release.ts";
 export { type UpdateConfig, updateSchema } from "./config.ts";
 export {
   type RefusalCode,

@@ -1,6 +1,12 @@
 import { parseDuration } from "../config/schema.ts";
 import { ReleaseError, UpdateRefused } from "./errors.ts";
-import { generateKey, importTrustedKeys, type PublicKeyText, readSigningKey } from "./keys.ts";
+import {
+  generateKey,
+  importTrustedKeys,
+  type PublicKeyText,
+  readSigningKey,
+  type SigningKey,
+} from "./keys.ts";
 import {
   type Manifest,
   NAME_RE,
@@ -29,6 +35,7 @@ import { reportedVersion } from "./probe.ts";
 import { checkRuntime, checkRuntimeFiles, putRuntime } from "./release_runtime.ts";
 import { bundleFlags, firstLine } from "./runtime.ts";
 import { sha256File } from "./updater.ts";
+import { checkDeviceArtifacts } from "./device_check.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
 export async function keygen(dir: string): Promise<{ keyid: string; key: string; pub: string }> {
@@ -102,34 +109,7 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       `--counter: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${opts.counter}`,
     );
   }
-  const root = opts.rootDir ? (await readRoot(opts.rootDir)).signed : undefined;
-  const channelDir = opts.channel.replace(/\/+$/, "");
-  if (!root && await Deno.lstat(`${channelDir}/timestamp.json`).then(() => true, () => false)) {
-    // A manifest the timestamp does not name would be refused by every device with a root.
-    throw new ReleaseError(
-      `"${channelDir}" is published with roles (it has timestamp.json): publish with --root-dir`,
-    );
-  }
-  if (!opts.keys.length && !root) throw new ReleaseError("publish needs at least one --key");
-  const keys = opts.keys.length
-    ? await Promise.all(opts.keys.map(readSigningKey))
-    : await roleKeys(opts.rootDir!, root!, "targets");
-  if (root) {
-    const ids = root.roles.targets.keyids;
-    const stray = keys.filter((k) => !ids.includes(k.keyid)).map((k) => k.keyid);
-    if (stray.length) {
-      throw new ReleaseError(
-        `key(s) ${stray.join(", ")} are not targets keys of root version ${root.version} (${
-          ids.join(", ")
-        })`,
-      );
-    }
-    if (keys.length < root.roles.targets.threshold) {
-      throw new ReleaseError(
-        `${keys.length} targets key(s) given; root version ${root.version} needs ${root.roles.targets.threshold} of ${ids.length}`,
-      );
-    }
-  }
+  const { root, keys } = await releaseSigners(opts);
   const channel = opts.channel.replace(/\/+$/, "");
   const channelName = opts.channelName ?? channel.slice(channel.lastIndexOf("/") + 1);
   checkName(
@@ -201,6 +181,8 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     ...(opts.rollout !== undefined && opts.rollout < 100 ? { rollout: opts.rollout } : {}),
     targets,
     ...(Object.keys(runtimes).length ? { runtimes } : {}),
+    // Device artifacts stay listed across the gateway's own releases.
+    ...(prev?.signed.devices ? { devices: prev.signed.devices } : {}),
   }, keys);
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
   if (root) {
@@ -216,8 +198,47 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
   return manifest;
 }
 
+/**
+ * The keys that sign a channel's next manifest and the release directory's root when there is
+ * one: `keys` (files), else the root's targets keys; refuses keys the root does not name, fewer
+ * than its threshold, and a channel published with roles but no `rootDir`.
+ */
+export async function releaseSigners(
+  opts: { channel: string; keys: string[]; rootDir?: string },
+): Promise<{ root?: SignedRoot; keys: SigningKey[] }> {
+  const root = opts.rootDir ? (await readRoot(opts.rootDir)).signed : undefined;
+  const channelDir = opts.channel.replace(/\/+$/, "");
+  if (!root && await Deno.lstat(`${channelDir}/timestamp.json`).then(() => true, () => false)) {
+    // A manifest the timestamp does not name would be refused by every device with a root.
+    throw new ReleaseError(
+      `"${channelDir}" is published with roles (it has timestamp.json): publish with --root-dir`,
+    );
+  }
+  if (!opts.keys.length && !root) throw new ReleaseError("publish needs at least one --key");
+  const keys = opts.keys.length
+    ? await Promise.all(opts.keys.map(readSigningKey))
+    : await roleKeys(opts.rootDir!, root!, "targets");
+  if (root) {
+    const ids = root.roles.targets.keyids;
+    const stray = keys.filter((k) => !ids.includes(k.keyid)).map((k) => k.keyid);
+    if (stray.length) {
+      throw new ReleaseError(
+        `key(s) ${stray.join(", ")} are not targets keys of root version ${root.version} (${
+          ids.join(", ")
+        })`,
+      );
+    }
+    if (keys.length < root.roles.targets.threshold) {
+      throw new ReleaseError(
+        `${keys.length} targets key(s) given; root version ${root.version} needs ${root.roles.targets.threshold} of ${ids.length}`,
+      );
+    }
+  }
+  return { root, keys };
+}
+
 /** The targets keys of every root version so far: the current manifest may predate a rotation. */
-async function chainTargetsKeys(dir: string, root: SignedRoot): Promise<PublicKeyText[]> {
+export async function chainTargetsKeys(dir: string, root: SignedRoot): Promise<PublicKeyText[]> {
   const out = new Set<PublicKeyText>();
   for (let v = 1; v <= root.version; v++) {
     const r = v === root.version
@@ -233,7 +254,7 @@ async function chainTargetsKeys(dir: string, root: SignedRoot): Promise<PublicKe
  * the publishing keys (expiry aside) and every artifact it names with its length and SHA-256.
  * Undefined when there is none yet.
  */
-async function readPrevious(
+export async function readPrevious(
   channel: string,
   publicKeys: PublicKeyText[],
 ): Promise<Manifest | undefined> {
@@ -285,6 +306,7 @@ async function checkArtifacts(dir: string, m: Manifest): Promise<string[]> {
     lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
   }
   lines.push(...await checkRuntimeFiles(dir, m));
+  lines.push(...await checkDeviceArtifacts(dir, m));
   return lines;
 }
 

@@ -139,6 +139,24 @@ export class Updater {
         `update.target "${this.#target}" is for ${arch}; this device runs ${Deno.build.arch}`,
       );
     }
+    return await this.#judge(await this.#verified(opts));
+  }
+
+  /**
+   * Fetches the channel's metadata and verifies it as {@linkcode check} does (root chain,
+   * timestamp, signatures, channel, replay floor, expiry) without judging the gateway's own
+   * release in it: the device artifacts it lists are read from the result. Records nothing on
+   * disk when `remember` is false.
+   */
+  async verifiedManifest(
+    opts: { signal?: AbortSignal; remember?: boolean } = {},
+  ): Promise<Manifest> {
+    return (await this.#verified(opts)).manifest;
+  }
+
+  async #verified(
+    opts: { signal?: AbortSignal; remember?: boolean },
+  ): Promise<{ manifest: Manifest; state: UpdateState; now: number }> {
     const state = await this.slots.readState();
     const url = `${this.#channel}/manifest.json`;
     this.#checkScheme(url);
@@ -190,6 +208,13 @@ export class Updater {
     if (remember) {
       await this.#remember(state, s.counter, await signedDigest(s), Date.parse(s.published), ts);
     }
+    return { manifest, state, now };
+  }
+
+  async #judge(
+    { manifest, state, now }: { manifest: Manifest; state: UpdateState; now: number },
+  ): Promise<CheckResult> {
+    const s = manifest.signed;
     const committed = state.committed.version;
     const cmp = compareVersions(s.version, committed);
     if (cmp === 0) {
@@ -602,6 +627,60 @@ export class Updater {
       throw new UpdateRefused(
         "version-mismatch",
         `artifact "${a.url}" reports version ${reported}, the manifest says ${a.version}; deleted`,
+      );
+    }
+  }
+
+  /**
+   * Downloads `a` to `dest` (resuming a partial file there) within the same limits as
+   * {@linkcode stage} — the artifact size cap, free disk, minimum rate and deadline, no byte past
+   * the manifest's length — then checks length and SHA-256 and removes a file that does not
+   * match. For artifacts the gateway keeps for others (device firmware); nothing is run.
+   */
+  async fetchArtifact(
+    a: Pick<Available, "version" | "url" | "sha256" | "length">,
+    dest: string,
+    opts: { signal?: AbortSignal; maxBytes?: number } = {},
+  ): Promise<void> {
+    this.#checkScheme(a.url);
+    const max = opts.maxBytes ?? this.#config.maxArtifactBytes;
+    if (a.length > max) {
+      throw new UpdateRefused(
+        "too-large",
+        `artifact ${a.version} is ${a.length} bytes, over the limit of ${max}`,
+      );
+    }
+    let have = await Deno.stat(dest).then((s) => s.size, () => 0);
+    if (have > a.length) {
+      await Deno.remove(dest);
+      have = 0;
+    }
+    const dir = dest.slice(0, dest.lastIndexOf("/")) || ".";
+    const fs = await statfs(dir);
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    if (free < a.length - have) {
+      throw new UpdateRefused(
+        "disk-full",
+        `artifact ${a.version} needs ${a.length - have} more bytes in "${dir}", only ${free} free`,
+      );
+    }
+    // #download reads only these four fields.
+    if (have < a.length) await this.#download(a as Available, dest, have, { signal: opts.signal });
+    const got = (await Deno.stat(dest)).size;
+    if (got !== a.length) {
+      // A short file is kept for resume; a long one cannot be the artifact.
+      if (got > a.length) await Deno.remove(dest);
+      throw new UpdateRefused(
+        "length-mismatch",
+        `artifact "${a.url}": got ${got} bytes, manifest says ${a.length}`,
+      );
+    }
+    const digest = await sha256File(dest);
+    if (digest !== a.sha256) {
+      await Deno.remove(dest);
+      throw new UpdateRefused(
+        "hash-mismatch",
+        `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}; deleted`,
       );
     }
   }
