@@ -103,6 +103,10 @@ export const PAGE_HTML = `<!doctype html>
       <div class="scroll">
         <table id="doctor">
           <thead><tr><th>Check</th><th>Verdict</th><th>Found, and the fix</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+    </section>
     <section id="device-updates-section" hidden>
       <h2>Device updates</h2>
       <p id="device-rollouts" class="muted"></p>
