@@ -46,7 +46,7 @@ function rows(page: Page, id: string): Promise<string[][]> {
   );
 }
 
-const STAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/;
+const STAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/;
 
 Deno.test("alarms panel in Chromium: unsigned visits poll nothing; a raised alarm shows, is acknowledged and cleared from the page, and the history keeps times and values", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "outpost-alarms-page-" });
@@ -146,7 +146,7 @@ Deno.test("alarms panel in Chromium: unsigned visits poll nothing; a raised alar
       await page.locator('#alarms-acked tr[data-alarm="boiler-hot"]').waitFor();
       assert.deepEqual(await rows(page, "alarms-active"), []);
       const [row] = await rows(page, "alarms-acked");
-      assert.match(row[5], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d by page$/);
+      assert.match(row[5], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by page$/);
       assert.match(await page.locator("#alarms-count").innerText(), /0 active, 1 acknowledged/);
       const status = await gw.status() as unknown as {
         alarms: { active: number; acknowledged: number; list: { key: string }[] };

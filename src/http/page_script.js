@@ -836,13 +836,8 @@
   /** @type {Record<string, string>} */
   const SEVERITY_KIND = { critical: "bad", warning: "warn", info: "idle" };
 
-  /** Date and 24 h time, the same in every locale. @param {number} ms */
-  function stamp(ms) {
-    const d = new Date(ms);
-    /** @param {number} n */
-    const p = (n) => String(n).padStart(2, "0");
-    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + clock(ms);
-  }
+  /** Date and 24 h time in UTC, the same in every locale (as every time on the page). */
+  const stamp = clock;
 
   function clearAlarms() {
     for (const id of ["alarms-active", "alarms-acked", "alarms-history"]) {
