@@ -68,6 +68,7 @@ export class Buffer {
       disk: this.#disk,
       acks: this.#acks,
       capacity: this.#capacity,
+      chunks: this.#queries.chunks,
       committed: () => {
         for (const l of this.#listeners) l();
         this.#queries.scheduleIndex();
