@@ -31,7 +31,15 @@ export interface GatewayProcess {
 export async function startGateway(
   dir: string,
   yaml: string,
-  opts: { waitHealthy?: boolean; env?: Record<string, string>; httpPort?: number } = {},
+  opts: {
+    waitHealthy?: boolean;
+    env?: Record<string, string>;
+    httpPort?: number;
+    /** Extra `deno run` flags (e.g. `--cpu-prof-dir=…` to profile the gateway). */
+    denoFlags?: string[];
+    /** V8 flags instead of production's (to compare them). */
+    v8Flags?: string;
+  } = {},
 ): Promise<GatewayProcess> {
   const httpPort = opts.httpPort ?? freePort();
   const configPath = `${dir}/site.yaml`;
@@ -42,7 +50,8 @@ export async function startGateway(
       "run",
       "-A",
       "--unstable-net",
-      `--v8-flags=${GATEWAY_V8_FLAGS}`,
+      `--v8-flags=${opts.v8Flags ?? GATEWAY_V8_FLAGS}`,
+      ...opts.denoFlags ?? [],
       MAIN,
       "run",
       "--config",
