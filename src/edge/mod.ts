@@ -99,8 +99,8 @@ export class Edge {
           });
           o.onTransition?.(rule, event);
           this.#actions.run(rule, event);
-          lane.wake();
         },
+        recorded: () => lane.wake(),
       });
       this.stages.push(rules);
       every(rules.tickInterval, () => rules.tick(), signal, log);
