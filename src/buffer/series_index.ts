@@ -2,9 +2,10 @@
  * The block index that makes one device's readings quick to find: every `CHUNK_ROWS` sequence
  * numbers, one transaction groups the span's readings by series into `chunk_sids`, one row per
  * series and chunk holding the series' sequence numbers (as offsets from the chunk's start, in one
- * text list) and its time range. A chunk is one `GROUP BY` over a range of the rowid and a few
- * hundred inserts at the end of the index's B-tree, so ingest pays a small, bounded step per chunk
- * instead of an index update per row (an index on `readings(sid, ts)` would dirty one page per
+ * text list) and its time range. A chunk is grouped from what the commits noted while writing its
+ * rows ({@linkcode ChunkRecorder}; a `GROUP BY` over a range of the rowid when that is not all of
+ * it) and written as a few hundred inserts at the end of the index's B-tree, so ingest pays a
+ * small, bounded step per chunk instead of an index update per row (an index on `readings(sid, ts)` would dirty one page per
  * series in every commit: flash wear and ingest both suffer). The readings past the last chunk are
  * scanned.
  *
