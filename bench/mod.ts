@@ -498,7 +498,7 @@ async function benchE2e(): Promise<void> {
   report({
     name: "e2e_lost",
     value: r.lost,
-    unit: `readings (of ${r.acked * 3})`,
+    unit: `readings (of ${r.sent * 3}, ${r.sent - r.acked} msgs unacked)`,
     target: "0",
     ok: r.lost === 0,
   });
