@@ -7,6 +7,7 @@
 import mqtt from "mqtt";
 import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { startGateway } from "../test/helpers/gateway.ts";
+import type { Result } from "./mod.ts";
 
 /** Options of {@linkcode measureE2e}. */
 export interface E2eOptions {
@@ -254,6 +255,73 @@ adapters:
     await up.stop();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Devices → local Mosquitto → gateway (`mqtt` adapter, persistent session) → upstream Mosquitto
+ * over mutual TLS → a subscriber counting every reading: 30,000 messages/s × 3 readings for 10 s;
+ * and the same devices and broker with mqtt.js alone subscribed (the path's limit here): the
+ * bench's `e2e_*` rows.
+ */
+export async function e2eRows(quick: boolean): Promise<Result[]> {
+  const rows: Result[] = [];
+  const report = (r: Result) => rows.push(r);
+  const opts = { rate: 30_000, seconds: quick ? 5 : 10 };
+  const limit = await measureE2eLimit(opts);
+  const r = await measureE2e(opts);
+  report({
+    name: "e2e_rate_offered",
+    value: r.offeredRate,
+    unit: "msgs/s (3 rdg)",
+    target: "≥ 30000",
+    ok: r.offeredRate >= 29_000,
+  });
+  report({
+    name: "e2e_rate_delivered",
+    value: r.deliveredRate,
+    unit: "msgs/s",
+    target: "≥ offered",
+    ok: r.deliveredRate >= r.offeredRate * 0.97,
+  });
+  report({ name: "e2e_qos1_limit", value: limit, unit: "msgs/s", target: "-", ok: true });
+  report({
+    name: "e2e_delivered_of_limit",
+    value: Math.round(r.deliveredRate / limit * 100),
+    unit: "% of mqtt.js",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "e2e_lost",
+    value: r.lost,
+    unit: `readings (of ${r.sent * 3}, ${r.sent - r.acked} msgs unacked)`,
+    target: "0",
+    ok: r.lost === 0,
+  });
+  report({ name: "e2e_duplicates", value: r.duplicates, unit: "readings", target: "-", ok: true });
+  report({ name: "e2e_latency_p99", value: r.latencyP99, unit: "ms", target: "-", ok: true });
+  report({
+    name: "e2e_gateway_cpu_per_msg",
+    value: r.gatewayCpuUsPerMessage,
+    unit: "µs",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "e2e_gateway_peak_backlog",
+    value: r.peakPending,
+    unit: "readings",
+    target: "-",
+    ok: true,
+  });
+  report({
+    name: "e2e_gateway_peak_rss",
+    value: Math.round(r.gatewayPeakRss / 1048576),
+    unit: "MB",
+    target: "-",
+    ok: true,
+  });
+  return rows;
 }
 
 if (import.meta.main) {

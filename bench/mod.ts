@@ -14,7 +14,7 @@ import { makeReadings } from "./_data.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { benchModbus } from "../adapters/modbus/bench.ts";
 import { measureWear } from "./wear.ts";
-import { measureE2e, measureE2eLimit } from "./e2e.ts";
+import { e2eRows } from "./e2e.ts";
 import { exportReadings } from "../src/buffer/export.ts";
 import { buildChunk, CHUNK_ROWS, ChunkRecorder } from "../src/buffer/series_index.ts";
 import { DatabaseSync } from "node:sqlite";
@@ -470,63 +470,6 @@ async function benchQuery(dir: string): Promise<void> {
   });
 }
 
-/**
- * Devices → local Mosquitto → gateway (`mqtt` adapter, persistent session) → upstream Mosquitto
- * over mutual TLS → a subscriber counting every reading: 30,000 messages/s × 3 readings for 10 s;
- * and the same devices and broker with mqtt.js alone subscribed (the path's limit here).
- */
-async function benchE2e(): Promise<void> {
-  const opts = { rate: 30_000, seconds: values.quick ? 5 : 10 };
-  const limit = await measureE2eLimit(opts);
-  const r = await measureE2e(opts);
-  report({
-    name: "e2e_rate_offered",
-    value: r.offeredRate,
-    unit: "msgs/s (3 rdg)",
-    target: "≥ 30000",
-    ok: r.offeredRate >= 29_000,
-  });
-  report({
-    name: "e2e_rate_delivered",
-    value: r.deliveredRate,
-    unit: "msgs/s",
-    target: "≥ offered",
-    ok: r.deliveredRate >= r.offeredRate * 0.97,
-  });
-  report({ name: "e2e_qos1_limit", value: limit, unit: "msgs/s", target: "-", ok: true });
-  reportShare("e2e_delivered_of_limit", r.deliveredRate, limit, "mqtt.js");
-  report({
-    name: "e2e_lost",
-    value: r.lost,
-    unit: `readings (of ${r.sent * 3}, ${r.sent - r.acked} msgs unacked)`,
-    target: "0",
-    ok: r.lost === 0,
-  });
-  report({ name: "e2e_duplicates", value: r.duplicates, unit: "readings", target: "-", ok: true });
-  report({ name: "e2e_latency_p99", value: r.latencyP99, unit: "ms", target: "-", ok: true });
-  report({
-    name: "e2e_gateway_cpu_per_msg",
-    value: r.gatewayCpuUsPerMessage,
-    unit: "µs",
-    target: "-",
-    ok: true,
-  });
-  report({
-    name: "e2e_gateway_peak_backlog",
-    value: r.peakPending,
-    unit: "readings",
-    target: "-",
-    ok: true,
-  });
-  report({
-    name: "e2e_gateway_peak_rss",
-    value: Math.round(r.gatewayPeakRss / 1048576),
-    unit: "MB",
-    target: "-",
-    ok: true,
-  });
-}
-
 const dir = await Deno.makeTempDir({ prefix: "outpost-bench-" });
 try {
   const only = values.only;
@@ -544,7 +487,7 @@ try {
   if (!only || only === "rules") await benchRuleLatency();
   if (!only || only === "wear") await benchWear();
   if (!only || only === "query") await benchQuery(dir);
-  if (!only || only === "e2e") await benchE2e();
+  if (!only || only === "e2e") { for (const r of await e2eRows(values.quick === true)) report(r); }
   for (
     const extra
       of (globalThis as { outpostBenchExtras?: (() => Promise<Result[]>)[] }).outpostBenchExtras ??
