@@ -9,6 +9,12 @@ export interface EmitResult {
   rejected: number;
   /** Sequence numbers of the accepted readings, in order. */
   seqs: number[];
+  /**
+   * Set when the buffer refused readings for want of room (`overflow: reject-new` at a cap), which
+   * may come back: every reading before this index was stored (or refused for good, or filtered
+   * out); from it on some were not stored, and the source may send them again.
+   */
+  retryFrom?: number;
 }
 
 /** Hands readings to the pipeline; resolves once they are durable in the buffer. */

@@ -130,7 +130,15 @@ export class Pipeline {
     this.#stats.rejectedFull += res.rejected;
     src.accepted += accepted;
     for (let i = 0; i < accepted; i++) this.#remember(valid[i]);
-    return { accepted, rejected: refused + (valid.length - accepted), seqs: res.seqs };
+    // The buffer refuses the tail of `valid`, whose k-th reading is at index k or later of the
+    // input: the first `accepted` of the input were all stored or refused for good.
+    const result: EmitResult = {
+      accepted,
+      rejected: refused + (valid.length - accepted),
+      seqs: res.seqs,
+    };
+    if (res.rejected > 0) result.retryFrom = accepted;
+    return result;
   }
 
   /** Appends readings to forward and local-only ones; both queue for the same grouped commit. */
@@ -157,11 +165,16 @@ export class Pipeline {
     }
     this.#stats.accepted += accepted;
     src.accepted += accepted;
-    return {
+    const result: EmitResult = {
       accepted,
       rejected: refused + valid.length + local.length - accepted,
       seqs: [...fwd.seqs, ...loc.seqs].sort((a, b) => a - b),
     };
+    // Local-only readings may come from anywhere in the input: all of it may be sent again.
+    if (fwd.rejected > 0 || loc.rejected > 0) {
+      result.retryFrom = loc.rejected > 0 ? 0 : fwd.seqs.length;
+    }
+    return result;
   }
 
   /** Counts `n` readings a failed commit refused (by reason) and passes the error on. */

@@ -14,6 +14,7 @@ import type { Core } from "./_core.ts";
 import type { Disk } from "./_disk.ts";
 import type { Acks } from "./_acks.ts";
 import type { Capacity } from "./_capacity.ts";
+import type { ChunkRecorder } from "./series_index.ts";
 
 /**
  * Readings enough to make a commit worth its pages: with fewer waiting, a commit waits for the
@@ -36,6 +37,8 @@ export interface GroupCommitParts {
   disk: Disk;
   acks: Acks;
   capacity: Capacity;
+  /** Notes each row for the series index. */
+  chunks: ChunkRecorder;
   /** Called after each commit that stored readings. */
   committed: () => void;
 }
@@ -46,6 +49,7 @@ export class GroupCommit {
   readonly #disk: Disk;
   readonly #acks: Acks;
   readonly #capacity: Capacity;
+  readonly #chunks: ChunkRecorder;
   readonly #committed: () => void;
   #insertStmts = new Map<number, StatementSync>();
   #insertLocalStmts = new Map<number, StatementSync>();
@@ -66,6 +70,7 @@ export class GroupCommit {
     this.#disk = parts.disk;
     this.#acks = parts.acks;
     this.#capacity = parts.capacity;
+    this.#chunks = parts.chunks;
     this.#committed = parts.committed;
   }
 
@@ -167,6 +172,7 @@ export class GroupCommit {
     let seq = m.nextSeq;
     const rowsOut: (number | string | null)[] = [];
     const localOut: (number | string | null)[] = [];
+    const chunks = this.#chunks;
     let inserted = 0;
     let insertedLocal = 0;
     for (let w = 0; w < waiters.length; w++) {
@@ -184,6 +190,7 @@ export class GroupCommit {
         const sid = series.idOf(r);
         const v = r.value;
         out.push(seq, r.ts, sid, typeof v === "boolean" ? (v ? 1 : 0) : v);
+        chunks.record(seq, sid, r.ts, local);
         mine.push(seq++);
         inserted++;
         if (out.length === ROWS_PER_STATEMENT * 4) {

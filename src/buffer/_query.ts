@@ -7,7 +7,13 @@
  */
 import type { StatementSync } from "node:sqlite";
 import type { StoredReading } from "../reading.ts";
-import { buildChunk, CHUNK_ROWS, countRows, dropChunksBelow, selectRows } from "./series_index.ts";
+import {
+  CHUNK_ROWS,
+  ChunkRecorder,
+  countRows,
+  dropChunksBelow,
+  selectRows,
+} from "./series_index.ts";
 import type { QueryOptions } from "./types.ts";
 import type { Core } from "./_core.ts";
 import type { Acks } from "./_acks.ts";
@@ -27,6 +33,8 @@ export class Queries {
   readonly #acks: Acks;
   readonly #readRange: StatementSync;
   #indexTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the commits wrote into the chunks not indexed yet. */
+  readonly chunks: ChunkRecorder = new ChunkRecorder();
 
   /** Reads through `core`; `acks` takes the ranges set aside. */
   constructor(core: Core, acks: Acks) {
@@ -175,7 +183,7 @@ export class Queries {
       const lo = core.mirror.indexedHi;
       try {
         core.transaction(() => {
-          buildChunk(core.db, lo, lo + CHUNK_ROWS, true);
+          this.chunks.build(core.db, lo, true);
           core.mirror.indexedHi = lo + CHUNK_ROWS;
         });
       } catch (e) {

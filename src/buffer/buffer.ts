@@ -70,6 +70,7 @@ export class Buffer {
       disk: this.#disk,
       acks: this.#acks,
       capacity: this.#capacity,
+      chunks: this.#queries.chunks,
       committed: () => {
         this.#arrivals.note(core.mirror.nextSeq - 1, core.now());
         for (const l of this.#listeners) l();

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { Buffer } from "./buffer.ts";
 import { countReadings, exportReadings } from "./export.ts";
-import { CHUNK_ROWS } from "./series_index.ts";
+import { buildChunk, CHUNK_ROWS, ChunkRecorder, SERIES_INDEX_SQL } from "./series_index.ts";
+import { mulberry32 } from "../rng.ts";
 import { Ctx, INVALID } from "../config/schema.ts";
 import { bufferSchema } from "../config/gateway.ts";
 import { silentLogger } from "../log.ts";
@@ -223,4 +224,55 @@ Deno.test("count() and countReadings() give the number of rows query() and expor
     b.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+function indexRows(db: DatabaseSync, lo: number): unknown[] {
+  return [
+    ...db.prepare(
+      "SELECT sid, local, ts_min, ts_max, seqs FROM chunk_sids WHERE chunk = ? ORDER BY sid, local",
+    ).all(lo),
+    db.prepare("SELECT lo, hi, ts_min, ts_max FROM chunks WHERE lo = ?").get(lo),
+  ];
+}
+
+Deno.test("a chunk indexed from the rows its commits recorded equals one built by a scan", () => {
+  const db = new DatabaseSync(":memory:");
+  db.exec(SERIES_INDEX_SQL);
+  for (const t of ["readings", "local_readings"]) {
+    db.exec(
+      `CREATE TABLE ${t}(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid INTEGER NOT NULL, value ANY) STRICT`,
+    );
+  }
+  const rec = new ChunkRecorder();
+  const late = new ChunkRecorder();
+  const rnd = mulberry32(7);
+  const total = 2 * CHUNK_ROWS;
+  for (let seq = 1; seq <= total; seq++) {
+    const sid = 1 + Math.floor(rnd() * 37);
+    const local = seq % 7 === 0;
+    const ts = T0 + Math.floor(rnd() * 1e9);
+    db.prepare(`INSERT INTO ${local ? "local_readings" : "readings"} VALUES (?, ?, ?, ?)`)
+      .run(seq, ts, sid, seq);
+    rec.record(seq, sid, ts, local);
+    // A recorder that started after the chunk's first rows (a restart) must not use its notes.
+    if (seq > 100) late.record(seq, sid, ts, local);
+  }
+  for (const lo of [0, CHUNK_ROWS]) {
+    db.exec("BEGIN");
+    buildChunk(db, lo, lo + CHUNK_ROWS, true);
+    const scanned = indexRows(db, lo);
+    db.exec("ROLLBACK");
+    db.exec("BEGIN");
+    rec.build(db, lo, true);
+    assert.deepEqual(indexRows(db, lo), scanned);
+    db.exec("ROLLBACK");
+  }
+  assert.equal(rec.fromMemory, 2);
+  db.exec("BEGIN");
+  buildChunk(db, 0, CHUNK_ROWS, true);
+  const scanned = indexRows(db, 0);
+  db.exec("ROLLBACK");
+  late.build(db, 0, true);
+  assert.deepEqual(indexRows(db, 0), scanned);
+  assert.equal(late.fromMemory, 0, "a chunk not wholly recorded is scanned");
 });

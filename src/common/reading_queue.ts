@@ -33,7 +33,8 @@ interface Waiter {
  * Groups readings from many small messages into few `emit` calls, one in flight at a time, so a
  * message source is not paced by one buffer commit per message. Order is kept. A batch the
  * pipeline refuses (disk full, failed commit) stays at the head and is tried again with backoff
- * until it is stored or the queue stops: nothing is dropped, and the promise `push` returned
+ * until it is stored or the queue stops, and so do the readings a buffer at its cap refuses
+ * (`overflow: reject-new`, see `EmitResult.retryFrom`): nothing is dropped, and the promise `push` returned
  * settles only when the readings are durable, so the source can acknowledge them then.
  */
 export class ReadingQueue {
@@ -100,9 +101,15 @@ export class ReadingQueue {
     try {
       while (this.#pending.length) {
         const batch = this.#pending.slice(0, max);
+        let stored = batch.length;
         try {
           const r = await this.#emit(batch);
-          if (r.rejected) this.#o.count("rejected", r.rejected);
+          if (r.retryFrom !== undefined) {
+            // The buffer is at its cap (reject-new): what it refused stays at the head,
+            // unacknowledged, and is tried again once forwarding has made room.
+            stored = r.retryFrom;
+            this.#o.count("buffer_full", batch.length - stored);
+          } else if (r.rejected) this.#o.count("rejected", r.rejected);
         } catch (e) {
           // Not stored: nothing is acknowledged, and the batch is tried again in place, so the
           // source's broker keeps the messages (and stops sending more once its window is full).
@@ -119,16 +126,30 @@ export class ReadingQueue {
           if (this.#o.signal.aborted) break;
           continue;
         }
-        if (failures > 0) {
-          this.#o.log.info("buffer takes readings again", { afterAttempts: failures + 1 });
-          failures = 0;
-        }
-        this.#pending.splice(0, batch.length);
-        this.#stored += batch.length;
+        this.#pending.splice(0, stored);
+        this.#stored += stored;
         while (this.#waiters.length && this.#waiters[0].upTo <= this.#stored) {
           this.#waiters.shift()!.resolve();
         }
         if (this.#pending.length < this.#o.highWater) this.#wakeRoom();
+        if (stored < batch.length) {
+          if (failures === 0) {
+            this.#o.log.warn("buffer is full (reject-new); holding readings unacknowledged", {
+              readings: this.#pending.length,
+            });
+          }
+          if (this.#o.signal.aborted) break;
+          await sleep(
+            Math.min(retry.max, retry.min * 2 ** Math.min(failures++, 20)),
+            this.#o.signal,
+          );
+          if (this.#o.signal.aborted) break;
+          continue;
+        }
+        if (failures > 0) {
+          this.#o.log.info("buffer takes readings again", { afterAttempts: failures + 1 });
+          failures = 0;
+        }
       }
     } finally {
       this.#draining = undefined;

@@ -81,3 +81,27 @@ Deno.test("room() holds the source at the high-water mark until the queue drains
   await wait;
   assert.equal(q.room(), undefined);
 });
+
+Deno.test("readings a full buffer refused (retryFrom) stay at the head; those before are settled", async () => {
+  const stored: number[] = [];
+  let room = 2;
+  const { q, counts } = queue((rs) => {
+    // A buffer at its cap in reject-new mode: the first `room` are stored, the rest refused.
+    const n = Math.min(room, rs.length);
+    room = 0;
+    stored.push(...rs.slice(0, n).map((r) => r.value as number));
+    if (n === rs.length) return Promise.resolve(ok(rs));
+    return Promise.resolve({ accepted: n, rejected: rs.length - n, seqs: [], retryFrom: n });
+  });
+  const settled: number[] = [];
+  const first = q.push([reading(1), reading(2)]).then(() => settled.push(1));
+  const second = q.push([reading(3)]).then(() => settled.push(3));
+  await first;
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(settled, [1], "the refused message is not acknowledged");
+  assert.ok((counts.get("buffer_full") ?? 0) >= 1);
+  room = 10;
+  await second;
+  assert.deepEqual(stored, [1, 2, 3], "each reading stored once");
+  assert.equal(counts.get("rejected"), undefined);
+});

@@ -139,8 +139,8 @@ export class Edge {
           this.#active = undefined;
           o.onAlarmChange?.();
           this.#actions.run(rule, event);
-          lane.wake();
         },
+        recorded: () => lane.wake(),
       });
       this.stages.push(rules);
       every(rules.tickInterval, () => rules.tick(), signal, log);

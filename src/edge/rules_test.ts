@@ -323,3 +323,32 @@ Deno.test("restart with glob instances: active ones are neither raised again nor
   c.store.close();
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a batch's transitions are dispatched before their write and recorded before `recorded`", () => {
+  const store = AlarmStore.open(":memory:");
+  const seen: string[] = [];
+  const engine = new RuleEngine(
+    [
+      rule({ name: "hot", when: { device: "d", metric: "t", above: 50 } }),
+      rule({ name: "wet", when: { device: "d", metric: "h", above: 90 } }),
+    ],
+    {
+      store,
+      now: () => 1_700_000_000_000,
+      // The action does not wait for the SQLite write: nothing of its batch is stored yet.
+      notify: (_r, e) => seen.push(`${e.rule} ${e.state} stored=${store.active().size}`),
+      // The alarm lane is woken once the whole batch is durable.
+      recorded: () =>
+        seen.push(`recorded ${store.active().size} pending=${store.pending(10).length}`),
+    },
+  );
+  engine.process([
+    { device: "d", metric: "t", value: 60, ts: 1 },
+    { device: "d", metric: "h", value: 95, ts: 1 },
+  ], "test");
+  assert.deepEqual(seen, [
+    "hot raised stored=0",
+    "wet raised stored=0",
+    "recorded 2 pending=2",
+  ]);
+});

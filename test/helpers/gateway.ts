@@ -37,6 +37,10 @@ export async function startGateway(
     httpPort?: number;
     /** More keys of the `http:` section, one YAML line. */
     httpExtra?: string;
+    /** Extra `deno run` flags (e.g. `--cpu-prof-dir=…` to profile the gateway). */
+    denoFlags?: string[];
+    /** V8 flags instead of production's (to compare them). */
+    v8Flags?: string;
   } = {},
 ): Promise<GatewayProcess> {
   const httpPort = opts.httpPort ?? freePort();
@@ -52,7 +56,8 @@ export async function startGateway(
       "run",
       "-A",
       "--unstable-net",
-      `--v8-flags=${GATEWAY_V8_FLAGS}`,
+      `--v8-flags=${opts.v8Flags ?? GATEWAY_V8_FLAGS}`,
+      ...opts.denoFlags ?? [],
       MAIN,
       "run",
       "--config",

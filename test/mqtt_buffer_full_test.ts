@@ -1,0 +1,163 @@
+/**
+ * A buffer at its cap with `overflow: reject-new` refuses new readings; the mqtt adapter must not
+ * acknowledge (PUBACK) a message whose readings it refused, so the broker keeps it: the adapter
+ * holds it and tries again until the buffer has room, and a message still held when the adapter
+ * stops is handed out again on the next session.
+ */
+import assert from "node:assert/strict";
+import mqttjs from "mqtt";
+import { mqtt, type MqttConfig } from "../adapters/mqtt/mod.ts";
+import { Buffer } from "../src/buffer/mod.ts";
+import { bufferSchema } from "../src/config/gateway.ts";
+import { Ctx, INVALID } from "../src/config/schema.ts";
+import { silentLogger } from "../src/log.ts";
+import { Pipeline } from "../src/pipeline.ts";
+import type { Reading } from "../src/reading.ts";
+import { startMosquitto } from "./helpers/mosquitto.ts";
+import { waitFor } from "./helpers/ports.ts";
+
+const T0 = Date.now() - 60_000;
+
+function adapterConfig(url: string): MqttConfig {
+  const ctx = new Ctx();
+  const c = mqtt.schema.check(
+    {
+      url,
+      clientId: "outpost-full-test",
+      cleanSession: false,
+      reconnect: { min: "20ms", max: "100ms" },
+      subscriptions: [{ topic: "n/{device}", format: "number", metric: "n" }],
+    },
+    ctx,
+    [],
+  );
+  if (c === INVALID) throw new Error(ctx.issues.map((i) => i.message).join("; "));
+  return c;
+}
+
+/** A buffer capped at 1,000 rows in reject-new mode, `fill` rows already in it (unforwarded). */
+async function fullBuffer(dir: string, fill: number): Promise<Buffer> {
+  const ctx = new Ctx();
+  const c = bufferSchema.check(
+    { path: `${dir}/buffer.db`, maxRows: 1000, overflow: "reject-new", integrityCheck: false },
+    ctx,
+    [],
+  );
+  if (c === INVALID) throw new Error(ctx.issues.map((i) => i.message).join("; "));
+  const b = Buffer.open(c as never, { log: silentLogger() });
+  const rows: Reading[] = Array.from({ length: fill }, (_, i) => ({
+    device: "filler",
+    metric: "x",
+    value: i,
+    ts: T0 + i,
+  }));
+  await b.append(rows);
+  return b;
+}
+
+/** Runs the adapter against `emit`; `received` collects what `emit` was handed. */
+function start(cfg: MqttConfig, emit: (rs: Reading[]) => ReturnType<Pipeline["emit"]>) {
+  const abort = new AbortController();
+  const counts = new Map<string, number>();
+  const received: Reading[] = [];
+  const running = mqtt.start({
+    name: "esp",
+    config: cfg,
+    emit: (rs) => {
+      received.push(...rs);
+      return emit(rs);
+    },
+    log: silentLogger(),
+    signal: abort.signal,
+    setDeviceState() {},
+    count(c, by = 1) {
+      counts.set(c, (counts.get(c) ?? 0) + by);
+    },
+    setWriter() {},
+  });
+  return {
+    counts,
+    received,
+    async stop() {
+      abort.abort();
+      await running;
+    },
+  };
+}
+
+function storedValues(b: Buffer): number[] {
+  return b.query({ device: "d", limit: 100 }).map((r) => r.value as number);
+}
+
+Deno.test("mqtt adapter does not PUBACK readings a full buffer refused; the broker resends them", async () => {
+  const dir = await Deno.makeTempDir();
+  const broker = await startMosquitto();
+  const pub = await mqttjs.connectAsync(broker.url);
+  const buffer = await fullBuffer(dir, 998);
+  const pipeline = new Pipeline({ buffer, log: silentLogger() });
+  const cfg = adapterConfig(broker.url);
+  const a = start(cfg, (rs) => pipeline.emit("esp", rs));
+  let b: ReturnType<typeof start> | undefined;
+  try {
+    await waitFor("subscription", () => a.counts.get("subscribed") === 1);
+    for (const v of [1, 2, 3, 4]) await pub.publishAsync("n/d", String(v), { qos: 1 });
+    // Room for two: 1 and 2 are stored, 3 and 4 refused (and held, not acknowledged).
+    await waitFor("the refusal", () => buffer.stats().rejectedFull >= 2, 10_000);
+    await waitFor("all four handed to emit", () => a.received.length >= 4);
+    await a.stop();
+    assert.deepEqual(storedValues(buffer), [1, 2]);
+    // The next session of the same client gets 3 and 4 again from the broker: never acknowledged.
+    const got: number[] = [];
+    b = start(cfg, (rs) => {
+      for (const r of rs) got.push(r.value as number);
+      return Promise.resolve({ accepted: rs.length, rejected: 0, seqs: [] });
+    });
+    await waitFor("the refused messages again", () => got.length >= 2, 10_000);
+    assert.deepEqual(got, [3, 4]);
+  } finally {
+    await pub.endAsync();
+    await b?.stop();
+    await a.stop();
+    buffer.close();
+    await broker.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mqtt adapter stores held readings once the full buffer has room, each once", async () => {
+  const dir = await Deno.makeTempDir();
+  const broker = await startMosquitto();
+  const pub = await mqttjs.connectAsync(broker.url);
+  const buffer = await fullBuffer(dir, 998);
+  const pipeline = new Pipeline({ buffer, log: silentLogger() });
+  const cfg = adapterConfig(broker.url);
+  const a = start(cfg, (rs) => pipeline.emit("esp", rs));
+  let b: ReturnType<typeof start> | undefined;
+  try {
+    await waitFor("subscription", () => a.counts.get("subscribed") === 1);
+    for (const v of [1, 2, 3, 4]) await pub.publishAsync("n/d", String(v), { qos: 1 });
+    await waitFor("the refusal", () => buffer.stats().rejectedFull >= 2, 10_000);
+    // The uplink confirms the filler: forwarded rows make room in reject-new mode.
+    buffer.ack(1, 998);
+    await waitFor("3 and 4 stored", () => storedValues(buffer).length === 4, 10_000);
+    assert.deepEqual(storedValues(buffer), [1, 2, 3, 4]);
+    await a.stop();
+    // Stored, so acknowledged: the next session gets only what comes next.
+    const got: number[] = [];
+    b = start(cfg, (rs) => {
+      for (const r of rs) got.push(r.value as number);
+      return Promise.resolve({ accepted: rs.length, rejected: 0, seqs: [] });
+    });
+    await waitFor("subscription", () => b!.counts.get("subscribed") === 1);
+    await pub.publishAsync("n/d", "5", { qos: 1 });
+    await waitFor("message 5", () => got.length >= 1);
+    assert.deepEqual(got, [5]);
+  } finally {
+    await pub.endAsync();
+    await b?.stop();
+    await a.stop();
+    buffer.close();
+    await broker.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
