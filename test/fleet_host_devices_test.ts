@@ -224,6 +224,10 @@ ${
       "not published by this gateway",
     );
     assert.equal(await tab.textContent(cell("old-gw", "updates")), "-");
+    assert.equal(
+      await tab.getAttribute(cell("old-gw", "updates"), "title"),
+      "not published by this gateway",
+    );
     // Headers line up with the cells.
     const headers = await tab.locator("#gateways thead th").allInnerTexts();
     const cols = await tab.locator('tr[data-gateway="host-gw"] td').evaluateAll((tds) =>

@@ -352,7 +352,10 @@
     ].filter(Boolean).join("\n");
     setText(r.cells.updates, g.deviceUpdates ? g.deviceUpdates.label : "-");
     r.cells.updates.className = g.deviceUpdates && g.deviceUpdates.stopped ? "bad" : "";
-    r.cells.updates.title = g.deviceUpdates ? g.deviceUpdates.label : "no device updates";
+    // One class a line: a long label is cut in the cell.
+    r.cells.updates.title = g.deviceUpdates
+      ? g.deviceUpdates.label.split("; ").join("\n")
+      : "not published by this gateway";
     setText(r.cells.site, g.site || "-");
     setText(r.cells.version, g.version || "-");
     setText(r.cells.backlog, g.backlog === null ? "-" : String(g.backlog));
