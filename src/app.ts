@@ -148,7 +148,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
       log,
       version: VERSION,
       statusSections,
-      announce: () => ({ doctor: doctor.summary() }),
+      announce: () => ({ doctor: doctor.summary(), ...devices?.announce() }),
     });
   let gateway = startGateway();
   const startHttp = async () =>

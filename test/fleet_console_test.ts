@@ -80,13 +80,13 @@ Deno.test("fleet list: every gateway from its retained status; a dropped one tur
     const lines = table.stdout.trim().split("\n");
     assert.match(
       lines[0],
-      /^GATEWAY\s+STATE\s+VERSION\s+BACKLOG\s+OLDEST PENDING\s+LAST SEEN\s+NOTE$/,
+      /^GATEWAY\s+STATE\s+VERSION\s+BACKLOG\s+OLDEST PENDING\s+LAST SEEN\s+HOST CHECKS\s+DEVICE UPDATES\s+NOTE$/,
     );
     assert.match(
       lines[2],
-      /^gw-2\s+offline\s+1\.2\.0\s+-\s+-\s+\d+s ago\s+connection lost \(last will\)$/,
+      /^gw-2\s+offline\s+1\.2\.0\s+-\s+-\s+\d+s ago\s+\?\s+-\s+connection lost \(last will\)$/,
     );
-    assert.match(lines[3], /^gw-3\s+online\s+1\.3\.0\s+250\s+\d+s\s+\d+s ago$/);
+    assert.match(lines[3], /^gw-3\s+online\s+1\.3\.0\s+250\s+\d+s\s+\d+s ago\s+\?\s+-$/);
     assert.equal(lines.at(-1), "5 gateway(s): 4 online, 1 offline");
   } finally {
     await fleet?.close();

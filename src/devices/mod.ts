@@ -12,12 +12,14 @@ import type { UpdateConfig } from "../update/mod.ts";
 import type { DevicesConfig } from "./config.ts";
 import { renderDeviceMetrics } from "./metrics.ts";
 import { DeviceService } from "./service.ts";
+import { summarizeDevices } from "./summary.ts";
 
 export { type DevicesConfig, devicesSchema } from "./config.ts";
 export { type DeviceRoutes, parseRange } from "./http.ts";
 export { renderDeviceMetrics } from "./metrics.ts";
 export { DEVICE_STATES, type DeviceState } from "./rollout.ts";
 export { DeviceService, type DevicesStatus } from "./service.ts";
+export { type DeviceUpdatesSummary, summarizeDevices } from "./summary.ts";
 
 /** The parts of the gateway config the device service reads. */
 export interface DevicesHostConfig {
@@ -34,6 +36,8 @@ export interface DevicesPart {
   service: DeviceService;
   /** `/status` sections. */
   statusSections(): Record<string, unknown>;
+  /** Fields of the retained status message (per class counts and rollout, for the fleet). */
+  announce(): Record<string, unknown>;
   /** Prometheus text appended to /metrics. */
   metrics(): string;
   stop(): Promise<void>;
@@ -79,6 +83,7 @@ export async function startDevices(c: DevicesHostConfig, log: Logger): Promise<D
   return {
     service,
     statusSections: () => ({ deviceUpdates: service.status() }),
+    announce: () => ({ deviceUpdates: summarizeDevices(service.status()) }),
     metrics: () => renderDeviceMetrics(service.status()),
     stop: () => service.stop(),
   };

@@ -134,6 +134,8 @@ function listJson(gateways: readonly GatewayView[]): string {
       healthNote: g.healthNote,
       site: g.site,
       alarms: g.alarms,
+      doctor: g.doctor,
+      deviceUpdates: g.deviceUpdates,
       version: g.version,
       backlog: g.backlog,
       oldestPendingAgeMs: g.oldestPendingAgeMs,

@@ -26,9 +26,22 @@ function view(id: string, status: Record<string, unknown>, live = false, receive
   );
 }
 
-Deno.test("formatFleetTable() aligns columns, right-aligns numbers and counts states", () => {
+Deno.test("formatFleetTable() aligns columns, right-aligns numbers, shows host checks and device updates, counts states", () => {
   const table = formatFleetTable([
-    view("gw-2", { state: "online", backlog: 0, oldestPendingAgeMs: null }),
+    view("gw-2", {
+      state: "online",
+      backlog: 0,
+      oldestPendingAgeMs: null,
+      doctor: { ok: false, summary: { fail: 1, warn: 2 }, failing: ["uplink.tls"] },
+      deviceUpdates: {
+        classes: [{
+          class: "boiler",
+          devices: 4,
+          states: { current: 3, failed: 1 },
+          rollout: { name: "fw", version: "1.1.0", status: "stopped", failures: 1 },
+        }],
+      },
+    }),
     view("gw-10", {
       state: "offline",
       backlog: 1234,
@@ -40,10 +53,10 @@ Deno.test("formatFleetTable() aligns columns, right-aligns numbers and counts st
   ], NOW);
   const lines = table.split("\n");
   assert.deepEqual(lines.slice(0, 4), [
-    "GATEWAY  STATE    VERSION  BACKLOG  OLDEST PENDING  LAST SEEN  NOTE",
-    "gw-2     online   1.2.0          0               -  10s ago",
-    "gw-10    offline  1.2.0       1234            3.0h  3.0h ago   connection lost (last will)",
-    "gw-3     stale    1.2.0          7             10m  10m ago",
+    "GATEWAY  STATE    VERSION  BACKLOG  OLDEST PENDING  LAST SEEN  HOST CHECKS            DEVICE UPDATES                          NOTE",
+    "gw-2     online   1.2.0          0               -  10s ago    1 failing, 2 warnings  boiler: 3/4 current, stopped: 1 failed",
+    "gw-10    offline  1.2.0       1234            3.0h  3.0h ago   ?                      -                                       connection lost (last will)",
+    "gw-3     stale    1.2.0          7             10m  10m ago    ?                      -",
   ]);
   assert.equal(lines.at(-1), "3 gateway(s): 2 online (1 stale), 1 offline");
   assert.equal(formatFleetTable([], NOW), "no gateway has published a status yet");

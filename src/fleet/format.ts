@@ -41,7 +41,10 @@ export function stateLabel(g: Pick<GatewayView, "state" | "stale">): string {
   return g.state === "offline" ? "offline" : g.stale ? "stale" : "online";
 }
 
-/** The gateway table of `outpost fleet list`, with a totals line. */
+/**
+ * The gateway table of `outpost fleet list`, with a totals line. HOST CHECKS is the verdict of
+ * `outpost doctor` (`?`: not published), DEVICE UPDATES the rollouts per class (`-`: none).
+ */
 export function formatFleetTable(gateways: readonly GatewayView[], now = Date.now()): string {
   if (gateways.length === 0) return "no gateway has published a status yet";
   const rows = gateways.map((g) => [
@@ -51,12 +54,24 @@ export function formatFleetTable(gateways: readonly GatewayView[], now = Date.no
     g.backlog === null ? "-" : String(g.backlog),
     formatAge(g.oldestPendingAgeMs),
     g.lastSeen === null ? "-" : `${formatAge(now - g.lastSeen)} ago`,
+    g.doctor?.label ?? "?",
+    g.deviceUpdates?.label ?? "-",
     g.state === "offline" && g.reason ? g.reason : "",
   ]);
   const online = gateways.filter((g) => g.state === "online").length;
   const stale = gateways.filter((g) => g.stale).length;
   const table = formatTable(
-    ["GATEWAY", "STATE", "VERSION", "BACKLOG", "OLDEST PENDING", "LAST SEEN", "NOTE"],
+    [
+      "GATEWAY",
+      "STATE",
+      "VERSION",
+      "BACKLOG",
+      "OLDEST PENDING",
+      "LAST SEEN",
+      "HOST CHECKS",
+      "DEVICE UPDATES",
+      "NOTE",
+    ],
     rows,
     new Set([3, 4]),
   );

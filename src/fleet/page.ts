@@ -63,7 +63,8 @@ export const FLEET_PAGE_HTML = `<!doctype html>
       <thead>
         <tr>
           <th><input type="checkbox" id="select-all" aria-label="select all gateways"></th>
-          <th>Gateway</th><th>Health</th><th class="num">Alarms</th><th>Site</th><th>Version</th>
+          <th>Gateway</th><th>Health</th><th class="num">Alarms</th>
+          <th title="outpost doctor on each gateway: the host checklist">Host checks</th><th>Device updates</th><th>Site</th><th>Version</th>
           <th class="num">Backlog</th><th class="num">Oldest pending</th><th>Last seen</th><th>Up since</th>
           <th title="What each gateway grants this console's operator key (from its ping reply)">Your scopes</th>
           <th>Page</th><th>Actions</th>
@@ -180,6 +181,7 @@ tr.offline td { color: #8a8f99; }
 #gateways tbody tr.spacer { height: 0; }
 tr.spacer td { padding: 0; border: 0; }
 [hidden] { display: none !important; }
+#gateways td.bad { color: #b3261e; }
 .health { display: inline-block; padding: 0 .5em; border-radius: 9px; font-size: .9em; }
 .health.ok { background: #dcf3e3; color: #17692f; }
 .health.offline, .health.failing, .health.alarm { background: #fbe0de; color: #b3261e; }

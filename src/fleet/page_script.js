@@ -69,6 +69,8 @@
     "id",
     "health",
     "alarms",
+    "host",
+    "updates",
     "site",
     "version",
     "backlog",
@@ -339,6 +341,20 @@
     r.cells.alarms.title = g.alarms
       ? g.alarms.names.join(", ") +
         (g.alarms.acknowledged ? " (" + g.alarms.acknowledged + " acknowledged)" : "")
+      : "not published by this gateway";
+    const d = g.doctor;
+    setText(r.cells.host, d ? d.label : "?");
+    r.cells.host.className = d && !d.ok ? "bad" : "";
+    r.cells.host.title = !d ? "not published by this gateway" : [
+      d.failing.length ? "failing: " + d.failing.join(", ") : "",
+      d.warning.length ? "warning: " + d.warning.join(", ") : "",
+      d.at ? "checked " + when(d.at) : "",
+    ].filter(Boolean).join("\n");
+    setText(r.cells.updates, g.deviceUpdates ? g.deviceUpdates.label : "-");
+    r.cells.updates.className = g.deviceUpdates && g.deviceUpdates.stopped ? "bad" : "";
+    // One class a line: a long label is cut in the cell.
+    r.cells.updates.title = g.deviceUpdates
+      ? g.deviceUpdates.label.split("; ").join("\n")
       : "not published by this gateway";
     setText(r.cells.site, g.site || "-");
     setText(r.cells.version, g.version || "-");

@@ -23,6 +23,11 @@ function gatewayJson(g: GatewayView, pages: FleetPages | undefined) {
     site: g.site,
     pageUrl: gatewayPageUrl(g, pages),
     alarms: g.alarms,
+    doctor: g.doctor,
+    deviceUpdates: g.deviceUpdates && {
+      label: g.deviceUpdates.label,
+      stopped: g.deviceUpdates.classes.some((c) => c.rollout?.status === "stopped"),
+    },
     version: g.version,
     backlog: g.backlog,
     oldestPendingSince: g.oldestPendingSince,

@@ -47,6 +47,10 @@ export interface GatewayView {
   pageUrl: string | null;
   /** Alarms from its status; null when it does not publish them (unknown). */
   alarms: AlarmCounts | null;
+  /** The host checklist's verdict (`outpost doctor`); null when it does not publish one. */
+  doctor: DoctorVerdict | null;
+  /** Device updates per class; null when it does not publish them (no `devices:`). */
+  deviceUpdates: DeviceUpdates | null;
   health: Health;
   /** Why the health is not `ok`, for people. */
   healthNote: string | null;
@@ -101,6 +105,136 @@ export function alarmCounts(v: unknown): AlarmCounts | null {
   return { active, acknowledged: ack, names };
 }
 
+/** The host checklist's verdict from the status's `doctor` summary. */
+export interface DoctorVerdict {
+  ok: boolean;
+  /** Ids of the failing checks, at most 20. */
+  failing: string[];
+  /** Ids of the checks that warn, at most 20. */
+  warning: string[];
+  fail: number;
+  warn: number;
+  /** When the checklist ran, ms since epoch. */
+  at: number | null;
+  /** `ok`, `ok, 1 warning`, `2 failing, 1 warning`. */
+  label: string;
+}
+
+/** Up to 20 short strings of an array; anything else is dropped. */
+const ids = (v: unknown): string[] =>
+  Array.isArray(v)
+    ? v.filter((x): x is string => typeof x === "string" && x.length > 0 && x.length <= 64)
+      .slice(0, 20)
+    : [];
+const count = (v: unknown): number | null => {
+  const n = num(v);
+  return n !== null && n >= 0 ? Math.floor(n) : null;
+};
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Reads `doctor: {at, ok, summary: {fail, warn}, failing, warning}`; null when it is not that. */
+export function doctorVerdict(v: unknown): DoctorVerdict | null {
+  if (!v || typeof v !== "object" || Array.isArray(v)) return null;
+  const d = v as { at?: unknown; ok?: unknown; summary?: unknown; failing?: unknown };
+  const summary = (d.summary && typeof d.summary === "object" ? d.summary : {}) as {
+    fail?: unknown;
+    warn?: unknown;
+  };
+  if (typeof d.ok !== "boolean" && !Array.isArray(d.failing)) return null;
+  const failing = ids(d.failing);
+  const warning = ids((v as { warning?: unknown }).warning);
+  const fail = Math.max(count(summary.fail) ?? 0, failing.length);
+  const warn = Math.max(count(summary.warn) ?? 0, warning.length);
+  const ok = typeof d.ok === "boolean" ? d.ok && fail === 0 : fail === 0;
+  const label = ok
+    ? `ok${warn ? `, ${plural(warn, "warning")}` : ""}`
+    : `${fail || "?"} failing${warn ? `, ${plural(warn, "warning")}` : ""}`;
+  return { ok, failing, warning, fail, warn, at: num(d.at), label };
+}
+
+/** One device class in {@linkcode DeviceUpdates}. */
+export interface ClassUpdates {
+  class: string;
+  devices: number;
+  current: number;
+  /** Failed or rolled back. */
+  failed: number;
+  /** Offered, downloading or installed. */
+  inFlight: number;
+  waiting: number;
+  rollout: { name: string; version: string; status: string; failures: number } | null;
+}
+
+/** Device updates from the status's `deviceUpdates` summary. */
+export interface DeviceUpdates {
+  /** At most 20. */
+  classes: ClassUpdates[];
+  /** Classes left off. */
+  more: number;
+  /** `boiler: 3/4 current, stopped: 1 failed`, one part per class; `-` for none. */
+  label: string;
+}
+
+const ROLLOUT_STATUS = new Set(["running", "stopped", "done"]);
+
+/** A class's state in a few words: `boiler: 3/4 current, stopped: 1 failed`. */
+function classLabel(c: ClassUpdates): string {
+  const r = c.rollout;
+  let s = `${c.class}: ${c.current}/${c.devices} current`;
+  if (r?.status === "stopped") return `${s}, stopped: ${r.failures} failed`;
+  if (r?.status === "running") s += `, ${r.version} rolling out`;
+  return c.failed ? `${s}, ${c.failed} failed` : s;
+}
+
+/** Reads `deviceUpdates: {classes: [{class, devices, states, rollout}], more}`; null otherwise. */
+export function deviceUpdatesOf(v: unknown): DeviceUpdates | null {
+  if (!v || typeof v !== "object" || Array.isArray(v)) return null;
+  const d = v as { classes?: unknown; more?: unknown };
+  if (!Array.isArray(d.classes)) return null;
+  const classes: ClassUpdates[] = [];
+  let more = count(d.more) ?? 0;
+  for (const item of d.classes) {
+    if (!item || typeof item !== "object") continue;
+    const c = item as { class?: unknown; devices?: unknown; states?: unknown; rollout?: unknown };
+    if (typeof c.class !== "string" || !c.class || c.class.length > 64) continue;
+    if (classes.length >= 20) {
+      more++;
+      continue;
+    }
+    const st = (c.states && typeof c.states === "object" ? c.states : {}) as Record<
+      string,
+      unknown
+    >;
+    const n = (k: string) => count(st[k]) ?? 0;
+    const r = c.rollout as
+      | { name?: unknown; version?: unknown; status?: unknown; failures?: unknown }
+      | null
+      | undefined;
+    const rollout = r && typeof r === "object" && typeof r.name === "string" &&
+        typeof r.version === "string" && typeof r.status === "string" &&
+        ROLLOUT_STATUS.has(r.status)
+      ? {
+        name: r.name.slice(0, 64),
+        version: r.version.slice(0, 64),
+        status: r.status,
+        failures: count(r.failures) ?? 0,
+      }
+      : null;
+    const current = n("current");
+    const failed = n("failed") + n("rolled-back");
+    const inFlight = n("offered") + n("downloading") + n("installed");
+    const waiting = n("waiting");
+    const devices = Math.max(
+      count(c.devices) ?? 0,
+      current + failed + inFlight + waiting + n("unknown"),
+    );
+    classes.push({ class: c.class, devices, current, failed, inFlight, waiting, rollout });
+  }
+  const parts = classes.map(classLabel);
+  if (more) parts.push(`${more} more class(es)`);
+  return { classes, more, label: parts.length ? parts.join("; ") : "-" };
+}
+
 /** What a `health` field of the status says is failing; null when it says nothing. */
 function reportedFailing(v: unknown): string[] | null {
   if (typeof v === "string") return v === "ok" || v === "healthy" ? [] : [v];
@@ -134,6 +268,8 @@ export function gatewayView(
   const stale = status.state === "online" && lastSeen !== null &&
     o.now - lastSeen > o.staleAfterMs;
   const alarms = alarmCounts(status.alarms);
+  const doctor = doctorVerdict(status.doctor);
+  const deviceUpdates = deviceUpdatesOf(status.deviceUpdates);
   const failing = reportedFailing(status.health);
   const reason = typeof status.reason === "string" ? status.reason : null;
   let health: Health = "ok";
@@ -171,6 +307,8 @@ export function gatewayView(
     site: typeof status.site === "string" && status.site ? status.site : null,
     pageUrl: httpUrl(status.pageUrl),
     alarms,
+    doctor,
+    deviceUpdates,
     health,
     healthNote,
     status,

@@ -84,6 +84,128 @@ Deno.test("gatewayView(): alarms, site, page and health read defensively from th
   assert.deepEqual([off.health, off.offlineSince], ["offline", NOW]);
 });
 
+Deno.test("gatewayView(): the host checklist's verdict read defensively from `doctor`", () => {
+  assert.equal(view({}).doctor, null, "a gateway that does not publish it: unknown");
+  const d = view({
+    doctor: {
+      at: NOW - 60_000,
+      ok: false,
+      summary: { pass: 9, warn: 1, fail: 2, skip: 1 },
+      failing: ["uplink.tls", "net.ip_forward"],
+      warning: ["time.sync"],
+    },
+  }).doctor;
+  assert.deepEqual(d, {
+    ok: false,
+    failing: ["uplink.tls", "net.ip_forward"],
+    warning: ["time.sync"],
+    fail: 2,
+    warn: 1,
+    at: NOW - 60_000,
+    label: "2 failing, 1 warning",
+  });
+  const ok = view({
+    doctor: { ok: true, summary: { fail: 0, warn: 0 }, failing: [], warning: [] },
+  });
+  assert.equal(ok.doctor?.label, "ok");
+  assert.equal(
+    view({ doctor: { ok: true, summary: { warn: 2 }, failing: [], warning: ["a", "b"] } }).doctor
+      ?.label,
+    "ok, 2 warnings",
+  );
+  // Failing checks it names make it failing whatever `ok` says; junk ids are dropped.
+  const odd = view({ doctor: { ok: true, failing: ["a", 7, "", "x".repeat(65), "b"] } }).doctor;
+  assert.deepEqual([odd?.ok, odd?.failing, odd?.label], [false, ["a", "b"], "2 failing"]);
+  for (const doctor of [true, "ok", 3, [], { summary: { fail: 1 } }, { ok: "no" }]) {
+    assert.equal(view({ doctor }).doctor, null, JSON.stringify(doctor));
+  }
+  assert.equal(
+    view({ doctor: { failing: Array.from({ length: 50 }, (_, i) => `c${i}`) } }).doctor?.failing
+      .length,
+    20,
+  );
+  // The health word does not move with it.
+  assert.deepEqual([view({ doctor: { ok: false, failing: ["x"] } }).health], ["ok"]);
+});
+
+Deno.test("gatewayView(): device updates read defensively from `deviceUpdates`", () => {
+  assert.equal(view({}).deviceUpdates, null);
+  const states = (o: Record<string, number>) => ({
+    unknown: 0,
+    current: 0,
+    waiting: 0,
+    offered: 0,
+    downloading: 0,
+    installed: 0,
+    failed: 0,
+    "rolled-back": 0,
+    ...o,
+  });
+  const u = view({
+    deviceUpdates: {
+      classes: [
+        {
+          class: "boiler",
+          devices: 4,
+          states: states({ current: 3, "rolled-back": 1 }),
+          rollout: { name: "boiler-fw", version: "1.1.0", status: "stopped", failures: 1 },
+        },
+        {
+          class: "cam",
+          devices: 3,
+          states: states({ current: 1, offered: 1, waiting: 1 }),
+          rollout: { name: "yolo", version: "8", status: "running", failures: 0 },
+        },
+        { class: "meter", devices: 2, states: states({ current: 2 }), rollout: null },
+      ],
+      more: 0,
+    },
+  }).deviceUpdates;
+  assert.deepEqual(u?.classes[0], {
+    class: "boiler",
+    devices: 4,
+    current: 3,
+    failed: 1,
+    inFlight: 0,
+    waiting: 0,
+    rollout: { name: "boiler-fw", version: "1.1.0", status: "stopped", failures: 1 },
+  });
+  assert.equal(
+    u?.label,
+    "boiler: 3/4 current, stopped: 1 failed; cam: 1/3 current, 8 rolling out; meter: 2/2 current",
+  );
+  assert.equal(view({ deviceUpdates: { classes: [] } }).deviceUpdates?.label, "-");
+  for (const deviceUpdates of [true, "x", [], { classes: "boiler" }, {}]) {
+    assert.equal(view({ deviceUpdates }).deviceUpdates, null, JSON.stringify(deviceUpdates));
+  }
+  // Junk classes are skipped, wrong numbers count as 0, an unknown rollout status as none.
+  const odd = view({
+    deviceUpdates: {
+      classes: [
+        null,
+        { class: 5 },
+        {
+          class: "x",
+          devices: "4",
+          states: { current: -1, failed: "2", waiting: 1 },
+          rollout: { name: "n", version: "1", status: "exploded", failures: 1 },
+        },
+      ],
+      more: 3,
+    },
+  }).deviceUpdates;
+  assert.deepEqual(odd?.classes, [
+    { class: "x", devices: 1, current: 0, failed: 0, inFlight: 0, waiting: 1, rollout: null },
+  ]);
+  assert.equal(odd?.label, "x: 0/1 current; 3 more class(es)");
+  const many = view({
+    deviceUpdates: {
+      classes: Array.from({ length: 25 }, (_, i) => ({ class: `c${i}`, devices: 1 })),
+    },
+  }).deviceUpdates;
+  assert.deepEqual([many?.classes.length, many?.more], [20, 5]);
+});
+
 Deno.test("gatewayPageUrl(): the status's own link, else per gateway, per site, the pattern", () => {
   const pages = {
     url: "https://{id}.fleet.example/",
