@@ -15,7 +15,7 @@ export const PAGE_HTML = `<!doctype html>
 <title>Outpost gateway</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/page.css">
-<script src="/page.js" defer></script>
+<script type="module" src="/page.js"></script>
 <script src="/history.js" defer></script>
 </head>
 <body>

@@ -2,7 +2,8 @@
 /// <reference lib="dom" />
 /**
  * The gateway page's script, served as `/page.js` exactly as it is here (embedded with a text
- * import, no build step): it signs in with the access token (`POST /login` sets an HttpOnly
+ * import, no build step) and loaded as an ES module that imports what the page's scripts share
+ * from `common_script.js`: it signs in with the access token (`POST /login` sets an HttpOnly
  * session cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s
  * and renders with `textContent` only, so device names, values and log lines from the field can
  * never inject markup. Trend lines are inline SVG from points the gateway samples and the page
@@ -23,9 +24,22 @@
 /** @typedef {import("./alarms.ts").AlarmsResponse} AlarmsResponse */
 /** @typedef {AlarmsResponse["active"][number]} ActiveAlarm */
 /** @typedef {AlarmsResponse["history"][number]} AlarmHistoryEntry */
-/** A row of a <dl>: label, value, class, title. */
-/** @typedef {[string, string, (string | null)?, string?]} DlRow */
-"use strict";
+/** @typedef {import("./common_script.js").DlRow} DlRow */
+import {
+  $,
+  ago,
+  badge,
+  clock,
+  el,
+  fillList,
+  fmtAge,
+  fmtBytes,
+  fmtCount,
+  fmtRate,
+  fmtValue,
+  input,
+  tbody,
+} from "./common_script.js";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
@@ -55,121 +69,6 @@
     last: null,
     failingSince: 0,
   };
-
-  // The page shell (page.ts) is fixed: every id looked up here exists.
-  /** @param {string} id */
-  function $(id) {
-    return /** @type {HTMLElement} */ (document.getElementById(id));
-  }
-
-  /** @param {string} id */
-  function input(id) {
-    return /** @type {HTMLInputElement} */ ($(id));
-  }
-
-  /** @param {string} id */
-  function tbody(id) {
-    return /** @type {HTMLTableElement} */ ($(id)).tBodies[0];
-  }
-
-  /**
-   * @template {keyof HTMLElementTagNameMap} K
-   * @param {K} tag
-   * @param {string | null} [cls]
-   * @param {unknown} [text]
-   */
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-
-  /** @param {unknown} n */
-  function fmtCount(n) {
-    return typeof n === "number" ? n.toLocaleString("en-US") : "–";
-  }
-
-  /** @param {number | null | undefined} ms */
-  function fmtAge(ms) {
-    if (ms === null || ms === undefined || !isFinite(ms)) return "–";
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return s + " s";
-    const m = Math.floor(s / 60);
-    if (m < 60) return m + " min " + (s % 60) + " s";
-    const h = Math.floor(m / 60);
-    if (h < 48) return h + " h " + (m % 60) + " min";
-    return Math.floor(h / 24) + " d " + (h % 24) + " h";
-  }
-
-  /** @param {number} n */
-  function fmtBytes(n) {
-    const units = ["B", "KB", "MB", "GB", "TB"];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-      n /= 1024;
-      i++;
-    }
-    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
-  }
-
-  /** @param {number | null | undefined} r */
-  function fmtRate(r) {
-    return r === null || r === undefined ? "–" : r.toFixed(r >= 100 ? 0 : 1) + "/s";
-  }
-
-  /** @param {unknown} v */
-  function fmtValue(v) {
-    if (typeof v === "number") {
-      const a = Math.abs(v);
-      const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 4;
-      return v.toLocaleString("en-US", { maximumFractionDigits: digits });
-    }
-    if (typeof v === "boolean") return v ? "true" : "false";
-    return String(v);
-  }
-
-  /**
-   * One date format on every page, whatever the browser's locale: `2026-12-03 14:05:09 UTC`
-   * (the fleet page and the CLI show the same).
-   * @param {number} ms
-   */
-  function clock(ms) {
-    return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-  }
-
-  /**
-   * @param {number} now
-   * @param {number | null | undefined} ts
-   */
-  function ago(now, ts) {
-    return ts ? fmtAge(now - ts) + " ago" : "never";
-  }
-
-  /**
-   * Fills a <dl> with [label, value, class] rows; falsy rows are skipped.
-   * @param {string} id
-   * @param {(DlRow | null | false | undefined | "")[]} rows
-   */
-  function fillList(id, rows) {
-    const out = [];
-    for (const r of rows) {
-      if (!r) continue;
-      out.push(el("dt", null, r[0]));
-      const dd = el("dd", r[2] || null, r[1]);
-      if (r[3]) dd.title = r[3];
-      out.push(dd);
-    }
-    $(id).replaceChildren(...out);
-  }
-
-  /**
-   * @param {string} text
-   * @param {string} kind
-   */
-  function badge(text, kind) {
-    return el("span", "badge " + kind, text);
-  }
 
   // Sign-in and session
 
