@@ -21,9 +21,6 @@
 /** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
 /** @typedef {Status["storage"]} WearStats */
 /** @typedef {import("../doctor/mod.ts").DoctorReport} DoctorReport */
-/** @typedef {import("./alarms.ts").AlarmsResponse} AlarmsResponse */
-/** @typedef {AlarmsResponse["active"][number]} ActiveAlarm */
-/** @typedef {AlarmsResponse["history"][number]} AlarmHistoryEntry */
 /** @typedef {import("./common_script.js").DlRow} DlRow */
 import {
   $,
@@ -40,6 +37,7 @@ import {
   input,
   tbody,
 } from "./common_script.js";
+import { alarmsPanel } from "./alarms_script.js";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
@@ -69,6 +67,7 @@ import {
     last: null,
     failingSince: 0,
   };
+  const alarms = alarmsPanel({ running: () => state.running, signedOut: showLogin });
 
   // Sign-in and session
 
@@ -84,7 +83,7 @@ import {
     state.trends = {};
     state.cursor = 0;
     state.last = null;
-    clearAlarms();
+    alarms.clear();
   }
 
   /** @param {string | null} message */
@@ -207,7 +206,7 @@ import {
     $("banner").hidden = true;
     merge(data);
     render(data);
-    refreshAlarms();
+    alarms.refresh();
     schedule();
   }
 
@@ -729,159 +728,6 @@ import {
   $("log-level").addEventListener("change", () => {
     if (state.last) renderLogs(state.last);
   });
-
-  // Alarms: the panel, its polling and the acknowledge and clear buttons.
-
-  /** @type {Record<string, string>} */
-  const SEVERITY_KIND = { critical: "bad", warning: "warn", info: "idle" };
-
-  /** Date and 24 h time in UTC, the same in every locale (as every time on the page). */
-  const stamp = clock;
-
-  function clearAlarms() {
-    for (const id of ["alarms-active", "alarms-acked", "alarms-history"]) {
-      tbody(id).replaceChildren();
-    }
-    $("alarms").hidden = true;
-    $("alarms-count").textContent = "";
-    $("alarms-error").hidden = true;
-  }
-
-  /** Fetches `/api/alarms` and renders the panel; a failure leaves the panel as it was. */
-  async function refreshAlarms() {
-    try {
-      const res = await fetch("/api/alarms?history=100", {
-        credentials: "same-origin",
-        cache: "no-store",
-      });
-      if (!res.ok || !state.running) return;
-      renderAlarms(/** @type {AlarmsResponse} */ (await res.json()));
-    } catch {
-      // The dashboard poll reports an unreachable gateway.
-    }
-  }
-
-  /**
-   * @param {string} text
-   * @param {string} what
-   * @param {string} key
-   */
-  function alarmButton(text, what, key) {
-    const b = el("button", null, text);
-    b.type = "button";
-    b.dataset.action = what;
-    b.addEventListener("click", () => alarmAction(what, key, b));
-    return b;
-  }
-
-  /**
-   * @param {string} what "acknowledge" or "clear"
-   * @param {string} key
-   * @param {HTMLButtonElement} button
-   */
-  async function alarmAction(what, key, button) {
-    const err = $("alarms-error");
-    button.disabled = true;
-    try {
-      const res = await fetch("/api/alarms/" + what, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ key }),
-        credentials: "same-origin",
-      });
-      if (res.status === 401) {
-        showLogin("Signed out: the session expired or the access token was changed.");
-        return;
-      }
-      if (!res.ok) {
-        const body = await res.json().catch(() => ({}));
-        throw new Error(body.error || "HTTP " + res.status);
-      }
-      err.hidden = true;
-    } catch (e) {
-      err.textContent = "Cannot " + what + " " + key + ": " + /** @type {Error} */ (e).message;
-      err.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
-    await refreshAlarms();
-  }
-
-  /** @param {ActiveAlarm | AlarmHistoryEntry} a */
-  function alarmValue(a) {
-    return a.value === undefined ? "–" : fmtValue(a.value);
-  }
-
-  /**
-   * @param {ActiveAlarm} a
-   * @param {boolean} acked
-   */
-  function activeRow(a, acked) {
-    const tr = el("tr");
-    tr.dataset.alarm = a.key;
-    const sev = el("td");
-    sev.append(badge(a.severity, SEVERITY_KIND[a.severity] || "idle"));
-    const actions = el("td", "actions");
-    if (!acked) actions.append(alarmButton("Acknowledge", "acknowledge", a.key));
-    actions.append(alarmButton("Clear", "clear", a.key));
-    tr.append(
-      sev,
-      el("td", null, a.key),
-      el("td", null, a.message),
-      el("td", "num", alarmValue(a)),
-      el("td", "when", stamp(a.raisedAt)),
-    );
-    if (acked && a.acknowledged) {
-      tr.append(el("td", "when", stamp(a.acknowledged.at) + " by " + a.acknowledged.by));
-    }
-    tr.append(actions);
-    return tr;
-  }
-
-  /**
-   * @param {string} id
-   * @param {HTMLTableRowElement[]} rows
-   * @param {string} empty
-   */
-  function fillTable(id, rows, empty) {
-    if (!rows.length) {
-      const table = /** @type {HTMLTableElement} */ ($(id));
-      const td = el("td", "muted", empty);
-      td.colSpan = table.tHead ? table.tHead.rows[0].cells.length : 1;
-      const tr = el("tr");
-      tr.append(td);
-      rows.push(tr);
-    }
-    tbody(id).replaceChildren(...rows);
-  }
-
-  /** @param {AlarmsResponse} d */
-  function renderAlarms(d) {
-    $("alarms").hidden = !d.configured && !d.active.length && !d.history.length;
-    const open = d.active.filter((a) => !a.acknowledged);
-    const acked = d.active.filter((a) => a.acknowledged);
-    $("alarms-count").textContent = open.length + " active, " + acked.length + " acknowledged";
-    fillTable("alarms-active", open.map((a) => activeRow(a, false)), "No active alarm.");
-    fillTable("alarms-acked", acked.map((a) => activeRow(a, true)), "None acknowledged.");
-    fillTable(
-      "alarms-history",
-      d.history.map((h) => {
-        const tr = el("tr");
-        tr.dataset.alarm = h.key;
-        tr.dataset.to = h.to;
-        tr.append(
-          el("td", "when", stamp(h.ts)),
-          el("td", null, h.key),
-          el("td", null, h.to),
-          el("td", "num", alarmValue(h)),
-          el("td", null, h.severity),
-          el("td", null, h.by || ""),
-        );
-        return tr;
-      }),
-      "No alarm transitions yet.",
-    );
-  }
 
   /**
    * Starts polling if a session cookie from earlier is still valid, else asks for the token.

@@ -36,6 +36,7 @@ import { PAGE_HTML, PAGE_STYLE } from "./page.ts";
 import PAGE_SCRIPT from "./page_script.js" with { type: "text" };
 import HISTORY_SCRIPT from "./history_script.js" with { type: "text" };
 import COMMON_SCRIPT from "./common_script.js" with { type: "text" };
+import ALARMS_SCRIPT from "./alarms_script.js" with { type: "text" };
 import type { TokenStore } from "./token.ts";
 
 export type { TlsPem } from "../common/http/mod.ts";
@@ -194,7 +195,8 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/page.css", () => asset(PAGE_STYLE, CSS))
     .get("/page.js", () => asset(PAGE_SCRIPT, JAVASCRIPT))
     .get("/history.js", () => asset(HISTORY_SCRIPT, JAVASCRIPT))
-    .get("/common_script.js", () => asset(COMMON_SCRIPT, JAVASCRIPT));
+    .get("/common_script.js", () => asset(COMMON_SCRIPT, JAVASCRIPT))
+    .get("/alarms_script.js", () => asset(ALARMS_SCRIPT, JAVASCRIPT));
   const history = historyRoutes(() => gateway.buffer);
   /** What the token opens. */
   const data = new Router()
