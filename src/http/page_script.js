@@ -17,10 +17,8 @@
 /** @typedef {import("./history.ts").TrendPoint} TrendPoint */
 /** @typedef {import("./history.ts").Drain} Drain */
 /** @typedef {import("../update/mod.ts").UpdateStatus} UpdateStatus */
-/** @typedef {import("../devices/mod.ts").DevicesStatus} DevicesStatus */
 /** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
 /** @typedef {Status["storage"]} WearStats */
-/** @typedef {import("../doctor/mod.ts").DoctorReport} DoctorReport */
 /** @typedef {import("./common_script.js").DlRow} DlRow */
 import {
   $,
@@ -38,6 +36,8 @@ import {
   tbody,
 } from "./common_script.js";
 import { alarmsPanel } from "./alarms_script.js";
+import { renderDeviceUpdates } from "./device_updates_script.js";
+import { renderDoctor } from "./doctor_script.js";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
@@ -460,54 +460,6 @@ import { alarmsPanel } from "./alarms_script.js";
   }
 
   /** @type {Record<string, string>} */
-  const UPDATE_KIND = {
-    current: "ok",
-    offered: "warn",
-    downloading: "warn",
-    installed: "warn",
-    failed: "bad",
-    "rolled-back": "bad",
-  };
-
-  /**
-   * Field devices' firmware and model updates (`/status` → `devices`), when configured.
-   * @param {Status} s
-   */
-  function renderDeviceUpdates(s) {
-    const dv = /** @type {DevicesStatus | undefined} */ (s.deviceUpdates);
-    $("device-updates-section").hidden = !dv;
-    if (!dv) return;
-    const notes = [];
-    for (const [cls, r] of Object.entries(dv.rollouts)) {
-      notes.push(
-        cls + ": " + r.name + " " + r.version + " " + r.status +
-          (r.failures ? ", " + r.failures + " failed" : ""),
-      );
-    }
-    for (const [name, a] of Object.entries(dv.artifacts)) {
-      if (a.refused) {
-        notes.push(name + " " + a.refused.version + " refused (" + a.refused.code + ")");
-      }
-    }
-    $("device-rollouts").textContent = notes.join(" · ") || "No device artifact on the channel";
-    tbody("device-updates").replaceChildren(...dv.devices.map((x) => {
-      const tr = el("tr");
-      tr.dataset.device = x.id;
-      const st = el("td");
-      st.append(badge(x.state, UPDATE_KIND[x.state] || "idle"));
-      tr.append(
-        el("td", null, x.id),
-        el("td", null, x.class),
-        st,
-        el("td", null, x.running || "–"),
-        el("td", null, x.target ? x.target.version : "–"),
-        el("td", "muted", x.error || ""),
-      );
-      return tr;
-    }));
-  }
-
-  /** @type {Record<string, string>} */
   const ADAPTER_KIND = { running: "ok", starting: "warn", backoff: "bad", stopped: "idle" };
 
   /** @param {Status} s */
@@ -539,37 +491,6 @@ import { alarmsPanel } from "./alarms_script.js";
       rows.push(tr);
     }
     tbody("adapters").replaceChildren(...rows);
-  }
-
-  /** @type {Record<string, [string, number]>} */
-  const VERDICT = { fail: ["bad", 0], warn: ["warn", 1], pass: ["ok", 2], skip: ["idle", 3] };
-
-  /**
-   * The host checklist (`outpost doctor`, run by the gateway at start and every 6 h): what fails
-   * first, each with what was found and the fix.
-   * @param {Dashboard} d
-   */
-  function renderDoctor(d) {
-    const r = /** @type {DoctorReport | undefined} */ (d.status.doctor);
-    $("doctor-section").hidden = !r;
-    if (!r) return;
-    const sm = r.summary;
-    $("doctor-summary").textContent = sm.fail + " fail · " + sm.warn + " warn · " + sm.pass +
-      " pass · " + sm.skip + " skip — checked " + ago(d.now, r.at) +
-      "; outpost doctor on the gateway re-checks";
-    const checks = r.checks.slice().sort((a, b) => VERDICT[a.verdict][1] - VERDICT[b.verdict][1]);
-    tbody("doctor").replaceChildren(...checks.map((c) => {
-      const tr = el("tr");
-      tr.dataset.check = c.id;
-      const verdict = el("td");
-      verdict.append(badge(c.verdict, VERDICT[c.verdict][0]));
-      const found = el("td", "wide", c.reason);
-      if (c.fix && c.verdict !== "pass") found.append(el("div", "muted", "Fix: " + c.fix));
-      const name = el("td", null, c.title);
-      name.title = c.id;
-      tr.append(name, verdict, found);
-      return tr;
-    }));
   }
 
   /** @param {TrendPoint[] | undefined} points */
