@@ -37,6 +37,7 @@ import PAGE_SCRIPT from "./page_script.js" with { type: "text" };
 import HISTORY_SCRIPT from "./history_script.js" with { type: "text" };
 import COMMON_SCRIPT from "./common_script.js" with { type: "text" };
 import ALARMS_SCRIPT from "./alarms_script.js" with { type: "text" };
+import CARDS_SCRIPT from "./cards_script.js" with { type: "text" };
 import DOCTOR_SCRIPT from "./doctor_script.js" with { type: "text" };
 import DEVICE_UPDATES_SCRIPT from "./device_updates_script.js" with { type: "text" };
 import type { TokenStore } from "./token.ts";
@@ -199,6 +200,7 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/history.js", () => asset(HISTORY_SCRIPT, JAVASCRIPT))
     .get("/common_script.js", () => asset(COMMON_SCRIPT, JAVASCRIPT))
     .get("/alarms_script.js", () => asset(ALARMS_SCRIPT, JAVASCRIPT))
+    .get("/cards_script.js", () => asset(CARDS_SCRIPT, JAVASCRIPT))
     .get("/doctor_script.js", () => asset(DOCTOR_SCRIPT, JAVASCRIPT))
     .get("/device_updates_script.js", () => asset(DEVICE_UPDATES_SCRIPT, JAVASCRIPT));
   const history = historyRoutes(() => gateway.buffer);
