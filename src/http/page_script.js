@@ -15,8 +15,7 @@
 /** @typedef {import("./server.ts").DashboardResponse} Dashboard */
 /** @typedef {Dashboard["status"]} Status */
 /** @typedef {import("./history.ts").TrendPoint} TrendPoint */
-/** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
-import { $, badge, clock, el, fmtAge, fmtCount, fmtValue, input, tbody } from "./common_script.js";
+import { $, badge, clock, el, fmtAge, fmtCount, input, tbody } from "./common_script.js";
 import { alarmsPanel } from "./alarms_script.js";
 import {
   renderBuffer,
@@ -27,15 +26,13 @@ import {
   updateOf,
 } from "./cards_script.js";
 import { renderDeviceUpdates } from "./device_updates_script.js";
+import { renderDevices } from "./devices_script.js";
 import { renderDoctor } from "./doctor_script.js";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
-  const MAX_DEVICES = 300;
-  const STALE_MS = 5 * 60 * 1000;
   /** @type {Record<string, number>} */
   const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
-  const SVG_NS = "http://www.w3.org/2000/svg";
 
   /**
    * @type {{
@@ -256,7 +253,7 @@ import { renderDoctor } from "./doctor_script.js";
     renderAdapters(s);
     renderDoctor(d);
     renderDeviceUpdates(s);
-    renderDevices(d);
+    renderDevices(d, state.trends);
     renderLogs(d);
     $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
   }
@@ -307,124 +304,6 @@ import { renderDoctor } from "./doctor_script.js";
     tbody("adapters").replaceChildren(...rows);
   }
 
-  /** @param {TrendPoint[] | undefined} points */
-  function sparkline(points) {
-    const svg = document.createElementNS(SVG_NS, "svg");
-    svg.setAttribute("class", "trend");
-    svg.setAttribute("viewBox", "0 0 120 32");
-    svg.setAttribute("preserveAspectRatio", "none");
-    svg.setAttribute("role", "img");
-    if (!points || points.length < 2) {
-      svg.setAttribute("aria-label", "trend: not enough points yet");
-      return svg;
-    }
-    const t0 = points[0][0];
-    const t1 = points[points.length - 1][0];
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const p of points) {
-      if (p[1] < lo) lo = p[1];
-      if (p[1] > hi) hi = p[1];
-    }
-    const span = hi - lo || 1;
-    const pad = 3;
-    const xy = points.map((p) => {
-      const x = t1 === t0 ? 120 : ((p[0] - t0) / (t1 - t0)) * 120;
-      const y = hi === lo ? 16 : pad + (1 - (p[1] - lo) / span) * (32 - 2 * pad);
-      return x.toFixed(1) + "," + y.toFixed(1);
-    });
-    const line = document.createElementNS(SVG_NS, "polyline");
-    line.setAttribute("points", xy.join(" "));
-    svg.append(line);
-    const label = "trend over " + fmtAge(t1 - t0) + ": min " + fmtValue(lo) + ", max " +
-      fmtValue(hi);
-    svg.setAttribute("aria-label", label);
-    const title = document.createElementNS(SVG_NS, "title");
-    title.textContent = label;
-    svg.append(title);
-    return svg;
-  }
-
-  /** @param {Status} s */
-  function deviceStates(s) {
-    /** @type {Record<string, DeviceState>} */
-    const out = {};
-    for (const a of s.adapters) {
-      for (const id of Object.keys(a.devices)) out[id] = a.devices[id];
-    }
-    return out;
-  }
-
-  /** @param {Dashboard} d */
-  function renderDevices(d) {
-    const s = d.status;
-    const filter = input("device-filter").value.trim().toLowerCase();
-    const states = deviceStates(s);
-    const ids = Object.keys(s.devices).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-    const shown = [];
-    for (const id of ids) {
-      if (shown.length >= MAX_DEVICES) break;
-      const metrics = Object.keys(s.devices[id]).sort();
-      if (
-        filter && !id.toLowerCase().includes(filter) &&
-        !metrics.some((m) => m.toLowerCase().includes(filter))
-      ) continue;
-      shown.push(deviceCard(d, id, metrics, states[id]));
-    }
-    $("devices").replaceChildren(...shown);
-    if (!ids.length) {
-      $("devices").append(el("p", "muted", "No readings yet."));
-    }
-    $("device-count").textContent = ids.length === shown.length
-      ? ids.length + (ids.length === 1 ? " device" : " devices")
-      : "showing " + shown.length + " of " + ids.length + " devices";
-  }
-
-  /**
-   * @param {Dashboard} d
-   * @param {string} id
-   * @param {string[]} metrics
-   * @param {DeviceState | undefined} st
-   */
-  function deviceCard(d, id, metrics, st) {
-    const card = el("article", "device");
-    card.dataset.device = id;
-    const head = el("header");
-    head.append(el("h3", null, id));
-    if (st) head.append(...presence(d, st));
-    card.append(head);
-    const trends = state.trends[id] || {};
-    for (const m of metrics) {
-      const lv = d.status.devices[id][m];
-      const age = d.now - lv.ts;
-      const row = el("div", "metric" + (age > STALE_MS ? " stale" : ""));
-      row.dataset.metric = m;
-      const value = el("div", "value");
-      const v = el("span", "v", fmtValue(lv.value));
-      value.append(v);
-      if (lv.unit) value.append(el("small", null, lv.unit));
-      value.append(el("span", "age", fmtAge(age) + " ago"));
-      row.append(el("div", "name", m), value, sparkline(trends[m]));
-      card.append(row);
-    }
-    return card;
-  }
-
-  /**
-   * A device's state badge and when its last reading arrived (`src/presence.ts` derives both).
-   * @param {Dashboard} d
-   * @param {DeviceState} st
-   */
-  function presence(d, st) {
-    const b = badge(st.state, st.state === "online" ? "ok" : "bad");
-    b.classList.add("presence");
-    const seen = st.lastSeen === null ? "no reading yet" : "seen " + fmtAge(d.now - st.lastSeen) +
-      " ago";
-    b.title = (st.reason ? st.reason + "; " : "") + seen + "; offline after " +
-      fmtAge(st.offlineAfterMs) + " without a reading";
-    return [b, el("span", "seen muted", seen)];
-  }
-
   /** @param {Record<string, unknown> | undefined} f */
   function fieldsText(f) {
     if (!f) return "";
@@ -458,7 +337,7 @@ import { renderDoctor } from "./doctor_script.js";
   }
 
   $("device-filter").addEventListener("input", () => {
-    if (state.last) renderDevices(state.last);
+    if (state.last) renderDevices(state.last, state.trends);
   });
   $("log-level").addEventListener("change", () => {
     if (state.last) renderLogs(state.last);

@@ -40,6 +40,7 @@ import ALARMS_SCRIPT from "./alarms_script.js" with { type: "text" };
 import CARDS_SCRIPT from "./cards_script.js" with { type: "text" };
 import DOCTOR_SCRIPT from "./doctor_script.js" with { type: "text" };
 import DEVICE_UPDATES_SCRIPT from "./device_updates_script.js" with { type: "text" };
+import DEVICES_SCRIPT from "./devices_script.js" with { type: "text" };
 import type { TokenStore } from "./token.ts";
 
 export type { TlsPem } from "../common/http/mod.ts";
@@ -202,7 +203,8 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/alarms_script.js", () => asset(ALARMS_SCRIPT, JAVASCRIPT))
     .get("/cards_script.js", () => asset(CARDS_SCRIPT, JAVASCRIPT))
     .get("/doctor_script.js", () => asset(DOCTOR_SCRIPT, JAVASCRIPT))
-    .get("/device_updates_script.js", () => asset(DEVICE_UPDATES_SCRIPT, JAVASCRIPT));
+    .get("/device_updates_script.js", () => asset(DEVICE_UPDATES_SCRIPT, JAVASCRIPT))
+    .get("/devices_script.js", () => asset(DEVICES_SCRIPT, JAVASCRIPT));
   const history = historyRoutes(() => gateway.buffer);
   /** What the token opens. */
   const data = new Router()
