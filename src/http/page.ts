@@ -16,7 +16,7 @@ export const PAGE_HTML = `<!doctype html>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/page.css">
 <script type="module" src="/page.js"></script>
-<script src="/history.js" defer></script>
+<script type="module" src="/history.js"></script>
 </head>
 <body>
 <header class="top">
