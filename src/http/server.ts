@@ -30,17 +30,7 @@ import {
 } from "./history.ts";
 import { historyRoutes } from "./history_api.ts";
 import { METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
-import { PAGE_HTML, PAGE_STYLE } from "./page.ts";
-// The page's script: plain JavaScript with JSDoc types that deno check and lint cover, served
-// byte for byte as it is in the file (deno compile and deno bundle embed it).
-import PAGE_SCRIPT from "./page_script.js" with { type: "text" };
-import HISTORY_SCRIPT from "./history_script.js" with { type: "text" };
-import COMMON_SCRIPT from "./common_script.js" with { type: "text" };
-import ALARMS_SCRIPT from "./alarms_script.js" with { type: "text" };
-import CARDS_SCRIPT from "./cards_script.js" with { type: "text" };
-import DOCTOR_SCRIPT from "./doctor_script.js" with { type: "text" };
-import DEVICE_UPDATES_SCRIPT from "./device_updates_script.js" with { type: "text" };
-import DEVICES_SCRIPT from "./devices_script.js" with { type: "text" };
+import { PAGE_HTML, PAGE_SCRIPTS, PAGE_STYLE } from "./page.ts";
 import type { TokenStore } from "./token.ts";
 
 export type { TlsPem } from "../common/http/mod.ts";
@@ -196,15 +186,10 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/session", (req) => json({ signedIn: access.authorize(req) === "ok" }))
     .get("/healthz", healthz)
     .get("/", () => asset(PAGE_HTML, HTML))
-    .get("/page.css", () => asset(PAGE_STYLE, CSS))
-    .get("/page.js", () => asset(PAGE_SCRIPT, JAVASCRIPT))
-    .get("/history.js", () => asset(HISTORY_SCRIPT, JAVASCRIPT))
-    .get("/common_script.js", () => asset(COMMON_SCRIPT, JAVASCRIPT))
-    .get("/alarms_script.js", () => asset(ALARMS_SCRIPT, JAVASCRIPT))
-    .get("/cards_script.js", () => asset(CARDS_SCRIPT, JAVASCRIPT))
-    .get("/doctor_script.js", () => asset(DOCTOR_SCRIPT, JAVASCRIPT))
-    .get("/device_updates_script.js", () => asset(DEVICE_UPDATES_SCRIPT, JAVASCRIPT))
-    .get("/devices_script.js", () => asset(DEVICES_SCRIPT, JAVASCRIPT));
+    .get("/page.css", () => asset(PAGE_STYLE, CSS));
+  for (const [path, script] of Object.entries(PAGE_SCRIPTS)) {
+    open.get(path, () => asset(script, JAVASCRIPT));
+  }
   const history = historyRoutes(() => gateway.buffer);
   /** What the token opens. */
   const data = new Router()
