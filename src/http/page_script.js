@@ -6,8 +6,9 @@
  * from `common_script.js`: it signs in with the access token (`POST /login` sets an HttpOnly
  * session cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s
  * and renders with `textContent` only, so device names, values and log lines from the field can
- * never inject markup. Trend lines are inline SVG from points the gateway samples and the page
- * keeps.
+ * never inject markup. It draws the header, health checks, adapters and log itself and hands each
+ * poll to the panels it imports (cards, devices, doctor, device updates, alarms); the trend points
+ * the gateway samples are kept here, across polls, for the device cards' lines.
  *
  * Plain JavaScript with JSDoc types: `deno check` and `deno lint` cover it, and the shape of
  * `/api/dashboard` comes from the server's own type.

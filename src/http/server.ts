@@ -36,8 +36,8 @@ import type { TokenStore } from "./token.ts";
 export type { TlsPem } from "../common/http/mod.ts";
 
 /**
- * What `/api/dashboard` answers. The page script (page_script.js) reads it with this type, so a
- * change to a status field is checked there too.
+ * What `/api/dashboard` answers. The page's scripts (page_script.js and its panels) read it with
+ * this type, so a change to a status field is checked there too.
  */
 export interface DashboardResponse {
   now: number;
