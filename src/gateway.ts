@@ -1,24 +1,26 @@
 import type { AdapterModule } from "./adapter.ts";
-import { Buffer, type BufferStats, WearMeter, type WearStats } from "./buffer/mod.ts";
+import { Buffer, WearMeter } from "./buffer/mod.ts";
 import type { GatewayConfig } from "./config/gateway.ts";
-import { Forwarder, type ForwarderStats } from "./forwarder.ts";
-import { type AlarmSummary, Edge, type EdgeStatus, NO_ALARMS } from "./edge/mod.ts";
+import { Forwarder } from "./forwarder.ts";
+import { Edge } from "./edge/mod.ts";
 import type { Logger, RootLogger } from "./log.ts";
-import { type LastValue, Pipeline, type PipelineStats } from "./pipeline.ts";
-import { type AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
-import { type DevicePresence, Presence } from "./presence.ts";
+import { Pipeline } from "./pipeline.ts";
+import { AdapterSupervisor } from "./supervisor.ts";
+import { Presence } from "./presence.ts";
 import { createUplink } from "./uplink/mod.ts";
 import { within } from "./common/timing.ts";
-import { diskCheck } from "./gateway_health.ts";
-import type {
-  InboundMessage,
-  StatusMessage,
-  Uplink,
-  UplinkState,
-  UplinkSubscription,
-} from "./uplink/mod.ts";
-import { TEST_BEHAVIOUR } from "./version.ts";
+import {
+  gatewayHealth,
+  type GatewayStatus,
+  gatewayStatus,
+  type Health,
+  statusMessage,
+  type StatusParts,
+} from "./gateway_status.ts";
+import type { InboundMessage, Uplink, UplinkSubscription } from "./uplink/mod.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
+
+export type { GatewayStatus, Health } from "./gateway_status.ts";
 
 interface GatewaySubscription {
   filters: readonly string[];
@@ -47,54 +49,6 @@ export interface GatewayOptions {
   uplinkGraceMs?: number;
   /** Readings pending, uplink connected and no acknowledgement this long: unhealthy. */
   forwarderStuckMs?: number;
-}
-
-/** Result of the health checks behind /healthz. */
-export interface Health {
-  ok: boolean;
-  checks: Record<string, { ok: boolean; detail: string }>;
-}
-
-/** Everything /status shows. */
-export interface GatewayStatus {
-  gatewayId: string;
-  site?: string;
-  version: string;
-  pid: number;
-  startedAt: number;
-  uptimeMs: number;
-  health: Health;
-  /** Each adapter, its devices' presence derived from their readings (`src/presence.ts`). */
-  adapters: (AdapterStatus & { devices: Record<string, DevicePresence> })[];
-  buffer: BufferStats & { oldestPendingAgeMs: number | null };
-  /** Storage written by this process and the projected life of the card (`buffer.storageEndurance`). */
-  storage: WearStats;
-  uplink: (UplinkState & { forSeconds: number }) | null;
-  forwarder: ForwarderStats | null;
-  pipeline: PipelineStats;
-  drops: {
-    invalid: number;
-    /** Readings of new series refused at `buffer.maxSeries`. */
-    seriesLimit: number;
-    droppedUnforwarded: number;
-    rejectedFull: number;
-    /** Readings refused while the disk was full (senders told to resend). */
-    diskFull: number;
-    /** Readings refused because a commit failed otherwise (senders told to resend). */
-    writeFailed: number;
-    setAside: number;
-  };
-  devices: Record<string, Record<string, LastValue>>;
-  /** Filters, aggregation and alarms. */
-  edge: EdgeStatus | null;
-  /** Alarm counts and the newest active alarms (as on the status topic). */
-  alarms: AlarmSummary;
-  /** Self-update state, when the updater runs in this process. */
-  update?: unknown;
-  /** The host checklist's last report (`outpost doctor`), when the composition root runs it. */
-  doctor?: unknown;
-  /** Field devices' firmware and model updates (`devices:`), when configured. */
-  deviceUpdates?: unknown;
 }
 
 /**
@@ -213,7 +167,11 @@ export class Gateway {
     }
     if (uplink) {
       await uplink.close(
-        this.#statusMessage("offline", typeof final === "string" ? final : "reconfiguring"),
+        statusMessage(
+          this.#parts(),
+          "offline",
+          typeof final === "string" ? final : "reconfiguring",
+        ),
       );
     }
   }
@@ -295,43 +253,30 @@ export class Gateway {
     }
   }
 
-  #statusMessage(state: "online" | "offline", reason?: string): StatusMessage {
-    const b = this.#buffer.stats();
+  /** What health, /status and the status message are read from, as it is now. */
+  #parts(): StatusParts {
     return {
-      gatewayId: this.#config.gateway.id,
-      state,
+      config: this.#config,
       version: this.#version,
-      ts: Date.now(),
-      backlog: b.pending,
-      oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
-      lastForwardedAt: this.#forwarder?.stats().lastForwardedAt ?? null,
       startedAt: this.#startedAt,
-      droppedUnforwarded: b.droppedUnforwarded,
-      ...this.#statusIdentity(),
-      ...this.#announce?.(),
-      alarms: this.#edge?.alarmSummary() ?? NO_ALARMS,
-      ...(reason ? { reason } : {}),
-    };
-  }
-
-  /** Site, page address and health in one word each, for the fleet console. */
-  #statusIdentity(): Record<string, unknown> {
-    const c = this.#config;
-    const h = this.#health();
-    return {
-      ...(c.gateway.site ? { site: c.gateway.site } : {}),
-      ...(c.http.pageUrl ? { pageUrl: c.http.pageUrl } : {}),
-      health: {
-        ok: h.ok,
-        failing: Object.entries(h.checks).filter(([, v]) => !v.ok).map(([k]) => k),
-      },
+      graceMs: this.#graceMs,
+      buffer: this.#buffer,
+      wear: this.#wear,
+      pipeline: this.#pipeline,
+      supervisors: this.#supervisors,
+      presence: this.#presence,
+      uplink: this.#uplink,
+      forwarder: this.#forwarder,
+      edge: this.#edge,
+      statusSections: this.#statusSections,
+      announce: this.#announce,
     };
   }
 
   #publishStatus(): void {
     const u = this.#uplink;
     if (!u?.connected || !u.publishStatus) return;
-    u.publishStatus(this.#statusMessage("online")).catch((e) =>
+    u.publishStatus(statusMessage(this.#parts(), "online")).catch((e) =>
       this.#log.debug("status publish failed", { error: (e as Error).message })
     );
   }
@@ -401,53 +346,7 @@ export class Gateway {
    * without a token.
    */
   health(): Health {
-    return redactValue(this.#health());
-  }
-
-  #health(): Health {
-    const checks: Health["checks"] = {};
-    const b = this.#buffer.stats();
-    const failed = b.lastCommitError;
-    // A full disk is the disk check's to report; this one is for every other write failure.
-    checks.buffer = failed && !b.diskFull
-      ? {
-        ok: false,
-        detail: `commits fail (${b.commitFailures} this run), last at ${
-          new Date(failed.at).toISOString()
-        }: ${failed.error}`,
-      }
-      : { ok: true, detail: `${b.pending} pending of ${b.rows} stored` };
-    checks.disk = diskCheck(b, this.#config.buffer.minFreeDisk);
-    const sups = this.#supervisors.map((s) => s.status());
-    const failing = sups.filter((s) => s.state !== "running");
-    checks.adapters = {
-      ok: failing.length === 0 || failing.length < sups.length,
-      detail: failing.length
-        ? `not running: ${failing.map((s) => `${s.name} (${s.lastError ?? s.state})`).join(", ")}`
-        : `${sups.length} running`,
-    };
-    if (this.#uplink) {
-      const u = this.#uplink.state();
-      const inGrace = Date.now() - this.#startedAt < this.#graceMs;
-      checks.uplink = {
-        ok: u.connected || inGrace,
-        detail: u.connected
-          ? `connected to ${u.target}`
-          : `disconnected from ${u.target}${u.lastError ? `: ${u.lastError}` : ""}${
-            inGrace ? " (start-up grace)" : ""
-          }`,
-      };
-    }
-    const stuck = this.#forwarder?.stuck();
-    if (this.#forwarder) {
-      checks.forwarder = stuck === undefined
-        ? { ok: true, detail: `${b.pending} pending` }
-        : { ok: false, detail: `stuck: ${stuck}` };
-    }
-    if (TEST_BEHAVIOUR === "unhealthy") {
-      checks.test = { ok: false, detail: "TEST-ONLY build: never healthy (--behaviour unhealthy)" };
-    }
-    return { ok: Object.values(checks).every((c) => c.ok), checks };
+    return redactValue(gatewayHealth(this.#parts()));
   }
 
   /**
@@ -457,48 +356,7 @@ export class Gateway {
    * that happens to contain it) are passed as they are.
    */
   status(): GatewayStatus {
-    return redactValue(this.#status(), { skip: ["devices", "gatewayId"] });
-  }
-
-  #status(): GatewayStatus {
-    const b = this.#buffer.stats();
-    const p = this.#pipeline.stats();
-    const u = this.#uplink?.state();
-    const f = this.#forwarder?.stats() ?? null;
-    return {
-      gatewayId: this.#config.gateway.id,
-      site: this.#config.gateway.site,
-      version: this.#version,
-      pid: Deno.pid,
-      startedAt: this.#startedAt,
-      uptimeMs: Date.now() - this.#startedAt,
-      health: this.#health(),
-      adapters: this.#supervisors.map((s) => {
-        const a = s.status();
-        return { ...a, devices: this.#presence.get(a.name)?.judge(a.devices) ?? {} };
-      }),
-      buffer: {
-        ...b,
-        oldestPendingAgeMs: b.oldestPendingTs === null ? null : Date.now() - b.oldestPendingTs,
-      },
-      storage: this.#wear.stats(),
-      uplink: u ? { ...u, forSeconds: Math.round((Date.now() - u.since) / 1000) } : null,
-      forwarder: f,
-      pipeline: p,
-      drops: {
-        invalid: Object.values(p.invalid).reduce((a, n) => a + n, 0),
-        seriesLimit: p.seriesLimit,
-        droppedUnforwarded: b.droppedUnforwarded,
-        rejectedFull: b.rejectedFull,
-        diskFull: p.diskFull,
-        writeFailed: p.writeFailed,
-        setAside: f?.setAside ?? 0,
-      },
-      devices: this.#pipeline.lastValues(),
-      edge: this.#edge?.status() ?? null,
-      alarms: this.#edge?.alarmSummary() ?? NO_ALARMS,
-      ...this.#statusSections?.(),
-    };
+    return redactValue(gatewayStatus(this.#parts()), { skip: ["devices", "gatewayId"] });
   }
 
   /**

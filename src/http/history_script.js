@@ -2,15 +2,16 @@
 /// <reference lib="dom" />
 /**
  * The gateway page's history panel, served as `/history.js` beside `page.js` and independent of
- * it: once the page is signed in (the `#app` section shows), it lists the devices the buffer
- * holds (`/api/history/series`), and for the chosen device, metric and time range (1 h, 24 h,
- * 7 d, 30 d or custom) draws the buckets the gateway reduced the readings to (`/api/history`:
- * mean line, min–max band). The CSV link downloads the same range in the format of
- * `outpost export` (`/api/history.csv`). Renders with `textContent` and SVG attributes only.
+ * it (both import the shared helpers of `common_script.js`): once the page is signed in (the
+ * `#app` section shows), it lists the devices the buffer holds (`/api/history/series`), and for
+ * the chosen device, metric and time range (1 h, 24 h, 7 d, 30 d or custom) draws the buckets
+ * the gateway reduced the readings to (`/api/history`: mean line, min–max band). The CSV link
+ * downloads the same range in the format of `outpost export` (`/api/history.csv`). Renders with
+ * `textContent` and SVG attributes only.
  */
 /** @typedef {import("./history_api.ts").HistoryResponse} History */
 /** @typedef {import("./history_api.ts").HistoryPoint} HistoryPoint */
-"use strict";
+import { $, api, el, input } from "./common_script.js";
 (function () {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const BUCKETS = 500;
@@ -23,29 +24,8 @@
   const state = { devices: {}, range: 86_400_000, seq: 0, timer: 0, started: false };
 
   /** @param {string} id */
-  function $(id) {
-    return /** @type {HTMLElement} */ (document.getElementById(id));
-  }
-  /** @param {string} id */
   function select(id) {
     return /** @type {HTMLSelectElement} */ ($(id));
-  }
-  /** @param {string} id */
-  function input(id) {
-    return /** @type {HTMLInputElement} */ ($(id));
-  }
-
-  /**
-   * @template {keyof HTMLElementTagNameMap} K
-   * @param {K} tag
-   * @param {string | null} [cls]
-   * @param {unknown} [text]
-   */
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
   }
 
   /** @param {number} n */
@@ -105,7 +85,7 @@
   }
 
   async function loadSeries() {
-    const r = await fetch("/api/history/series", { credentials: "same-origin" });
+    const r = await api("/api/history/series");
     if (!r.ok) return;
     state.devices = (await r.json()).devices;
     const ids = Object.keys(state.devices).sort((a, b) =>
@@ -158,9 +138,7 @@
     const started = performance.now();
     let data;
     try {
-      const r = await fetch("/api/history?" + q + "&buckets=" + BUCKETS, {
-        credentials: "same-origin",
-      });
+      const r = await api("/api/history?" + q + "&buckets=" + BUCKETS);
       data = await r.json();
       if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
     } catch (e) {

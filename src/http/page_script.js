@@ -2,11 +2,13 @@
 /// <reference lib="dom" />
 /**
  * The gateway page's script, served as `/page.js` exactly as it is here (embedded with a text
- * import, no build step): it signs in with the access token (`POST /login` sets an HttpOnly
+ * import, no build step) and loaded as an ES module that imports what the page's scripts share
+ * from `common_script.js`: it signs in with the access token (`POST /login` sets an HttpOnly
  * session cookie; the token itself is never stored by the page), polls `/api/dashboard` every 2 s
  * and renders with `textContent` only, so device names, values and log lines from the field can
- * never inject markup. Trend lines are inline SVG from points the gateway samples and the page
- * keeps.
+ * never inject markup. It draws the header, health checks, adapters and log itself and hands each
+ * poll to the panels it imports (cards, devices, doctor, device updates, alarms); the trend points
+ * the gateway samples are kept here, across polls, for the device cards' lines.
  *
  * Plain JavaScript with JSDoc types: `deno check` and `deno lint` cover it, and the shape of
  * `/api/dashboard` comes from the server's own type.
@@ -14,26 +16,24 @@
 /** @typedef {import("./server.ts").DashboardResponse} Dashboard */
 /** @typedef {Dashboard["status"]} Status */
 /** @typedef {import("./history.ts").TrendPoint} TrendPoint */
-/** @typedef {import("./history.ts").Drain} Drain */
-/** @typedef {import("../update/mod.ts").UpdateStatus} UpdateStatus */
-/** @typedef {import("../devices/mod.ts").DevicesStatus} DevicesStatus */
-/** @typedef {Status["adapters"][number]["devices"][string]} DeviceState */
-/** @typedef {Status["storage"]} WearStats */
-/** @typedef {import("../doctor/mod.ts").DoctorReport} DoctorReport */
-/** @typedef {import("./alarms.ts").AlarmsResponse} AlarmsResponse */
-/** @typedef {AlarmsResponse["active"][number]} ActiveAlarm */
-/** @typedef {AlarmsResponse["history"][number]} AlarmHistoryEntry */
-/** A row of a <dl>: label, value, class, title. */
-/** @typedef {[string, string, (string | null)?, string?]} DlRow */
-"use strict";
+import { $, badge, clock, el, fmtAge, fmtCount, input, tbody } from "./common_script.js";
+import { alarmsPanel } from "./alarms_script.js";
+import {
+  renderBuffer,
+  renderDrops,
+  renderUpdate,
+  renderUplink,
+  slotText,
+  updateOf,
+} from "./cards_script.js";
+import { renderDeviceUpdates } from "./device_updates_script.js";
+import { renderDevices } from "./devices_script.js";
+import { renderDoctor } from "./doctor_script.js";
 (function () {
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
-  const MAX_DEVICES = 300;
-  const STALE_MS = 5 * 60 * 1000;
   /** @type {Record<string, number>} */
   const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
-  const SVG_NS = "http://www.w3.org/2000/svg";
 
   /**
    * @type {{
@@ -55,121 +55,7 @@
     last: null,
     failingSince: 0,
   };
-
-  // The page shell (page.ts) is fixed: every id looked up here exists.
-  /** @param {string} id */
-  function $(id) {
-    return /** @type {HTMLElement} */ (document.getElementById(id));
-  }
-
-  /** @param {string} id */
-  function input(id) {
-    return /** @type {HTMLInputElement} */ ($(id));
-  }
-
-  /** @param {string} id */
-  function tbody(id) {
-    return /** @type {HTMLTableElement} */ ($(id)).tBodies[0];
-  }
-
-  /**
-   * @template {keyof HTMLElementTagNameMap} K
-   * @param {K} tag
-   * @param {string | null} [cls]
-   * @param {unknown} [text]
-   */
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-
-  /** @param {unknown} n */
-  function fmtCount(n) {
-    return typeof n === "number" ? n.toLocaleString("en-US") : "–";
-  }
-
-  /** @param {number | null | undefined} ms */
-  function fmtAge(ms) {
-    if (ms === null || ms === undefined || !isFinite(ms)) return "–";
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return s + " s";
-    const m = Math.floor(s / 60);
-    if (m < 60) return m + " min " + (s % 60) + " s";
-    const h = Math.floor(m / 60);
-    if (h < 48) return h + " h " + (m % 60) + " min";
-    return Math.floor(h / 24) + " d " + (h % 24) + " h";
-  }
-
-  /** @param {number} n */
-  function fmtBytes(n) {
-    const units = ["B", "KB", "MB", "GB", "TB"];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-      n /= 1024;
-      i++;
-    }
-    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
-  }
-
-  /** @param {number | null | undefined} r */
-  function fmtRate(r) {
-    return r === null || r === undefined ? "–" : r.toFixed(r >= 100 ? 0 : 1) + "/s";
-  }
-
-  /** @param {unknown} v */
-  function fmtValue(v) {
-    if (typeof v === "number") {
-      const a = Math.abs(v);
-      const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 4;
-      return v.toLocaleString("en-US", { maximumFractionDigits: digits });
-    }
-    if (typeof v === "boolean") return v ? "true" : "false";
-    return String(v);
-  }
-
-  /**
-   * One date format on every page, whatever the browser's locale: `2026-12-03 14:05:09 UTC`
-   * (the fleet page and the CLI show the same).
-   * @param {number} ms
-   */
-  function clock(ms) {
-    return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-  }
-
-  /**
-   * @param {number} now
-   * @param {number | null | undefined} ts
-   */
-  function ago(now, ts) {
-    return ts ? fmtAge(now - ts) + " ago" : "never";
-  }
-
-  /**
-   * Fills a <dl> with [label, value, class] rows; falsy rows are skipped.
-   * @param {string} id
-   * @param {(DlRow | null | false | undefined | "")[]} rows
-   */
-  function fillList(id, rows) {
-    const out = [];
-    for (const r of rows) {
-      if (!r) continue;
-      out.push(el("dt", null, r[0]));
-      const dd = el("dd", r[2] || null, r[1]);
-      if (r[3]) dd.title = r[3];
-      out.push(dd);
-    }
-    $(id).replaceChildren(...out);
-  }
-
-  /**
-   * @param {string} text
-   * @param {string} kind
-   */
-  function badge(text, kind) {
-    return el("span", "badge " + kind, text);
-  }
+  const alarms = alarmsPanel({ running: () => state.running, signedOut: showLogin });
 
   // Sign-in and session
 
@@ -185,7 +71,7 @@
     state.trends = {};
     state.cursor = 0;
     state.last = null;
-    clearAlarms();
+    alarms.clear();
   }
 
   /** @param {string | null} message */
@@ -308,7 +194,7 @@
     $("banner").hidden = true;
     merge(data);
     render(data);
-    refreshAlarms();
+    alarms.refresh();
     schedule();
   }
 
@@ -368,24 +254,9 @@
     renderAdapters(s);
     renderDoctor(d);
     renderDeviceUpdates(s);
-    renderDevices(d);
+    renderDevices(d, state.trends);
     renderLogs(d);
     $("updated").textContent = "Updated " + clock(d.now) + " · refreshes every 2 s";
-  }
-
-  /**
-   * The update state; `/status` types it loosely because the updater may not run in-process.
-   * @param {Status} s
-   */
-  function updateOf(s) {
-    return /** @type {UpdateStatus | undefined} */ (s.update);
-  }
-
-  /** @param {UpdateStatus | undefined} u */
-  function slotText(u) {
-    if (!u) return null;
-    if (u.phase === "trial" && u.trial) return u.trial.slot + " (trial)";
-    return u.committed ? u.committed.slot : null;
   }
 
   /** @param {Status} s */
@@ -398,215 +269,6 @@
       out.push(div);
     }
     $("checks").replaceChildren(...out);
-  }
-
-  /**
-   * @param {Drain} dr
-   * @returns {[string, string | null]}
-   */
-  function drainText(dr) {
-    switch (dr.state) {
-      case "empty":
-        return ["nothing pending", "ok"];
-      case "current":
-        return ["keeping up", "ok"];
-      case "draining":
-        return ["≈ " + fmtAge(/** @type {number} */ (dr.seconds) * 1000), null];
-      case "growing":
-        return ["not shrinking", "warn"];
-      case "offline":
-        return ["waits for the uplink", "bad"];
-      default:
-        return ["no uplink", null];
-    }
-  }
-
-  /** Storage written per day by the gateway and, with buffer.storageEndurance, years of life. */
-  /**
-   * @param {WearStats | undefined} w
-   * @returns {DlRow | null}
-   */
-  function wearRow(w) {
-    if (!w || w.bytesPerDay === null || w.bytesPerDay === undefined) return null;
-    const life = w.lifeYears === null ? "" : ", card life " +
-      (w.lifeYears >= 100 ? "over 100 years" : w.lifeYears.toFixed(1) + " years");
-    const low = w.lifeYears !== null && w.lifeYears < 3;
-    return [
-      "Written to storage",
-      fmtBytes(w.bytesPerDay) + "/day" + life,
-      low ? "warn" : null,
-      w.enduranceBytes
-        ? "at the current rate, of " + (w.enduranceBytes / 1e12).toFixed(1) + " TB rated"
-        : "set buffer.storageEndurance for the card's life",
-    ];
-  }
-
-  /** @param {Dashboard} d */
-  function renderBuffer(d) {
-    const b = d.status.buffer;
-    const drain = drainText(d.drain);
-    const late = b.oldestPendingAgeMs !== null && b.oldestPendingAgeMs > 60000;
-    fillList("buffer", [
-      ["Pending", fmtCount(b.pending), "big" + (late ? " warn" : "")],
-      [
-        "Oldest pending",
-        b.oldestPendingAgeMs === null ? "–" : fmtAge(b.oldestPendingAgeMs),
-        late ? "warn" : null,
-      ],
-      ["Time to drain", drain[0], drain[1]],
-      [
-        "In / out",
-        fmtRate(d.rates.acceptedPerSecond) + " / " +
-        fmtRate(d.rates.forwardedPerSecond),
-      ],
-      ["Stored", fmtCount(b.rows) + " readings, " + fmtBytes(b.bytes)],
-      b.atCap ? ["Cap", "at the " + b.atCap + " cap", "bad"] : null,
-      wearRow(d.status.storage),
-    ]);
-  }
-
-  /** @param {Dashboard} d */
-  function renderUplink(d) {
-    const s = d.status;
-    const u = s.uplink;
-    if (!u) {
-      fillList("uplink", [["Uplink", "none configured"], ["Readings", "kept in the buffer only"]]);
-      return;
-    }
-    const f = s.forwarder;
-    fillList("uplink", [
-      ["State", u.connected ? "Connected" : "Offline", "big " + (u.connected ? "ok" : "bad")],
-      [
-        u.connected ? "Connected for" : "Offline for",
-        fmtAge(d.now - u.since),
-        u.connected ? null : "bad",
-      ],
-      ["Target", u.type + " " + u.target, "wide"],
-      u.lastError && !u.connected ? ["Last error", u.lastError, "wide bad"] : null,
-      !u.connected && u.nextAttemptAt
-        ? ["Next attempt", "in " + fmtAge(Math.max(0, u.nextAttemptAt - d.now))]
-        : null,
-      ["In flight", fmtCount(u.inflight)],
-      f ? ["Forwarded", fmtCount(f.forwardedReadings) + " readings"] : null,
-      f ? ["Last forward", ago(d.now, f.lastForwardedAt)] : null,
-      f ? ["Retries", fmtCount(f.retries)] : null,
-    ]);
-  }
-
-  /** @param {Status} s */
-  function renderDrops(s) {
-    const dr = s.drops;
-    /** @type {Record<string, number>} */
-    const inv = s.pipeline.invalid;
-    const byReason = Object.keys(inv).filter((k) => inv[k] > 0).map((k) => k + " " + inv[k]);
-    fillList("drops", [
-      [
-        "Invalid readings",
-        fmtCount(dr.invalid),
-        dr.invalid ? "warn" : null,
-        byReason.length ? "by reason: " + byReason.join(", ") : "",
-      ],
-      [
-        "New series over buffer.maxSeries",
-        fmtCount(dr.seriesLimit ?? 0),
-        dr.seriesLimit ? "bad" : null,
-      ],
-      [
-        "Lost at a buffer cap",
-        fmtCount(dr.droppedUnforwarded),
-        dr.droppedUnforwarded ? "bad" : null,
-      ],
-      ["Refused, buffer full", fmtCount(dr.rejectedFull), dr.rejectedFull ? "bad" : null],
-      [
-        "Refused, disk full (sender resends)",
-        fmtCount(dr.diskFull ?? 0),
-        dr.diskFull ? "bad" : null,
-      ],
-      [
-        "Refused, write failed (sender resends)",
-        fmtCount(dr.writeFailed ?? 0),
-        dr.writeFailed ? "bad" : null,
-      ],
-      ["Set aside (refused upstream)", fmtCount(dr.setAside), dr.setAside ? "warn" : null],
-    ]);
-  }
-
-  /** @param {Dashboard} d */
-  function renderUpdate(d) {
-    const s = d.status;
-    const u = updateOf(s);
-    if (!u) {
-      fillList("update", [["Version", s.version, "big"], ["Self-update", "not configured"]]);
-      return;
-    }
-    const lc = u.lastCheck;
-    const rb = u.lastRollback;
-    fillList("update", [
-      ["Version", s.version, "big"],
-      ["Slot", slotText(u) || "–"],
-      ["Phase", u.phase || "–", u.phase === "trial" ? "warn" : null],
-      u.activity ? ["Activity", u.activity] : null,
-      u.metadataStale ? ["Release metadata", u.metadataStale, "bad"] : null,
-      u.committed ? ["Committed", u.committed.version + " in slot " + u.committed.slot] : null,
-      u.staged ? ["Staged", u.staged.version + " in slot " + u.staged.slot, "warn"] : null,
-      lc
-        ? [
-          "Last check",
-          lc.result + (lc.version ? " " + lc.version : "") + ", " + ago(d.now, lc.at),
-          lc.result === "refused" ? "bad" : null,
-          lc.reason || "",
-        ]
-        : ["Last check", "not yet"],
-      rb ? ["Last rollback", rb.version + ", " + ago(d.now, rb.at), "warn", rb.reason] : null,
-    ]);
-  }
-
-  /** @type {Record<string, string>} */
-  const UPDATE_KIND = {
-    current: "ok",
-    offered: "warn",
-    downloading: "warn",
-    installed: "warn",
-    failed: "bad",
-    "rolled-back": "bad",
-  };
-
-  /**
-   * Field devices' firmware and model updates (`/status` → `devices`), when configured.
-   * @param {Status} s
-   */
-  function renderDeviceUpdates(s) {
-    const dv = /** @type {DevicesStatus | undefined} */ (s.deviceUpdates);
-    $("device-updates-section").hidden = !dv;
-    if (!dv) return;
-    const notes = [];
-    for (const [cls, r] of Object.entries(dv.rollouts)) {
-      notes.push(
-        cls + ": " + r.name + " " + r.version + " " + r.status +
-          (r.failures ? ", " + r.failures + " failed" : ""),
-      );
-    }
-    for (const [name, a] of Object.entries(dv.artifacts)) {
-      if (a.refused) {
-        notes.push(name + " " + a.refused.version + " refused (" + a.refused.code + ")");
-      }
-    }
-    $("device-rollouts").textContent = notes.join(" · ") || "No device artifact on the channel";
-    tbody("device-updates").replaceChildren(...dv.devices.map((x) => {
-      const tr = el("tr");
-      tr.dataset.device = x.id;
-      const st = el("td");
-      st.append(badge(x.state, UPDATE_KIND[x.state] || "idle"));
-      tr.append(
-        el("td", null, x.id),
-        el("td", null, x.class),
-        st,
-        el("td", null, x.running || "–"),
-        el("td", null, x.target ? x.target.version : "–"),
-        el("td", "muted", x.error || ""),
-      );
-      return tr;
-    }));
   }
 
   /** @type {Record<string, string>} */
@@ -643,155 +305,6 @@
     tbody("adapters").replaceChildren(...rows);
   }
 
-  /** @type {Record<string, [string, number]>} */
-  const VERDICT = { fail: ["bad", 0], warn: ["warn", 1], pass: ["ok", 2], skip: ["idle", 3] };
-
-  /**
-   * The host checklist (`outpost doctor`, run by the gateway at start and every 6 h): what fails
-   * first, each with what was found and the fix.
-   * @param {Dashboard} d
-   */
-  function renderDoctor(d) {
-    const r = /** @type {DoctorReport | undefined} */ (d.status.doctor);
-    $("doctor-section").hidden = !r;
-    if (!r) return;
-    const sm = r.summary;
-    $("doctor-summary").textContent = sm.fail + " fail · " + sm.warn + " warn · " + sm.pass +
-      " pass · " + sm.skip + " skip — checked " + ago(d.now, r.at) +
-      "; outpost doctor on the gateway re-checks";
-    const checks = r.checks.slice().sort((a, b) => VERDICT[a.verdict][1] - VERDICT[b.verdict][1]);
-    tbody("doctor").replaceChildren(...checks.map((c) => {
-      const tr = el("tr");
-      tr.dataset.check = c.id;
-      const verdict = el("td");
-      verdict.append(badge(c.verdict, VERDICT[c.verdict][0]));
-      const found = el("td", "wide", c.reason);
-      if (c.fix && c.verdict !== "pass") found.append(el("div", "muted", "Fix: " + c.fix));
-      const name = el("td", null, c.title);
-      name.title = c.id;
-      tr.append(name, verdict, found);
-      return tr;
-    }));
-  }
-
-  /** @param {TrendPoint[] | undefined} points */
-  function sparkline(points) {
-    const svg = document.createElementNS(SVG_NS, "svg");
-    svg.setAttribute("class", "trend");
-    svg.setAttribute("viewBox", "0 0 120 32");
-    svg.setAttribute("preserveAspectRatio", "none");
-    svg.setAttribute("role", "img");
-    if (!points || points.length < 2) {
-      svg.setAttribute("aria-label", "trend: not enough points yet");
-      return svg;
-    }
-    const t0 = points[0][0];
-    const t1 = points[points.length - 1][0];
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const p of points) {
-      if (p[1] < lo) lo = p[1];
-      if (p[1] > hi) hi = p[1];
-    }
-    const span = hi - lo || 1;
-    const pad = 3;
-    const xy = points.map((p) => {
-      const x = t1 === t0 ? 120 : ((p[0] - t0) / (t1 - t0)) * 120;
-      const y = hi === lo ? 16 : pad + (1 - (p[1] - lo) / span) * (32 - 2 * pad);
-      return x.toFixed(1) + "," + y.toFixed(1);
-    });
-    const line = document.createElementNS(SVG_NS, "polyline");
-    line.setAttribute("points", xy.join(" "));
-    svg.append(line);
-    const label = "trend over " + fmtAge(t1 - t0) + ": min " + fmtValue(lo) + ", max " +
-      fmtValue(hi);
-    svg.setAttribute("aria-label", label);
-    const title = document.createElementNS(SVG_NS, "title");
-    title.textContent = label;
-    svg.append(title);
-    return svg;
-  }
-
-  /** @param {Status} s */
-  function deviceStates(s) {
-    /** @type {Record<string, DeviceState>} */
-    const out = {};
-    for (const a of s.adapters) {
-      for (const id of Object.keys(a.devices)) out[id] = a.devices[id];
-    }
-    return out;
-  }
-
-  /** @param {Dashboard} d */
-  function renderDevices(d) {
-    const s = d.status;
-    const filter = input("device-filter").value.trim().toLowerCase();
-    const states = deviceStates(s);
-    const ids = Object.keys(s.devices).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-    const shown = [];
-    for (const id of ids) {
-      if (shown.length >= MAX_DEVICES) break;
-      const metrics = Object.keys(s.devices[id]).sort();
-      if (
-        filter && !id.toLowerCase().includes(filter) &&
-        !metrics.some((m) => m.toLowerCase().includes(filter))
-      ) continue;
-      shown.push(deviceCard(d, id, metrics, states[id]));
-    }
-    $("devices").replaceChildren(...shown);
-    if (!ids.length) {
-      $("devices").append(el("p", "muted", "No readings yet."));
-    }
-    $("device-count").textContent = ids.length === shown.length
-      ? ids.length + (ids.length === 1 ? " device" : " devices")
-      : "showing " + shown.length + " of " + ids.length + " devices";
-  }
-
-  /**
-   * @param {Dashboard} d
-   * @param {string} id
-   * @param {string[]} metrics
-   * @param {DeviceState | undefined} st
-   */
-  function deviceCard(d, id, metrics, st) {
-    const card = el("article", "device");
-    card.dataset.device = id;
-    const head = el("header");
-    head.append(el("h3", null, id));
-    if (st) head.append(...presence(d, st));
-    card.append(head);
-    const trends = state.trends[id] || {};
-    for (const m of metrics) {
-      const lv = d.status.devices[id][m];
-      const age = d.now - lv.ts;
-      const row = el("div", "metric" + (age > STALE_MS ? " stale" : ""));
-      row.dataset.metric = m;
-      const value = el("div", "value");
-      const v = el("span", "v", fmtValue(lv.value));
-      value.append(v);
-      if (lv.unit) value.append(el("small", null, lv.unit));
-      value.append(el("span", "age", fmtAge(age) + " ago"));
-      row.append(el("div", "name", m), value, sparkline(trends[m]));
-      card.append(row);
-    }
-    return card;
-  }
-
-  /**
-   * A device's state badge and when its last reading arrived (`src/presence.ts` derives both).
-   * @param {Dashboard} d
-   * @param {DeviceState} st
-   */
-  function presence(d, st) {
-    const b = badge(st.state, st.state === "online" ? "ok" : "bad");
-    b.classList.add("presence");
-    const seen = st.lastSeen === null ? "no reading yet" : "seen " + fmtAge(d.now - st.lastSeen) +
-      " ago";
-    b.title = (st.reason ? st.reason + "; " : "") + seen + "; offline after " +
-      fmtAge(st.offlineAfterMs) + " without a reading";
-    return [b, el("span", "seen muted", seen)];
-  }
-
   /** @param {Record<string, unknown> | undefined} f */
   function fieldsText(f) {
     if (!f) return "";
@@ -825,164 +338,11 @@
   }
 
   $("device-filter").addEventListener("input", () => {
-    if (state.last) renderDevices(state.last);
+    if (state.last) renderDevices(state.last, state.trends);
   });
   $("log-level").addEventListener("change", () => {
     if (state.last) renderLogs(state.last);
   });
-
-  // Alarms: the panel, its polling and the acknowledge and clear buttons.
-
-  /** @type {Record<string, string>} */
-  const SEVERITY_KIND = { critical: "bad", warning: "warn", info: "idle" };
-
-  /** Date and 24 h time in UTC, the same in every locale (as every time on the page). */
-  const stamp = clock;
-
-  function clearAlarms() {
-    for (const id of ["alarms-active", "alarms-acked", "alarms-history"]) {
-      tbody(id).replaceChildren();
-    }
-    $("alarms").hidden = true;
-    $("alarms-count").textContent = "";
-    $("alarms-error").hidden = true;
-  }
-
-  /** Fetches `/api/alarms` and renders the panel; a failure leaves the panel as it was. */
-  async function refreshAlarms() {
-    try {
-      const res = await fetch("/api/alarms?history=100", {
-        credentials: "same-origin",
-        cache: "no-store",
-      });
-      if (!res.ok || !state.running) return;
-      renderAlarms(/** @type {AlarmsResponse} */ (await res.json()));
-    } catch {
-      // The dashboard poll reports an unreachable gateway.
-    }
-  }
-
-  /**
-   * @param {string} text
-   * @param {string} what
-   * @param {string} key
-   */
-  function alarmButton(text, what, key) {
-    const b = el("button", null, text);
-    b.type = "button";
-    b.dataset.action = what;
-    b.addEventListener("click", () => alarmAction(what, key, b));
-    return b;
-  }
-
-  /**
-   * @param {string} what "acknowledge" or "clear"
-   * @param {string} key
-   * @param {HTMLButtonElement} button
-   */
-  async function alarmAction(what, key, button) {
-    const err = $("alarms-error");
-    button.disabled = true;
-    try {
-      const res = await fetch("/api/alarms/" + what, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ key }),
-        credentials: "same-origin",
-      });
-      if (res.status === 401) {
-        showLogin("Signed out: the session expired or the access token was changed.");
-        return;
-      }
-      if (!res.ok) {
-        const body = await res.json().catch(() => ({}));
-        throw new Error(body.error || "HTTP " + res.status);
-      }
-      err.hidden = true;
-    } catch (e) {
-      err.textContent = "Cannot " + what + " " + key + ": " + /** @type {Error} */ (e).message;
-      err.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
-    await refreshAlarms();
-  }
-
-  /** @param {ActiveAlarm | AlarmHistoryEntry} a */
-  function alarmValue(a) {
-    return a.value === undefined ? "–" : fmtValue(a.value);
-  }
-
-  /**
-   * @param {ActiveAlarm} a
-   * @param {boolean} acked
-   */
-  function activeRow(a, acked) {
-    const tr = el("tr");
-    tr.dataset.alarm = a.key;
-    const sev = el("td");
-    sev.append(badge(a.severity, SEVERITY_KIND[a.severity] || "idle"));
-    const actions = el("td", "actions");
-    if (!acked) actions.append(alarmButton("Acknowledge", "acknowledge", a.key));
-    actions.append(alarmButton("Clear", "clear", a.key));
-    tr.append(
-      sev,
-      el("td", null, a.key),
-      el("td", null, a.message),
-      el("td", "num", alarmValue(a)),
-      el("td", "when", stamp(a.raisedAt)),
-    );
-    if (acked && a.acknowledged) {
-      tr.append(el("td", "when", stamp(a.acknowledged.at) + " by " + a.acknowledged.by));
-    }
-    tr.append(actions);
-    return tr;
-  }
-
-  /**
-   * @param {string} id
-   * @param {HTMLTableRowElement[]} rows
-   * @param {string} empty
-   */
-  function fillTable(id, rows, empty) {
-    if (!rows.length) {
-      const table = /** @type {HTMLTableElement} */ ($(id));
-      const td = el("td", "muted", empty);
-      td.colSpan = table.tHead ? table.tHead.rows[0].cells.length : 1;
-      const tr = el("tr");
-      tr.append(td);
-      rows.push(tr);
-    }
-    tbody(id).replaceChildren(...rows);
-  }
-
-  /** @param {AlarmsResponse} d */
-  function renderAlarms(d) {
-    $("alarms").hidden = !d.configured && !d.active.length && !d.history.length;
-    const open = d.active.filter((a) => !a.acknowledged);
-    const acked = d.active.filter((a) => a.acknowledged);
-    $("alarms-count").textContent = open.length + " active, " + acked.length + " acknowledged";
-    fillTable("alarms-active", open.map((a) => activeRow(a, false)), "No active alarm.");
-    fillTable("alarms-acked", acked.map((a) => activeRow(a, true)), "None acknowledged.");
-    fillTable(
-      "alarms-history",
-      d.history.map((h) => {
-        const tr = el("tr");
-        tr.dataset.alarm = h.key;
-        tr.dataset.to = h.to;
-        tr.append(
-          el("td", "when", stamp(h.ts)),
-          el("td", null, h.key),
-          el("td", null, h.to),
-          el("td", "num", alarmValue(h)),
-          el("td", null, h.severity),
-          el("td", null, h.by || ""),
-        );
-        return tr;
-      }),
-      "No alarm transitions yet.",
-    );
-  }
 
   /**
    * Starts polling if a session cookie from earlier is still valid, else asks for the token.

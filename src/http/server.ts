@@ -30,18 +30,14 @@ import {
 } from "./history.ts";
 import { historyRoutes } from "./history_api.ts";
 import { METRICS_CONTENT_TYPE, processStats, renderMetrics } from "./metrics.ts";
-import { PAGE_HTML, PAGE_STYLE } from "./page.ts";
-// The page's script: plain JavaScript with JSDoc types that deno check and lint cover, served
-// byte for byte as it is in the file (deno compile and deno bundle embed it).
-import PAGE_SCRIPT from "./page_script.js" with { type: "text" };
-import HISTORY_SCRIPT from "./history_script.js" with { type: "text" };
+import { PAGE_HTML, PAGE_SCRIPTS, PAGE_STYLE } from "./page.ts";
 import type { TokenStore } from "./token.ts";
 
 export type { TlsPem } from "../common/http/mod.ts";
 
 /**
- * What `/api/dashboard` answers. The page script (page_script.js) reads it with this type, so a
- * change to a status field is checked there too.
+ * What `/api/dashboard` answers. The page's scripts (page_script.js and its panels) read it with
+ * this type, so a change to a status field is checked there too.
  */
 export interface DashboardResponse {
   now: number;
@@ -190,9 +186,10 @@ export function createGatewayApp(opts: Omit<HttpServerOptions, "listen">): Gatew
     .get("/session", (req) => json({ signedIn: access.authorize(req) === "ok" }))
     .get("/healthz", healthz)
     .get("/", () => asset(PAGE_HTML, HTML))
-    .get("/page.css", () => asset(PAGE_STYLE, CSS))
-    .get("/page.js", () => asset(PAGE_SCRIPT, JAVASCRIPT))
-    .get("/history.js", () => asset(HISTORY_SCRIPT, JAVASCRIPT));
+    .get("/page.css", () => asset(PAGE_STYLE, CSS));
+  for (const [path, script] of Object.entries(PAGE_SCRIPTS)) {
+    open.get(path, () => asset(script, JAVASCRIPT));
+  }
   const history = historyRoutes(() => gateway.buffer);
   /** What the token opens. */
   const data = new Router()
