@@ -36,6 +36,7 @@ import { checkRuntime, checkRuntimeFiles, putRuntime } from "./release_runtime.t
 import { bundleFlags, firstLine } from "./runtime.ts";
 import { sha256File } from "./updater.ts";
 import { checkDeviceArtifacts } from "./device_check.ts";
+import { checkFileAgainst } from "./file_check.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
 export async function keygen(dir: string): Promise<{ keyid: string; key: string; pub: string }> {
@@ -289,20 +290,7 @@ async function checkArtifacts(dir: string, m: Manifest): Promise<string[]> {
   const lines: string[] = [];
   for (const [target, t] of Object.entries(m.signed.targets)) {
     const path = `${dir}/${t.path}`;
-    const size = (await Deno.stat(path)).size;
-    if (size !== t.length) {
-      throw new UpdateRefused(
-        "length-mismatch",
-        `${path}: ${size} bytes, manifest says ${t.length}`,
-      );
-    }
-    const digest = await sha256File(path);
-    if (digest !== t.sha256) {
-      throw new UpdateRefused(
-        "hash-mismatch",
-        `${path}: sha256 ${digest}, manifest says ${t.sha256}`,
-      );
-    }
+    await checkFileAgainst(path, t);
     lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
   }
   lines.push(...await checkRuntimeFiles(dir, m));
