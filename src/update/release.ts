@@ -185,7 +185,27 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     // Device artifacts stay listed across the gateway's own releases.
     ...(prev?.signed.devices ? { devices: prev.signed.devices } : {}),
   }, keys);
+  await writeChannel(channel, manifest, { ...opts, root });
+  return manifest;
+}
+
+/**
+ * Writes `manifest` as the channel's `manifest.json` and, on a channel with a root, publishes the
+ * root chain and a fresh timestamp signed by `timestampKeys` (else the root's timestamp keys).
+ */
+export async function writeChannel(
+  channel: string,
+  manifest: Manifest,
+  opts: {
+    root?: SignedRoot;
+    rootDir?: string;
+    timestampKeys?: string[];
+    timestampExpiresInMs?: number;
+    now?: number;
+  },
+): Promise<void> {
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  const root = opts.root;
   if (root) {
     await publishRootChain(opts.rootDir!, channel);
     const tsKeys = opts.timestampKeys?.length
@@ -196,7 +216,6 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       now: opts.now,
     });
   }
-  return manifest;
 }
 
 /**
