@@ -15,7 +15,7 @@ const ELF_MACHINE: Record<number, string> = { 62: "x86_64", 183: "aarch64" };
 
 /** A command that runs `arch` executables here: none needed for this machine's own, qemu for
  * another; undefined when there is none. */
-function runnerFor(arch: string): string[] | undefined {
+export function runnerFor(arch: string): string[] | undefined {
   if (arch === Deno.build.arch) return [];
   for (const q of [`/usr/bin/qemu-${arch}-static`, `/usr/bin/qemu-${arch}`]) {
     try {
