@@ -18,20 +18,9 @@ import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
 import { subscribe, type Subscriber } from "./helpers/subscriber.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
+import { runOutpost as outpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CLASS = "esp32-boiler-v3";
-
-async function outpost(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 interface Listed {
   id: string;
