@@ -6,9 +6,7 @@
  * Debian's Chromium, beside a gateway that publishes neither.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
-import { Slots } from "../src/update/slots.ts";
+import { publishDevice } from "../src/update/mod.ts";
 import { launchBrowser, type TestBrowser } from "./helpers/browser.ts";
 import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startFleetPage } from "./helpers/fleet_page.ts";
@@ -16,6 +14,7 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { subscribe, type Subscriber } from "./helpers/subscriber.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
 import { runOutpost as outpost } from "./helpers/cli.ts";
@@ -49,29 +48,10 @@ Deno.test({
   const devices: OtaDevice[] = [];
   try {
     // A release channel whose gateway release is the version running, so the self-updater idles.
-    const release = `${dir}/release`;
-    const channel = `${dir}/channel/stable`;
-    await Deno.mkdir(channel, { recursive: true });
-    await initRelease(release);
-    await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
-    await publish({
-      channel,
-      artifact: `${dir}/outpost.js`,
-      version: "0.1.0-dev",
-      target: Deno.build.target,
-      keys: [],
-      rootDir: release,
-    });
+    const { release, channel, installRoot } = await idleGatewayChannel(dir);
     server = channelServer(`${dir}/channel`);
-    const installRoot = `${dir}/opt`;
-    await new Slots(installRoot).init(`${dir}/outpost.js`, "0.1.0-dev");
-    await Deno.copyFile(`${release}/root.json`, `${installRoot}/root.json`);
     const ids = ["boiler-1", "boiler-2", "boiler-3"];
-    const tokens: Record<string, string> = {};
-    for (const id of ids) {
-      tokens[id] = createHash("sha256").update(`${id}-${Math.random()}`).digest("hex");
-      await Deno.writeTextFile(`${dir}/${id}.token`, tokens[id], { mode: 0o600 });
-    }
+    const tokens = await writeDeviceTokens(dir, ids);
     sub = await subscribe(broker.url);
     gw = await startGateway(
       dir,

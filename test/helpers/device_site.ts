@@ -1,0 +1,44 @@
+// The release side of a gateway that manages device updates, for the device-update tests.
+import { createHash } from "node:crypto";
+import { initRelease, publish } from "../../src/update/mod.ts";
+import { Slots } from "../../src/update/slots.ts";
+
+/**
+ * A release directory (`dir/release`) and channel (`dir/channel/stable`) whose gateway release is
+ * the version the install root (`dir/opt`, trusting the release's root) runs, so the gateway's
+ * own self-updater has nothing to do.
+ */
+export async function idleGatewayChannel(
+  dir: string,
+): Promise<{ release: string; channel: string; installRoot: string }> {
+  const release = `${dir}/release`;
+  const channel = `${dir}/channel/stable`;
+  await Deno.mkdir(channel, { recursive: true });
+  await initRelease(release);
+  await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
+  await publish({
+    channel,
+    artifact: `${dir}/outpost.js`,
+    version: "0.1.0-dev",
+    target: Deno.build.target,
+    keys: [],
+    rootDir: release,
+  });
+  const installRoot = `${dir}/opt`;
+  await new Slots(installRoot).init(`${dir}/outpost.js`, "0.1.0-dev");
+  await Deno.copyFile(`${release}/root.json`, `${installRoot}/root.json`);
+  return { release, channel, installRoot };
+}
+
+/** A random token per device id, each written to `dir/<id>.token` (mode 0600). */
+export async function writeDeviceTokens(
+  dir: string,
+  ids: string[],
+): Promise<Record<string, string>> {
+  const tokens: Record<string, string> = {};
+  for (const id of ids) {
+    tokens[id] = createHash("sha256").update(`${id}-${Math.random()}`).digest("hex");
+    await Deno.writeTextFile(`${dir}/${id}.token`, tokens[id], { mode: 0o600 });
+  }
+  return tokens;
+}
