@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest } from "./manifest.ts";
 import { reportedVersion } from "./probe.ts";
 import { Slots } from "./slots.ts";
+import { testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -54,21 +54,7 @@ async function setup(
     },
   );
   const url = `http://127.0.0.1:${server.addr.port}`;
-  const config: UpdateConfig = {
-    channel: url,
-    channelName: "stable",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    hardwareClass: "generic",
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
-    minDownloadRate: 1024,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [],
-  };
+  const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
     version: "2.0.0",

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest, SignedManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
+import { signedOffer, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -29,21 +29,7 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
     (req) => handler(req, data),
   );
   const url = `http://127.0.0.1:${server.addr.port}`;
-  const config: UpdateConfig = {
-    channel: url,
-    channelName: "stable",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    hardwareClass: "generic",
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
-    minDownloadRate: 1024,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [],
-  };
+  const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
     version: "2.0.0",
@@ -98,29 +84,10 @@ Deno.test("stage() gives up a download that stops sending, keeps the part for a 
 });
 
 Deno.test("check({ remember: false }) leaves state.json alone; a check records the counter", async () => {
-  const { generateKey, importSigningKey } = await import("./keys.ts");
-  const { signManifest } = await import("./manifest.ts");
-  const file = await generateKey();
-  const key = await importSigningKey(file);
-  const manifest = await signManifest({
-    _type: "outpost-release",
-    channel: "stable",
-    version: "2.0.0",
-    counter: 7,
-    published: new Date(Date.now() - 1000).toISOString(),
-    expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: {
-      [Deno.build.target]: {
-        path: "artifact",
-        sha256: "a".repeat(64),
-        length: 10,
-        hardware: ["generic"],
-      },
-    },
-  }, [key]);
+  const { manifest, publicKey } = await signedOffer({ sha256: "a".repeat(64), length: 10 });
   const t = await setup(() => Response.json(manifest));
   try {
-    const config = { ...t.config, trustedKeys: [file.public], target: Deno.build.target };
+    const config = { ...t.config, trustedKeys: [publicKey], target: Deno.build.target };
     const updater = new Updater({ config, gatewayId: "gw", log });
     const before = await Deno.readTextFile(t.slots.stateFile);
     const r = await updater.check({ remember: false });
@@ -245,35 +212,15 @@ Deno.test("stage() gives up a download that is fast enough but outlasts update.d
 });
 
 /** A channel serving one signed manifest (built by `over`) and `artifact`. */
-async function offered(
-  over: Partial<SignedManifest>,
-  artifact: Uint8Array<ArrayBuffer>,
-  target = Deno.build.target,
-) {
-  const { generateKey, importSigningKey } = await import("./keys.ts");
-  const { signManifest } = await import("./manifest.ts");
-  const file = await generateKey();
-  const manifest = await signManifest({
-    _type: "outpost-release",
-    channel: "stable",
-    version: "2.0.0",
-    counter: 7,
-    published: new Date(Date.now() - 1000).toISOString(),
-    expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: {
-      [target]: {
-        path: "artifact",
-        sha256: createHash("sha256").update(artifact).digest("hex"),
-        length: artifact.length,
-        hardware: ["generic"],
-      },
-    },
-    ...over,
-  }, [await importSigningKey(file)]);
+async function offered(over: Partial<SignedManifest>, artifact: Uint8Array<ArrayBuffer>) {
+  const { manifest, publicKey } = await signedOffer({
+    sha256: createHash("sha256").update(artifact).digest("hex"),
+    length: artifact.length,
+  }, over);
   const t = await setup((req) =>
     req.url.endsWith("/manifest.json") ? Response.json(manifest) : new Response(artifact)
   );
-  return { ...t, config: { ...t.config, trustedKeys: [file.public] } };
+  return { ...t, config: { ...t.config, trustedKeys: [publicKey] } };
 }
 
 Deno.test("check() refuses another channel's manifest: the name comes from the channel URL", async () => {
