@@ -13,6 +13,7 @@ import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
 import { Pipeline } from "../src/pipeline.ts";
 import type { Reading } from "../src/reading.ts";
+import { runAdapter } from "./helpers/adapter_run.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
 
@@ -55,34 +56,9 @@ async function fullBuffer(dir: string, fill: number): Promise<Buffer> {
   return b;
 }
 
-/** Runs the adapter against `emit`; `received` collects what `emit` was handed. */
+/** Runs the adapter against `emit`; `collected` holds what `emit` was handed. */
 function start(cfg: MqttConfig, emit: (rs: Reading[]) => ReturnType<Pipeline["emit"]>) {
-  const abort = new AbortController();
-  const counts = new Map<string, number>();
-  const received: Reading[] = [];
-  const running = mqtt.start({
-    name: "esp",
-    config: cfg,
-    emit: (rs) => {
-      received.push(...rs);
-      return emit(rs);
-    },
-    log: silentLogger(),
-    signal: abort.signal,
-    setDeviceState() {},
-    count(c, by = 1) {
-      counts.set(c, (counts.get(c) ?? 0) + by);
-    },
-    setWriter() {},
-  });
-  return {
-    counts,
-    received,
-    async stop() {
-      abort.abort();
-      await running;
-    },
-  };
+  return runAdapter(mqtt, cfg, { name: "esp", emit });
 }
 
 function storedValues(b: Buffer): number[] {
@@ -103,7 +79,7 @@ Deno.test("mqtt adapter does not PUBACK readings a full buffer refused; the brok
     for (const v of [1, 2, 3, 4]) await pub.publishAsync("n/d", String(v), { qos: 1 });
     // Room for two: 1 and 2 are stored, 3 and 4 refused (and held, not acknowledged).
     await waitFor("the refusal", () => buffer.stats().rejectedFull >= 2, 10_000);
-    await waitFor("all four handed to emit", () => a.received.length >= 4);
+    await waitFor("all four handed to emit", () => a.collected.length >= 4);
     await a.stop();
     assert.deepEqual(storedValues(buffer), [1, 2]);
     // The next session of the same client gets 3 and 4 again from the broker: never acknowledged.
