@@ -61,3 +61,30 @@ export async function signedOffer(
   }, [await importSigningKey(file)]);
   return { manifest, publicKey: file.public };
 }
+
+/** A response whose body sends `data` `step` bytes every `everyMs` ms and ends after the last;
+ * the timer stops when the client goes away. */
+export function dripResponse(
+  data: Uint8Array<ArrayBuffer>,
+  opts: { step: number; everyMs: number },
+): Response {
+  let i = 0;
+  let timer: ReturnType<typeof setInterval>;
+  return new Response(
+    new ReadableStream({
+      start(c) {
+        timer = setInterval(() => {
+          try {
+            c.enqueue(data.subarray(i, i += opts.step));
+            if (i >= data.length) c.close();
+          } catch {
+            clearInterval(timer);
+          }
+        }, opts.everyMs);
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    }),
+  );
+}

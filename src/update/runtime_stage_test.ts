@@ -5,7 +5,7 @@ import { UpdateRefused } from "./errors.ts";
 import type { Manifest } from "./manifest.ts";
 import { reportedVersion } from "./probe.ts";
 import { Slots } from "./slots.ts";
-import { testUpdateConfig } from "./_testing.ts";
+import { dripResponse, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -173,25 +173,8 @@ Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum r
       resumedFrom = Number(range[1]);
       return new Response(data.subarray(resumedFrom), { status: 206 });
     }
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // One byte every 20 ms: 50 B/s.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, ++i));
-            } catch {
-              clearInterval(timer);
-            }
-          }, 20);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 1, everyMs: 20 });
   });
   try {
     const updater = new Updater({ config: d.config, gatewayId: "gw", log, rateWindowMs: 500 });

@@ -4,7 +4,7 @@ import { createLogger } from "../log.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest, SignedManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
-import { signedOffer, testUpdateConfig } from "./_testing.ts";
+import { dripResponse, signedOffer, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -137,25 +137,8 @@ Deno.test("check() stops reading an endless manifest at update.maxMetadataBytes"
 
 Deno.test("stage() gives up a download that drips below update.minDownloadRate; the part is kept", async () => {
   const t = await setup((_req, data) => {
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // One byte every 20 ms: 50 B/s, never a gap long enough for a stall timer.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, ++i));
-            } catch {
-              clearInterval(timer);
-            }
-          }, 20);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 1, everyMs: 20 });
   });
   try {
     const config = { ...t.config, minDownloadRate: 1024 };
@@ -178,26 +161,8 @@ Deno.test("stage() gives up a download that drips below update.minDownloadRate; 
 
 Deno.test("stage() gives up a download that is fast enough but outlasts update.downloadTimeout", async () => {
   const t = await setup((_req, data) => {
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // 4 KB every 100 ms (40 KB/s): over the minimum rate, done only after 1.2 s.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, i += 4096));
-              if (i >= data.length) c.close();
-            } catch {
-              clearInterval(timer);
-            }
-          }, 100);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 4096, everyMs: 100 });
   });
   try {
     const config = { ...t.config, minDownloadRate: 1024, downloadTimeout: 500 };
