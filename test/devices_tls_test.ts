@@ -4,10 +4,10 @@
  * resumes and installs over it.
  */
 import assert from "node:assert/strict";
-import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
-import { Slots } from "../src/update/slots.ts";
+import { publishDevice } from "../src/update/mod.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { testCerts } from "./helpers/certs.ts";
+import { idleGatewayChannel } from "./helpers/device_site.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
@@ -23,19 +23,7 @@ Deno.test({
   async fn() {
     const certs = await testCerts();
     const dir = await Deno.makeTempDir({ prefix: "outpost-devices-tls-" });
-    const channel = `${dir}/channel/stable`;
-    await Deno.mkdir(channel, { recursive: true });
-    await initRelease(`${dir}/release`);
-    await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
-    const rootDir = `${dir}/release`;
-    await publish({
-      channel,
-      artifact: `${dir}/outpost.js`,
-      version: "0.1.0-dev",
-      target: Deno.build.target,
-      keys: [],
-      rootDir,
-    });
+    const { release: rootDir, channel } = await idleGatewayChannel(dir);
     const image = crypto.getRandomValues(new Uint8Array(60_000));
     await Deno.writeFile(`${dir}/fw.bin`, image);
     await publishDevice({
@@ -47,8 +35,6 @@ Deno.test({
       keys: [],
       rootDir,
     });
-    await new Slots(`${dir}/opt`).init(`${dir}/outpost.js`, "0.1.0-dev");
-    await Deno.copyFile(`${rootDir}/root.json`, `${dir}/opt/root.json`);
     const token = "tls-device-token-0123456789";
     await Deno.writeTextFile(`${dir}/b1.token`, token);
     const server = channelServer(`${dir}/channel`);
