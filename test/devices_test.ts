@@ -12,7 +12,7 @@ import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { launchBrowser } from "./helpers/browser.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
+import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.ts";
 import { type ChannelServer, channelServer, outpost } from "./helpers/update.ts";
 
@@ -76,28 +76,17 @@ async function site(
   const tokens = await writeDeviceTokens(dir, ids);
   const yaml = `gateway: { id: devices-gw }
 buffer: { path: ${dir}/buffer.db }
-adapters:
-  - type: mqtt
-    name: local
-    url: ${broker.url}
-    subscriptions: [{ topic: "sensors/{device}/{metric}", format: number }]
-update:
-  channel: ${server.url}/stable/
-  channelName: stable
-  installRoot: ${installRoot}
-  checkInterval: 1h
-  allowInsecure: true
-devices:
-  checkInterval: 1s
-  mqtt: { adapter: local }
-  classes:
-    ${CLASS}: { rollout: { batch: ${rollout.batch}, failureThreshold: ${rollout.failureThreshold} } }
-  list:
 ${
-    ids.map((id) => `    - { id: ${id}, class: ${CLASS}, token: "\${file:${dir}/${id}.token}" }`)
-      .join("\n")
-  }
-${extra.replaceAll("DIR", dir)}`;
+    deviceUpdateYaml({
+      dir,
+      brokerUrl: broker.url,
+      channelUrl: server.url,
+      installRoot,
+      cls: CLASS,
+      ids,
+      rollout,
+    })
+  }${extra.replaceAll("DIR", dir)}`;
   let gw = await startGateway(dir, yaml);
   const devices: OtaDevice[] = [];
   const s: Site = {

@@ -14,7 +14,7 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
+import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { subscribe, type Subscriber } from "./helpers/subscriber.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
 import { runOutpost as outpost } from "./helpers/cli.ts";
@@ -58,29 +58,17 @@ Deno.test({
       `gateway: { id: host-gw }
 buffer: { path: ${dir}/buffer.db }
 uplink: { type: mqtt, url: ${broker.url}, statusInterval: 1s }
-adapters:
-  - type: mqtt
-    name: local
-    url: ${broker.url}
-    subscriptions: [{ topic: "sensors/{device}/{metric}", format: number }]
-update:
-  channel: ${server.url}/stable/
-  channelName: stable
-  installRoot: ${installRoot}
-  checkInterval: 1h
-  allowInsecure: true
-devices:
-  checkInterval: 1s
-  mqtt: { adapter: local }
-  classes:
-    ${CLASS}: { rollout: { batch: 1, failureThreshold: 1 } }
-  list:
 ${
-        ids.map((id) =>
-          `    - { id: ${id}, class: ${CLASS}, token: "\${file:${dir}/${id}.token}" }`
-        ).join("\n")
-      }
-`,
+        deviceUpdateYaml({
+          dir,
+          brokerUrl: broker.url,
+          channelUrl: server.url,
+          installRoot,
+          cls: CLASS,
+          ids,
+          rollout: { batch: 1, failureThreshold: 1 },
+        })
+      }`,
     );
     // boiler-1 takes the update; boiler-2's self-test fails and it rolls back: the rollout stops.
     for (const id of ids) {

@@ -42,3 +42,41 @@ export async function writeDeviceTokens(
   }
   return tokens;
 }
+
+/**
+ * The `adapters`, `update` and `devices` sections of a gateway that updates devices `ids` of
+ * class `cls` (tokens in `dir/<id>.token`) over an `mqtt` adapter named `local` on `brokerUrl`,
+ * from the `stable` channel at `channelUrl` into `installRoot`.
+ */
+export function deviceUpdateYaml(o: {
+  dir: string;
+  brokerUrl: string;
+  channelUrl: string;
+  installRoot: string;
+  cls: string;
+  ids: string[];
+  rollout: { batch: number; failureThreshold: number };
+}): string {
+  const list = o.ids.map((id) =>
+    `    - { id: ${id}, class: ${o.cls}, token: "\${file:${o.dir}/${id}.token}" }`
+  );
+  return `adapters:
+  - type: mqtt
+    name: local
+    url: ${o.brokerUrl}
+    subscriptions: [{ topic: "sensors/{device}/{metric}", format: number }]
+update:
+  channel: ${o.channelUrl}/stable/
+  channelName: stable
+  installRoot: ${o.installRoot}
+  checkInterval: 1h
+  allowInsecure: true
+devices:
+  checkInterval: 1s
+  mqtt: { adapter: local }
+  classes:
+    ${o.cls}: { rollout: { batch: ${o.rollout.batch}, failureThreshold: ${o.rollout.failureThreshold} } }
+  list:
+${list.join("\n")}
+`;
+}
