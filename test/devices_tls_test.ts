@@ -11,6 +11,7 @@ import { idleGatewayChannel } from "./helpers/device_site.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { collectOutput } from "./helpers/proc.ts";
 import { channelServer } from "./helpers/update.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -74,11 +75,7 @@ devices:
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
-    let out = "";
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) out += new TextDecoder().decode(c);
-    };
-    const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    const { output, drained } = collectOutput(child);
     const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.ca)] });
     let device: OtaDevice | undefined;
     try {
@@ -96,7 +93,7 @@ devices:
         (d) => d.reports.some((r) => r.version === "2.0.0" && r.state === "running"),
         60_000,
       ).catch((e) => {
-        throw new Error(`${(e as Error).message}\n--- gateway ---\n${out}`);
+        throw new Error(`${(e as Error).message}\n--- gateway ---\n${output()}`);
       });
       assert.match(device.offers[0].url, new RegExp(`^https://127\\.0\\.0\\.1:${port}/devices/`));
       assert.deepEqual(
@@ -123,7 +120,7 @@ devices:
         child.kill("SIGTERM");
       } catch { /* gone */ }
       await child.status;
-      await pumped;
+      await drained;
       await server.close();
       await broker.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -20,6 +20,7 @@ import { launchBrowser } from "../test/helpers/browser.ts";
 import { startFleetPage } from "../test/helpers/fleet_page.ts";
 import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../test/helpers/ports.ts";
+import { collectOutput } from "../test/helpers/proc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -62,20 +63,15 @@ function spawn(args: string[]) {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   return {
-    output: () => out,
+    output,
     async stop() {
       try {
         Deno.kill(child.pid, "SIGTERM");
       } catch { /* gone */ }
       await child.status;
-      await pumped;
+      await drained;
     },
   };
 }
