@@ -83,6 +83,11 @@ export type CheckResult = { kind: "available"; available: Available } | {
   outcome: UpdateOutcome;
 };
 
+/** A check at `at` that leaves `version` out, saying why. */
+function skipped(at: number, o: { version: string; reason: string }): CheckResult {
+  return { kind: "none", outcome: { at, result: "skipped", ...o } };
+}
+
 /**
  * Fetches and judges the channel's manifest and downloads an accepted artifact into the inactive
  * slot. Every refusal is an {@linkcode UpdateRefused}; nothing outside the staging file changes
@@ -228,40 +233,25 @@ export class Updater {
     }
     const pin = await readPin(this.slots);
     if (pin.pinned) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason: `pinned at ${pin.pinned.version} by the operator since ${
-            new Date(pin.pinned.at).toISOString()
-          } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason: `pinned at ${pin.pinned.version} by the operator since ${
+          new Date(pin.pinned.at).toISOString()
+        } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
+      });
     }
     if (state.lastRollback?.version === s.version && pin.allow !== s.version) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason:
-            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason:
+          `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
+      });
     }
     if (!(await inRollout(this.#gatewayId, s.version, s.rollout))) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason: `outside the ${s.rollout}% rollout of ${s.version}`,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason: `outside the ${s.rollout}% rollout of ${s.version}`,
+      });
     }
     const t = s.targets[this.#target];
     if (!t) {
