@@ -88,3 +88,22 @@ export function dripResponse(
     }),
   );
 }
+
+/** An HTTP server on a free loopback port answering with `handler`: its base URL (no trailing
+ * slash) and `close()`, which stops it and waits until it has. */
+export function serveLocal(
+  handler: (req: Request) => Response | Promise<Response>,
+): { url: string; close(): Promise<void> } {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+    handler,
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    async close() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
 import { UpdateAgent } from "./agent.ts";
 import { Slots } from "./slots.ts";
-import { signedOffer, testUpdateConfig } from "./_testing.ts";
+import { serveLocal, signedOffer, testUpdateConfig } from "./_testing.ts";
 
 const log = createLogger({ level: "error" });
 
@@ -29,9 +29,7 @@ async function setup() {
   }, { counter: 1 });
   const gate = Promise.withResolvers<void>();
   let downloads = 0;
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     (req) => {
       if (req.url.endsWith("/manifest.json")) return Response.json(manifest);
       downloads++;
@@ -53,7 +51,7 @@ async function setup() {
       );
     },
   );
-  const config = testUpdateConfig(`http://127.0.0.1:${server.addr.port}`, slots.root, {
+  const config = testUpdateConfig(server.url, slots.root, {
     minDownloadRate: 1,
     trustedKeys: [publicKey],
     target: Deno.build.target,
@@ -74,8 +72,7 @@ async function setup() {
     release: () => gate.resolve(),
     close: async () => {
       gate.resolve();
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }

@@ -6,7 +6,7 @@ import { signManifest } from "./manifest.ts";
 import { publish } from "./release.ts";
 import { initRelease, rotateRole, writeTimestamp } from "./release_roles.ts";
 import { Slots } from "./slots.ts";
-import { testUpdateConfig } from "./_testing.ts";
+import { serveLocal, testUpdateConfig } from "./_testing.ts";
 import { Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -27,9 +27,7 @@ async function setup() {
   const slots = new Slots(`${dir}/opt`);
   await slots.init(`${dir}/art`, "1.0.0");
   await Deno.copyFile(`${rel}/root.json`, `${slots.root}/root.json`);
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     async (req) => {
       try {
         return new Response(await Deno.readFile(`${dir}/www${new URL(req.url).pathname}`));
@@ -38,7 +36,7 @@ async function setup() {
       }
     },
   );
-  const config = testUpdateConfig(`http://127.0.0.1:${server.addr.port}/stable`, slots.root, {
+  const config = testUpdateConfig(`${server.url}/stable`, slots.root, {
     minDownloadRate: 1,
   });
   const keysOf = async (role: string) => {
@@ -69,8 +67,7 @@ async function setup() {
     pub,
     updater: (now?: () => number) => new Updater({ config, gatewayId: "gw", log, now }),
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }

@@ -5,7 +5,7 @@ import { UpdateRefused } from "./errors.ts";
 import type { Manifest } from "./manifest.ts";
 import { reportedVersion } from "./probe.ts";
 import { Slots } from "./slots.ts";
-import { dripResponse, testUpdateConfig } from "./_testing.ts";
+import { dripResponse, serveLocal, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -43,9 +43,7 @@ async function setup(
   const slots = new Slots(`${dir}/opt`);
   await slots.init(`${dir}/art`, "1.0.0");
   const requests: string[] = [];
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     (req) => {
       const path = new URL(req.url).pathname;
       requests.push(path);
@@ -53,7 +51,7 @@ async function setup(
       return serve(req, runtime);
     },
   );
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  const url = server.url;
   const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
@@ -77,8 +75,7 @@ async function setup(
     requests,
     runtimeRequests: () => requests.filter((r) => r === "/runtime").length,
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
       await Deno.remove(dir, { recursive: true });
     },
   };

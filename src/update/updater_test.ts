@@ -4,7 +4,7 @@ import { createLogger } from "../log.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest, SignedManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
-import { dripResponse, signedOffer, testUpdateConfig } from "./_testing.ts";
+import { dripResponse, serveLocal, signedOffer, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -23,12 +23,8 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
   // `exit` the shell reads no further).
   const data = crypto.getRandomValues(new Uint8Array(48 * 1024));
   data.set(new TextEncoder().encode(script("2.0.0")));
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
-    (req) => handler(req, data),
-  );
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  const server = serveLocal((req) => handler(req, data));
+  const url = server.url;
   const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
@@ -44,8 +40,7 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
     available,
     data,
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }
