@@ -21,6 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { GATEWAY_V8_FLAGS } from "./src/runtime_flags.ts";
+import { runnerFor } from "./src/update/mod.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DIST = `${ROOT}dist`;
@@ -157,18 +158,6 @@ async function notDenort(path: string): Promise<string | undefined> {
   if (/^deno \d/m.test(text) && /^typescript /m.test(text)) {
     return `it is the Deno CLI (${text.split("\n")[0].trim()}), not a denort: a "compiled" ` +
       `binary would be the Deno CLI itself`;
-  }
-  return undefined;
-}
-
-/** A command that runs `arch` binaries here: nothing for this machine's own, qemu for aarch64. */
-function runnerFor(arch: string): string[] | undefined {
-  if (arch === Deno.build.arch) return [];
-  for (const q of [`/usr/bin/qemu-${arch}-static`, `/usr/bin/qemu-${arch}`]) {
-    try {
-      Deno.statSync(q);
-      return [q];
-    } catch { /* not installed */ }
   }
   return undefined;
 }

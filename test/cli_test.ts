@@ -2,19 +2,9 @@ import assert from "node:assert/strict";
 import { startGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/ports.ts";
 import { laughs } from "./helpers/hostile.ts";
+import { runOutpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function outpost(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const outpost = (...args: string[]) => runOutpost(args);
 
 Deno.test("version, help and bad usage exit 0, 0 and 2", async () => {
   const v = await outpost("version");

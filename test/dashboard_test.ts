@@ -7,19 +7,9 @@ import type { Page } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.ts";
 import { startGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { runOutpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function outpost(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const outpost = (...args: string[]) => runOutpost(args);
 
 const YAML = (dir: string) => `
 gateway: { id: dash-gw, site: "Pump house 3" }

@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { createHash } from "node:crypto";
-import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
-import { Slots } from "../src/update/slots.ts";
+import { publishDevice } from "../src/update/mod.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { type Broker, startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { launchBrowser } from "./helpers/browser.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.ts";
 import { type ChannelServer, channelServer, outpost } from "./helpers/update.ts";
 
@@ -69,55 +69,24 @@ async function site(
   extra = "",
 ): Promise<Site> {
   const dir = await Deno.makeTempDir({ prefix: "outpost-devices-" });
-  const release = `${dir}/release`;
-  const channel = `${dir}/channel/stable`;
-  await Deno.mkdir(channel, { recursive: true });
-  await initRelease(release);
-  // The gateway's own release: the version it runs, so its self-updater has nothing to do.
-  await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
-  await publish({
-    channel,
-    artifact: `${dir}/outpost.js`,
-    version: "0.1.0-dev",
-    target: Deno.build.target,
-    keys: [],
-    rootDir: release,
-  });
+  const { release, channel, installRoot } = await idleGatewayChannel(dir);
   await publishFirst?.({ dir, channel, release });
   const server = channelServer(`${dir}/channel`);
   const broker = await startMosquitto();
-  const installRoot = `${dir}/opt`;
-  await new Slots(installRoot).init(`${dir}/outpost.js`, "0.1.0-dev");
-  await Deno.copyFile(`${release}/root.json`, `${installRoot}/root.json`);
-  const tokens: Record<string, string> = {};
-  for (const id of ids) {
-    tokens[id] = createHash("sha256").update(`${id}-${Math.random()}`).digest("hex");
-    await Deno.writeTextFile(`${dir}/${id}.token`, tokens[id], { mode: 0o600 });
-  }
+  const tokens = await writeDeviceTokens(dir, ids);
   const yaml = `gateway: { id: devices-gw }
 buffer: { path: ${dir}/buffer.db }
-adapters:
-  - type: mqtt
-    name: local
-    url: ${broker.url}
-    subscriptions: [{ topic: "sensors/{device}/{metric}", format: number }]
-update:
-  channel: ${server.url}/stable/
-  channelName: stable
-  installRoot: ${installRoot}
-  checkInterval: 1h
-  allowInsecure: true
-devices:
-  checkInterval: 1s
-  mqtt: { adapter: local }
-  classes:
-    ${CLASS}: { rollout: { batch: ${rollout.batch}, failureThreshold: ${rollout.failureThreshold} } }
-  list:
 ${
-    ids.map((id) => `    - { id: ${id}, class: ${CLASS}, token: "\${file:${dir}/${id}.token}" }`)
-      .join("\n")
-  }
-${extra.replaceAll("DIR", dir)}`;
+    deviceUpdateYaml({
+      dir,
+      brokerUrl: broker.url,
+      channelUrl: server.url,
+      installRoot,
+      cls: CLASS,
+      ids,
+      rollout,
+    })
+  }${extra.replaceAll("DIR", dir)}`;
   let gw = await startGateway(dir, yaml);
   const devices: OtaDevice[] = [];
   const s: Site = {

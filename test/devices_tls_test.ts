@@ -4,13 +4,14 @@
  * resumes and installs over it.
  */
 import assert from "node:assert/strict";
-import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
-import { Slots } from "../src/update/slots.ts";
+import { publishDevice } from "../src/update/mod.ts";
 import { GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 import { testCerts } from "./helpers/certs.ts";
+import { idleGatewayChannel } from "./helpers/device_site.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { collectOutput } from "./helpers/proc.ts";
 import { channelServer } from "./helpers/update.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -23,19 +24,7 @@ Deno.test({
   async fn() {
     const certs = await testCerts();
     const dir = await Deno.makeTempDir({ prefix: "outpost-devices-tls-" });
-    const channel = `${dir}/channel/stable`;
-    await Deno.mkdir(channel, { recursive: true });
-    await initRelease(`${dir}/release`);
-    await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
-    const rootDir = `${dir}/release`;
-    await publish({
-      channel,
-      artifact: `${dir}/outpost.js`,
-      version: "0.1.0-dev",
-      target: Deno.build.target,
-      keys: [],
-      rootDir,
-    });
+    const { release: rootDir, channel } = await idleGatewayChannel(dir);
     const image = crypto.getRandomValues(new Uint8Array(60_000));
     await Deno.writeFile(`${dir}/fw.bin`, image);
     await publishDevice({
@@ -47,8 +36,6 @@ Deno.test({
       keys: [],
       rootDir,
     });
-    await new Slots(`${dir}/opt`).init(`${dir}/outpost.js`, "0.1.0-dev");
-    await Deno.copyFile(`${rootDir}/root.json`, `${dir}/opt/root.json`);
     const token = "tls-device-token-0123456789";
     await Deno.writeTextFile(`${dir}/b1.token`, token);
     const server = channelServer(`${dir}/channel`);
@@ -88,11 +75,7 @@ devices:
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
-    let out = "";
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) out += new TextDecoder().decode(c);
-    };
-    const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    const { output, drained } = collectOutput(child);
     const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.ca)] });
     let device: OtaDevice | undefined;
     try {
@@ -110,7 +93,7 @@ devices:
         (d) => d.reports.some((r) => r.version === "2.0.0" && r.state === "running"),
         60_000,
       ).catch((e) => {
-        throw new Error(`${(e as Error).message}\n--- gateway ---\n${out}`);
+        throw new Error(`${(e as Error).message}\n--- gateway ---\n${output()}`);
       });
       assert.match(device.offers[0].url, new RegExp(`^https://127\\.0\\.0\\.1:${port}/devices/`));
       assert.deepEqual(
@@ -137,7 +120,7 @@ devices:
         child.kill("SIGTERM");
       } catch { /* gone */ }
       await child.status;
-      await pumped;
+      await drained;
       await server.close();
       await broker.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

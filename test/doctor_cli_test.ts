@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import { CHECKS, type DoctorReport } from "../src/doctor/mod.ts";
 import { FakeHost } from "./helpers/doctor_tree.ts";
+import { runOutpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const VERDICTS = ["pass", "warn", "fail", "skip"];
 
-async function outpost(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const outpost = (...args: string[]) => runOutpost(args);
 
 function assertWellFormed(r: DoctorReport): void {
   for (const [id] of CHECKS) {

@@ -9,19 +9,9 @@ import { generateKey } from "../src/update/keys.ts";
 import { type FakeGateway, type Quirk, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { runOutpost as outpost } from "./helpers/cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function outpost(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 async function fleetOf(url: string): Promise<Fleet> {
   const fleet = await Fleet.connect({ connection: { url } });

@@ -6,9 +6,7 @@
  * Debian's Chromium, beside a gateway that publishes neither.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { initRelease, publish, publishDevice } from "../src/update/mod.ts";
-import { Slots } from "../src/update/slots.ts";
+import { publishDevice } from "../src/update/mod.ts";
 import { launchBrowser, type TestBrowser } from "./helpers/browser.ts";
 import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startFleetPage } from "./helpers/fleet_page.ts";
@@ -16,22 +14,12 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { subscribe, type Subscriber } from "./helpers/subscriber.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
+import { runOutpost as outpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CLASS = "esp32-boiler-v3";
-
-async function outpost(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 interface Listed {
   id: string;
@@ -60,58 +48,27 @@ Deno.test({
   const devices: OtaDevice[] = [];
   try {
     // A release channel whose gateway release is the version running, so the self-updater idles.
-    const release = `${dir}/release`;
-    const channel = `${dir}/channel/stable`;
-    await Deno.mkdir(channel, { recursive: true });
-    await initRelease(release);
-    await Deno.writeTextFile(`${dir}/outpost.js`, "#!/usr/bin/env -S deno run\n");
-    await publish({
-      channel,
-      artifact: `${dir}/outpost.js`,
-      version: "0.1.0-dev",
-      target: Deno.build.target,
-      keys: [],
-      rootDir: release,
-    });
+    const { release, channel, installRoot } = await idleGatewayChannel(dir);
     server = channelServer(`${dir}/channel`);
-    const installRoot = `${dir}/opt`;
-    await new Slots(installRoot).init(`${dir}/outpost.js`, "0.1.0-dev");
-    await Deno.copyFile(`${release}/root.json`, `${installRoot}/root.json`);
     const ids = ["boiler-1", "boiler-2", "boiler-3"];
-    const tokens: Record<string, string> = {};
-    for (const id of ids) {
-      tokens[id] = createHash("sha256").update(`${id}-${Math.random()}`).digest("hex");
-      await Deno.writeTextFile(`${dir}/${id}.token`, tokens[id], { mode: 0o600 });
-    }
+    const tokens = await writeDeviceTokens(dir, ids);
     sub = await subscribe(broker.url);
     gw = await startGateway(
       dir,
       `gateway: { id: host-gw }
 buffer: { path: ${dir}/buffer.db }
 uplink: { type: mqtt, url: ${broker.url}, statusInterval: 1s }
-adapters:
-  - type: mqtt
-    name: local
-    url: ${broker.url}
-    subscriptions: [{ topic: "sensors/{device}/{metric}", format: number }]
-update:
-  channel: ${server.url}/stable/
-  channelName: stable
-  installRoot: ${installRoot}
-  checkInterval: 1h
-  allowInsecure: true
-devices:
-  checkInterval: 1s
-  mqtt: { adapter: local }
-  classes:
-    ${CLASS}: { rollout: { batch: 1, failureThreshold: 1 } }
-  list:
 ${
-        ids.map((id) =>
-          `    - { id: ${id}, class: ${CLASS}, token: "\${file:${dir}/${id}.token}" }`
-        ).join("\n")
-      }
-`,
+        deviceUpdateYaml({
+          dir,
+          brokerUrl: broker.url,
+          channelUrl: server.url,
+          installRoot,
+          cls: CLASS,
+          ids,
+          rollout: { batch: 1, failureThreshold: 1 },
+        })
+      }`,
     );
     // boiler-1 takes the update; boiler-2's self-test fails and it rolls back: the rollout stops.
     for (const id of ids) {

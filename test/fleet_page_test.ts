@@ -10,60 +10,11 @@ import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
 import { launchBrowser, type TestBrowser } from "./helpers/browser.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
+import { startFleetPage } from "./helpers/fleet_page.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DAY = 86_400_000;
-
-/** `outpost fleet serve` as a process; resolves once it printed its address. */
-async function startFleetPage(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "fleet", "serve", "--listen", "127.0.0.1:0", ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  let exited = false;
-  const status = child.status.then(async (s) => {
-    exited = true;
-    await pumped;
-    return s;
-  });
-  const url = await waitFor(
-    "the fleet page to print its address",
-    () => {
-      if (exited) throw new Error(`fleet serve exited:\n${out}`);
-      return /^access token/m.test(out) ? /fleet page on (\S+)/.exec(out)?.[1] : undefined;
-    },
-    30_000,
-    50,
-  );
-  return {
-    url,
-    output: () => out,
-    stop: async () => {
-      try {
-        Deno.kill(child.pid, "SIGTERM");
-      } catch { /* gone */ }
-      const timer = setTimeout(() => {
-        try {
-          Deno.kill(child.pid, "SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      const s = await status;
-      clearTimeout(timer);
-      return s.code;
-    },
-  };
-}
 
 /** Three days of one device, every five minutes, written before the gateway starts. */
 async function seed(path: string, end: number) {

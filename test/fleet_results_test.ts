@@ -6,19 +6,7 @@ import { queryRowReading } from "../src/protocol/mod.ts";
 import { bigResults } from "./helpers/big_results.ts";
 import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function outpost(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runOutpost as outpost } from "./helpers/cli.ts";
 
 Deno.test("fleet send status|logs|query|config-get prints complete results, not cut at 100 characters", async () => {
   const broker = await startMosquitto();

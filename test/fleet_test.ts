@@ -13,24 +13,16 @@ import { VERSION } from "../src/version.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { waitFor } from "./helpers/ports.ts";
+import { runOutpost } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const COUNT = 20;
 const DAY = 86_400_000;
 
 /** The operator key file every `outpost fleet` call here signs with (all scopes on every gateway). */
 let operatorKeyFile = "";
 
-async function outpost(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args, ...(operatorKeyFile ? ["--key", operatorKeyFile] : [])],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const outpost = (args: string[]) =>
+  runOutpost([...args, ...(operatorKeyFile ? ["--key", operatorKeyFile] : [])]);
 
 /**
  * 30 days of one device (one reading a minute, two metrics) with explicit timestamps, plus

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { testCerts } from "./helpers/certs.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { collectOutput } from "./helpers/proc.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -44,19 +45,15 @@ function run(configPath: string) {
     stdin: "null",
     env: { NO_COLOR: "1" },
   }).spawn();
-  let out = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += dec.decode(c, { stream: true });
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   let done = false;
   const exited = child.status.then(async (s) => {
     done = true;
-    await pumped;
+    await drained;
     return s;
   });
   return {
-    output: () => out,
+    output,
     exited: () => done,
     async stop() {
       try {

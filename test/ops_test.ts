@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startGateway } from "./helpers/gateway.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
+import { collectOutput } from "./helpers/proc.ts";
 import { notifySocket } from "./helpers/notify_socket.ts";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.ts";
 
@@ -107,21 +108,16 @@ async function runBriefly(dir: string, yaml: string, flags: string[], env = {}):
     stdin: "null",
     env: { NO_COLOR: "1", ...env },
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk, { stream: true });
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   try {
-    await waitFor("the adapter to start", () => out.includes("simulating devices"), 30_000);
+    await waitFor("the adapter to start", () => output().includes("simulating devices"), 30_000);
   } finally {
     child.kill("SIGTERM");
     const status = await child.status;
-    await pumped;
-    assert.equal(status.code, 0, out);
+    await drained;
+    assert.equal(status.code, 0, output());
   }
-  return out;
+  return output();
 }
 
 function assertJsonLines(out: string, prefix = ""): Record<string, unknown>[] {

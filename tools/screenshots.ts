@@ -17,8 +17,10 @@ import { Ctx, INVALID } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log.ts";
 import { generateKey } from "../src/update/mod.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
+import { startFleetPage } from "../test/helpers/fleet_page.ts";
 import { startMosquitto } from "../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../test/helpers/ports.ts";
+import { collectOutput } from "../test/helpers/proc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -61,20 +63,15 @@ function spawn(args: string[]) {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   return {
-    output: () => out,
+    output,
     async stop() {
       try {
         Deno.kill(child.pid, "SIGTERM");
       } catch { /* gone */ }
       await child.status;
-      await pumped;
+      await drained;
     },
   };
 }
@@ -92,7 +89,7 @@ const ALARM_RULES = `rules:
 
 const dir = await Deno.makeTempDir({ prefix: "outpost-screenshots-" });
 const broker = await startMosquitto();
-const procs: ReturnType<typeof spawn>[] = [];
+const procs: { stop(): Promise<unknown> }[] = [];
 const browser = await launchBrowser();
 try {
   await Deno.mkdir(`${dir}/data`);
@@ -119,23 +116,9 @@ try {
   );
   const token = (await Deno.readTextFile(`${dir}/data/http-token`)).trim();
 
-  const fleet = spawn([
-    "fleet",
-    "serve",
-    "--listen",
-    "127.0.0.1:0",
-    "--broker",
-    broker.url,
-    "--key",
-    `${dir}/operator.key`,
-  ]);
+  const fleet = await startFleetPage(["--broker", broker.url, "--key", `${dir}/operator.key`]);
   procs.push(fleet);
-  const fleetUrl = await waitFor(
-    "the fleet page to print its address",
-    () => /fleet page on (\S+)/.exec(fleet.output())?.[1],
-    30_000,
-    100,
-  );
+  const fleetUrl = fleet.url;
   const fleetToken = await waitFor(
     "the fleet page's token",
     () => /access token \(for this run only\): (\S+)/.exec(fleet.output())?.[1],

@@ -6,7 +6,6 @@ import { gatewaySchema } from "../../src/config/gateway.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { checkReading } from "../../src/reading.ts";
 import { BrokerSetupError, type Emit } from "../../src/adapter.ts";
-import { silentLogger } from "../../src/log.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../test/helpers/ports.ts";
 import { deepJsonList, longCsv, wideJsonObject } from "../../test/helpers/hostile.ts";
@@ -34,7 +33,7 @@ function config(raw: Record<string, unknown>): MqttConfig {
 }
 
 function run(cfg: MqttConfig): AdapterRun {
-  return runAdapter(mqtt, cfg, "esp");
+  return runAdapter(mqtt, cfg, { name: "esp" });
 }
 
 const SUBSCRIPTIONS = [
@@ -376,28 +375,8 @@ Deno.test("payloads over a size or shape limit are refused before parsing, with 
 });
 
 /** Runs the adapter with `emit` of the test's own (to refuse or hold readings). */
-function runWith(cfg: MqttConfig, emit: Emit) {
-  const abort = new AbortController();
-  const counts = new Map<string, number>();
-  const running = mqtt.start({
-    name: "esp",
-    config: cfg,
-    emit,
-    log: silentLogger(),
-    signal: abort.signal,
-    setDeviceState() {},
-    count(c, by = 1) {
-      counts.set(c, (counts.get(c) ?? 0) + by);
-    },
-    setWriter() {},
-  });
-  return {
-    counts,
-    async stop() {
-      abort.abort();
-      await running;
-    },
-  };
+function runWith(cfg: MqttConfig, emit: Emit): AdapterRun {
+  return runAdapter(mqtt, cfg, { name: "esp", emit });
 }
 
 Deno.test("mqtt adapter acknowledges a QoS 1 message only once its readings are stored", async () => {

@@ -27,7 +27,7 @@ function config(raw: Record<string, unknown>): Zigbee2mqttConfig {
 }
 
 function run(cfg: Zigbee2mqttConfig): AdapterRun {
-  return runAdapter(zigbee2mqtt, cfg, "zigbee");
+  return runAdapter(zigbee2mqtt, cfg, { name: "zigbee" });
 }
 
 const byKey = (rs: Reading[], device: string) =>

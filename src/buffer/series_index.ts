@@ -292,8 +292,11 @@ export function* selectRows(db: DatabaseSync, f: RowFilter): Generator<Row> {
   yield* scan(db, { ...f, afterSeq: tailFrom }, pageSize, Infinity);
 }
 
-/** Scans rows with `afterSeq < seq < before` matching `f`, in sequence order. */
-function* scan(db: DatabaseSync, f: RowFilter, pageSize: number, before: number): Generator<Row> {
+/**
+ * The `WHERE` text for rows with `seq > ?` (the caller binds that first), `seq < before` and
+ * `f`'s series and time range, with the parameters that follow the first one.
+ */
+function rowCondition(f: RowFilter, before: number): { cond: string; params: number[] } {
   const where = ["seq > ?"];
   const params: number[] = [];
   if (before !== Infinity) {
@@ -309,7 +312,12 @@ function* scan(db: DatabaseSync, f: RowFilter, pageSize: number, before: number)
     where.push("ts < ?");
     params.push(f.to);
   }
-  const cond = where.join(" AND ");
+  return { cond: where.join(" AND "), params };
+}
+
+/** Scans rows with `afterSeq < seq < before` matching `f`, in sequence order. */
+function* scan(db: DatabaseSync, f: RowFilter, pageSize: number, before: number): Generator<Row> {
+  const { cond, params } = rowCondition(f, before);
   const stmt = db.prepare(
     `SELECT seq, ts, sid, value, 0 AS local FROM readings WHERE ${cond}` +
       (f.hasLocal
@@ -391,22 +399,8 @@ export function countRows(db: DatabaseSync, f: RowFilter): number {
 
 /** `count(*)` of the rows with `after < seq < before` matching `f`. */
 function scanCount(db: DatabaseSync, f: RowFilter, after: number, before: number): number {
-  const where = ["seq > ?"];
-  const params: number[] = [after];
-  if (before !== Infinity) {
-    where.push("seq < ?");
-    params.push(before);
-  }
-  if (f.sids !== undefined) where.push(`sid IN (${f.sids.join(",")})`);
-  if (f.from !== undefined) {
-    where.push("ts >= ?");
-    params.push(f.from);
-  }
-  if (f.to !== undefined) {
-    where.push("ts < ?");
-    params.push(f.to);
-  }
-  const cond = where.join(" AND ");
+  const { cond, params: rest } = rowCondition(f, before);
+  const params = [after, ...rest];
   let n = Number(
     (db.prepare(`SELECT count(*) AS n FROM readings WHERE ${cond}`).get(...params) as {
       n: number;

@@ -19,29 +19,41 @@ function readings(n: number, start: number): Reading[] {
   });
 }
 
+/** A buffer at `path` committing up to 10,000 rows at once. */
+function openBuffer(path: string): Buffer {
+  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
+  if (c === INVALID) throw new Error("bad config");
+  return Buffer.open(c, { log: silentLogger() });
+}
+
+/**
+ * {@linkcode openBuffer} with `total` {@linkcode readings} and one local-only reading of dev-7
+ * (past the last chunk: found by the scan of the tail), once two chunks are indexed.
+ */
+async function seededBuffer(path: string, total: number): Promise<Buffer> {
+  const b = openBuffer(path);
+  for (let i = 0; i < total; i += 10_000) {
+    await b.append(readings(Math.min(10_000, total - i), i));
+  }
+  await b.append([{ device: "dev-7", metric: "raw", value: 1, ts: T0 + 5 }], { forward: false });
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    await waitFor(
+      "two chunks indexed",
+      () => Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n) === 2,
+    );
+  } finally {
+    db.close();
+  }
+  return b;
+}
+
 Deno.test("query() and exportReadings() of one device use the series index and match a full scan", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
-  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
-  if (c === INVALID) throw new Error("bad config");
-  const b = Buffer.open(c, { log: silentLogger() });
+  const total = Math.round(CHUNK_ROWS * 2.5);
+  const b = await seededBuffer(path, total);
   try {
-    const total = Math.round(CHUNK_ROWS * 2.5);
-    for (let i = 0; i < total; i += 10_000) {
-      await b.append(readings(Math.min(10_000, total - i), i));
-    }
-    // A local-only reading (past the last chunk: found by the scan of the tail).
-    await b.append([{ device: "dev-7", metric: "raw", value: 1, ts: T0 + 5 }], { forward: false });
-    const db = new DatabaseSync(path, { readOnly: true });
-    try {
-      await waitFor(
-        "two chunks indexed",
-        () =>
-          Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n) === 2,
-      );
-    } finally {
-      db.close();
-    }
     // Expected by brute force over what was appended.
     const want = readings(total, 0).map((r, i) => ({ ...r, seq: i + 1 }))
       .filter((r) => r.device === "dev-7");
@@ -78,9 +90,7 @@ Deno.test("query() and exportReadings() of one device use the series index and m
 Deno.test("a file indexed in the one-row-per-reading layout is indexed again by series lists on open", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
-  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
-  if (c === INVALID) throw new Error("bad config");
-  let b = Buffer.open(c, { log: silentLogger() });
+  let b = openBuffer(path);
   try {
     const total = CHUNK_ROWS + 10_000;
     for (let i = 0; i < total; i += 10_000) await b.append(readings(10_000, i));
@@ -94,7 +104,7 @@ CREATE TABLE IF NOT EXISTS chunk_series(
 INSERT INTO chunk_series SELECT 0, sid, seq FROM readings WHERE seq <= ${CHUNK_ROWS};
 INSERT INTO chunks VALUES (0, ${CHUNK_ROWS}, ${T0}, ${T0 + CHUNK_ROWS * 10});`);
     old.close();
-    b = Buffer.open(c, { log: silentLogger() });
+    b = openBuffer(path);
     // Indexing follows commits: the next one indexes the whole chunks behind it.
     await b.append([{ device: "dev-0", metric: "a", value: 0, ts: T0 }]);
     const db = new DatabaseSync(path, { readOnly: true });
@@ -132,9 +142,7 @@ Deno.test("the index stays small next to the readings with many series (no overf
   // the size at which a WITHOUT ROWID row on a 2 KB page spills into an overflow page of its own.
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
-  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
-  if (c === INVALID) throw new Error("bad config");
-  const b = Buffer.open(c, { log: silentLogger() });
+  const b = openBuffer(path);
   try {
     const total = CHUNK_ROWS * 2 + 1;
     for (let i = 0; i < total; i += 10_000) {
@@ -182,25 +190,9 @@ Deno.test("the index stays small next to the readings with many series (no overf
 Deno.test("count() and countReadings() give the number of rows query() and exportReadings() yield", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/buffer.db`;
-  const c = bufferSchema.check({ path, commitRows: 10_000 }, new Ctx(), []);
-  if (c === INVALID) throw new Error("bad config");
-  const b = Buffer.open(c, { log: silentLogger() });
+  const total = Math.round(CHUNK_ROWS * 2.3);
+  const b = await seededBuffer(path, total);
   try {
-    const total = Math.round(CHUNK_ROWS * 2.3);
-    for (let i = 0; i < total; i += 10_000) {
-      await b.append(readings(Math.min(10_000, total - i), i));
-    }
-    await b.append([{ device: "dev-7", metric: "raw", value: 1, ts: T0 + 5 }], { forward: false });
-    const db = new DatabaseSync(path, { readOnly: true });
-    try {
-      await waitFor(
-        "two chunks indexed",
-        () =>
-          Number((db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n) === 2,
-      );
-    } finally {
-      db.close();
-    }
     b.flush();
     const filters = [
       {},

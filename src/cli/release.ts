@@ -21,6 +21,7 @@ import {
   writeTimestamp,
 } from "../update/mod.ts";
 import type { CliDeps } from "./deps.ts";
+import { SIGNING_OPTIONS } from "./release_options.ts";
 import { publishDeviceSubcommand } from "./release_device.ts";
 
 function expiresOf(args: Args, name: string): number | undefined {
@@ -265,15 +266,7 @@ See docs/releasing.md.`,
         artifact: { type: "string", arg: "FILE", help: "the build to publish" },
         version: { type: "string", arg: "X", help: "its version (semantic)" },
         target: { type: "string", arg: "T", help: "its build target" },
-        "root-dir": { type: "string", arg: "DIR", help: "the release directory (role keys)" },
-        key: { type: "string", multiple: true, arg: "FILE", help: "a signing key" },
-        "timestamp-key": { type: "string", multiple: true, arg: "FILE", help: "a timestamp key" },
-        "timestamp-expires": {
-          type: "string",
-          arg: "DURATION",
-          default: "1d",
-          help: "timestamp.json expiry",
-        },
+        ...SIGNING_OPTIONS,
         expires: EXPIRES,
         rollout: { type: "string", arg: "PERCENT", default: "100", help: "share of devices" },
         hardware: { type: "string", multiple: true, arg: "CLASS", help: "only this hardware" },

@@ -1,6 +1,7 @@
 /** `outpost release publish-device`: a device artifact on a release channel. */
 import type { Args, Command } from "../common/cli.ts";
 import type { CliDeps } from "./deps.ts";
+import { SIGNING_OPTIONS } from "./release_options.ts";
 import { parseExpires, publishDevice } from "../update/mod.ts";
 
 async function releasePublishDevice(args: Args): Promise<number> {
@@ -53,15 +54,7 @@ export const publishDeviceSubcommand: Command<CliDeps> = {
     version: { type: "string", arg: "X", help: "the version devices report (semantic)" },
     class: { type: "string", multiple: true, arg: "CLASS", help: "a device class it is for" },
     device: { type: "string", multiple: true, arg: "ID", help: "only this device (repeatable)" },
-    "root-dir": { type: "string", arg: "DIR", help: "the release directory (role keys)" },
-    key: { type: "string", multiple: true, arg: "FILE", help: "a signing key" },
-    "timestamp-key": { type: "string", multiple: true, arg: "FILE", help: "a timestamp key" },
-    "timestamp-expires": {
-      type: "string",
-      arg: "DURATION",
-      default: "1d",
-      help: "timestamp.json expiry",
-    },
+    ...SIGNING_OPTIONS,
     expires: { type: "string", arg: "DURATION", default: "30d", help: "manifest expiry" },
     "allow-downgrade": { type: "boolean", help: "publish a version not newer than the listed" },
   },

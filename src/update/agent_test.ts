@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
 import { UpdateAgent } from "./agent.ts";
-import type { UpdateConfig } from "./config.ts";
-import { generateKey, importSigningKey } from "./keys.ts";
-import { signManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
+import { serveLocal, signedOffer, testUpdateConfig } from "./_testing.ts";
 
 const log = createLogger({ level: "error" });
 
@@ -25,28 +23,13 @@ async function setup() {
   await slots.init(`${dir}/a`, "1.1.0");
   await Deno.writeTextFile(slots.binary("b"), fakeBinary("1.0.0"), { mode: 0o755 });
   const data = new TextEncoder().encode(fakeBinary("2.0.0").padEnd(64 * 1024, "#"));
-  const file = await generateKey();
-  const manifest = await signManifest({
-    _type: "outpost-release",
-    channel: "stable",
-    version: "2.0.0",
-    counter: 1,
-    published: new Date(Date.now() - 1000).toISOString(),
-    expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: {
-      [Deno.build.target]: {
-        path: "artifact",
-        sha256: createHash("sha256").update(data).digest("hex"),
-        length: data.length,
-        hardware: ["generic"],
-      },
-    },
-  }, [await importSigningKey(file)]);
+  const { manifest, publicKey } = await signedOffer({
+    sha256: createHash("sha256").update(data).digest("hex"),
+    length: data.length,
+  }, { counter: 1 });
   const gate = Promise.withResolvers<void>();
   let downloads = 0;
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     (req) => {
       if (req.url.endsWith("/manifest.json")) return Response.json(manifest);
       downloads++;
@@ -68,22 +51,11 @@ async function setup() {
       );
     },
   );
-  const config: UpdateConfig = {
-    channel: `http://127.0.0.1:${server.addr.port}`,
-    channelName: "stable",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    hardwareClass: "generic",
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
+  const config = testUpdateConfig(server.url, slots.root, {
     minDownloadRate: 1,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [file.public],
+    trustedKeys: [publicKey],
     target: Deno.build.target,
-  };
+  });
   const agent = new UpdateAgent({
     config,
     configPath: `${dir}/site.yaml`,
@@ -100,8 +72,7 @@ async function setup() {
     release: () => gate.resolve(),
     close: async () => {
       gate.resolve();
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }

@@ -8,11 +8,8 @@
 import { basename } from "node:path";
 import { DEVICE_ARTIFACT_RE, DEVICE_ID_RE, parseDeviceTargets } from "./device_targets.ts";
 import { ReleaseError } from "./errors.ts";
-import { readSigningKey } from "./keys.ts";
 import { compareVersions, type Manifest, parseVersion, signManifest } from "./manifest.ts";
-import { chainTargetsKeys, readPrevious, releaseSigners } from "./release.ts";
-import { publishRootChain, roleKeys, writeTimestamp } from "./release_roles.ts";
-import { writeFileAtomic } from "./slots.ts";
+import { chainTargetsKeys, readPrevious, releaseSigners, writeChannel } from "./release.ts";
 import { sha256File } from "./updater.ts";
 
 /** Options of {@linkcode publishDevice}. */
@@ -119,16 +116,6 @@ export async function publishDevice(o: PublishDeviceOptions): Promise<Manifest> 
       },
     },
   }, keys);
-  await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
-  if (root) {
-    await publishRootChain(o.rootDir!, channel);
-    const tsKeys = o.timestampKeys?.length
-      ? await Promise.all(o.timestampKeys.map(readSigningKey))
-      : await roleKeys(o.rootDir!, root, "timestamp");
-    await writeTimestamp(channel, root, tsKeys, {
-      expiresInMs: o.timestampExpiresInMs,
-      now: o.now,
-    });
-  }
+  await writeChannel(channel, manifest, { ...o, root });
   return manifest;
 }

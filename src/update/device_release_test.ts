@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { serveLocal } from "./_testing.ts";
 import { publishDevice } from "./device_release.ts";
 import { parseDeviceTargets } from "./device_targets.ts";
 import { readPublicKeys } from "./release.ts";
@@ -106,9 +107,7 @@ Deno.test("Updater.fetchArtifact() keeps the update limits: size cap, resume, ha
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
   const ranges: (string | null)[] = [];
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     (req) => {
       const range = req.headers.get("range");
       ranges.push(range);
@@ -121,7 +120,7 @@ Deno.test("Updater.fetchArtifact() keeps the update limits: size cap, resume, ha
       });
     },
   );
-  const url = `http://127.0.0.1:${server.addr.port}/fw.bin`;
+  const url = `${server.url}/fw.bin`;
   const ctx = new Ctx();
   const config = <UpdateConfig> updateSchema.check(
     { channel: "http://127.0.0.1/stable/", installRoot: dir, allowInsecure: true },
@@ -161,8 +160,7 @@ Deno.test("Updater.fetchArtifact() keeps the update limits: size cap, resume, ha
     });
     await assert.rejects(strict.fetchArtifact(a, `${dir}/x`), /refusing plain http/);
   } finally {
-    ac.abort();
-    await server.finished;
+    await server.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -58,7 +58,7 @@ export {
 } from "./release.ts";
 export { type Slot, Slots, type UpdateState, writeFileAtomic } from "./slots.ts";
 export { PINNED_DENO, type RuntimeEntry } from "./runtime.ts";
-export { checkRuntime } from "./release_runtime.ts";
+export { checkRuntime, runnerFor } from "./release_runtime.ts";
 export { initWithRuntime } from "./runtime_stage.ts";
 export { checkExec, execInto } from "./handover.ts";
 export { runTrial, stopChild, trialUnhealthy } from "./trial.ts";

@@ -36,6 +36,7 @@ import { checkRuntime, checkRuntimeFiles, putRuntime } from "./release_runtime.t
 import { bundleFlags, firstLine } from "./runtime.ts";
 import { sha256File } from "./updater.ts";
 import { checkDeviceArtifacts } from "./device_check.ts";
+import { checkFileAgainst } from "./file_check.ts";
 
 /** Writes a new key pair into `dir`: `<keyid>.key` (0600) and `<keyid>.pub`; returns both paths. */
 export async function keygen(dir: string): Promise<{ keyid: string; key: string; pub: string }> {
@@ -184,7 +185,27 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
     // Device artifacts stay listed across the gateway's own releases.
     ...(prev?.signed.devices ? { devices: prev.signed.devices } : {}),
   }, keys);
+  await writeChannel(channel, manifest, { ...opts, root });
+  return manifest;
+}
+
+/**
+ * Writes `manifest` as the channel's `manifest.json` and, on a channel with a root, publishes the
+ * root chain and a fresh timestamp signed by `timestampKeys` (else the root's timestamp keys).
+ */
+export async function writeChannel(
+  channel: string,
+  manifest: Manifest,
+  opts: {
+    root?: SignedRoot;
+    rootDir?: string;
+    timestampKeys?: string[];
+    timestampExpiresInMs?: number;
+    now?: number;
+  },
+): Promise<void> {
   await writeFileAtomic(`${channel}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  const root = opts.root;
   if (root) {
     await publishRootChain(opts.rootDir!, channel);
     const tsKeys = opts.timestampKeys?.length
@@ -195,7 +216,6 @@ export async function publish(opts: PublishOptions): Promise<Manifest> {
       now: opts.now,
     });
   }
-  return manifest;
 }
 
 /**
@@ -289,20 +309,7 @@ async function checkArtifacts(dir: string, m: Manifest): Promise<string[]> {
   const lines: string[] = [];
   for (const [target, t] of Object.entries(m.signed.targets)) {
     const path = `${dir}/${t.path}`;
-    const size = (await Deno.stat(path)).size;
-    if (size !== t.length) {
-      throw new UpdateRefused(
-        "length-mismatch",
-        `${path}: ${size} bytes, manifest says ${t.length}`,
-      );
-    }
-    const digest = await sha256File(path);
-    if (digest !== t.sha256) {
-      throw new UpdateRefused(
-        "hash-mismatch",
-        `${path}: sha256 ${digest}, manifest says ${t.sha256}`,
-      );
-    }
+    await checkFileAgainst(path, t);
     lines.push(`artifact ok: ${target} ${t.path} ${t.length} bytes sha256 ${t.sha256}`);
   }
   lines.push(...await checkRuntimeFiles(dir, m));

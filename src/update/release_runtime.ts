@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { ReleaseError, UpdateRefused } from "./errors.ts";
+import { ReleaseError } from "./errors.ts";
+import { checkFileAgainst } from "./file_check.ts";
 import type { Manifest } from "./manifest.ts";
 import { parseDenoVersion, PINNED_DENO, type RuntimeEntry, runtimeKey } from "./runtime.ts";
 import { sha256File } from "./updater.ts";
@@ -14,7 +15,7 @@ const ELF_MACHINE: Record<number, string> = { 62: "x86_64", 183: "aarch64" };
 
 /** A command that runs `arch` executables here: none needed for this machine's own, qemu for
  * another; undefined when there is none. */
-function runnerFor(arch: string): string[] | undefined {
+export function runnerFor(arch: string): string[] | undefined {
   if (arch === Deno.build.arch) return [];
   for (const q of [`/usr/bin/qemu-${arch}-static`, `/usr/bin/qemu-${arch}`]) {
     try {
@@ -126,20 +127,7 @@ export async function checkRuntimeFiles(dir: string, m: Manifest): Promise<strin
   const lines: string[] = [];
   for (const [key, r] of Object.entries(m.signed.runtimes ?? {})) {
     const path = `${dir}/${r.path}`;
-    const size = (await Deno.stat(path)).size;
-    if (size !== r.length) {
-      throw new UpdateRefused(
-        "length-mismatch",
-        `${path}: ${size} bytes, manifest says ${r.length}`,
-      );
-    }
-    const digest = await sha256File(path);
-    if (digest !== r.sha256) {
-      throw new UpdateRefused(
-        "hash-mismatch",
-        `${path}: sha256 ${digest}, manifest says ${r.sha256}`,
-      );
-    }
+    await checkFileAgainst(path, r);
     lines.push(`runtime ok: ${key} ${r.path} ${r.length} bytes sha256 ${r.sha256}`);
   }
   return lines;

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import { readSigningKey } from "./keys.ts";
 import { signManifest } from "./manifest.ts";
 import { publish } from "./release.ts";
 import { initRelease, rotateRole, writeTimestamp } from "./release_roles.ts";
 import { Slots } from "./slots.ts";
+import { serveLocal, testUpdateConfig } from "./_testing.ts";
 import { Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -27,9 +27,7 @@ async function setup() {
   const slots = new Slots(`${dir}/opt`);
   await slots.init(`${dir}/art`, "1.0.0");
   await Deno.copyFile(`${rel}/root.json`, `${slots.root}/root.json`);
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     async (req) => {
       try {
         return new Response(await Deno.readFile(`${dir}/www${new URL(req.url).pathname}`));
@@ -38,21 +36,9 @@ async function setup() {
       }
     },
   );
-  const config: UpdateConfig = {
-    channel: `http://127.0.0.1:${server.addr.port}/stable`,
-    channelName: "stable",
-    hardwareClass: "generic",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
+  const config = testUpdateConfig(`${server.url}/stable`, slots.root, {
     minDownloadRate: 1,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [],
-  };
+  });
   const keysOf = async (role: string) => {
     const out: string[] = [];
     for await (const e of Deno.readDir(`${rel}/keys/${role}`)) {
@@ -81,8 +67,7 @@ async function setup() {
     pub,
     updater: (now?: () => number) => new Updater({ config, gatewayId: "gw", log, now }),
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }

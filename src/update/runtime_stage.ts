@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { SignedManifest, TargetEntry } from "./manifest.ts";
 import { bundleFlags, firstLine, launcherScript } from "./runtime.ts";
-import { type Slot, type Slots, writeFileAtomic } from "./slots.ts";
+import { fsyncPath, type Slot, type Slots, writeFileAtomic } from "./slots.ts";
 import { sha256File } from "./updater.ts";
 
 /** The runtime a release needs, as the device's check resolved it. */
@@ -154,15 +154,6 @@ export async function stageRuntime(o: StageRuntimeOptions): Promise<StagedRuntim
 /** The command that runs a bundle on a runtime, with the bundle's own `deno run` flags. */
 export function bundleCommand(runtime: string, bundle: string, flags: string[]): string[] {
   return [runtime, "run", ...flags, bundle];
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const f = await Deno.open(path, { read: true });
-  try {
-    await f.sync();
-  } finally {
-    f.close();
-  }
 }
 
 /**

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest } from "./manifest.ts";
 import { reportedVersion } from "./probe.ts";
 import { Slots } from "./slots.ts";
+import { dripResponse, serveLocal, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -43,9 +43,7 @@ async function setup(
   const slots = new Slots(`${dir}/opt`);
   await slots.init(`${dir}/art`, "1.0.0");
   const requests: string[] = [];
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
+  const server = serveLocal(
     (req) => {
       const path = new URL(req.url).pathname;
       requests.push(path);
@@ -53,22 +51,8 @@ async function setup(
       return serve(req, runtime);
     },
   );
-  const url = `http://127.0.0.1:${server.addr.port}`;
-  const config: UpdateConfig = {
-    channel: url,
-    channelName: "stable",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    hardwareClass: "generic",
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
-    minDownloadRate: 1024,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [],
-  };
+  const url = server.url;
+  const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
     version: "2.0.0",
@@ -91,8 +75,7 @@ async function setup(
     requests,
     runtimeRequests: () => requests.filter((r) => r === "/runtime").length,
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
       await Deno.remove(dir, { recursive: true });
     },
   };
@@ -187,25 +170,8 @@ Deno.test("stage() holds the runtime to the artifact limits: size cap, minimum r
       resumedFrom = Number(range[1]);
       return new Response(data.subarray(resumedFrom), { status: 206 });
     }
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // One byte every 20 ms: 50 B/s.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, ++i));
-            } catch {
-              clearInterval(timer);
-            }
-          }, 20);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 1, everyMs: 20 });
   });
   try {
     const updater = new Updater({ config: d.config, gatewayId: "gw", log, rateWindowMs: 500 });

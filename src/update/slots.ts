@@ -73,7 +73,8 @@ export function otherSlot(slot: Slot): Slot {
   return slot === "a" ? "b" : "a";
 }
 
-async function fsyncPath(path: string): Promise<void> {
+/** Flushes the file or directory at `path` to disk. */
+export async function fsyncPath(path: string): Promise<void> {
   const f = await Deno.open(path, { read: true });
   try {
     await f.sync();

@@ -83,6 +83,11 @@ export type CheckResult = { kind: "available"; available: Available } | {
   outcome: UpdateOutcome;
 };
 
+/** A check at `at` that leaves `version` out, saying why. */
+function skipped(at: number, o: { version: string; reason: string }): CheckResult {
+  return { kind: "none", outcome: { at, result: "skipped", ...o } };
+}
+
 /**
  * Fetches and judges the channel's manifest and downloads an accepted artifact into the inactive
  * slot. Every refusal is an {@linkcode UpdateRefused}; nothing outside the staging file changes
@@ -228,40 +233,25 @@ export class Updater {
     }
     const pin = await readPin(this.slots);
     if (pin.pinned) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason: `pinned at ${pin.pinned.version} by the operator since ${
-            new Date(pin.pinned.at).toISOString()
-          } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason: `pinned at ${pin.pinned.version} by the operator since ${
+          new Date(pin.pinned.at).toISOString()
+        } (${pin.pinned.reason}); \`outpost update unpin\` lets updates in again`,
+      });
     }
     if (state.lastRollback?.version === s.version && pin.allow !== s.version) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason:
-            `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason:
+          `${s.version} was rolled back (${state.lastRollback.reason}); waiting for a newer release or \`outpost update unpin\``,
+      });
     }
     if (!(await inRollout(this.#gatewayId, s.version, s.rollout))) {
-      return {
-        kind: "none",
-        outcome: {
-          at: now,
-          result: "skipped",
-          version: s.version,
-          reason: `outside the ${s.rollout}% rollout of ${s.version}`,
-        },
-      };
+      return skipped(now, {
+        version: s.version,
+        reason: `outside the ${s.rollout}% rollout of ${s.version}`,
+      });
     }
     const t = s.targets[this.#target];
     if (!t) {
@@ -499,42 +489,7 @@ export class Updater {
       );
     }
     await Deno.mkdir(this.slots.dir(slot), { recursive: true });
-    let have = 0;
-    try {
-      have = (await Deno.stat(staging)).size;
-    } catch { /* no partial download */ }
-    if (have > a.length) {
-      await Deno.remove(staging);
-      have = 0;
-    }
-    const fs = await statfs(this.slots.dir(slot));
-    const free = Number(fs.bavail) * Number(fs.bsize);
-    if (free < a.length - have) {
-      throw new UpdateRefused(
-        "disk-full",
-        `artifact ${a.version} needs ${a.length - have} more bytes in "${
-          this.slots.dir(slot)
-        }", only ${free} free`,
-      );
-    }
-    if (have < a.length) await this.#download(a, staging, have, opts);
-    const got = (await Deno.stat(staging)).size;
-    await testHold("verify");
-    if (got !== a.length) {
-      if (got > a.length) await Deno.remove(staging);
-      throw new UpdateRefused(
-        "length-mismatch",
-        `artifact "${a.url}": got ${got} bytes, manifest says ${a.length}`,
-      );
-    }
-    const digest = await sha256File(staging);
-    if (digest !== a.sha256) {
-      await Deno.remove(staging);
-      throw new UpdateRefused(
-        "hash-mismatch",
-        `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}`,
-      );
-    }
+    await this.#fetchVerified(a, staging, this.slots.dir(slot), { ...opts, hold: true });
     if (a.runtime) {
       await this.#stageWithRuntime(a, a.runtime, active, slot, opts);
     } else {
@@ -650,12 +605,31 @@ export class Updater {
         `artifact ${a.version} is ${a.length} bytes, over the limit of ${max}`,
       );
     }
-    let have = await Deno.stat(dest).then((s) => s.size, () => 0);
+    const dir = dest.slice(0, dest.lastIndexOf("/")) || ".";
+    // #download reads only these four fields.
+    await this.#fetchVerified(a as Available, dest, dir, { signal: opts.signal });
+  }
+
+  /**
+   * Downloads `a` into `file` (resuming a partial one; `dir` is the folder whose free space
+   * counts), then checks length and SHA-256. A short file is kept for resume; a long or wrong one
+   * is removed. `hold` marks the updater's own staging, where the power-loss tests stop.
+   */
+  async #fetchVerified(
+    a: Available,
+    file: string,
+    dir: string,
+    opts: {
+      signal?: AbortSignal;
+      onProgress?: (p: DownloadProgress) => void;
+      hold?: boolean;
+    },
+  ): Promise<void> {
+    let have = await Deno.stat(file).then((s) => s.size, () => 0);
     if (have > a.length) {
-      await Deno.remove(dest);
+      await Deno.remove(file);
       have = 0;
     }
-    const dir = dest.slice(0, dest.lastIndexOf("/")) || ".";
     const fs = await statfs(dir);
     const free = Number(fs.bavail) * Number(fs.bsize);
     if (free < a.length - have) {
@@ -664,20 +638,20 @@ export class Updater {
         `artifact ${a.version} needs ${a.length - have} more bytes in "${dir}", only ${free} free`,
       );
     }
-    // #download reads only these four fields.
-    if (have < a.length) await this.#download(a as Available, dest, have, { signal: opts.signal });
-    const got = (await Deno.stat(dest)).size;
+    const { signal, onProgress } = opts;
+    if (have < a.length) await this.#download(a, file, have, { signal, onProgress });
+    const got = (await Deno.stat(file)).size;
+    if (opts.hold) await testHold("verify");
     if (got !== a.length) {
-      // A short file is kept for resume; a long one cannot be the artifact.
-      if (got > a.length) await Deno.remove(dest);
+      if (got > a.length) await Deno.remove(file);
       throw new UpdateRefused(
         "length-mismatch",
         `artifact "${a.url}": got ${got} bytes, manifest says ${a.length}`,
       );
     }
-    const digest = await sha256File(dest);
+    const digest = await sha256File(file);
     if (digest !== a.sha256) {
-      await Deno.remove(dest);
+      await Deno.remove(file);
       throw new UpdateRefused(
         "hash-mismatch",
         `artifact "${a.url}": sha256 ${digest}, manifest says ${a.sha256}; deleted`,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createLogger } from "../log.ts";
-import type { UpdateConfig } from "./config.ts";
 import { UpdateRefused } from "./errors.ts";
 import type { Manifest, SignedManifest } from "./manifest.ts";
 import { Slots } from "./slots.ts";
+import { dripResponse, serveLocal, signedOffer, testUpdateConfig } from "./_testing.ts";
 import { type Available, Updater } from "./updater.ts";
 
 const log = createLogger({ level: "error" });
@@ -23,27 +23,9 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
   // `exit` the shell reads no further).
   const data = crypto.getRandomValues(new Uint8Array(48 * 1024));
   data.set(new TextEncoder().encode(script("2.0.0")));
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen() {} },
-    (req) => handler(req, data),
-  );
-  const url = `http://127.0.0.1:${server.addr.port}`;
-  const config: UpdateConfig = {
-    channel: url,
-    channelName: "stable",
-    checkInterval: 3_600_000,
-    installRoot: slots.root,
-    hardwareClass: "generic",
-    maxArtifactBytes: 1024 ** 2,
-    maxMetadataBytes: 512 * 1024,
-    minDownloadRate: 1024,
-    downloadTimeout: 60_000,
-    healthDeadline: 10_000,
-    maxAttempts: 3,
-    allowInsecure: true,
-    trustedKeys: [],
-  };
+  const server = serveLocal((req) => handler(req, data));
+  const url = server.url;
+  const config = testUpdateConfig(url, slots.root);
   const available: Available = {
     manifest: {} as Manifest,
     version: "2.0.0",
@@ -58,8 +40,7 @@ async function setup(handler: (req: Request, data: Uint8Array<ArrayBuffer>) => R
     available,
     data,
     close: async () => {
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
 }
@@ -98,29 +79,10 @@ Deno.test("stage() gives up a download that stops sending, keeps the part for a 
 });
 
 Deno.test("check({ remember: false }) leaves state.json alone; a check records the counter", async () => {
-  const { generateKey, importSigningKey } = await import("./keys.ts");
-  const { signManifest } = await import("./manifest.ts");
-  const file = await generateKey();
-  const key = await importSigningKey(file);
-  const manifest = await signManifest({
-    _type: "outpost-release",
-    channel: "stable",
-    version: "2.0.0",
-    counter: 7,
-    published: new Date(Date.now() - 1000).toISOString(),
-    expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: {
-      [Deno.build.target]: {
-        path: "artifact",
-        sha256: "a".repeat(64),
-        length: 10,
-        hardware: ["generic"],
-      },
-    },
-  }, [key]);
+  const { manifest, publicKey } = await signedOffer({ sha256: "a".repeat(64), length: 10 });
   const t = await setup(() => Response.json(manifest));
   try {
-    const config = { ...t.config, trustedKeys: [file.public], target: Deno.build.target };
+    const config = { ...t.config, trustedKeys: [publicKey], target: Deno.build.target };
     const updater = new Updater({ config, gatewayId: "gw", log });
     const before = await Deno.readTextFile(t.slots.stateFile);
     const r = await updater.check({ remember: false });
@@ -170,25 +132,8 @@ Deno.test("check() stops reading an endless manifest at update.maxMetadataBytes"
 
 Deno.test("stage() gives up a download that drips below update.minDownloadRate; the part is kept", async () => {
   const t = await setup((_req, data) => {
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // One byte every 20 ms: 50 B/s, never a gap long enough for a stall timer.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, ++i));
-            } catch {
-              clearInterval(timer);
-            }
-          }, 20);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 1, everyMs: 20 });
   });
   try {
     const config = { ...t.config, minDownloadRate: 1024 };
@@ -211,26 +156,8 @@ Deno.test("stage() gives up a download that drips below update.minDownloadRate; 
 
 Deno.test("stage() gives up a download that is fast enough but outlasts update.downloadTimeout", async () => {
   const t = await setup((_req, data) => {
-    let i = 0;
-    let timer: ReturnType<typeof setInterval>;
     // 4 KB every 100 ms (40 KB/s): over the minimum rate, done only after 1.2 s.
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          timer = setInterval(() => {
-            try {
-              c.enqueue(data.subarray(i, i += 4096));
-              if (i >= data.length) c.close();
-            } catch {
-              clearInterval(timer);
-            }
-          }, 100);
-        },
-        cancel() {
-          clearInterval(timer);
-        },
-      }),
-    );
+    return dripResponse(data, { step: 4096, everyMs: 100 });
   });
   try {
     const config = { ...t.config, minDownloadRate: 1024, downloadTimeout: 500 };
@@ -245,35 +172,15 @@ Deno.test("stage() gives up a download that is fast enough but outlasts update.d
 });
 
 /** A channel serving one signed manifest (built by `over`) and `artifact`. */
-async function offered(
-  over: Partial<SignedManifest>,
-  artifact: Uint8Array<ArrayBuffer>,
-  target = Deno.build.target,
-) {
-  const { generateKey, importSigningKey } = await import("./keys.ts");
-  const { signManifest } = await import("./manifest.ts");
-  const file = await generateKey();
-  const manifest = await signManifest({
-    _type: "outpost-release",
-    channel: "stable",
-    version: "2.0.0",
-    counter: 7,
-    published: new Date(Date.now() - 1000).toISOString(),
-    expires: new Date(Date.now() + 86_400_000).toISOString(),
-    targets: {
-      [target]: {
-        path: "artifact",
-        sha256: createHash("sha256").update(artifact).digest("hex"),
-        length: artifact.length,
-        hardware: ["generic"],
-      },
-    },
-    ...over,
-  }, [await importSigningKey(file)]);
+async function offered(over: Partial<SignedManifest>, artifact: Uint8Array<ArrayBuffer>) {
+  const { manifest, publicKey } = await signedOffer({
+    sha256: createHash("sha256").update(artifact).digest("hex"),
+    length: artifact.length,
+  }, over);
   const t = await setup((req) =>
     req.url.endsWith("/manifest.json") ? Response.json(manifest) : new Response(artifact)
   );
-  return { ...t, config: { ...t.config, trustedKeys: [file.public] } };
+  return { ...t, config: { ...t.config, trustedKeys: [publicKey] } };
 }
 
 Deno.test("check() refuses another channel's manifest: the name comes from the channel URL", async () => {

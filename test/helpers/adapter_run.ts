@@ -13,8 +13,17 @@ export interface AdapterRun {
   running: Promise<void>;
 }
 
-/** Starts `adapter` with `config`; emitted readings are collected, counters and states kept. */
-export function runAdapter<C>(adapter: AdapterModule<C>, config: C, name = "test"): AdapterRun {
+/**
+ * Starts `adapter` with `config` under `opts.name` (default "test"); emitted readings are
+ * collected, counters and states kept. `opts.emit` answers each emit (to refuse or hold
+ * readings); without it every reading is accepted.
+ */
+export function runAdapter<C>(
+  adapter: AdapterModule<C>,
+  config: C,
+  opts: { name?: string; emit?: (rs: Reading[]) => Promise<EmitResult> } = {},
+): AdapterRun {
+  const name = opts.name ?? "test";
   const abort = new AbortController();
   const collected: Reading[] = [];
   const counts = new Map<string, number>();
@@ -24,6 +33,7 @@ export function runAdapter<C>(adapter: AdapterModule<C>, config: C, name = "test
     config,
     emit: (rs): Promise<EmitResult> => {
       collected.push(...rs);
+      if (opts.emit) return opts.emit(rs);
       return Promise.resolve({ accepted: rs.length, rejected: 0, seqs: [] });
     },
     log: silentLogger(),

@@ -1,5 +1,6 @@
 // `outpost fleet serve` as a child process, for the browser tests of the fleet page.
 import { waitFor } from "./ports.ts";
+import { collectOutput } from "./proc.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -12,21 +13,17 @@ export async function startFleetPage(args: string[]) {
     stderr: "piped",
     stdin: "null",
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   let exited = false;
   const status = child.status.then(async (s) => {
     exited = true;
-    await pumped;
+    await drained;
     return s;
   });
   const url = await waitFor(
     "the fleet page to print its address",
     () => {
+      const out = output();
       if (exited) throw new Error(`fleet serve exited:\n${out}`);
       return /^access token/m.test(out) ? /fleet page on (\S+)/.exec(out)?.[1] : undefined;
     },
@@ -35,7 +32,7 @@ export async function startFleetPage(args: string[]) {
   );
   return {
     url,
-    output: () => out,
+    output,
     stop: async () => {
       try {
         Deno.kill(child.pid, "SIGTERM");

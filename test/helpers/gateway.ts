@@ -1,6 +1,7 @@
 import { parse } from "yaml";
 import { readTokenFile, tokenPath } from "../../src/http/token.ts";
 import { freePort, waitFor } from "./ports.ts";
+import { collectOutput } from "./proc.ts";
 import { GATEWAY_V8_FLAGS } from "../../src/runtime_flags.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -68,14 +69,9 @@ export async function startGateway(
     stdin: "null",
     env: { NO_COLOR: "1", ...opts.env },
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const { output, drained } = collectOutput(child);
   const exited = child.status.then(async (s) => {
-    await pumped;
+    await drained;
     return s;
   });
   const base = `http://127.0.0.1:${httpPort}`;
@@ -96,7 +92,7 @@ export async function startGateway(
     tokenFile,
     token: () => readTokenFile(tokenFile),
     get,
-    output: () => out,
+    output,
     status: async () => {
       const r = await get("/status");
       if (!r.ok) throw new Error(`GET /status answered ${r.status}: ${await r.text()}`);
@@ -121,7 +117,7 @@ export async function startGateway(
   await waitFor(
     `gateway ${child.pid} to serve /status`,
     async () => {
-      if (done) throw new Error(`gateway exited early:\n${out}`);
+      if (done) throw new Error(`gateway exited early:\n${output()}`);
       const r = await fetch(`${base}/healthz`);
       await r.body?.cancel();
       return opts.waitHealthy ? r.status === 200 : true;

@@ -15,3 +15,17 @@ export function fileSize(path: string): number {
     throw e;
   }
 }
+
+/** Collects a child's stdout and stderr (both piped) as text, interleaved as they arrive;
+ * `drained` resolves once both have ended. */
+export function collectOutput(
+  child: Deno.ChildProcess,
+): { output(): string; drained: Promise<void> } {
+  let out = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) out += dec.decode(chunk, { stream: true });
+  };
+  const drained = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => {});
+  return { output: () => out, drained };
+}
