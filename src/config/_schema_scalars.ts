@@ -8,6 +8,7 @@ import {
   show,
   SUBST,
 } from "./_schema_core.ts";
+import { isSecretKey } from "../redact.ts";
 
 export interface StringOpts {
   min?: number;
@@ -28,19 +29,24 @@ export class StringSchema extends Schema<string> {
       else return ctx.fail(path, `expected ${what}, got ${show(v)}`);
     }
     const str = v as string;
+    // The value of a secret key is never echoed: errors are printed and logged.
+    const key = path.at(-1);
+    const got = typeof key === "string" && isSecretKey(key)
+      ? `${str.length} characters (not shown: a secret)`
+      : show(str);
     if (this.o.min !== undefined && str.length < this.o.min) {
       return ctx.fail(
         path,
         this.o.min === 1
           ? `expected ${what}, got an empty string`
-          : `expected ${what} of at least ${this.o.min} characters, got ${show(str)}`,
+          : `expected ${what} of at least ${this.o.min} characters, got ${got}`,
       );
     }
     if (this.o.max !== undefined && str.length > this.o.max) {
       return ctx.fail(path, `expected ${what} of at most ${this.o.max} characters`);
     }
     if (this.o.pattern && !this.o.pattern.test(str)) {
-      return ctx.fail(path, `expected ${what}, got ${show(str)}`);
+      return ctx.fail(path, `expected ${what}, got ${got}`);
     }
     return str;
   }

@@ -342,3 +342,17 @@ Deno.test("toJsonSchema() of tagged() requires the tag and selects each variant 
   assert.deepEqual(allOf[0].then, tcp.toJsonSchema());
   assert.deepEqual(allOf[1].if, { properties: { kind: { const: "serial" } } });
 });
+
+Deno.test("a rejected value of a secret key (token, password, key) is never echoed in the error", () => {
+  const schema = s.object({
+    token: s.string({ min: 16 }),
+    password: s.string({ pattern: /^\S+$/, patternName: "no spaces" }),
+    name: s.string({ min: 16 }),
+  });
+  const r = run(schema, { token: "short-secret", password: "hunter 2", name: "plant" });
+  assert.deepEqual(r.issues, [
+    "token: expected a string of at least 16 characters, got 12 characters (not shown: a secret)",
+    "password: expected no spaces, got 8 characters (not shown: a secret)",
+    'name: expected a string of at least 16 characters, got "plant"',
+  ]);
+});
