@@ -13,7 +13,14 @@
  * ```
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { writeToStream } from "mqtt-packet";
 import { type BackoffBounds, backoffDelay } from "./timing.ts";
+
+// mqtt.js writes packet ids and lengths from a table of 65,536 two-byte Buffers that mqtt-packet
+// builds on the first packet: about 9 MB of live heap, which keeps a gateway's heap and RSS that
+// much higher. A 2-byte Buffer per number instead costs nothing measurable at 30k messages/s.
+// Process-wide, and set here because every MQTT client in Outpost goes through this module.
+writeToStream.cacheNumbers = false;
 
 /** URLs a broker connection takes: mqtt:// (plain) or mqtts:// (TLS), host and optional port. */
 export const BROKER_URL: RegExp = /^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/;

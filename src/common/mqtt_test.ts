@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
+// mqtt-packet's internal number cache, to see that Outpost never fills it.
+import numbers from "mqtt-packet/numbers.js";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { waitFor } from "../../test/helpers/ports.ts";
 import {
@@ -127,6 +129,21 @@ Deno.test("connectMqtt() over mutual TLS with reconnect: waits with backoff whil
     } finally {
       await pub.endAsync();
     }
+  } finally {
+    await client.endAsync(true);
+    await broker.stop();
+  }
+});
+
+Deno.test("an MQTT client never builds mqtt-packet's 65,536-entry number cache (about 9 MB of heap)", async () => {
+  const broker = await startMosquitto();
+  const client = connectMqtt({ url: broker.url }, { clientId: "cache-test" });
+  client.on("error", () => {});
+  try {
+    await waitFor("the connection", () => client.connected);
+    // QoS 1 writes a packet id, the number the cache would have served.
+    await client.publishAsync("helper/cache", "x", { qos: 1 });
+    assert.equal(Object.keys(numbers.cache).length, 0, "no cached 2-byte buffers");
   } finally {
     await client.endAsync(true);
     await broker.stop();
