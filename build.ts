@@ -1,9 +1,9 @@
 /**
  * `deno task build [--version X.Y.Z] [--target T]… [--out DIR]`: compiles the gateway with
- * `deno compile` for x86_64 and aarch64 Linux into dist/ (or DIR), with an explicit permission
- * set, checks each binary answers `version --json` with that version (natively, or under
- * qemu-user-static for the other architecture when installed) and writes SHA256SUMS. Refuses a
- * `DENORT_BIN` that is the Deno CLI rather than a denort.
+ * `deno compile` for x86_64 and aarch64 Linux into dist/ (or DIR), with the gateway's
+ * permissions (GATEWAY_PERMISSIONS), checks each binary answers `version --json` with that version
+ * (natively, or under qemu-user-static for the other architecture when installed) and writes
+ * SHA256SUMS. Refuses a `DENORT_BIN` that is the Deno CLI rather than a denort.
  * `deno task bundle [--version X.Y.Z] [--out DIR]`: writes dist/outpost.js (or DIR/outpost.js), one
  * bundled JS file with a `#!/usr/bin/env -S deno run …` line, runnable wherever Deno is installed.
  * Parallel bundles need distinct `--out` directories (the stamp and entry files live there).
@@ -20,24 +20,12 @@
  * systemd unit sets it to GATEWAY_V8_FLAGS).
  */
 import { parseArgs } from "node:util";
-import { GATEWAY_V8_FLAGS } from "./src/runtime_flags.ts";
+import { GATEWAY_PERMISSIONS, GATEWAY_V8_FLAGS } from "./src/runtime_flags.ts";
 import { runnerFor } from "./src/update/mod.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DIST = `${ROOT}dist`;
 const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
-// Serial ports live under /dev, which Deno only opens with --allow-all; keep the rest explicit
-// for builds without serial adapters by editing this list.
-const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-sys",
-  "--allow-run",
-  "--allow-ffi",
-  "--unstable-net",
-];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -136,7 +124,9 @@ if (values.bundle) {
   const js = await Deno.readTextFile(`${OUT}/.bundle.js`);
   await Deno.writeTextFile(
     out,
-    `#!/usr/bin/env -S deno run ${PERMISSIONS.join(" ")} --v8-flags=${GATEWAY_V8_FLAGS}\n${js}`,
+    `#!/usr/bin/env -S deno run ${
+      GATEWAY_PERMISSIONS.join(" ")
+    } --v8-flags=${GATEWAY_V8_FLAGS}\n${js}`,
   );
   await Deno.chmod(out, 0o755);
   await Deno.remove(`${OUT}/.bundle.js`);
@@ -206,7 +196,7 @@ for (const target of values.target ?? TARGETS) {
     "--quiet",
     "--target",
     target,
-    ...PERMISSIONS,
+    ...GATEWAY_PERMISSIONS,
     "--output",
     out,
     entry,

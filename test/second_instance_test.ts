@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { startGateway } from "./helpers/gateway.ts";
 import { freePort, waitFor } from "./helpers/ports.ts";
 import { exportReadings } from "../src/buffer/export.ts";
+import { GATEWAY_PERMISSIONS } from "../src/runtime_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -27,7 +28,7 @@ Deno.test("a second gateway on the same buffer stops before writing; after a SIG
       `${config(buffer)}\nhttp:\n  listen: 127.0.0.1:${freePort()}\n`,
     );
     const second = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-net", MAIN, "run", "--config", `${dir}/second/site.yaml`],
+      args: ["run", ...GATEWAY_PERMISSIONS, MAIN, "run", "--config", `${dir}/second/site.yaml`],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -2,7 +2,7 @@ import { parse } from "yaml";
 import { readTokenFile, tokenPath } from "../../src/http/token.ts";
 import { freePort, waitFor } from "./ports.ts";
 import { collectOutput } from "./proc.ts";
-import { GATEWAY_V8_FLAGS } from "../../src/runtime_flags.ts";
+import { GATEWAY_PERMISSIONS, GATEWAY_V8_FLAGS } from "../../src/runtime_flags.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -52,11 +52,11 @@ export async function startGateway(
     `${yaml}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n${extra}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
-    // The V8 flags of production (heap cap), so every test proves the gateway works within them.
+    // Production's permissions and V8 flags (heap cap), so every test proves the gateway works
+    // with them.
     args: [
       "run",
-      "-A",
-      "--unstable-net",
+      ...GATEWAY_PERMISSIONS,
       `--v8-flags=${opts.v8Flags ?? GATEWAY_V8_FLAGS}`,
       ...opts.denoFlags ?? [],
       MAIN,
