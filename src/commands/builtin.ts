@@ -2,7 +2,7 @@
  * The commands every gateway answers itself (ping, status, logs, restart, config-get, config-set,
  * query) and {@linkcode createCommandService}, which wires them into a {@linkcode CommandService}.
  */
-import type { LogLevel } from "../log.ts";
+import { jsonLogObject, type LogLevel } from "../log.ts";
 import {
   type CommandContext,
   type CommandEnv,
@@ -92,24 +92,17 @@ function logs(ctx: CommandContext, env: CommandEnv): Promise<unknown> {
     return Promise.resolve({ audit: entries, truncated });
   }
   const min = level === undefined ? 0 : LEVELS.indexOf(level as LogLevel);
-  let recs = env.logger().recent().filter((r) => LEVELS.indexOf(r.level) >= min).slice(-lines);
+  // The shape of stdout's JSON lines and of /logs: ISO ts, fields flat beside msg.
+  let out = env.logger().recent().filter((r) => LEVELS.indexOf(r.level) >= min).slice(-lines)
+    .map(jsonLogObject);
   const budget = env.maxReplyBytes() - 2048;
   let truncated = false;
   // Oldest lines go first when the answer would not fit in one message.
-  while (recs.length > 1 && bytesOf(recs) > budget) {
-    recs = recs.slice(Math.ceil(recs.length / 10));
+  while (out.length > 1 && bytesOf(out) > budget) {
+    out = out.slice(Math.ceil(out.length / 10));
     truncated = true;
   }
-  return Promise.resolve({
-    lines: recs.map((r) => ({
-      ts: r.ts,
-      level: r.level,
-      component: r.component,
-      msg: r.msg,
-      ...(r.fields ? { fields: r.fields } : {}),
-    })),
-    truncated,
-  });
+  return Promise.resolve({ lines: out, truncated });
 }
 
 async function restart(ctx: CommandContext, env: CommandEnv): Promise<unknown> {

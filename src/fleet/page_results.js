@@ -84,16 +84,21 @@ function outpostFleetResults({ $, el, api, when }) {
     $("result-title").textContent = text;
   }
 
-  /** @param {unknown} l */
+  /**
+   * One line of a `logs` reply. Its fields are beside `msg` (this build, the shape of stdout and
+   * /logs) or under `fields` (gateways of earlier builds, epoch-ms `ts`).
+   * @param {unknown} l
+   */
   function logLine(l) {
-    const r =
-      /** @type {{ ts?: unknown, level?: unknown, component?: unknown, msg?: unknown, fields?: unknown }} */ (
-        l || {}
-      );
+    const r = /** @type {Record<string, unknown>} */ (l && typeof l === "object" ? l : {});
     const ts = typeof r.ts === "number" ? r.ts : typeof r.ts === "string" ? Date.parse(r.ts) : null;
-    const fields = r.fields && typeof r.fields === "object" && Object.keys(r.fields).length
-      ? " " + JSON.stringify(r.fields)
-      : "";
+    const { ts: _ts, level: _level, component: _component, msg: _msg, ...rest } = r;
+    const keys = Object.keys(rest);
+    const f = keys.length === 1 && keys[0] === "fields" && rest.fields !== null &&
+        typeof rest.fields === "object" && !Array.isArray(rest.fields)
+      ? rest.fields
+      : rest;
+    const fields = Object.keys(/** @type {object} */ (f)).length ? " " + JSON.stringify(f) : "";
     return when(ts) + "  " + String(r.level || "-").padEnd(5) + "  " +
       (r.component ? "[" + r.component + "] " : "") + String(r.msg ?? "") + fields;
   }

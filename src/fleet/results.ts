@@ -33,7 +33,19 @@ interface LogLine {
   level?: unknown;
   component?: unknown;
   msg?: unknown;
-  fields?: unknown;
+  [field: string]: unknown;
+}
+
+/**
+ * The fields of a `logs` line: beside `msg` (this build, the shape of stdout and `/logs`), or
+ * under `fields` (gateways of earlier builds, epoch-ms `ts`).
+ */
+export function logLineFields(l: LogLine): Record<string, unknown> {
+  const { ts: _ts, level: _level, component: _component, msg: _msg, ...rest } = l;
+  const keys = Object.keys(rest);
+  const nested = keys.length === 1 && keys[0] === "fields" && rest.fields !== null &&
+    typeof rest.fields === "object" && !Array.isArray(rest.fields);
+  return nested ? rest.fields as Record<string, unknown> : rest;
 }
 
 /** One log line of a `logs` reply: `2026-12-03 14:05:09 UTC  warn  [component] message {…}`. */
@@ -43,9 +55,8 @@ export function formatLogLine(l: LogLine): string {
     : typeof l.ts === "string"
     ? formatTime(Date.parse(l.ts))
     : "-";
-  const fields = l.fields && typeof l.fields === "object" && Object.keys(l.fields).length
-    ? ` ${JSON.stringify(l.fields)}`
-    : "";
+  const f = logLineFields(l);
+  const fields = Object.keys(f).length ? ` ${JSON.stringify(f)}` : "";
   return `${ts}  ${String(l.level ?? "-").padEnd(5)}  ${l.component ? `[${l.component}] ` : ""}${
     String(l.msg ?? "")
   }${fields}`;

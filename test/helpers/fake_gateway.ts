@@ -37,7 +37,7 @@ export interface FakeGatewayOptions {
   /** The result of `status` (default: the retained status). */
   statusResult?: Record<string, unknown>;
   /** The lines `logs` answers with, as the real gateway shapes them. */
-  logLines?: { ts: number; level: string; component: string; msg: string }[];
+  logLines?: Record<string, unknown>[];
   /** The text `config-get` answers with. */
   configYaml?: string;
 }
