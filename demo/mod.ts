@@ -4,9 +4,12 @@
  * the cloud, and prints what to look at. Ctrl-C stops everything.
  *
  * Options: `--duration 20s` stops by itself; `--broker embedded` forces aedes; `--devices` adds
- * a release channel and three simulated ESP32 boards that the gateway updates (demo/devices.ts).
+ * a release channel and three simulated ESP32 boards that the gateway updates (demo/devices.ts);
+ * `--data DIR` keeps the buffer, keys and token there instead of data/demo (two demos at once each
+ * need their own: the second gateway would refuse the first one's buffer).
  */
 import { parseArgs } from "node:util";
+import { resolve as resolvePath } from "node:path";
 import { createServer } from "node:net";
 import mqtt from "mqtt";
 import { decodeBatch } from "../src/uplink/mod.ts";
@@ -14,6 +17,7 @@ import { parseDuration } from "../src/config/schema.ts";
 import { Fleet, formatGrant } from "../src/fleet/mod.ts";
 import { generateKey, importSigningKey, type PrivateKeyFile } from "../src/update/mod.ts";
 import { deviceDemo } from "./devices.ts";
+import { GATEWAY_PERMISSIONS, GATEWAY_V8_FLAGS } from "../src/runtime_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"];
@@ -96,12 +100,13 @@ const { values } = parseArgs({
     duration: { type: "string" },
     broker: { type: "string" },
     devices: { type: "boolean" },
+    data: { type: "string" },
   },
 });
 const duration = values.duration ? parseDuration(values.duration) : undefined;
 const brokerPort = freePort();
 const httpPort = freePort();
-const dataDir = `${ROOT}data/demo`;
+const dataDir = values.data ? resolvePath(values.data) : `${ROOT}data/demo`;
 await Deno.mkdir(dataDir, { recursive: true });
 
 /**
@@ -178,8 +183,8 @@ await cloud.subscribeAsync("gateways/#", { qos: 1 });
 const gateway = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
-    "-A",
-    "--unstable-net",
+    ...GATEWAY_PERMISSIONS,
+    `--v8-flags=${GATEWAY_V8_FLAGS}`,
     `${ROOT}main.ts`,
     "run",
     "--config",

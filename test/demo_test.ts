@@ -4,8 +4,21 @@ const DEMO = new URL("../demo/mod.ts", import.meta.url).pathname;
 
 for (const broker of ["auto", "embedded"]) {
   Deno.test(`deno task demo runs the gateway end to end (${broker} broker)`, async () => {
+    // A data directory of its own: demo_devices_test may run a demo at the same time.
+    const data = await Deno.makeTempDir({ prefix: "outpost-demo-data-" });
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-net", DEMO, "--duration", "5s", "--broker", broker],
+      args: [
+        "run",
+        "-A",
+        "--unstable-net",
+        DEMO,
+        "--duration",
+        "5s",
+        "--broker",
+        broker,
+        "--data",
+        data,
+      ],
       env: { NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
@@ -31,5 +44,7 @@ for (const broker of ["auto", "embedded"]) {
     const key = JSON.parse(await Deno.readTextFile(keyFile));
     assert.equal((await Deno.stat(keyFile)).mode! & 0o777, 0o600);
     assert.ok(!text.includes(key.private), "no private key material in the output");
+    assert.ok(keyFile.startsWith(data), "everything under --data");
+    await Deno.remove(data, { recursive: true });
   });
 }
