@@ -9,7 +9,14 @@ import { type AlarmSummary, type Edge, type EdgeStatus, NO_ALARMS } from "./edge
 import type { LastValue, Pipeline, PipelineStats } from "./pipeline.ts";
 import type { AdapterStatus, AdapterSupervisor } from "./supervisor.ts";
 import type { DevicePresence, Presence } from "./presence.ts";
-import type { StatusMessage, Uplink, UplinkState } from "./uplink/mod.ts";
+import {
+  fitStatus,
+  STATUS_SCHEMA,
+  statusBudget,
+  type StatusMessage,
+  type Uplink,
+  type UplinkState,
+} from "./uplink/mod.ts";
 import { diskCheck } from "./gateway_health.ts";
 import { TEST_BEHAVIOUR } from "./version.ts";
 
@@ -172,14 +179,19 @@ export function gatewayStatus(g: StatusParts): GatewayStatus {
   };
 }
 
-/** The retained status message (online, or offline with its reason) the fleet console reads. */
+/**
+ * The retained status message (online, or offline with its reason) the fleet console reads,
+ * within its size budget (`src/uplink/status_budget.ts`; the uplink's `maxMessageBytes` if lower).
+ */
 export function statusMessage(
   g: StatusParts,
   state: "online" | "offline",
   reason?: string,
 ): StatusMessage {
   const b = g.buffer.stats();
-  return {
+  const u = g.config.uplink;
+  return fitStatus({
+    schema: STATUS_SCHEMA,
     gatewayId: g.config.gateway.id,
     state,
     version: g.version,
@@ -193,7 +205,7 @@ export function statusMessage(
     ...g.announce?.(),
     alarms: g.edge?.alarmSummary() ?? NO_ALARMS,
     ...(reason ? { reason } : {}),
-  };
+  }, statusBudget(u?.type === "mqtt" ? u.maxMessageBytes : undefined));
 }
 
 /** Site, page address and health in one word each, for the fleet console. */

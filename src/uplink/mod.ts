@@ -7,6 +7,7 @@ import type { HttpsUplinkConfig } from "./https_config.ts";
 
 export * from "./uplink.ts";
 export { decodeBatch } from "./encode.ts";
+export { fitStatus, STATUS_BUDGET_BYTES, STATUS_SCHEMA, statusBudget } from "./status_budget.ts";
 export { httpsUplinkSchema } from "./https_config.ts";
 export { mqttUplinkSchema } from "./mqtt_config.ts";
 export type { HttpsUplinkConfig, MqttUplinkConfig };

@@ -10,6 +10,7 @@ import { redactUrl } from "../redact.ts";
 import type { StoredReading } from "../reading.ts";
 import type { MqttUplinkConfig } from "./mqtt_config.ts";
 import { encodeBatches, encodeReading, fillTopic } from "./encode.ts";
+import { fitStatus, STATUS_SCHEMA, statusBudget } from "./status_budget.ts";
 import {
   type InboundMessage,
   type OutMessage,
@@ -282,13 +283,14 @@ export class MqttUplink implements Uplink {
 
   #connect(): void {
     if (this.#closed) return;
-    const will: StatusMessage = {
+    const will = fitStatus({
+      schema: STATUS_SCHEMA,
       gatewayId: this.#gatewayId,
       state: "offline",
       version: this.#version,
       ts: Date.now(),
       reason: "connection lost (last will)",
-    };
+    }, statusBudget(this.#cfg.maxMessageBytes));
     let client: MqttClient;
     try {
       client = connectMqtt(this.#cfg, {
