@@ -56,7 +56,7 @@ export function formatFleetTable(gateways: readonly GatewayView[], now = Date.no
     g.lastSeen === null ? "-" : `${formatAge(now - g.lastSeen)} ago`,
     g.doctor?.label ?? "?",
     g.deviceUpdates?.label ?? "-",
-    g.state === "offline" && g.reason ? g.reason : "",
+    g.state === "offline" && g.reason ? g.reason : g.statusNote ?? "",
   ]);
   const online = gateways.filter((g) => g.state === "online").length;
   const stale = gateways.filter((g) => g.stale).length;

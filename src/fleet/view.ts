@@ -1,9 +1,10 @@
 /**
  * One gateway as the console sees it, built from its retained status message. Every field beyond
  * state and id is read defensively: a gateway of an older version that does not publish alarms,
- * site or its page address shows them as unknown (null), never as wrong.
+ * site or its page address shows them as unknown (null), never as wrong; one of a newer `schema`
+ * shows the fields this console knows, and a note says so.
  */
-import type { StatusMessage } from "../uplink/mod.ts";
+import { STATUS_SCHEMA, type StatusMessage } from "../uplink/mod.ts";
 
 /** A finite number, or null. */
 export const num = (v: unknown): number | null =>
@@ -52,8 +53,14 @@ export interface GatewayView {
   /** Device updates per class; null when it does not publish them (no `devices:`). */
   deviceUpdates: DeviceUpdates | null;
   health: Health;
-  /** Why the health is not `ok`, for people. */
+  /** Why the health is not `ok`, for people (with {@linkcode GatewayView.statusNote}). */
   healthNote: string | null;
+  /** `schema` of its status (the shape's version); null when it does not say (older gateway). */
+  schema: number | null;
+  /** Fields its status left out or shortened to fit its size budget (`truncated`). */
+  truncated: string[];
+  /** What of its status this console could not show in full, for people; null when nothing. */
+  statusNote: string | null;
   /**
    * What this gateway grants the console's operator key, as its last `ping` reply said: the key
    * id, name and scopes; null when it answered an unsigned ping; undefined when not known yet.
@@ -99,6 +106,12 @@ export function alarmCounts(v: unknown): AlarmCounts | null {
     const i = item as { rule?: unknown; instance?: unknown; state?: unknown; active?: unknown };
     if (i.state !== undefined && i.state !== "active") continue;
     if (i.active === false) continue;
+    // A gateway's own summary lists `{key, acknowledged}` (`rule` or `rule[instance]`).
+    const k = item as { key?: unknown; acknowledged?: unknown };
+    if (typeof i.rule !== "string" && typeof k.key === "string" && k.key) {
+      if (k.acknowledged !== true) names.push(k.key.slice(0, 200));
+      continue;
+    }
     if (typeof i.rule !== "string") continue;
     names.push(typeof i.instance === "string" && i.instance ? `${i.rule}/${i.instance}` : i.rule);
   }
@@ -235,6 +248,18 @@ export function deviceUpdatesOf(v: unknown): DeviceUpdates | null {
   return { classes, more, label: parts.length ? parts.join("; ") : "-" };
 }
 
+/** The note of {@linkcode GatewayView.statusNote}: a newer shape, or detail shed for size. */
+function noteOf(schema: number | null, truncated: string[]): string | null {
+  const parts = [];
+  if (schema !== null && schema > STATUS_SCHEMA) {
+    parts.push(
+      `status schema ${schema} is newer than this console's (${STATUS_SCHEMA}): showing the fields it knows`,
+    );
+  }
+  if (truncated.length) parts.push(`left out to fit the status size: ${truncated.join(", ")}`);
+  return parts.length ? parts.join("; ") : null;
+}
+
 /** What a `health` field of the status says is failing; null when it says nothing. */
 function reportedFailing(v: unknown): string[] | null {
   if (typeof v === "string") return v === "ok" || v === "healthy" ? [] : [v];
@@ -272,6 +297,12 @@ export function gatewayView(
   const deviceUpdates = deviceUpdatesOf(status.deviceUpdates);
   const failing = reportedFailing(status.health);
   const reason = typeof status.reason === "string" ? status.reason : null;
+  const schema = num(status.schema);
+  const truncated = Array.isArray(status.truncated)
+    ? status.truncated.filter((x): x is string => typeof x === "string" && x.length <= 64)
+      .slice(0, 20)
+    : [];
+  const statusNote = noteOf(schema, truncated);
   let health: Health = "ok";
   let healthNote: string | null = null;
   if (status.state === "offline") {
@@ -310,7 +341,10 @@ export function gatewayView(
     doctor,
     deviceUpdates,
     health,
-    healthNote,
+    healthNote: [healthNote, statusNote].filter(Boolean).join("; ") || null,
+    schema,
+    truncated,
+    statusNote,
     status,
   };
 }

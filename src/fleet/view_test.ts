@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RequestError } from "../common/http/mod.ts";
 import type { Fleet } from "./client.ts";
 import { gatewayPageUrl, resolveConnection } from "./config.ts";
+import { formatFleetTable } from "./format.ts";
 import { formatTime } from "./results.ts";
 import { silentLogger } from "../log.ts";
 import { CommandRun } from "./run.ts";
@@ -82,6 +83,50 @@ Deno.test("gatewayView(): alarms, site, page and health read defensively from th
     reason: "connection lost (last will)",
   }, { receivedAt: NOW, live: true, now: NOW + 5000, staleAfterMs: 120_000 });
   assert.deepEqual([off.health, off.offlineSince], ["offline", NOW]);
+});
+
+Deno.test("gatewayView(): any status schema: none (older), this one, newer; shed detail is named", () => {
+  const old = view({ alarms: { active: 1, acknowledged: 0, list: [], more: 0 } });
+  assert.deepEqual([old.schema, old.truncated, old.statusNote], [null, [], null]);
+  // A gateway's own alarm summary lists keys; acknowledged ones are not named as active.
+  const alarms = {
+    active: 1,
+    acknowledged: 1,
+    list: [
+      { key: "pressure-high[pump-1]", severity: "critical", raisedAt: 1, acknowledged: false },
+      { key: "door", severity: "warning", raisedAt: 2, acknowledged: true },
+    ],
+    more: 0,
+  };
+  const now = view({ schema: 1, alarms });
+  assert.deepEqual([now.schema, now.statusNote], [1, null]);
+  assert.deepEqual(now.alarms?.names, ["pressure-high[pump-1]"]);
+  // Newer: what it knows is shown, what it does not is left alone, and the note says so.
+  const newer = view({ schema: 7, alarms, backlog: 12, somethingNew: { x: [1, 2] } });
+  assert.deepEqual([newer.schema, newer.backlog, newer.alarms?.active, newer.health], [
+    7,
+    12,
+    1,
+    "alarm",
+  ]);
+  assert.match(newer.statusNote ?? "", /schema 7 is newer than this console's \(1\)/);
+  assert.match(
+    newer.healthNote ?? "",
+    /^1 active alarm\(s\): pressure-high\[pump-1\]; status schema 7/,
+  );
+  // Shed for size: sections it left out are unknown (not zero), and named.
+  const shed = view({
+    schema: 1,
+    alarms: { active: 30, acknowledged: 0, more: 30 },
+    truncated: ["alarms.list", "doctor", 5, "x".repeat(100)],
+  });
+  assert.deepEqual([shed.alarms?.active, shed.alarms?.names, shed.doctor], [30, [], null]);
+  assert.deepEqual(shed.truncated, ["alarms.list", "doctor"]);
+  assert.equal(shed.statusNote, "left out to fit the status size: alarms.list, doctor");
+  assert.match(
+    formatFleetTable([shed], NOW),
+    /left out to fit the status size: alarms\.list, doctor/,
+  );
 });
 
 Deno.test("gatewayView(): the host checklist's verdict read defensively from `doctor`", () => {
