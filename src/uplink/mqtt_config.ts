@@ -26,7 +26,9 @@ export const mqttUplinkSchema = s.object({
   statusInterval: s.duration({ min: 1000 }).default(30_000)
     .describe("How often the retained status is refreshed"),
   maxMessageBytes: s.bytes({ min: 1024, max: 256 * 1024 * 1024 }).default(128 * 1024)
-    .describe("Upper bound of a batch message (AWS IoT Core: 128KB)"),
+    .describe(
+      "Upper bound of a batch message and of the retained status (AWS IoT Core: 128KB; a broker's message_size_limit)",
+    ),
   targetMessageBytes: s.bytes({ min: 512 }).optional()
     .describe("Close a batch once it reaches this size (e.g. 5KB, AWS's billing unit)"),
   maxInflight: s.integer({ min: 1, max: 1000 }).default(16)
