@@ -54,7 +54,19 @@ const TEXT_CHARS = 200;
 /** Longest name kept in a list when detail is shed (the fleet console shows up to 64). */
 const NAME_CHARS = 64;
 
-const bytes = (m: StatusMessage) => new TextEncoder().encode(JSON.stringify(m)).length;
+function json(v: unknown): string | undefined {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Its size as published; a section JSON cannot write (a BigInt, a cycle) makes it too large. */
+function bytes(m: StatusMessage): number {
+  const text = json(m);
+  return text === undefined ? Infinity : new TextEncoder().encode(text).length;
+}
 
 function clip(s: unknown, n: number): unknown {
   return typeof s === "string" && s.length > n ? `${s.slice(0, n - 1)}…` : s;
@@ -128,7 +140,11 @@ const LISTS: ListRef[] = [
  */
 export function fitStatus(msg: StatusMessage, budget: number): StatusMessage {
   if (bytes(msg) <= budget) return msg;
-  const m = structuredClone(msg) as StatusMessage;
+  // Lists are replaced, never changed in place: copying the objects that hold them is enough.
+  const m: StatusMessage = { ...msg };
+  for (const k of ["alarms", "deviceUpdates", "doctor", "health"]) {
+    if (isObj(m[k])) m[k] = { ...m[k] as Obj };
+  }
   const truncated = new Set<string>(Array.isArray(m.truncated) ? m.truncated.map(String) : []);
   const done = () => {
     m.truncated = [...truncated];
@@ -145,9 +161,9 @@ export function fitStatus(msg: StatusMessage, budget: number): StatusMessage {
     for (const l of LISTS) {
       const items = l.get(m);
       if (!items) continue;
-      const before = JSON.stringify(items);
+      const before = json(items);
       l.cut(m, n);
-      if (JSON.stringify(l.get(m)) !== before) truncated.add(l.path);
+      if (json(l.get(m)) !== before) truncated.add(l.path);
     }
     if (done()) return m;
   }

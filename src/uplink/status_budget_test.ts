@@ -44,4 +44,20 @@ Deno.test("fitStatus() never throws and keeps the core even when the core alone 
   assert.deepEqual(fitted.alarms, { active: 2, acknowledged: 1, more: 2 });
   assert.deepEqual(fitted.truncated, ["site", "alarms.list", "health.failing"]);
   assert.ok(bytes(fitted) > 10);
+  assert.deepEqual(msg.health, { ok: false, failing: ["buffer", "disk"] }, "the original stays");
+  assert.deepEqual(msg.alarms, {
+    active: 2,
+    acknowledged: 1,
+    list: [{ key: "a" }, { key: "b" }],
+    more: 0,
+  });
+});
+
+Deno.test("fitStatus() drops a section JSON cannot write instead of throwing", () => {
+  const loop: Record<string, unknown> = { n: 1 };
+  loop.self = loop;
+  const msg: StatusMessage = { ...core, doctor: { at: 10n }, deviceUpdates: loop };
+  const fitted = fitStatus(msg, 8192);
+  assert.deepEqual(fitted.truncated, ["deviceUpdates", "doctor"]);
+  assert.equal(JSON.parse(JSON.stringify(fitted)).gatewayId, "gw-1");
 });
