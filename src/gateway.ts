@@ -17,7 +17,7 @@ import {
   statusMessage,
   type StatusParts,
 } from "./gateway_status.ts";
-import type { InboundMessage, Uplink, UplinkSubscription } from "./uplink/mod.ts";
+import type { InboundMessage, StatusMessage, Uplink, UplinkSubscription } from "./uplink/mod.ts";
 import { redactValue, rememberSecretsIn } from "./redact.ts";
 
 export type { GatewayStatus, Health } from "./gateway_status.ts";
@@ -95,7 +95,19 @@ export class Gateway {
     this.#log = opts.log.child("gateway");
     this.#version = opts.version;
     this.#statusSections = opts.statusSections;
-    this.#announce = opts.announce;
+    const announce = opts.announce;
+    // A section of the retained status that throws costs that section, not the status (which
+    // says the gateway is alive) and not the process (it is built in timers).
+    this.#announce = announce && (() => {
+      try {
+        return announce();
+      } catch (e) {
+        this.#log.warn("a status section failed; the status goes out without it", {
+          error: (e as Error).message,
+        });
+        return {};
+      }
+    });
     this.#registry = opts.adapters;
     this.#graceMs = opts.uplinkGraceMs ?? 60_000;
     rememberSecretsIn(opts.config);
@@ -276,7 +288,16 @@ export class Gateway {
   #publishStatus(): void {
     const u = this.#uplink;
     if (!u?.connected || !u.publishStatus) return;
-    u.publishStatus(statusMessage(this.#parts(), "online")).catch((e) =>
+    let message: StatusMessage;
+    try {
+      message = statusMessage(this.#parts(), "online");
+    } catch (e) {
+      this.#log.warn("cannot build the status message; not published", {
+        error: (e as Error).message,
+      });
+      return;
+    }
+    u.publishStatus(message).catch((e) =>
       this.#log.debug("status publish failed", { error: (e as Error).message })
     );
   }
