@@ -16,7 +16,8 @@ import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
 import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
 import { channelServer } from "./helpers/update.ts";
-import { commandRig, expectDone, expectError } from "./helpers/commands.ts";
+import { runOutpost } from "./helpers/cli.ts";
+import { commandRig, expectError } from "./helpers/commands.ts";
 
 const CLASS = "esp32-boiler-v3";
 const GW = "resume-gw";
@@ -151,8 +152,26 @@ ${
     );
     assert.equal((await rollout()).status, "stopped");
 
-    const result = expectDone(await call(operate, { class: CLASS }));
-    assert.deepEqual(result, {
+    // The fleet console sends it as an operator would.
+    await Deno.writeTextFile(`${dir}/operate.key`, JSON.stringify(operateFile));
+    const sent = await runOutpost([
+      "fleet",
+      "send",
+      "devices-resume",
+      "--gateway",
+      GW,
+      "--args",
+      JSON.stringify({ class: CLASS }),
+      "--broker",
+      broker.url,
+      "--key",
+      `${dir}/operate.key`,
+      "--json",
+    ]);
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    const out = JSON.parse(sent.stdout) as { ok: number; results: { result: unknown }[] };
+    assert.equal(out.ok, 1);
+    assert.deepEqual(out.results[0].result, {
       class: CLASS,
       name: CLASS,
       version: "1.1.0",
@@ -165,10 +184,23 @@ ${
     await second.waitFor("1.1.0 on boiler-2", (d) => d.version === "1.1.0", 60_000);
     await third.waitFor("1.1.0 on boiler-3", (d) => d.version === "1.1.0", 60_000);
     await waitFor("the rollout done", async () => (await rollout()).status === "done", 30_000);
-    expectError(
-      await call(operate, { class: CLASS }),
-      "not-stopped",
-      /rollout of class "esp32-boiler-v3" \(esp32-boiler-v3 1\.1\.0\) is done, not stopped/,
+    const again = await runOutpost([
+      "fleet",
+      "send",
+      "devices-resume",
+      "--gateway",
+      GW,
+      "--args",
+      JSON.stringify({ class: CLASS }),
+      "--broker",
+      broker.url,
+      "--key",
+      `${dir}/operate.key`,
+    ]);
+    assert.equal(again.code, 1, again.stdout + again.stderr);
+    assert.match(
+      again.stdout,
+      /resume-gw\s+error\s+\S+\s+not-stopped: the rollout of class "esp32-boiler-v3" \(esp32-boiler-v3 1\.1\.0\) is done, not stopped: nothing to resume/,
     );
 
     type Audit = { cmd: string; result: string; key?: string; verified: boolean };
