@@ -166,12 +166,15 @@ ${
       broker.url,
       "--key",
       `${dir}/operate.key`,
-      "--json",
     ]);
     assert.equal(sent.code, 0, sent.stdout + sent.stderr);
-    const out = JSON.parse(sent.stdout) as { ok: number; results: { result: unknown }[] };
-    assert.equal(out.ok, 1);
-    assert.deepEqual(out.results[0].result, {
+    assert.match(
+      sent.stdout,
+      /^resume-gw\s+done\s+\S+\s+resumed esp32-boiler-v3 \(esp32-boiler-v3 1\.1\.0\)/m,
+    );
+    const whole = /== resume-gw: devices-resume ==\n(\{[^]*?\n\})\n/.exec(sent.stdout);
+    assert.ok(whole, sent.stdout);
+    assert.deepEqual(JSON.parse(whole[1]), {
       class: CLASS,
       name: CLASS,
       version: "1.1.0",
