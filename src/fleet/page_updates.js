@@ -151,4 +151,3 @@ function outpostFleetUpdates({ el, api, refresh }) {
 }
 
 /** @type {any} */ (globalThis).outpostFleetUpdates = outpostFleetUpdates;
-/** @type {any} */ (globalThis).outpostResumeRequest = outpostResumeRequest;
