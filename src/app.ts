@@ -112,6 +112,8 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
     version: VERSION,
     adapters,
     handlers: opts.commands,
+    // Started below, before the first command can arrive.
+    devices: () => devices?.service,
     apply: async (next) => {
       await systemd?.notify("RELOADING=1\nSTATUS=reloading config (remote command)");
       try {

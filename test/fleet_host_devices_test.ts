@@ -172,7 +172,14 @@ ${
     assert.equal(await tab.getAttribute(cell("host-gw", "host"), "class"), "bad");
     assert.equal(
       await tab.textContent(cell("host-gw", "updates")),
-      `${CLASS}: 1/3 current, stopped: 1 failed`,
+      `Resume ${CLASS}: 1/3 current, stopped: 1 failed`,
+    );
+    // The console has no operator key here: the gateway would refuse devices-resume.
+    const resume = `${cell("host-gw", "updates")} button[data-resume="${CLASS}"][disabled]`;
+    await tab.waitForSelector(resume);
+    assert.equal(
+      await tab.getAttribute(resume, "title"),
+      "this console signs nothing (no --key): host-gw refuses it",
     );
     assert.equal(await tab.getAttribute(cell("host-gw", "updates"), "class"), "bad");
     assert.equal(await tab.textContent(cell("old-gw", "host")), "?");

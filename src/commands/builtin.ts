@@ -16,6 +16,7 @@ import { onlyArgs } from "./handler.ts";
 import { configGet, configSet, settleConfigSet } from "./config_file.ts";
 import { runQuery } from "./query.ts";
 import { alarmCommands } from "./alarms.ts";
+import { type DeviceRollouts, devicesResume } from "./devices.ts";
 import type { PendingConfigSet, PendingRestart, PendingUpdate } from "./state.ts";
 import { settleUpdate } from "./update.ts";
 import type { AdapterModule } from "../adapter.ts";
@@ -159,11 +160,13 @@ export interface CreateCommandServiceOptions extends Omit<CommandServiceOptions,
   /** The adapters the binary embeds: config-set and restart validate with the same schema. */
   // deno-lint-ignore no-explicit-any
   adapters: Record<string, AdapterModule<any>>;
+  /** The gateway's device service, for devices-resume; undefined without `devices:`. */
+  devices?: () => DeviceRollouts | undefined;
 }
 
 /** A command service with the built-in commands; attach it to each gateway `run` starts. */
 export function createCommandService(opts: CreateCommandServiceOptions): CommandService {
-  const { adapters, ...rest } = opts;
+  const { adapters, devices, ...rest } = opts;
   const parse = (text: string) =>
     parseConfig(text, gatewaySchema(adapters), { displayName: opts.configPath });
   return new CommandService({ ...rest, parse }, {
@@ -172,6 +175,7 @@ export function createCommandService(opts: CreateCommandServiceOptions): Command
       status: { handler: status },
       logs: { handler: logs },
       ...alarmCommands,
+      "devices-resume": { handler: (ctx) => devicesResume(ctx, devices?.()) },
       restart: { handler: restart, exclusive: true },
       "config-get": {
         handler: (ctx, env) => {

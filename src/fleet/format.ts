@@ -97,7 +97,11 @@ export function describeOutcome(t: TargetResult): string {
   }
   if (t.note) parts.push(t.note);
   const pong = t.result as { pong?: unknown; version?: unknown; operator?: unknown } | null;
-  if (pong?.pong === true && !t.after) {
+  const resumed = t.result as Partial<Record<"was" | "class" | "name" | "version", unknown>>;
+  if (resumed?.was === "stopped" && typeof resumed.class === "string") {
+    // devices-resume: the whole result follows below the table.
+    parts.push(`resumed ${resumed.class} (${resumed.name} ${resumed.version})`);
+  } else if (pong?.pong === true && !t.after) {
     parts.push(
       [
         "pong",

@@ -14,6 +14,7 @@ export const FLEET_PAGE_HTML = `<!doctype html>
 <link rel="stylesheet" href="/fleet.css">
 <script src="/fleet-results.js" defer></script>
 <script src="/fleet-lists.js" defer></script>
+<script src="/fleet-updates.js" defer></script>
 <script src="/fleet.js" defer></script>
 </head>
 <body>
@@ -189,6 +190,8 @@ tr.spacer td { padding: 0; border: 0; }
 .actions button { padding: .1em .5em; }
 .why { color: #b3261e; font-size: .9em; margin-right: .4em; }
 .why:empty { display: none; }
+td[data-col=updates] button { padding: .1em .5em; }
+.resume-note { color: #4a5263; font-size: .9em; }
 #read-form { display: flex; flex-wrap: wrap; gap: .7em; align-items: center; }
 #read-form [hidden] { display: none; }
 #result { margin-top: .6em; }

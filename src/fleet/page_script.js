@@ -20,6 +20,7 @@
 /** @typedef {"restart" | "update-check" | "update-apply"} Action */
 /** @typedef {import("./page_results.js").ResultsView} ResultsView */
 /** @typedef {import("./page_lists.js").Lists} Lists */
+/** @typedef {import("./page_updates.js").Updates} Updates */
 "use strict";
 (() => {
   // The page shell (page.ts) is fixed: every id looked up here exists.
@@ -148,6 +149,12 @@
     elapsed,
     results,
   });
+  /** @type {Updates} */
+  const updates = /** @type {any} */ (globalThis).outpostFleetUpdates({
+    el,
+    api,
+    refresh: renderRows,
+  });
 
   /** @param {string} message */
   function showLogin(message) {
@@ -251,6 +258,7 @@
     for (const id of p.opsRemoved || []) ops.delete(id);
     if (p.ops || p.opsRemoved) {
       lists.renderOps([...ops.values()].sort((a, b) => b.createdAt - a.createdAt));
+      updates.opsChanged([...ops.values()]);
     }
     for (const x of p.exports || []) exportJobs.set(x.id, x);
     for (const id of p.exportsRemoved || []) exportJobs.delete(id);
@@ -350,12 +358,7 @@
       d.warning.length ? "warning: " + d.warning.join(", ") : "",
       d.at ? "checked " + when(d.at) : "",
     ].filter(Boolean).join("\n");
-    setText(r.cells.updates, g.deviceUpdates ? g.deviceUpdates.label : "-");
-    r.cells.updates.className = g.deviceUpdates && g.deviceUpdates.stopped ? "bad" : "";
-    // One class a line: a long label is cut in the cell.
-    r.cells.updates.title = g.deviceUpdates
-      ? g.deviceUpdates.label.split("; ").join("\n")
-      : "not published by this gateway";
+    updates.fill(r.cells.updates, g, unreachable(g));
     setText(r.cells.site, g.site || "-");
     setText(r.cells.version, g.version || "-");
     setText(r.cells.backlog, g.backlog === null ? "-" : String(g.backlog));

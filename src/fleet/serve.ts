@@ -39,6 +39,7 @@ import { FLEET_PAGE_HTML, FLEET_PAGE_STYLE } from "./page.ts";
 import FLEET_PAGE_SCRIPT from "./page_script.js" with { type: "text" };
 import FLEET_RESULTS_SCRIPT from "./page_results.js" with { type: "text" };
 import FLEET_LISTS_SCRIPT from "./page_lists.js" with { type: "text" };
+import FLEET_UPDATES_SCRIPT from "./page_updates.js" with { type: "text" };
 import { CommandJobs, ExportJobs } from "./serve_jobs.ts";
 import { fleetSnapshot, LiveStreams } from "./serve_live.ts";
 
@@ -121,6 +122,7 @@ export async function createFleetApp(
     .get("/fleet.js", () => asset(FLEET_PAGE_SCRIPT, JAVASCRIPT))
     .get("/fleet-results.js", () => asset(FLEET_RESULTS_SCRIPT, JAVASCRIPT))
     .get("/fleet-lists.js", () => asset(FLEET_LISTS_SCRIPT, JAVASCRIPT))
+    .get("/fleet-updates.js", () => asset(FLEET_UPDATES_SCRIPT, JAVASCRIPT))
     .get("/favicon.ico", () => empty(204));
   /** `/api/…` once the request is authorized. */
   const api = new Router()

@@ -20,6 +20,7 @@ export const PAGE_COMMANDS = [
   "restart",
   "update-check",
   "update-apply",
+  "devices-resume",
 ] as const;
 
 /** The most rows a query from the page may ask for (the rows are kept for the page to read). */
@@ -141,6 +142,12 @@ export function pageArgs(cmd: string, body: Record<string, unknown>): Record<str
         throw new RequestError(400, "args.to must be after args.from");
       }
       return out;
+    }
+    case "devices-resume": {
+      if (typeof a.class !== "string" || !/^[A-Za-z0-9._-]{1,128}$/.test(a.class)) {
+        throw new RequestError(400, "args.class: expected a device class");
+      }
+      return { class: a.class };
     }
     default:
       return {};

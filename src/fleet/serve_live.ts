@@ -27,6 +27,9 @@ function gatewayJson(g: GatewayView, pages: FleetPages | undefined) {
     deviceUpdates: g.deviceUpdates && {
       label: g.deviceUpdates.label,
       stopped: g.deviceUpdates.classes.some((c) => c.rollout?.status === "stopped"),
+      /** Classes whose rollout stopped at its failure threshold: the page offers Resume. */
+      stoppedClasses: g.deviceUpdates.classes.filter((c) => c.rollout?.status === "stopped")
+        .map((c) => c.class),
     },
     version: g.version,
     backlog: g.backlog,

@@ -185,7 +185,19 @@ Deno.test("fleet server: wrong methods, cross-origin posts, bad bodies and unkno
         "/api/commands",
         JSON.stringify({ cmd: "config-set", targets: "all" }),
         400,
-        "cmd: expected one of ping, status, logs, config-get, query, restart, update-check, update-apply",
+        "cmd: expected one of ping, status, logs, config-get, query, restart, update-check, update-apply, devices-resume",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "devices-resume", targets: ["gw-1"], args: {} }),
+        400,
+        "args.class: expected a device class",
+      ],
+      [
+        "/api/commands",
+        JSON.stringify({ cmd: "devices-resume", targets: ["gw-1"], args: { class: "a/b" } }),
+        400,
+        "args.class: expected a device class",
       ],
       [
         "/api/commands",

@@ -42,6 +42,7 @@ export const COMMAND_NAMES = [
   "logs",
   "alarm-ack",
   "alarm-clear",
+  "devices-resume",
 ] as const;
 
 /** One of {@linkcode COMMAND_NAMES}. */
@@ -66,6 +67,7 @@ export const COMMAND_SCOPES: Readonly<Record<CommandName, Scope>> = {
   rollback: "operate",
   "alarm-ack": "operate",
   "alarm-clear": "operate",
+  "devices-resume": "operate",
   "config-set": "admin",
 };
 
@@ -173,7 +175,30 @@ export const ERROR_CODES = {
   rolledBack: "rolled-back",
   /** The command was cut short (the gateway stopped or restarted meanwhile). */
   interrupted: "interrupted",
+  /** devices-resume: no device of that class on this gateway (the message lists its classes). */
+  unknownClass: "unknown-class",
+  /** devices-resume: the class's rollout is running, done or not begun: nothing to resume. */
+  notStopped: "not-stopped",
 } as const;
+
+/** `args` of `devices-resume`: resume the stopped rollout of this device class. */
+export interface DevicesResumeArgs {
+  class: string;
+}
+
+/** `result` of `devices-resume`: the rollout it resumed, with its status before and after. */
+export interface DevicesResumeResult {
+  class: string;
+  /** The artifact and version the rollout offers. */
+  name: string;
+  version: string;
+  was: "stopped";
+  /** `running`: the next batch is offered by the gateway's next planning round. */
+  status: string;
+  /** Devices that failed this version; `forgiven` of them no longer count to the threshold. */
+  failures: number;
+  forgiven: number;
+}
 
 /** `args` of `logs`. */
 export interface LogsArgs {

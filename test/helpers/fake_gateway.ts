@@ -32,6 +32,8 @@ export interface FakeGatewayOptions {
   rows?: QueryRow[];
   /** Operator public keys: when given, unsigned or badly signed requests are refused. */
   operatorKeys?: string[];
+  /** The scopes its ping reply says it grants the signing key (default: all). */
+  scopes?: string[];
   /** Extra fields of the retained status (site, alarms, pageUrl, …). */
   statusFields?: Record<string, unknown>;
   /** The result of `status` (default: the retained status). */
@@ -188,7 +190,7 @@ export async function startFakeGateway(o: FakeGatewayOptions): Promise<FakeGatew
             version,
             // As the real gateway: the scopes it grants the signing key (all here).
             ...(keys
-              ? { operator: { keyid: req.keyid, scopes: ["read", "operate", "admin"] } }
+              ? { operator: { keyid: req.keyid, scopes: o.scopes ?? ["read", "operate", "admin"] } }
               : {}),
           },
         });
