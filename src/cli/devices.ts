@@ -68,7 +68,9 @@ export const devicesCommand: Command<CliDeps> = {
 
 status shows the device artifacts the gateway holds, each class's rollout and each device's
 state. resume lets a rollout that stopped at its failure threshold go on (the failures so far no
-longer count). Both talk to the running gateway with its access token. See docs/devices.md.`,
+longer count). Both talk to the running gateway with its access token. From the fleet console,
+\`outpost fleet send devices-resume --gateway G --args '{"class":"CLASS"}'\` does the same with
+an operate key. See docs/devices.md.`,
   options: OPTIONS,
   subcommands: [
     {

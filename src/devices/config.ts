@@ -17,7 +17,7 @@ const rolloutSchema = s.object({
   failureThreshold: s.integer({ min: 1, max: 100_000 }).default(1)
     .describe(
       "Failed or rolled-back devices that stop the rollout of a version in this class " +
-        "(resume with `outpost devices resume`)",
+        "(resume with `outpost devices resume` or the signed `devices-resume` command)",
     ),
   reportTimeout: s.duration({ min: 1000 }).default(3_600_000)
     .describe("A device offered a version that reports nothing within this counts as failed"),

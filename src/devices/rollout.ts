@@ -163,7 +163,8 @@ export function plan(
   if (r.status === "running" && failures - r.forgiven >= settings.failureThreshold) {
     r.status = "stopped";
     r.reason = `${failures - r.forgiven} device(s) failed ${artifact.name} ${artifact.version} ` +
-      `(failureThreshold ${settings.failureThreshold}); \`outpost devices resume --class ${cls}\` continues`;
+      `(failureThreshold ${settings.failureThreshold}); \`outpost devices resume --class ${cls}\` ` +
+      `on the gateway, or the signed devices-resume command, continues`;
   }
   if (r.status !== "running") return [];
   if (inFlight > 0) return [];
