@@ -28,23 +28,53 @@ export interface GatewayProcess {
   exited: Promise<Deno.CommandStatus>;
 }
 
-/** Writes a YAML config (with `http.listen` on a free port added) and starts `outpost run`. */
+/** Options of {@linkcode startGateway}. */
+export interface StartOptions {
+  waitHealthy?: boolean;
+  env?: Record<string, string>;
+  /** This port and no other (a restart on the same port); else a free one. */
+  httpPort?: number;
+  /** The port to try first before free ones (to test the helper itself). */
+  firstPort?: number;
+  /** More keys of the `http:` section, one YAML line. */
+  httpExtra?: string;
+  /** Extra `deno run` flags (e.g. `--cpu-prof-dir=…` to profile the gateway). */
+  denoFlags?: string[];
+  /** V8 flags instead of production's (to compare them). */
+  v8Flags?: string;
+}
+
+/** The port was taken between choosing it and the gateway binding it. */
+class PortTaken extends Error {}
+
+/**
+ * Writes a YAML config (with `http.listen` on a free port added) and starts `outpost run`.
+ * A free port can be taken (by another test's process) before the gateway binds it: the gateway
+ * then exits with "Cannot listen", while /healthz on that port answers for the other process.
+ * So the helper returns only once /status (with this gateway's token) names this process's pid,
+ * and starts again on another port when the first was taken.
+ */
 export async function startGateway(
   dir: string,
   yaml: string,
-  opts: {
-    waitHealthy?: boolean;
-    env?: Record<string, string>;
-    httpPort?: number;
-    /** More keys of the `http:` section, one YAML line. */
-    httpExtra?: string;
-    /** Extra `deno run` flags (e.g. `--cpu-prof-dir=…` to profile the gateway). */
-    denoFlags?: string[];
-    /** V8 flags instead of production's (to compare them). */
-    v8Flags?: string;
-  } = {},
+  opts: StartOptions = {},
 ): Promise<GatewayProcess> {
-  const httpPort = opts.httpPort ?? freePort();
+  for (let attempt = 1;; attempt++) {
+    const port = opts.httpPort ?? (attempt === 1 ? opts.firstPort : undefined) ?? freePort();
+    try {
+      return await startOnce(dir, yaml, port, opts);
+    } catch (e) {
+      if (!(e instanceof PortTaken) || opts.httpPort !== undefined || attempt >= 5) throw e;
+    }
+  }
+}
+
+async function startOnce(
+  dir: string,
+  yaml: string,
+  httpPort: number,
+  opts: StartOptions,
+): Promise<GatewayProcess> {
   const configPath = `${dir}/site.yaml`;
   const extra = opts.httpExtra ? `  ${opts.httpExtra}\n` : "";
   await Deno.writeTextFile(
@@ -114,16 +144,36 @@ export async function startGateway(
   };
   let done = false;
   exited.then(() => done = true);
-  await waitFor(
+  const ours = async () => {
+    // Its token and its pid: not another process that holds the port.
+    try {
+      const r = await get("/status");
+      return r.ok && (await r.json()).pid === child.pid;
+    } catch {
+      return false;
+    }
+  };
+  const outcome = await waitFor(
     `gateway ${child.pid} to serve /status`,
     async () => {
-      if (done) throw new Error(`gateway exited early:\n${output()}`);
+      if (done) return "exited";
       const r = await fetch(`${base}/healthz`);
       await r.body?.cancel();
-      return opts.waitHealthy ? r.status === 200 : true;
+      return (!opts.waitHealthy || r.status === 200) && await ours() && "ready";
     },
     30_000,
     50,
-  );
+  ).catch(async (e) => {
+    if (!done) await gw.kill();
+    throw new Error(`${(e as Error).message}\n--- gateway output ---\n${output()}`);
+  });
+  if (outcome === "exited") {
+    const text = output();
+    // Taken between freePort() and the gateway's bind: the caller tries another port.
+    if (/Cannot listen on "127\.0\.0\.1:\d+"/.test(text)) {
+      throw new PortTaken(`port ${httpPort} was taken:\n${text}`);
+    }
+    throw new Error(`gateway exited early:\n${text}`);
+  }
   return gw;
 }
