@@ -1,4 +1,4 @@
-import { freePort, waitForPort } from "./ports.ts";
+import { freePort, waitFor, waitForPort } from "./ports.ts";
 import { type TestCerts, testCerts } from "./certs.ts";
 
 /** A Mosquitto broker started for a test, on loopback ports of its own. */
@@ -20,7 +20,10 @@ export interface Broker {
 /** Options of {@linkcode startMosquitto}. */
 export interface BrokerOptions {
   tls?: boolean;
+  /** This port and no other; else a free one. */
   port?: number;
+  /** The port to try first before free ones (to test the helper itself). */
+  firstPort?: number;
   /** Keep sessions and queued messages across stop()/start() (saved on SIGTERM). */
   persistent?: boolean;
   /** Extra lines for mosquitto.conf. */
@@ -39,11 +42,29 @@ function binary(): string {
   throw new Error("mosquitto not found: install Debian's mosquitto package (.ci/run does)");
 }
 
-/** Starts a private Mosquitto on free 127.0.0.1 ports; stop it with `stop()` (by its pid). */
+/** Mosquitto could not bind a port of its config (taken since it was chosen). */
+class PortTaken extends Error {}
+
+/**
+ * Starts a private Mosquitto on free 127.0.0.1 ports; stop it with `stop()` (by its pid). A free
+ * port can be taken by another test's process before Mosquitto binds it, and then something else
+ * answers on it: this waits for Mosquitto's own "running" line, and starts again on other ports
+ * when it could not bind (ports the caller chose are not changed).
+ */
 export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOnce(attempt === 1 ? opts : { ...opts, firstPort: undefined });
+    } catch (e) {
+      if (!(e instanceof PortTaken) || opts.port !== undefined || attempt >= 5) throw e;
+    }
+  }
+}
+
+async function startOnce(opts: BrokerOptions): Promise<Broker> {
   const dir = await Deno.makeTempDir({ prefix: "outpost-mosquitto-" });
   await Deno.chmod(dir, 0o755);
-  const port = opts.port ?? freePort();
+  const port = opts.port ?? opts.firstPort ?? freePort();
   const tlsPort = opts.tls ? freePort() : 0;
   const certs = opts.tls ? await testCerts() : undefined;
   const lines = [
@@ -55,7 +76,13 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
       // keeps root (and is ignored when the tests do not run as root).
       ? ["persistence true", `persistence_location ${dir}/`, "autosave_interval 1", "user root"]
       : ["persistence false"]),
-    "log_dest none",
+    // To stderr (unbuffered, unlike stdout into a pipe), which start() reads for "running" or a
+    // bind error, and drains after.
+    "log_dest stderr",
+    "log_type error",
+    "log_type warning",
+    "log_type notice",
+    "log_type information",
     "max_inflight_messages 0",
     "max_queued_messages 100000",
     `listener ${port} 127.0.0.1`,
@@ -74,6 +101,7 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
   const conf = `${dir}/mosquitto.conf`;
   await Deno.writeTextFile(conf, lines.join("\n") + "\n");
   let child: Deno.ChildProcess | undefined;
+  let drained: Promise<void> = Promise.resolve();
   const broker: Broker = {
     port,
     tlsPort,
@@ -82,13 +110,39 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
     tlsUrl: `mqtts://127.0.0.1:${tlsPort}`,
     pid: 0,
     async start() {
-      child = new Deno.Command(binary(), {
+      const c = new Deno.Command(binary(), {
         args: ["-c", conf],
         stdout: "null",
-        stderr: "null",
+        stderr: "piped",
         stdin: "null",
       }).spawn();
-      broker.pid = child.pid;
+      child = c;
+      broker.pid = c.pid;
+      // The first lines (up to "running" or an error) are kept; the rest is drained unread.
+      let head = "";
+      let running = false;
+      let exited = false;
+      c.status.then(() => exited = true);
+      drained = (async () => {
+        for await (const chunk of c.stderr.pipeThrough(new TextDecoderStream())) {
+          if (running || head.length > 16_384) continue;
+          head += chunk;
+          running = / running$/m.test(head);
+        }
+      })().catch(() => {});
+      const outcome = await waitFor(
+        `Mosquitto (pid ${c.pid}) on ${port}${tlsPort ? ` and ${tlsPort}` : ""} to run`,
+        () => (running ? "running" : exited ? "exited" : false),
+        10_000,
+        10,
+      );
+      if (outcome === "exited") {
+        child = undefined;
+        await drained;
+        const taken = /Address already in use/.test(head);
+        const why = `Mosquitto exited at start (${conf}):\n${head.trim()}`;
+        throw taken ? new PortTaken(why) : new Error(why);
+      }
       await waitForPort(port);
       if (tlsPort) await waitForPort(tlsPort);
     },
@@ -105,6 +159,7 @@ export async function startMosquitto(opts: BrokerOptions = {}): Promise<Broker> 
         } catch { /* gone */ }
       }, 3000);
       await c.status;
+      await drained;
       clearTimeout(timer);
       if (
         opts.persistent && !(await Deno.stat(`${dir}/mosquitto.db`).then(() => true, () => false))

@@ -1,10 +1,13 @@
 /**
- * The test helper that starts gateway processes: a free port can be taken by another process
- * before the gateway binds it, and then that process answers /healthz on it. The helper must not
- * hand out a gateway that is not there (a suite run failed that way: 60 s of 401 from a stranger).
+ * The test helpers that start gateways and brokers: a free port can be taken by another process
+ * before the gateway or Mosquitto binds it, and then that process answers on it. The helpers must
+ * not hand out a process that is not there (a suite run failed that way: 60 s of 401 from a
+ * stranger on the gateway's port).
  */
 import assert from "node:assert/strict";
+import mqtt from "mqtt";
 import { startGateway } from "./helpers/gateway.ts";
+import { startMosquitto } from "./helpers/mosquitto.ts";
 
 Deno.test("startGateway() starts again on another port when its port was taken, and returns its own process", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outpost-helper-" });
@@ -29,5 +32,19 @@ Deno.test("startGateway() starts again on another port when its port was taken, 
     await gw.kill();
     await stranger.shutdown();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("startMosquitto() starts again on other ports when its port was taken, and its broker is the one on the port", async () => {
+  const stranger = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = (stranger.addr as Deno.NetAddr).port;
+  const broker = await startMosquitto({ firstPort: taken });
+  try {
+    assert.notEqual(broker.port, taken);
+    const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    await client.endAsync();
+  } finally {
+    await broker.stop();
+    stranger.close();
   }
 });
