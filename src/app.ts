@@ -9,6 +9,7 @@ import { ConfigError, formatProblem, loadConfigFile } from "./config/load.ts";
 import { type GatewayConfig, gatewaySchema } from "./config/gateway.ts";
 import { Gateway } from "./gateway.ts";
 import { startHttpServer } from "./http/server.ts";
+import { restartOnly } from "./config/restart.ts";
 import { openHttpAccess } from "./http/local.ts";
 import {
   auditPath,
@@ -81,6 +82,16 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
     format: format ?? config.log.format as "text" | "json",
   });
   const sdLog = log.child("systemd");
+  // A reload applies adapters, edge logic, the uplink and commands; it says what it did not.
+  const warnRestartOnly = (was: GatewayConfig, next: GatewayConfig) => {
+    const later = restartOnly(was, next);
+    if (later.length === 0) return;
+    log.warn(
+      `${later.join(", ")} changed: applied at the next start of the process ` +
+        "(systemctl restart outpost), not by a reload",
+      { sections: later.join(",") },
+    );
+  };
   // Before the gateway starts: a bad token file or certificate stops us with nothing running.
   // The first-run token goes to stdout once, through a logger whose ring nobody reads.
   const access = config.http.enabled
@@ -118,6 +129,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
       await systemd?.notify("RELOADING=1\nSTATUS=reloading config (remote command)");
       try {
         await gateway.reload(next);
+        warnRestartOnly(config, next);
         config = next;
         service.reconfigure(next);
       } finally {
@@ -189,6 +201,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
     try {
       const next = loadGatewayConfig(configPath, adapters);
       await gateway.reload(next);
+      warnRestartOnly(config, next);
       config = next;
       service.reconfigure(next);
     } catch (e) {

@@ -116,6 +116,34 @@ adapters:
   }
 });
 
+Deno.test("SIGHUP says which changed sections wait for the next start (log, http, update, devices)", async () => {
+  const dir = await Deno.makeTempDir();
+  const yaml = `
+gateway: { id: reload-later-gw }
+buffer: { path: ${dir}/buffer.db }
+adapters:
+  - { type: simulated, name: sim, devices: 1, interval: 200ms }
+`;
+  const gw = await startGateway(dir, yaml);
+  try {
+    const listen = (await Deno.readTextFile(gw.configPath)).match(/http:\n {2}listen: .*\n/)![0];
+    await Deno.writeTextFile(gw.configPath, yaml + "log: { level: debug }\n" + listen);
+    Deno.kill(gw.pid, "SIGHUP");
+    await waitFor("the reload", () => gw.output().includes("config reloaded"));
+    await waitFor(
+      "the warning",
+      () => /WARN .*log changed: applied at the next start of the process/.test(gw.output()),
+    );
+    // An unchanged reload says nothing of the kind.
+    const warnings = gw.output().match(/applied at the next start/g)!.length;
+    Deno.kill(gw.pid, "SIGHUP");
+    await waitFor("the second reload", () => gw.output().split("config reloaded").length === 3);
+    assert.equal(gw.output().match(/applied at the next start/g)!.length, warnings);
+  } finally {
+    await gw.kill();
+  }
+});
+
 Deno.test("SIGHUP reloads a valid config without touching the buffer and refuses a broken one", async () => {
   const dir = await Deno.makeTempDir();
   const yaml = (devices: number) => `

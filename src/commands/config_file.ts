@@ -8,6 +8,7 @@
 import type { GatewayConfig } from "../config/gateway.ts";
 import { ConfigError } from "../config/load.ts";
 import { parseDuration } from "../config/schema.ts";
+import { restartOnly } from "../config/restart.ts";
 import { redactConfigText } from "../redact.ts";
 import { writeFileAtomic } from "../update/mod.ts";
 import {
@@ -49,17 +50,6 @@ export async function configGet(env: CommandEnv): Promise<ConfigGetResult> {
 
 function badArgs(message: string): CommandError {
   return new CommandError(ERROR_CODES.badArgs, message);
-}
-
-/** Parts of a config that a reload does not change; they take effect at the next restart. */
-function needsRestart(was: GatewayConfig, next: GatewayConfig): string[] {
-  const out: string[] = [];
-  const differ = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-  if (was.buffer.path !== next.buffer.path) out.push("buffer.path");
-  if (differ(was.http, next.http)) out.push("http");
-  if (differ(was.log, next.log)) out.push("log");
-  if (differ(was.update, next.update)) out.push("update");
-  return out;
 }
 
 /** Validates config text; a ConfigError becomes `invalid-config` with each problem's line:col. */
@@ -215,7 +205,7 @@ async function writeApplyWatch(
     },
   });
   const r = await watch(env, op, ctx.signal, ctx.log, {
-    needsRestart: needsRestart(was, next),
+    needsRestart: restartOnly(was, next),
   });
   if (r?.status === "error") {
     throw new CommandError(r.code, r.message, { result: r.result });
