@@ -48,3 +48,31 @@ Deno.test("startMosquitto() starts again on other ports when its port was taken,
     stranger.close();
   }
 });
+
+Deno.test("startMosquitto() that times out waiting for 'running' leaves no Mosquitto behind", async () => {
+  // Only Mosquittos whose config holds this marker are this test's (other tests run in parallel).
+  const marker = `# helper-timeout-${crypto.randomUUID()}`;
+  const ours = () => {
+    const pids: number[] = [];
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+        const conf = argv[argv.indexOf("-c") + 1];
+        if (/mosquitto$/.test(argv[0]) && conf && Deno.readTextFileSync(conf).includes(marker)) {
+          pids.push(Number(e.name));
+        }
+      } catch { /* gone, or not readable */ }
+    }
+    return pids;
+  };
+  // Its own log settings silence the "running" line the helper waits for.
+  await assert.rejects(startMosquitto({ extra: ["log_dest none", marker] }), /to run/);
+  const left = ours();
+  for (const p of left) {
+    try {
+      Deno.kill(p, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  assert.deepEqual(left, [], "a Mosquitto the helper started is still running");
+});

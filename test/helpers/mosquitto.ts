@@ -135,7 +135,16 @@ async function startOnce(opts: BrokerOptions): Promise<Broker> {
         () => (running ? "running" : exited ? "exited" : false),
         10_000,
         10,
-      );
+      ).catch(async (e) => {
+        // Never a broker nobody can stop: the caller gets no handle to it.
+        child = undefined;
+        try {
+          Deno.kill(c.pid, "SIGKILL");
+        } catch { /* gone */ }
+        await c.status;
+        await drained;
+        throw e;
+      });
       if (outcome === "exited") {
         child = undefined;
         await drained;
