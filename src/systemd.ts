@@ -156,6 +156,22 @@ export function startWatchdog(opts: WatchdogOptions): void {
   if (opts.signal.aborted) return;
   let expected = performance.now() + opts.intervalMs;
   let withheld: string | undefined;
+  // A status section that throws costs the STATUS= line, never the process (this is a timer).
+  let statusFailure: string | undefined;
+  const statusLine = (): string | undefined => {
+    try {
+      const line = opts.status?.();
+      statusFailure = undefined;
+      return line;
+    } catch (e) {
+      const message = (e as Error).message;
+      if (message !== statusFailure) {
+        opts.log.warn("cannot build the status line for systemd", { error: message });
+      }
+      statusFailure = message;
+      return `status unavailable: ${message}`;
+    }
+  };
   const tick = () => {
     const now = performance.now();
     const late = now - expected;
@@ -181,7 +197,7 @@ export function startWatchdog(opts: WatchdogOptions): void {
       }
       withheld = reason;
     }
-    const status = withheld ? `unhealthy: ${withheld}` : opts.status?.();
+    const status = withheld ? `unhealthy: ${withheld}` : statusLine();
     if (status) lines.push(`STATUS=${oneLine(status)}`);
     if (lines.length) void opts.notifier.notify(lines.join("\n"));
   };

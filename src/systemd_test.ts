@@ -100,6 +100,30 @@ Deno.test("startWatchdog() pings with STATUS, withholds pings while unhealthy an
   assert.equal(sent.length, n, "no ticks after abort");
 });
 
+Deno.test("startWatchdog() keeps pinging when its status line throws (a status section that fails)", async () => {
+  const sent: string[] = [];
+  const ac = new AbortController();
+  const log = createLogger({ sink: () => {} });
+  startWatchdog({
+    notifier: { notify: (s) => Promise.resolve(sent.push(s) > 0) },
+    intervalMs: 20,
+    ping: true,
+    check: () => undefined,
+    status: () => {
+      throw new Error("device status broke");
+    },
+    log,
+    signal: ac.signal,
+  });
+  try {
+    await waitFor("two pings", () => sent.length >= 2);
+    assert.equal(sent[0], "WATCHDOG=1\nSTATUS=status unavailable: device status broke");
+    assert.equal(log.recent().filter((r) => r.msg.startsWith("cannot build the status")).length, 1);
+  } finally {
+    ac.abort();
+  }
+});
+
 Deno.test("startWatchdog() sends nothing while the event loop is blocked and reports the stall", async () => {
   const at: number[] = [];
   const ac = new AbortController();
