@@ -23,6 +23,7 @@ import { DoctorMonitor } from "./doctor/mod.ts";
 import { startDevices } from "./devices/mod.ts";
 import {
   BufferWriteProbe,
+  readyMessage,
   startWatchdog,
   statusLine,
   SystemdNotifier,
@@ -133,7 +134,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
         config = next;
         service.reconfigure(next);
       } finally {
-        await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+        await systemd?.notify(readyMessage(() => gateway.status()));
       }
     },
     restart: (next) => {
@@ -181,7 +182,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
   const lifetime = new AbortController();
   let probe = new BufferWriteProbe(config.buffer.path);
   if (systemd) {
-    await systemd.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+    await systemd.notify(readyMessage(() => gateway.status()));
     sdLog.info("notified systemd: ready", {
       watchdog: watchdogMs ? `${watchdogMs}ms` : "off",
     });
@@ -210,7 +211,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
         : (e as Error).message;
       log.error("config reload refused; keeping the running config", { error: msg });
     }
-    await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+    await systemd?.notify(readyMessage(() => gateway.status()));
   };
   const onHup = () => void reload();
   Deno.addSignalListener("SIGHUP", onHup);
@@ -231,7 +232,7 @@ export async function runGateway(opts: GatewayRunOptions): Promise<number> {
     http = await startHttp();
     probe = new BufferWriteProbe(config.buffer.path);
     service.attach(gateway, config, log);
-    await systemd?.notify(`READY=1\nSTATUS=${statusLine(gateway.status())}`);
+    await systemd?.notify(readyMessage(() => gateway.status()));
     sig = await stopping.promise;
   }
   log.info(`received ${sig}; shutting down`);

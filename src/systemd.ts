@@ -216,6 +216,20 @@ function age(ms: number): string {
   return `${(s / 3600).toFixed(1)}h`;
 }
 
+/**
+ * `READY=1` with the status line. A status section that throws costs the line, not the start or
+ * the reload that sends this.
+ */
+export function readyMessage(status: () => GatewayStatus): string {
+  let line: string;
+  try {
+    line = statusLine(status());
+  } catch (e) {
+    line = oneLine(`status unavailable: ${(e as Error).message}`);
+  }
+  return `READY=1\nSTATUS=${line}`;
+}
+
 /** One line for `STATUS=` (shown by `systemctl status`): backlog and uplink state. */
 export function statusLine(s: GatewayStatus): string {
   const b = s.buffer;

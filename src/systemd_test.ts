@@ -5,6 +5,7 @@ import {
   BufferWriteProbe,
   notify,
   notifySocketPath,
+  readyMessage,
   startWatchdog,
   SystemdNotifier,
   watchdogIntervalMs,
@@ -192,5 +193,14 @@ Deno.test("watchdogProblem(): failing commits or a failing probe withhold the pi
   assert.equal(
     watchdogProblem(health({ ...ok, disk: { ok: false, detail: "full since …" } }), full),
     undefined,
+  );
+});
+
+Deno.test("readyMessage(): READY=1 with the status line, or with why there is none when a status section throws", () => {
+  assert.match(
+    readyMessage(() => {
+      throw new Error("doctor summary broke\nsecond line");
+    }),
+    /^READY=1\nSTATUS=status unavailable: doctor summary broke second line$/,
   );
 });
