@@ -122,7 +122,10 @@ ${
     await tab.waitForSelector(`${resume}:not([disabled])`, { timeout: 90_000 }).catch((e) => {
       throw new Error(`${e.message}\n--- gateway ---\n${gw!.output()}`);
     });
-    assert.equal(await tab.textContent(cell("site-gw", "scopes")), "read, operate");
+    // The button is enabled too while the scopes are unknown (before the ping reply): wait for them.
+    await tab.locator(cell("site-gw", "scopes"), { hasText: /^read, operate$/ }).waitFor({
+      timeout: 30_000,
+    });
     assert.match(
       (await tab.textContent(cell("site-gw", "updates")))!,
       /^Resume esp32-boiler-v3: 0\/2 current, stopped: 1 failed$/,
@@ -167,7 +170,10 @@ ${
     await devices[1].waitFor("1.1.0 on boiler-2", (d) => d.version === "1.1.0", 60_000);
     await tab.waitForSelector(resume, { state: "detached", timeout: 30_000 });
     assert.equal(await tab.textContent(note), "resumed 1.1.0, running");
-    assert.match((await tab.textContent(cell("site-gw", "updates")))!, /1\/2 current/);
+    // The gateway's next status (it follows the device's report) shows the new count.
+    await tab.locator(cell("site-gw", "updates"), { hasText: /1\/2 current/ }).waitFor({
+      timeout: 30_000,
+    });
     // The gateway audited it under the console's key.
     const audit = await waitFor("the audit entry", async () => {
       const list = (await (await gw!.get("/audit?n=20")).json()).audit as {
