@@ -8,13 +8,17 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { type CommandReply, type CommandRequest, signRequest } from "../src/protocol/mod.ts";
-import { publishDevice } from "../src/update/mod.ts";
 import { generateKey, importSigningKey } from "../src/update/keys.ts";
 import { startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
+import {
+  deviceUpdateYaml,
+  idleGatewayChannel,
+  publishDeviceFirmware,
+  writeDeviceTokens,
+} from "./helpers/device_site.ts";
 import { channelServer } from "./helpers/update.ts";
 import { runOutpost } from "./helpers/cli.ts";
 import { commandRig, expectError } from "./helpers/commands.ts";
@@ -127,15 +131,13 @@ ${
       /unknown args force; expected class/,
     );
 
-    await Deno.writeFile(`${dir}/fw.bin`, crypto.getRandomValues(new Uint8Array(30_000)));
-    await publishDevice({
+    await publishDeviceFirmware({
+      dir,
       channel,
-      artifact: `${dir}/fw.bin`,
-      name: CLASS,
-      version: "1.1.0",
-      classes: [CLASS],
-      keys: [],
       rootDir: release,
+      cls: CLASS,
+      version: "1.1.0",
+      bytes: 30_000,
     });
     await waitFor(
       "the rollout stopped",
@@ -154,19 +156,21 @@ ${
 
     // The fleet console sends it as an operator would.
     await Deno.writeTextFile(`${dir}/operate.key`, JSON.stringify(operateFile));
-    const sent = await runOutpost([
-      "fleet",
-      "send",
-      "devices-resume",
-      "--gateway",
-      GW,
-      "--args",
-      JSON.stringify({ class: CLASS }),
-      "--broker",
-      broker.url,
-      "--key",
-      `${dir}/operate.key`,
-    ]);
+    const sendResume = () =>
+      runOutpost([
+        "fleet",
+        "send",
+        "devices-resume",
+        "--gateway",
+        GW,
+        "--args",
+        JSON.stringify({ class: CLASS }),
+        "--broker",
+        broker.url,
+        "--key",
+        `${dir}/operate.key`,
+      ]);
+    const sent = await sendResume();
     assert.equal(sent.code, 0, sent.stdout + sent.stderr);
     assert.match(
       sent.stdout,
@@ -187,19 +191,7 @@ ${
     await second.waitFor("1.1.0 on boiler-2", (d) => d.version === "1.1.0", 60_000);
     await third.waitFor("1.1.0 on boiler-3", (d) => d.version === "1.1.0", 60_000);
     await waitFor("the rollout done", async () => (await rollout()).status === "done", 30_000);
-    const again = await runOutpost([
-      "fleet",
-      "send",
-      "devices-resume",
-      "--gateway",
-      GW,
-      "--args",
-      JSON.stringify({ class: CLASS }),
-      "--broker",
-      broker.url,
-      "--key",
-      `${dir}/operate.key`,
-    ]);
+    const again = await sendResume();
     assert.equal(again.code, 1, again.stdout + again.stderr);
     assert.match(
       again.stdout,

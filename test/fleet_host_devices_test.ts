@@ -6,7 +6,6 @@
  * Debian's Chromium, beside a gateway that publishes neither.
  */
 import assert from "node:assert/strict";
-import { publishDevice } from "../src/update/mod.ts";
 import { launchBrowser, type TestBrowser } from "./helpers/browser.ts";
 import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
 import { startFleetPage } from "./helpers/fleet_page.ts";
@@ -14,7 +13,12 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
+import {
+  deviceUpdateYaml,
+  idleGatewayChannel,
+  publishDeviceFirmware,
+  writeDeviceTokens,
+} from "./helpers/device_site.ts";
 import { subscribe, type Subscriber } from "./helpers/subscriber.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
 import { runOutpost as outpost } from "./helpers/cli.ts";
@@ -83,17 +87,13 @@ ${
         }),
       );
     }
-    const fw = new Uint8Array(40_000);
-    crypto.getRandomValues(fw);
-    await Deno.writeFile(`${dir}/fw.bin`, fw);
-    await publishDevice({
+    await publishDeviceFirmware({
+      dir,
       channel,
-      artifact: `${dir}/fw.bin`,
-      name: CLASS,
-      version: "1.1.0",
-      classes: [CLASS],
-      keys: [],
       rootDir: release,
+      cls: CLASS,
+      version: "1.1.0",
+      bytes: 40_000,
     });
     fake = await startFakeGateway({ url: broker.url, id: "old-gw" });
 

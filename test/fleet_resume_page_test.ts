@@ -6,7 +6,6 @@
  * that grants the console's key no `operate` scope gets a disabled button saying why.
  */
 import assert from "node:assert/strict";
-import { publishDevice } from "../src/update/mod.ts";
 import { generateKey } from "../src/update/keys.ts";
 import { launchBrowser, type TestBrowser } from "./helpers/browser.ts";
 import { type FakeGateway, startFakeGateway } from "./helpers/fake_gateway.ts";
@@ -15,7 +14,12 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import { OtaDevice } from "./helpers/ota_device.ts";
 import { waitFor } from "./helpers/ports.ts";
-import { deviceUpdateYaml, idleGatewayChannel, writeDeviceTokens } from "./helpers/device_site.ts";
+import {
+  deviceUpdateYaml,
+  idleGatewayChannel,
+  publishDeviceFirmware,
+  writeDeviceTokens,
+} from "./helpers/device_site.ts";
 import { type ChannelServer, channelServer } from "./helpers/update.ts";
 
 const CLASS = "esp32-boiler-v3";
@@ -72,15 +76,13 @@ ${
         }),
       );
     }
-    await Deno.writeFile(`${dir}/fw.bin`, crypto.getRandomValues(new Uint8Array(30_000)));
-    await publishDevice({
+    await publishDeviceFirmware({
+      dir,
       channel,
-      artifact: `${dir}/fw.bin`,
-      name: CLASS,
-      version: "1.1.0",
-      classes: [CLASS],
-      keys: [],
       rootDir: release,
+      cls: CLASS,
+      version: "1.1.0",
+      bytes: 30_000,
     });
     // A gateway whose rollout stopped too, but that grants this console's key read only.
     const zero = { unknown: 0, current: 0, waiting: 1, offered: 0, downloading: 0 };

@@ -1,6 +1,6 @@
 // The release side of a gateway that manages device updates, for the device-update tests.
 import { createHash } from "node:crypto";
-import { initRelease, publish } from "../../src/update/mod.ts";
+import { initRelease, publish, publishDevice } from "../../src/update/mod.ts";
 import { Slots } from "../../src/update/slots.ts";
 
 /**
@@ -79,4 +79,28 @@ devices:
   list:
 ${list.join("\n")}
 `;
+}
+
+/**
+ * Publishes `bytes` random bytes as device firmware `version` of class `cls` (its name too) to
+ * `channel`, signed with the release in `rootDir`; the image is kept as `dir/fw.bin`.
+ */
+export async function publishDeviceFirmware(o: {
+  dir: string;
+  channel: string;
+  rootDir: string;
+  cls: string;
+  version: string;
+  bytes: number;
+}): Promise<void> {
+  await Deno.writeFile(`${o.dir}/fw.bin`, crypto.getRandomValues(new Uint8Array(o.bytes)));
+  await publishDevice({
+    channel: o.channel,
+    artifact: `${o.dir}/fw.bin`,
+    name: o.cls,
+    version: o.version,
+    classes: [o.cls],
+    keys: [],
+    rootDir: o.rootDir,
+  });
 }
